@@ -1,0 +1,560 @@
+//! The configuration file (SPEC §2): serde types with the binding field names and defaults,
+//! and validation that reports every broken rule at once, each naming the field and value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: Listen,
+    pub switches: Vec<SwitchConfig>,
+    pub default_switch: u8,
+    pub options: Options,
+    pub monitor: Monitor,
+    pub export: Export,
+    pub users: Vec<User>,
+    pub access: Access,
+    pub bypass_limits: BypassLimits,
+    pub license: License,
+    pub admin: Admin,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: Listen::default(),
+            switches: Vec::new(),
+            default_switch: 1,
+            options: Options::default(),
+            monitor: Monitor::default(),
+            export: Export::default(),
+            users: Vec::new(),
+            access: Access::default(),
+            bypass_limits: BypassLimits::default(),
+            license: License::default(),
+            admin: Admin::default(),
+            state_dir: PathBuf::from("./state"),
+            log_dir: PathBuf::from("./log"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub address: IpAddr,
+    pub client_port: u16,
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen {
+            address: IpAddr::from([0, 0, 0, 0]),
+            client_port: 6000,
+        }
+    }
+}
+
+impl Listen {
+    /// The bypass port is always the client port + 500.
+    pub fn bypass_port(&self) -> u32 {
+        u32::from(self.client_port) + 500
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchType {
+    #[default]
+    Officeserv,
+    General,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    pub no: u8,
+    pub address: String,
+    #[serde(default = "default_switch_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: SwitchType,
+    #[serde(default)]
+    pub easyset_password: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_switch_port() -> u16 {
+    5002
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Ko,
+    De,
+    It,
+    Ru,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    pub auto_connect: bool,
+    pub notification_lines: u32,
+    pub call_plus: bool,
+    pub debug_log: bool,
+    pub language: Language,
+    pub recovery: Recovery,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            auto_connect: true,
+            notification_lines: 500,
+            call_plus: false,
+            debug_log: false,
+            language: Language::En,
+            recovery: Recovery::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recovery {
+    pub attempts: u32,
+    pub cycle_minutes: u32,
+}
+
+impl Default for Recovery {
+    fn default() -> Recovery {
+        Recovery {
+            attempts: 30,
+            cycle_minutes: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitor {
+    pub sw_port: Option<u16>,
+    pub su_port: Option<u16>,
+    pub password: Option<String>,
+}
+
+impl Default for Monitor {
+    fn default() -> Monitor {
+        Monitor {
+            sw_port: Some(6001),
+            su_port: Some(6002),
+            password: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    pub port: Option<u16>,
+    pub password_protected: bool,
+}
+
+impl Default for Export {
+    fn default() -> Export {
+        Export {
+            port: Some(6003),
+            password_protected: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub ip: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub info: String,
+    #[serde(default)]
+    pub switches: Vec<u8>,
+    #[serde(default)]
+    pub default_switch: Option<u8>,
+    #[serde(default)]
+    pub filtering: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Access {
+    pub allow_unregistered: bool,
+}
+
+impl Default for Access {
+    fn default() -> Access {
+        Access {
+            allow_unregistered: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BypassLimits {
+    pub acd: u32,
+    pub messenger: u32,
+    pub dataview: u32,
+    pub callpro: u32,
+    pub callsim: u32,
+    pub other: u32,
+}
+
+impl Default for BypassLimits {
+    fn default() -> BypassLimits {
+        BypassLimits {
+            acd: 1,
+            messenger: 8,
+            dataview: 1,
+            callpro: 8,
+            callsim: 8,
+            other: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct License {
+    pub issuer_keys: Vec<String>,
+    pub host_macs: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    pub address: IpAddr,
+    pub port: u16,
+    pub token: Option<String>,
+}
+
+impl Default for Admin {
+    fn default() -> Admin {
+        Admin {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            token: None,
+        }
+    }
+}
+
+/// One broken rule: the field (a path such as `switches[1].address`) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("the configuration file {path} breaks {} rule(s):\n{}", .errors.len(), render(.errors))]
+    Invalid {
+        path: PathBuf,
+        errors: Vec<ConfigError>,
+    },
+}
+
+fn render(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads, parses and validates a file; nothing partial is ever returned.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Config::parse(&text).map_err(|message| LoadError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
+        config.validate().map_err(|errors| LoadError::Invalid {
+            path: path.to_owned(),
+            errors,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses YAML text (an empty document is the all-defaults configuration), unvalidated.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks every rule of SPEC §2 and returns all that are broken.
+    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: String| errors.push(ConfigError { field, message });
+
+        let client = self.listen.client_port;
+        if !(1025..=65035).contains(&client) {
+            err(
+                "listen.client_port".into(),
+                format!("{client} is out of range: use 1025..=65035 (the bypass port, client_port + 500, must fit)"),
+            );
+        }
+
+        let mut numbers: BTreeMap<u8, usize> = BTreeMap::new();
+        let mut addresses: BTreeMap<String, u8> = BTreeMap::new();
+        for (i, sw) in self.switches.iter().enumerate() {
+            let at = format!("switches[{i}]");
+            if !(1..=8).contains(&sw.no) {
+                err(
+                    format!("{at}.no"),
+                    format!("{} is out of range: use 1..=8", sw.no),
+                );
+            } else if let Some(first) = numbers.insert(sw.no, i) {
+                err(
+                    format!("{at}.no"),
+                    format!(
+                        "switch number {} is already used by switches[{first}]",
+                        sw.no
+                    ),
+                );
+            }
+            let address = sw.address.trim();
+            if address.is_empty() {
+                err(
+                    format!("{at}.address"),
+                    "is empty: give the switch's IP address or host name".into(),
+                );
+            } else if let Some(other) = addresses.get(&address.to_ascii_lowercase()) {
+                err(
+                    format!("{at}.address"),
+                    format!("{address}: address already assigned to switch {other}"),
+                );
+            } else {
+                addresses.insert(address.to_ascii_lowercase(), sw.no);
+            }
+            if sw.port == 0 {
+                err(
+                    format!("{at}.port"),
+                    "0 is out of range: use 1..=65535".into(),
+                );
+            }
+            if sw.name.len() > 255 {
+                err(
+                    format!("{at}.name"),
+                    format!("is {} bytes long: at most 255", sw.name.len()),
+                );
+            }
+            if sw.easyset_password.len() > 255 {
+                err(
+                    format!("{at}.easyset_password"),
+                    format!("is {} bytes long: at most 255", sw.easyset_password.len()),
+                );
+            }
+        }
+        let exists = |no: u8| self.switches.iter().any(|s| s.no == no);
+        if !self.switches.is_empty() && !exists(self.default_switch) {
+            err(
+                "default_switch".into(),
+                format!("{} is not a configured switch", self.default_switch),
+            );
+        }
+
+        let o = &self.options;
+        if !(100..=9999).contains(&o.notification_lines) {
+            err(
+                "options.notification_lines".into(),
+                format!("{} is out of range: use 100..=9999", o.notification_lines),
+            );
+        }
+        if !(1..=999).contains(&o.recovery.attempts) {
+            err(
+                "options.recovery.attempts".into(),
+                format!("{} is out of range: use 1..=999", o.recovery.attempts),
+            );
+        }
+        if !(1..=60).contains(&o.recovery.cycle_minutes) {
+            err(
+                "options.recovery.cycle_minutes".into(),
+                format!("{} is out of range: use 1..=60", o.recovery.cycle_minutes),
+            );
+        }
+
+        // Listening ports: each in range and no two equal.
+        let mut ports: Vec<(&str, u32)> = vec![("listen.client_port", u32::from(client))];
+        ports.push((
+            "listen.client_port + 500 (bypass port)",
+            self.listen.bypass_port(),
+        ));
+        for (field, port) in [
+            ("monitor.sw_port", self.monitor.sw_port),
+            ("monitor.su_port", self.monitor.su_port),
+            ("export.port", self.export.port),
+            ("admin.port", Some(self.admin.port)),
+        ] {
+            match port {
+                Some(0) => err(field.into(), "0 is out of range: use 1..=65535".into()),
+                Some(p) => ports.push((field, u32::from(p))),
+                None => {}
+            }
+        }
+        for (i, (field, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                err(
+                    (*field).into(),
+                    format!("port {port} is already used by {other}"),
+                );
+            }
+        }
+
+        let mut ips: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let at = format!("users[{i}]");
+            match user.ip.trim().parse::<IpAddr>() {
+                Err(_) => err(
+                    format!("{at}.ip"),
+                    format!("{:?} is not a valid IP address", user.ip),
+                ),
+                Ok(ip) => {
+                    if let Some(first) = ips.insert(ip, i) {
+                        err(
+                            format!("{at}.ip"),
+                            format!("{ip} is already registered by users[{first}]"),
+                        );
+                    }
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for no in &user.switches {
+                if !exists(*no) {
+                    err(
+                        format!("{at}.switches"),
+                        format!("switch {no} is not configured"),
+                    );
+                } else if !seen.insert(*no) {
+                    err(
+                        format!("{at}.switches"),
+                        format!("switch {no} is listed twice"),
+                    );
+                }
+            }
+            if let Some(d) = user.default_switch {
+                if !exists(d) {
+                    err(
+                        format!("{at}.default_switch"),
+                        format!("switch {d} is not configured"),
+                    );
+                } else if !user.switches.is_empty() && !user.switches.contains(&d) {
+                    err(
+                        format!("{at}.default_switch"),
+                        format!("default switch {d} is not among the user's switches"),
+                    );
+                }
+            }
+        }
+
+        for (i, key) in self.license.issuer_keys.iter().enumerate() {
+            let ok = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                err(
+                    format!("license.issuer_keys[{i}]"),
+                    format!("{key:?} is not a 32-byte public key written as 64 hex digits"),
+                );
+            }
+        }
+        for (i, mac) in self.license.host_macs.iter().flatten().enumerate() {
+            if parse_mac(mac).is_none() {
+                err(
+                    format!("license.host_macs[{i}]"),
+                    format!("{mac:?} is not a MAC address like AA:BB:CC:DD:EE:FF"),
+                );
+            }
+        }
+
+        if !self.admin.address.is_loopback() && self.admin.token.as_deref().unwrap_or("").is_empty()
+        {
+            err(
+                "admin.token".into(),
+                format!(
+                    "is required because admin.address {} is not a loopback address",
+                    self.admin.address
+                ),
+            );
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn switch(&self, no: u8) -> Option<&SwitchConfig> {
+        self.switches.iter().find(|s| s.no == no)
+    }
+
+    pub fn user(&self, ip: IpAddr) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.ip.trim().parse::<IpAddr>().ok() == Some(ip))
+    }
+}
+
+/// Parses `AA:BB:CC:DD:EE:FF` (or with `-`).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}

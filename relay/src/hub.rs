@@ -1,0 +1,393 @@
+//! The relay's shared state: the configuration, one slot per switch number (its link when up
+//! and a read-mostly snapshot of the sessions it serves), the session registry, notifications.
+//!
+//! Admission and link transitions are serialized by one `membership` lock, so a session is
+//! either subscribed before a switch's loss is handled (and gets `W` or `X`) or admitted after
+//! it (and sees the switch down). The event path never takes that lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::clock::WallClock;
+use crate::config::Config;
+use crate::invoke::InvokeMap;
+use crate::net::Network;
+use crate::notify::{LossCause, Notice, Notices};
+use crate::outqueue::OutQueue;
+use crate::protocol::relay_result;
+use crate::protocol::{CloseReason, DeviceRef, IdentifyResult, LinkMsg, Port, Product, Str8};
+use crate::routing::served_switches;
+use crate::session_handle::{DeviceKey, NewSession, SessionHandle};
+use crate::stats::Stats;
+
+/// Limits and timings that are not part of the configuration file.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// Bytes a session may have queued and unwritten before it is closed as too slow.
+    pub session_queue_bytes: usize,
+    /// Bytes of requests queued for a switch before new ones are answered 0xE3.
+    pub switch_queue_bytes: usize,
+    /// Requests one session may have in flight before new ones are answered 0xE3.
+    pub max_in_flight: usize,
+    /// Devices one session may watch.
+    pub max_devices: usize,
+    pub identify_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub silence_limit: Duration,
+    pub attempt_timeout: Duration,
+    pub answer_timeout: Duration,
+    /// Delay before a lost or failed link is dialled again.
+    pub redial_delay: Duration,
+    /// Time a closing connection is given to take its last frame.
+    pub close_grace: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            session_queue_bytes: 4 << 20,
+            switch_queue_bytes: 1 << 20,
+            max_in_flight: 256,
+            max_devices: 1024,
+            identify_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(10),
+            silence_limit: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(30),
+            redial_delay: Duration::from_secs(5),
+            close_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the relay learned of a switch while opening its link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub model: Str8,
+    pub software: Str8,
+    pub mac: [u8; 6],
+    pub caps: u8,
+    pub stations: HashSet<Str8>,
+}
+
+/// An established switch link.
+#[derive(Debug)]
+pub struct LinkHandle {
+    pub no: u8,
+    pub info: LinkInfo,
+    /// Frames to the switch.
+    pub out: OutQueue,
+    pub invokes: Mutex<InvokeMap>,
+}
+
+impl LinkHandle {
+    pub fn invokes(&self) -> std::sync::MutexGuard<'_, InvokeMap> {
+        self.invokes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sessions served one switch, replaced whole when one comes or goes.
+#[derive(Debug, Default)]
+pub struct Subscribers {
+    pub list: Vec<Arc<SessionHandle>>,
+    pub any_filtering: bool,
+    pub any_p3: bool,
+    pub any_p2: bool,
+}
+
+impl Subscribers {
+    fn from_list(list: Vec<Arc<SessionHandle>>) -> Subscribers {
+        Subscribers {
+            any_filtering: list.iter().any(|s| s.filtering),
+            any_p3: list.iter().any(|s| s.is_p3()),
+            any_p2: list.iter().any(|s| !s.is_p3()),
+            list,
+        }
+    }
+}
+
+/// One switch number.
+#[derive(Debug)]
+pub struct SwitchSlot {
+    pub no: u8,
+    pub subscribers: ArcSwap<Subscribers>,
+    pub link: ArcSwapOption<LinkHandle>,
+}
+
+impl SwitchSlot {
+    pub fn is_up(&self) -> bool {
+        self.link.load().is_some()
+    }
+
+    /// The link, when up.
+    pub fn link_handle(&self) -> Option<Arc<LinkHandle>> {
+        self.link.load_full()
+    }
+}
+
+/// The relay's shared state.
+pub struct Hub {
+    pub config: ArcSwap<Config>,
+    pub slots: [SwitchSlot; 8],
+    membership: Mutex<()>,
+    sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
+    next_session: AtomicU64,
+    pub notices: Notices,
+    pub clock: Arc<dyn WallClock>,
+    pub tuning: Tuning,
+    pub net: Arc<dyn Network>,
+    pub stats: Stats,
+}
+
+/// A refused identify: the result and the served switches to report with it.
+pub type Refusal = (IdentifyResult, Vec<(u8, bool)>);
+
+impl Hub {
+    pub fn new(
+        config: Config,
+        net: Arc<dyn Network>,
+        clock: Arc<dyn WallClock>,
+        tuning: Tuning,
+    ) -> Hub {
+        let lines = config.options.notification_lines as usize;
+        Hub {
+            config: ArcSwap::from_pointee(config),
+            slots: std::array::from_fn(|i| SwitchSlot {
+                no: i as u8 + 1,
+                subscribers: ArcSwap::from_pointee(Subscribers::default()),
+                link: ArcSwapOption::empty(),
+            }),
+            membership: Mutex::new(()),
+            sessions: Mutex::new(BTreeMap::new()),
+            next_session: AtomicU64::new(1),
+            notices: Notices::new(lines, clock.clone()),
+            clock,
+            tuning,
+            net,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The slot of switch `no` (1..=8).
+    pub fn slot(&self, no: u8) -> Option<&SwitchSlot> {
+        self.slots.get(usize::from(no).checked_sub(1)?)
+    }
+
+    fn lock_membership(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<SessionHandle>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn any_switch_up(&self) -> bool {
+        self.slots.iter().any(SwitchSlot::is_up)
+    }
+
+    /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with
+    /// `i` already queued, before any event or `W` can reach it.
+    pub fn admit(
+        &self,
+        peer: SocketAddr,
+        port: Port,
+        identify: &LinkMsg,
+    ) -> Result<Arc<SessionHandle>, Refusal> {
+        let refuse = |r: IdentifyResult| Err((r, Vec::new()));
+        let LinkMsg::Identify {
+            protocol,
+            product,
+            app_name,
+            devices,
+        } = identify
+        else {
+            return refuse(IdentifyResult::Malformed);
+        };
+        if !matches!(protocol, 2 | 3) {
+            return refuse(IdentifyResult::Malformed);
+        }
+        let Some(product) = Product::from_byte(*product) else {
+            return refuse(IdentifyResult::Malformed);
+        };
+        if product.port() != port {
+            return refuse(IdentifyResult::WrongPort);
+        }
+        let config = self.config.load();
+        let user = config.user(peer.ip());
+        if user.is_none() && !config.access.allow_unregistered {
+            return refuse(IdentifyResult::AddressNotPermitted);
+        }
+
+        let _membership = self.lock_membership();
+        if !self.any_switch_up() {
+            return refuse(IdentifyResult::NotConnected);
+        }
+        let served = served_switches(&config, peer.ip(), *protocol);
+        let states: Vec<(u8, bool)> = served
+            .switches
+            .iter()
+            .map(|no| (*no, self.slot(*no).is_some_and(SwitchSlot::is_up)))
+            .collect();
+        if !states.iter().any(|(_, up)| *up) {
+            return Err((IdentifyResult::NoUsableSwitch, states));
+        }
+
+        let devices: BTreeSet<DeviceKey> = devices
+            .iter()
+            .filter_map(|DeviceRef { switch, device }| {
+                let switch = if *switch == 0 {
+                    served.default
+                } else {
+                    *switch
+                };
+                served
+                    .switches
+                    .contains(&switch)
+                    .then(|| (switch, device.clone()))
+            })
+            .take(self.tuning.max_devices)
+            .collect();
+        let session = SessionHandle::new(NewSession {
+            id: self.next_session.fetch_add(1, Ordering::Relaxed),
+            peer,
+            product,
+            protocol: *protocol,
+            app_name: app_name.clone(),
+            served: served.switches.clone(),
+            default_switch: served.default,
+            filtering: product.filterable() && user.is_some_and(|u| u.filtering),
+            connected_ms: self.clock.now_ms(),
+            devices,
+            queue_limit: self.tuning.session_queue_bytes,
+        })
+        .shared();
+        session.send_link(&LinkMsg::IdentifyResult {
+            result: IdentifyResult::Accepted as u8,
+            switches: states,
+        });
+        for no in &served.switches {
+            if let Some(slot) = self.slot(*no) {
+                slot.subscribers.rcu(|subs| {
+                    let mut list = subs.list.clone();
+                    list.push(session.clone());
+                    Subscribers::from_list(list)
+                });
+            }
+        }
+        self.registry().insert(session.id, session.clone());
+        self.stats.sessions_admitted.fetch_add(1, Ordering::Relaxed);
+        Ok(session)
+    }
+
+    /// Forgets a session that has ended.
+    pub fn remove_session(&self, session: &Arc<SessionHandle>) {
+        let _membership = self.lock_membership();
+        for no in &session.served {
+            if let Some(slot) = self.slot(*no) {
+                slot.subscribers.rcu(|subs| {
+                    Subscribers::from_list(
+                        subs.list
+                            .iter()
+                            .filter(|s| s.id != session.id)
+                            .cloned()
+                            .collect(),
+                    )
+                });
+            }
+        }
+        self.registry().remove(&session.id);
+    }
+
+    pub fn session(&self, id: u64) -> Option<Arc<SessionHandle>> {
+        self.registry().get(&id).cloned()
+    }
+
+    /// The sessions now admitted, by id.
+    pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
+        self.registry().values().cloned().collect()
+    }
+
+    /// A link finished opening: sessions served this switch are told it is up.
+    pub fn link_up(&self, link: Arc<LinkHandle>) {
+        let no = link.no;
+        let Some(slot) = self.slot(no) else { return };
+        {
+            let _membership = self.lock_membership();
+            slot.link.store(Some(link));
+            let up = LinkMsg::SwitchState {
+                switch: no,
+                up: true,
+            };
+            for session in &slot.subscribers.load().list {
+                session.send_link(&up);
+            }
+        }
+        let config = self.config.load();
+        let all_up = config
+            .switches
+            .iter()
+            .filter(|s| s.enabled)
+            .all(|s| self.slot(s.no).is_some_and(SwitchSlot::is_up));
+        if all_up {
+            self.notices.emit(Notice::AllServicesRunning);
+        }
+    }
+
+    /// A link was lost: requests in flight are answered 0xE0; sessions left with no switch up
+    /// are closed (`X` reason 1), the others get `W`; when no switch is up, every session is
+    /// closed.
+    pub fn link_lost(&self, no: u8, cause: LossCause) {
+        let Some(slot) = self.slot(no) else { return };
+        let _membership = self.lock_membership();
+        let Some(link) = slot.link.swap(None) else {
+            return;
+        };
+        for pending in link.invokes().drain() {
+            if let Some(session) = pending.session.upgrade() {
+                session.answer_pending(
+                    pending.code,
+                    pending.app_invoke,
+                    no,
+                    relay_result::NOT_CONNECTED,
+                );
+            }
+        }
+        self.notices
+            .emit(Notice::SwitchDisconnected { switch: no, cause });
+        let text = format!("switch {no} link lost");
+        if !self.any_switch_up() {
+            for session in self.registry().values() {
+                session.close(CloseReason::SwitchLost, &text);
+            }
+            return;
+        }
+        let down = LinkMsg::SwitchState {
+            switch: no,
+            up: false,
+        };
+        for session in &slot.subscribers.load().list {
+            let still_served = session
+                .served
+                .iter()
+                .any(|n| self.slot(*n).is_some_and(SwitchSlot::is_up));
+            if still_served {
+                session.send_link(&down);
+            } else {
+                session.close(CloseReason::SwitchLost, &text);
+            }
+        }
+    }
+
+    /// Closes every session with `X` reason 2 (the relay is stopping).
+    pub fn close_all_sessions(&self, text: &str) {
+        let _membership = self.lock_membership();
+        for session in self.registry().values() {
+            session.close(CloseReason::Shutdown, text);
+        }
+    }
+}

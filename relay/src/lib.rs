@@ -1,0 +1,38 @@
+//! The CTI link relay: holds the CTI links to up to eight switches and serves every CTI
+//! application on the LAN.
+//!
+//! Module map:
+//! - [`protocol`]: the wire protocol (framing, typed link messages, SWITCH byte), no I/O.
+//! - [`config`]: the configuration file, its defaults and every validation rule.
+//! - [`net`]: the seam to the network (real TCP, or a simulated network).
+//! - [`clock`]: the wall clock the relay is handed.
+//! - [`server`]: the running relay: listeners, switch supervisors, orderly stop.
+//! - [`hub`]: shared state, admission, consequences of a link going up or down.
+//! - [`routing`]: which switches a session is served.
+//! - [`switch_link`]: one switch link: open, station download, heartbeat, reading.
+//! - [`fanout`]: events to every session served the switch, encoded once per form.
+//! - [`invoke`]: INVOKE rewriting and the answer timeout.
+//! - [`session`]: one application connection; [`session_handle`]: what others see of it.
+//! - [`outqueue`]: bounded output queues and their coalescing writers.
+//! - [`notify`]: notifications; [`status`]: the status view; [`stats`]: counters.
+
+pub mod clock;
+pub mod config;
+pub mod fanout;
+pub mod hub;
+pub mod invoke;
+pub mod net;
+pub mod notify;
+pub mod outqueue;
+pub mod protocol;
+pub mod routing;
+pub mod server;
+pub mod session;
+pub mod session_handle;
+pub mod stats;
+pub mod status;
+pub mod switch_link;
+
+pub use config::Config;
+pub use hub::Tuning;
+pub use server::{Listeners, Relay, RelayParts};

@@ -1,0 +1,128 @@
+//! The `relay` command: run the relay, or check a configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use relay::clock::SystemClock;
+use relay::net::TcpNetwork;
+use relay::{Config, Listeners, Relay, RelayParts, Tuning};
+
+#[derive(Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "CTI link relay between key-phone switches and CTI applications"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay in the foreground until SIGINT or SIGTERM.
+    Run {
+        /// The configuration file (YAML).
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print every error in it.
+    Check {
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            init_tracing();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: valid ({} switch(es), {} user(s))",
+                path.display(),
+                config.switches.len(),
+                config.users.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn run(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    let net = Arc::new(TcpNetwork);
+    let listeners = Listeners::bind(net.as_ref(), &config).await?;
+    let relay = Relay::start(
+        RelayParts {
+            config,
+            net,
+            clock: Arc::new(SystemClock),
+            tuning: Tuning::default(),
+        },
+        listeners,
+    )
+    .context("cannot start the relay")?;
+    tracing::info!(
+        client = %relay.client_addr(),
+        bypass = %relay.bypass_addr(),
+        "listening"
+    );
+    stop_signal().await?;
+    tracing::info!("stop requested");
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! A bounded output queue and the task that drains it into a socket.
+//!
+//! Producers (the switch reader, a session's own reader) push shared [`Bytes`] and never wait:
+//! a push that would take the queue past its byte bound fails, the queue is marked overflowed,
+//! and its writer closes the connection. The writer takes everything queued at once and hands
+//! it to the socket with vectored writes, so a burst of frames costs one syscall, not one each.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Slices handed to one vectored write.
+const MAX_IOVECS: usize = 256;
+
+/// How the queue ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Write what is queued, then `last`, then close.
+    Drain { last: Option<Bytes> },
+    /// Drop what is queued (the peer is too slow for it), write `last`, then close.
+    Discard { last: Option<Bytes> },
+}
+
+/// A push refused because the queue is over its bound or already ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// This push overflowed the queue: it is now ending and the caller should report why.
+    Overflowed,
+    /// The queue had already ended; the frame was dropped.
+    Closed,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    ending: Option<Ending>,
+}
+
+pub struct OutQueue {
+    state: Mutex<State>,
+    wake: Notify,
+    limit: usize,
+    /// Written (after the backlog is dropped) when a push overflows the queue.
+    overflow_frame: Option<Bytes>,
+}
+
+impl OutQueue {
+    /// A queue holding at most `limit` bytes not yet written.
+    pub fn new(limit: usize) -> OutQueue {
+        OutQueue {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            limit,
+            overflow_frame: None,
+        }
+    }
+
+    /// Sets the frame written when the queue overflows (e.g. `X` reason 3).
+    pub fn with_overflow_frame(mut self, frame: Bytes) -> OutQueue {
+        self.overflow_frame = Some(frame);
+        self
+    }
+
+    /// Queues `frame` only if it fits, without ending the queue when it does not.
+    pub fn offer(&self, frame: Bytes) -> bool {
+        let mut st = self.lock();
+        if st.ending.is_some() || st.bytes + frame.len() > self.limit {
+            return false;
+        }
+        let was_empty = st.frames.is_empty();
+        st.bytes += frame.len();
+        st.frames.push_back(frame);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state inconsistent (every update is
+        // a single push or take), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `frame` (one or more whole frames).
+    pub fn push(&self, frame: Bytes) -> Result<(), PushError> {
+        let mut st = self.lock();
+        if st.ending.is_some() {
+            return Err(PushError::Closed);
+        }
+        if st.bytes + frame.len() > self.limit {
+            st.frames.clear();
+            st.bytes = 0;
+            st.ending = Some(Ending::Discard {
+                last: self.overflow_frame.clone(),
+            });
+            drop(st);
+            self.wake.notify_one();
+            return Err(PushError::Overflowed);
+        }
+        let was_empty = st.frames.is_empty();
+        st.bytes += frame.len();
+        st.frames.push_back(frame);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Ends the queue; the first ending wins. Returns whether this call ended it.
+    pub fn end(&self, ending: Ending) -> bool {
+        let mut st = self.lock();
+        if st.ending.is_some() {
+            return false;
+        }
+        if let Ending::Discard { .. } = ending {
+            st.frames.clear();
+            st.bytes = 0;
+        }
+        st.ending = Some(ending);
+        drop(st);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Whether the queue has been told to end (or overflowed).
+    pub fn is_ending(&self) -> bool {
+        self.lock().ending.is_some()
+    }
+
+    /// Whether the queue ended by overflowing.
+    pub fn overflowed(&self) -> bool {
+        matches!(self.lock().ending, Some(Ending::Discard { .. }))
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Moves everything queued into `into`; returns the final frame once ending with nothing
+    /// left to write.
+    fn take(&self, into: &mut VecDeque<Bytes>) -> Taken {
+        let mut st = self.lock();
+        if !st.frames.is_empty() {
+            std::mem::swap(&mut st.frames, into);
+            st.bytes = 0;
+            return Taken::Frames;
+        }
+        match &mut st.ending {
+            None => Taken::Nothing,
+            Some(Ending::Drain { last } | Ending::Discard { last }) => Taken::End(last.take()),
+        }
+    }
+}
+
+enum Taken {
+    Frames,
+    Nothing,
+    End(Option<Bytes>),
+}
+
+/// Why a writer stopped.
+#[derive(Debug)]
+pub enum WriterEnd {
+    /// The queue ended and its last frame was written (or there was none).
+    Ended,
+    /// The socket failed or the final frame could not be written in time.
+    Io(io::Error),
+}
+
+/// Drains `queue` into `writer` until the queue ends or the socket fails. The final frame of
+/// an ending is given `last_frame_timeout` to be written, since the peer may not be reading.
+pub async fn run_writer<W: AsyncWrite + Unpin>(
+    queue: &OutQueue,
+    writer: &mut W,
+    last_frame_timeout: Duration,
+) -> WriterEnd {
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    loop {
+        match queue.take(&mut batch) {
+            Taken::Frames => {
+                if let Err(e) = write_all_vectored(writer, &mut batch).await {
+                    return WriterEnd::Io(e);
+                }
+                if let Err(e) = writer.flush().await {
+                    return WriterEnd::Io(e);
+                }
+            }
+            Taken::Nothing => queue.wake.notified().await,
+            Taken::End(last) => {
+                let finish = async {
+                    if let Some(last) = last {
+                        writer.write_all(&last).await?;
+                    }
+                    writer.flush().await?;
+                    writer.shutdown().await
+                };
+                return match tokio::time::timeout(last_frame_timeout, finish).await {
+                    Ok(Ok(())) => WriterEnd::Ended,
+                    Ok(Err(e)) => WriterEnd::Io(e),
+                    Err(_) => WriterEnd::Io(io::ErrorKind::TimedOut.into()),
+                };
+            }
+        }
+    }
+}
+
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    batch: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
+    while !batch.is_empty() {
+        let n = {
+            let slices: Vec<IoSlice<'_>> = batch
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            writer.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = n;
+        while left > 0 {
+            let front = batch.front_mut().expect("wrote no more than was queued");
+            if front.len() <= left {
+                left -= front.len();
+                batch.pop_front();
+            } else {
+                front.advance(left);
+                left = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_everything_queued_in_order_then_the_last_frame() {
+        let q = OutQueue::new(1024);
+        q.push(Bytes::from_static(b"ab")).unwrap();
+        q.push(Bytes::from_static(b"cd")).unwrap();
+        q.end(Ending::Drain {
+            last: Some(Bytes::from_static(b"X")),
+        });
+        let mut out = Vec::new();
+        let end = run_writer(&q, &mut out, Duration::from_secs(1)).await;
+        assert!(matches!(end, WriterEnd::Ended));
+        assert_eq!(out, b"abcdX");
+    }
+
+    #[tokio::test]
+    async fn overflow_discards_the_backlog_and_refuses_later_pushes() {
+        let q = OutQueue::new(4).with_overflow_frame(Bytes::from_static(b"X3"));
+        q.push(Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(
+            q.push(Bytes::from_static(b"de")),
+            Err(PushError::Overflowed)
+        );
+        assert_eq!(q.push(Bytes::from_static(b"f")), Err(PushError::Closed));
+        assert!(q.overflowed());
+        assert!(
+            !q.end(Ending::Drain { last: None }),
+            "the overflow already ended it"
+        );
+        let mut out = Vec::new();
+        run_writer(&q, &mut out, Duration::from_secs(1)).await;
+        assert_eq!(out, b"X3");
+    }
+
+    #[tokio::test]
+    async fn the_first_ending_wins() {
+        let q = OutQueue::new(16);
+        assert!(q.end(Ending::Drain {
+            last: Some(Bytes::from_static(b"1"))
+        }));
+        assert!(!q.end(Ending::Drain {
+            last: Some(Bytes::from_static(b"2"))
+        }));
+        let mut out = Vec::new();
+        run_writer(&q, &mut out, Duration::from_secs(1)).await;
+        assert_eq!(out, b"1");
+    }
+}

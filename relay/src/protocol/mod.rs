@@ -1,0 +1,21 @@
+//! The wire protocol shared by the relay, the switch simulator and the application simulators.
+//!
+//! - [`frame`]: LEN/KIND/CODE/INVOKE framing, checked before parsed; the per-connection reader.
+//! - [`link`]: typed link-control (`L`) messages of every link.
+//! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping.
+//! - [`product`]: application products and identify results.
+//! - [`text`]: the byte-exact `str8` field.
+//!
+//! Nothing here touches a socket.
+
+pub mod call;
+pub mod frame;
+pub mod link;
+pub mod product;
+pub mod text;
+
+pub use call::{relay_result, CallMsg};
+pub use frame::{Frame, FrameError, FrameReader, Kind, NO_INVOKE};
+pub use link::{DeviceRef, LinkMsg, Station, StationKind};
+pub use product::{CloseReason, IdentifyResult, Port, Product};
+pub use text::Str8;

@@ -1,0 +1,189 @@
+//! Application products, the port each belongs on, identify results and close reasons.
+
+use std::fmt;
+
+/// The two application ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Port {
+    /// The licensed client port (default 6000).
+    Licensed,
+    /// The bypass port (client port + 500).
+    Bypass,
+}
+
+/// Every product an application can identify as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Product {
+    Call,
+    CallPlus,
+    Operator,
+    OpenTsp,
+    EasySet,
+    DataView,
+    News,
+    Acd,
+    Messenger,
+    BypassDataView,
+    CallPro,
+    CallSim,
+    OtherServer,
+}
+
+impl Product {
+    pub const ALL: [Product; 13] = [
+        Product::Call,
+        Product::CallPlus,
+        Product::Operator,
+        Product::OpenTsp,
+        Product::EasySet,
+        Product::DataView,
+        Product::News,
+        Product::Acd,
+        Product::Messenger,
+        Product::BypassDataView,
+        Product::CallPro,
+        Product::CallSim,
+        Product::OtherServer,
+    ];
+
+    pub fn from_byte(b: u8) -> Option<Product> {
+        Product::ALL.into_iter().find(|p| p.byte() == b)
+    }
+
+    pub const fn byte(self) -> u8 {
+        match self {
+            Product::Call => 1,
+            Product::CallPlus => 2,
+            Product::Operator => 3,
+            Product::OpenTsp => 4,
+            Product::EasySet => 5,
+            Product::DataView => 6,
+            Product::News => 7,
+            Product::Acd => 0x41,
+            Product::Messenger => 0x42,
+            Product::BypassDataView => 0x43,
+            Product::CallPro => 0x44,
+            Product::CallSim => 0x45,
+            Product::OtherServer => 0x4F,
+        }
+    }
+
+    pub const fn port(self) -> Port {
+        if self.byte() < 0x40 {
+            Port::Licensed
+        } else {
+            Port::Bypass
+        }
+    }
+
+    /// Call and CallPlus sessions honour the user's filtering mode.
+    pub const fn filterable(self) -> bool {
+        matches!(self, Product::Call | Product::CallPlus)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Product::Call => "Call",
+            Product::CallPlus => "CallPlus",
+            Product::Operator => "Operator",
+            Product::OpenTsp => "OpenTSP",
+            Product::EasySet => "EasySet",
+            Product::DataView => "DataView",
+            Product::News => "News",
+            Product::Acd => "ACD",
+            Product::Messenger => "Messenger",
+            Product::BypassDataView => "DataView (bypass)",
+            Product::CallPro => "CallPro",
+            Product::CallSim => "CallSim",
+            Product::OtherServer => "Other server",
+        }
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identify results (`i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdentifyResult {
+    Accepted = 0,
+    NotLicensed = 1,
+    CountUsedUp = 2,
+    TrialExpired = 3,
+    AccessLimit = 4,
+    AddressNotPermitted = 5,
+    NoUsableSwitch = 6,
+    WrongPort = 7,
+    Malformed = 8,
+    SingleUseActive = 9,
+    NotConnected = 10,
+}
+
+impl IdentifyResult {
+    pub fn from_byte(b: u8) -> Option<IdentifyResult> {
+        use IdentifyResult::*;
+        [
+            Accepted,
+            NotLicensed,
+            CountUsedUp,
+            TrialExpired,
+            AccessLimit,
+            AddressNotPermitted,
+            NoUsableSwitch,
+            WrongPort,
+            Malformed,
+            SingleUseActive,
+            NotConnected,
+        ]
+        .into_iter()
+        .find(|r| *r as u8 == b)
+    }
+
+    pub const fn describe(self) -> &'static str {
+        match self {
+            IdentifyResult::Accepted => "accepted",
+            IdentifyResult::NotLicensed => "product not licensed",
+            IdentifyResult::CountUsedUp => "licence count for the product used up",
+            IdentifyResult::TrialExpired => "trial period expired",
+            IdentifyResult::AccessLimit => "simultaneous access limit reached",
+            IdentifyResult::AddressNotPermitted => "not permitted from this address",
+            IdentifyResult::NoUsableSwitch => "none of the session's switches is up",
+            IdentifyResult::WrongPort => "product does not belong on this port",
+            IdentifyResult::Malformed => "malformed identify",
+            IdentifyResult::SingleUseActive => "single-use product already active on that switch",
+            IdentifyResult::NotConnected => "the relay is not connected to any switch yet",
+        }
+    }
+}
+
+/// Reasons carried by `X`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    SwitchLost = 1,
+    Shutdown = 2,
+    TooSlow = 3,
+    ProtocolError = 4,
+    LicenceChanged = 5,
+    IdleTimeout = 6,
+    Administrator = 7,
+}
+
+impl CloseReason {
+    pub fn from_byte(b: u8) -> Option<CloseReason> {
+        use CloseReason::*;
+        [
+            SwitchLost,
+            Shutdown,
+            TooSlow,
+            ProtocolError,
+            LicenceChanged,
+            IdleTimeout,
+            Administrator,
+        ]
+        .into_iter()
+        .find(|r| *r as u8 == b)
+    }
+}

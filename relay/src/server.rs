@@ -1,0 +1,158 @@
+//! The running relay: listeners for the client and bypass ports, one supervisor per switch,
+//! and an orderly stop that tells every session first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info_span, warn, Instrument};
+
+use crate::clock::WallClock;
+use crate::config::Config;
+use crate::hub::{Hub, Tuning};
+use crate::net::{Listener, Network};
+use crate::notify::Notice;
+use crate::protocol::Port;
+use crate::session;
+use crate::status::Status;
+use crate::switch_link;
+
+/// Everything a relay is made from.
+pub struct RelayParts {
+    pub config: Config,
+    pub net: Arc<dyn Network>,
+    pub clock: Arc<dyn WallClock>,
+    pub tuning: Tuning,
+}
+
+/// Where the relay listens.
+pub struct Listeners {
+    pub client: Box<dyn Listener>,
+    pub bypass: Box<dyn Listener>,
+}
+
+impl Listeners {
+    /// Binds the client port and the bypass port (client + 500) of the configuration.
+    pub async fn bind(net: &dyn Network, config: &Config) -> anyhow::Result<Listeners> {
+        use anyhow::Context;
+        let ip = config.listen.address;
+        let client_port = config.listen.client_port;
+        let bypass_port = u16::try_from(config.listen.bypass_port())
+            .context("the bypass port (client_port + 500) is over 65535")?;
+        let client = net
+            .bind(SocketAddr::new(ip, client_port))
+            .await
+            .with_context(|| format!("cannot listen on the client port {ip}:{client_port}"))?;
+        let bypass = net
+            .bind(SocketAddr::new(ip, bypass_port))
+            .await
+            .with_context(|| format!("cannot listen on the bypass port {ip}:{bypass_port}"))?;
+        Ok(Listeners { client, bypass })
+    }
+}
+
+/// A relay that is running; dropping it does not stop it, [`Relay::shutdown`] does.
+pub struct Relay {
+    hub: Arc<Hub>,
+    client_addr: SocketAddr,
+    bypass_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Relay {
+    /// Starts serving on `listeners` and, when `auto_connect` is on, dials the switches.
+    pub fn start(parts: RelayParts, listeners: Listeners) -> std::io::Result<Relay> {
+        let client_addr = listeners.client.local_addr()?;
+        let bypass_addr = listeners.bypass.local_addr()?;
+        let hub = Arc::new(Hub::new(parts.config, parts.net, parts.clock, parts.tuning));
+        hub.notices.emit(Notice::RelayStarted {
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        let relay = Relay {
+            hub,
+            client_addr,
+            bypass_addr,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        relay.accept(listeners.client, Port::Licensed);
+        relay.accept(listeners.bypass, Port::Bypass);
+        if relay.hub.config.load().options.auto_connect {
+            relay.connect_all();
+        }
+        Ok(relay)
+    }
+
+    fn accept(&self, mut listener: Box<dyn Listener>, port: Port) {
+        let hub = self.hub.clone();
+        let stop = self.stop.clone();
+        let tasks = self.tasks.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop.cancelled() => return,
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let hub = hub.clone();
+                        tasks.spawn(session::serve(hub, stream, peer, port));
+                    }
+                    Err(e) => {
+                        // Out of descriptors or a reset during the handshake: the listener
+                        // itself is fine, so back off briefly and keep accepting.
+                        warn!(error = %e, ?port, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Dials every enabled switch (each kept connected by its own supervisor).
+    pub fn connect_all(&self) {
+        for sw in self.hub.config.load().switches.iter().filter(|s| s.enabled) {
+            let no = sw.no;
+            self.tasks.spawn(
+                switch_link::supervise(self.hub.clone(), no, self.stop.child_token())
+                    .instrument(info_span!("switch", no)),
+            );
+        }
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    pub fn bypass_addr(&self) -> SocketAddr {
+        self.bypass_addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn status(&self) -> Status {
+        Status::of(&self.hub)
+    }
+
+    /// Stops: every session gets `X` reason 2 first, then the links and listeners close.
+    /// Returns when every task has finished.
+    pub async fn shutdown(self) {
+        self.hub.notices.emit(Notice::RelayStopping);
+        self.hub.close_all_sessions("the relay is shutting down");
+        // Sessions finish writing on their own; links and listeners stop now.
+        self.stop.cancel();
+        self.tasks.close();
+        let grace = self.hub.tuning.close_grace + Duration::from_secs(1);
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some connections did not finish within the grace period");
+        }
+    }
+}

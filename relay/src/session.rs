@@ -1,0 +1,362 @@
+//! One application connection: identify within the deadline, admission, then requests in and
+//! everything else out through the session's queue, until either side ends it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
+use tokio::time::Instant;
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::hub::{Hub, SwitchSlot};
+use crate::invoke::Pending;
+use crate::net::BoxStream;
+use crate::notify::Notice;
+use crate::outqueue::{run_writer, WriterEnd};
+use crate::protocol::call::{put_rewritten, switch_byte, CALL_PLUS_CODE};
+use crate::protocol::link::caps;
+use crate::protocol::{
+    relay_result, CloseReason, Frame, FrameReader, Kind, LinkMsg, Port, NO_INVOKE,
+};
+use crate::session_handle::{close_frame, SessionHandle};
+
+/// Serves one accepted connection to its end.
+pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: Port) {
+    let mut reader = FrameReader::with_capacity(4096);
+    let identify = match read_identify(&hub, &mut stream, &mut reader).await {
+        Ok(msg) => msg,
+        Err(Unidentified::Malformed(why)) => {
+            debug!(%peer, why, "identify refused as malformed");
+            refuse(
+                &hub,
+                stream,
+                crate::protocol::IdentifyResult::Malformed,
+                Vec::new(),
+            )
+            .await;
+            return;
+        }
+        Err(Unidentified::Timeout) => {
+            debug!(%peer, "no identify within the deadline");
+            let frame = close_frame(CloseReason::IdleTimeout, "identify not received in time");
+            let _ = tokio::time::timeout(hub.tuning.close_grace, stream.write_all(&frame)).await;
+            return;
+        }
+        Err(Unidentified::Gone) => return,
+    };
+    let session = match hub.admit(peer, port, &identify) {
+        Ok(session) => session,
+        Err((result, switches)) => {
+            debug!(%peer, ?result, "identify refused");
+            refuse(&hub, stream, result, switches).await;
+            return;
+        }
+    };
+    let span = info_span!("session", id = session.id, %peer, product = %session.product);
+    run(hub, session, stream, reader).instrument(span).await;
+}
+
+enum Unidentified {
+    Malformed(String),
+    Timeout,
+    Gone,
+}
+
+async fn read_identify(
+    hub: &Hub,
+    stream: &mut BoxStream,
+    reader: &mut FrameReader,
+) -> Result<LinkMsg, Unidentified> {
+    let deadline = Instant::now() + hub.tuning.identify_timeout;
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                if frame.kind() != Kind::Link || frame.code() != b'I' {
+                    return Err(Unidentified::Malformed(format!(
+                        "first frame is {frame:?}, not identify"
+                    )));
+                }
+                return LinkMsg::decode(&frame).map_err(|e| Unidentified::Malformed(e.to_string()));
+            }
+            Ok(None) => {}
+            // Not a frame at all: the stream cannot be trusted with an answer.
+            Err(e) => {
+                hub.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                debug!(error = %e, "protocol error before identify");
+                return Err(Unidentified::Gone);
+            }
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(reader.buffer_mut())).await {
+            Err(_) => return Err(Unidentified::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(Unidentified::Gone),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn refuse(
+    hub: &Hub,
+    mut stream: BoxStream,
+    result: crate::protocol::IdentifyResult,
+    switches: Vec<(u8, bool)>,
+) {
+    hub.stats.sessions_refused.fetch_add(1, Ordering::Relaxed);
+    let frame = LinkMsg::IdentifyResult {
+        result: result as u8,
+        switches,
+    }
+    .encode()
+    .expect("at most 8 switches");
+    let _ = tokio::time::timeout(hub.tuning.close_grace, async {
+        stream.write_all(&frame).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Why the reading side of a session stopped.
+enum Stop {
+    /// The peer closed or the socket failed.
+    PeerGone,
+    /// The relay ended the session (its queue ended and the writer finished).
+    WriterDone,
+}
+
+async fn run(
+    hub: Arc<Hub>,
+    session: Arc<SessionHandle>,
+    stream: BoxStream,
+    mut reader: FrameReader,
+) {
+    info!(
+        switches = ?session.served,
+        protocol = session.protocol,
+        app = %session.app_name,
+        "session admitted"
+    );
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let writer_session = session.clone();
+    let grace = hub.tuning.close_grace;
+    let mut writer = tokio::spawn(
+        async move { run_writer(&writer_session.out, &mut wr, grace).await }.in_current_span(),
+    );
+
+    let stop = read_loop(&hub, &session, &mut rd, &mut reader, &mut writer).await;
+    if let Stop::PeerGone = stop {
+        // Nobody to write to; stop the writer now rather than after the grace period.
+        writer.abort();
+    } else if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    if session.out.overflowed() {
+        hub.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
+        hub.notices.emit(Notice::SessionTooSlow {
+            peer: session.peer,
+            product: session.product,
+        });
+    }
+    hub.remove_session(&session);
+    info!("session ended");
+}
+
+async fn read_loop(
+    hub: &Hub,
+    session: &Arc<SessionHandle>,
+    rd: &mut ReadHalf<BoxStream>,
+    reader: &mut FrameReader,
+    writer: &mut tokio::task::JoinHandle<WriterEnd>,
+) -> Stop {
+    let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
+    let mut last_rx = Instant::now();
+    let mut last_heartbeat = last_rx;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        loop {
+            match reader.next_frame() {
+                Ok(Some(frame)) => {
+                    last_rx = Instant::now();
+                    if let Err(why) = handle_frame(hub, session, &frame) {
+                        protocol_error(hub, session, &why);
+                        return wait_writer(writer).await;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    protocol_error(hub, session, &e.to_string());
+                    return wait_writer(writer).await;
+                }
+            }
+        }
+        tokio::select! {
+            read = rd.read_buf(reader.buffer_mut()) => match read {
+                Ok(0) | Err(_) => return Stop::PeerGone,
+                Ok(_) => {}
+            },
+            _ = &mut *writer => return Stop::WriterDone,
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now.duration_since(last_rx) >= hub.tuning.silence_limit {
+                    session.close(CloseReason::IdleTimeout, "nothing received for 30 s");
+                    return wait_writer(writer).await;
+                }
+                if now.duration_since(last_rx.max(last_heartbeat)) >= hub.tuning.heartbeat_interval {
+                    last_heartbeat = now;
+                    let _ = session.send(heartbeat.clone());
+                }
+            }
+        }
+    }
+}
+
+async fn wait_writer(writer: &mut tokio::task::JoinHandle<WriterEnd>) -> Stop {
+    let _ = (&mut *writer).await;
+    Stop::WriterDone
+}
+
+fn protocol_error(hub: &Hub, session: &SessionHandle, why: &str) {
+    hub.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    debug!(why, "protocol error");
+    session.close(CloseReason::ProtocolError, why);
+}
+
+/// Handles one frame from the application; `Err` is a protocol error that ends the session.
+fn handle_frame(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), String> {
+    match frame.kind() {
+        Kind::Request => request(hub, session, frame),
+        Kind::Link => match LinkMsg::decode(frame).map_err(|e| e.to_string())? {
+            LinkMsg::Heartbeat => {
+                session.send_link(&LinkMsg::HeartbeatReply);
+                Ok(())
+            }
+            LinkMsg::HeartbeatReply => Ok(()),
+            LinkMsg::Device {
+                add,
+                switch,
+                device,
+            } => {
+                let ok = change_device(hub, session, add, switch, device);
+                session.send_link(&LinkMsg::DeviceResult {
+                    result: u8::from(!ok),
+                });
+                Ok(())
+            }
+            other => Err(format!(
+                "unexpected link-control '{}' from an application",
+                other.code().escape_ascii()
+            )),
+        },
+        other => Err(format!("an application must not send {other:?} frames")),
+    }
+}
+
+fn change_device(
+    hub: &Hub,
+    session: &SessionHandle,
+    add: bool,
+    switch: u8,
+    device: crate::protocol::Str8,
+) -> bool {
+    let switch = if switch == 0 {
+        session.default_switch
+    } else {
+        switch
+    };
+    if !session.serves(switch) || device.is_empty() {
+        return false;
+    }
+    let current = session.devices.load();
+    let key = (switch, device);
+    if add {
+        if current.contains(&key) {
+            return true;
+        }
+        if current.len() >= hub.tuning.max_devices {
+            return false;
+        }
+        // A device the switch does not have is refused while its station table is known.
+        if let Some(link) = hub.slot(switch).and_then(|s| s.link.load_full()) {
+            if !link.info.stations.is_empty() && !link.info.stations.contains(&key.1) {
+                return false;
+            }
+        }
+        let mut next: BTreeSet<_> = (**current).clone();
+        next.insert(key);
+        session.devices.store(Arc::new(next));
+        true
+    } else {
+        if !current.contains(&key) {
+            return false;
+        }
+        let mut next: BTreeSet<_> = (**current).clone();
+        next.remove(&key);
+        session.devices.store(Arc::new(next));
+        true
+    }
+}
+
+/// Forwards a request to its switch with a link-unique INVOKE, or answers it here.
+fn request(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), String> {
+    let app_invoke = frame.invoke();
+    if app_invoke == NO_INVOKE {
+        return Err("a request must not use INVOKE 0xFFFF".into());
+    }
+    let code = frame.code();
+    let switch = if session.is_p3() {
+        switch_byte(frame).map_err(|e| e.to_string())?
+    } else {
+        session.default_switch
+    };
+    let answer_here = |result: u8| {
+        hub.stats.relay_answers.fetch_add(1, Ordering::Relaxed);
+        session.answer(code, app_invoke, switch, result);
+        Ok(())
+    };
+    if !session.serves(switch) {
+        return answer_here(relay_result::NOT_SERVED);
+    }
+    let Some(link) = hub.slot(switch).and_then(SwitchSlot::link_handle) else {
+        return answer_here(relay_result::NOT_CONNECTED);
+    };
+    if code == CALL_PLUS_CODE
+        && !(hub.config.load().options.call_plus && link.info.caps & caps::CALL_PLUS != 0)
+    {
+        return answer_here(relay_result::CALL_PLUS_DISABLED);
+    }
+    if !session.start_request(hub.tuning.max_in_flight) {
+        return answer_here(relay_result::TOO_MANY_IN_FLIGHT);
+    }
+    let deadline = Instant::now() + hub.tuning.answer_timeout;
+    let pending = Pending {
+        session: Arc::downgrade(session),
+        app_invoke,
+        code,
+    };
+    let Some(link_invoke) = link.invokes().insert(pending, deadline) else {
+        session.finish_request();
+        return answer_here(relay_result::TOO_MANY_IN_FLIGHT);
+    };
+    let mut out = BytesMut::with_capacity(frame.as_bytes().len());
+    put_rewritten(&mut out, frame, link_invoke, session.is_p3());
+    if !link.out.offer(out.freeze()) {
+        // Either the link is going away (its loss answers what it holds, so answer here only
+        // if the request is still ours to answer), or the switch is not taking requests as
+        // fast as they come.
+        let result = if link.out.is_ending() {
+            relay_result::NOT_CONNECTED
+        } else {
+            relay_result::TOO_MANY_IN_FLIGHT
+        };
+        if link.invokes().take(link_invoke).is_some() {
+            session.finish_request();
+            return answer_here(result);
+        }
+        return Ok(());
+    }
+    hub.stats.requests_forwarded.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

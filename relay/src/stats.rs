@@ -1,0 +1,19 @@
+//! Counters of what the relay has done, read by status views and tests.
+
+use std::sync::atomic::AtomicU64;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sessions_admitted: AtomicU64,
+    pub sessions_refused: AtomicU64,
+    pub slow_closes: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    /// Events handed to session queues (events × receiving sessions).
+    pub deliveries: AtomicU64,
+    /// Events a protocol-3 session could not be given because the SWITCH byte did not fit.
+    pub oversize_events: AtomicU64,
+    pub requests_forwarded: AtomicU64,
+    pub relay_answers: AtomicU64,
+    /// Answers whose request had already timed out or whose session had gone.
+    pub late_answers: AtomicU64,
+}

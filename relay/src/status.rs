@@ -1,0 +1,86 @@
+//! A point-in-time view of the relay for operators and tests.
+
+use crate::hub::Hub;
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SwitchStatus {
+    pub no: u8,
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub enabled: bool,
+    pub up: bool,
+    pub model: Option<String>,
+    pub sessions: usize,
+    pub requests_in_flight: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SessionStatus {
+    pub id: u64,
+    pub address: String,
+    pub port: u16,
+    pub product: String,
+    pub protocol: u8,
+    pub switches: Vec<u8>,
+    /// As the status view shows it: `[Call: 2201 - SW(3)]`.
+    pub state: String,
+    pub connected_ms: u64,
+    pub queued_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub switches: Vec<SwitchStatus>,
+    pub switches_configured: usize,
+    pub switches_enabled: usize,
+    pub switches_connected: usize,
+    pub sessions: Vec<SessionStatus>,
+}
+
+impl Status {
+    pub fn of(hub: &Hub) -> Status {
+        let config = hub.config.load();
+        let switches: Vec<SwitchStatus> = config
+            .switches
+            .iter()
+            .map(|sw| {
+                let slot = hub.slot(sw.no);
+                let link = slot.and_then(|s| s.link_handle());
+                SwitchStatus {
+                    no: sw.no,
+                    name: sw.name.clone(),
+                    address: sw.address.clone(),
+                    port: sw.port,
+                    enabled: sw.enabled,
+                    up: link.is_some(),
+                    model: link.as_ref().map(|l| l.info.model.to_string()),
+                    sessions: slot.map_or(0, |s| s.subscribers.load().list.len()),
+                    requests_in_flight: link.as_ref().map_or(0, |l| l.invokes().len()),
+                }
+            })
+            .collect();
+        let sessions = hub
+            .sessions()
+            .iter()
+            .map(|s| SessionStatus {
+                id: s.id,
+                address: s.peer.ip().to_string(),
+                port: s.peer.port(),
+                product: s.product.to_string(),
+                protocol: s.protocol,
+                switches: s.served.clone(),
+                state: s.describe_devices(),
+                connected_ms: s.connected_ms,
+                queued_bytes: s.out.queued_bytes(),
+            })
+            .collect();
+        Status {
+            switches_configured: config.switches.len(),
+            switches_enabled: config.switches.iter().filter(|s| s.enabled).count(),
+            switches_connected: switches.iter().filter(|s| s.up).count(),
+            switches,
+            sessions,
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! One switch link: dial, open (`O`/`o`), station download (`C`/`c` pages), MAC (`Q`/`q`),
+//! then read until the link is lost: events fanned out, answers routed back through the
+//! INVOKE map, heartbeats, the 30 s silence rule and the answer timeout.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::config::SwitchConfig;
+use crate::fanout::{deliver_events, Scratch};
+use crate::hub::{Hub, LinkHandle, LinkInfo};
+use crate::invoke::InvokeMap;
+use crate::net::BoxStream;
+use crate::notify::{LinkFailure, LossCause, Notice};
+use crate::outqueue::{run_writer, Ending, OutQueue};
+use crate::protocol::frame::Run;
+use crate::protocol::{relay_result, Frame, FrameReader, Kind, LinkMsg, Str8};
+
+/// Version byte of `O`.
+const LINK_VERSION: u8 = 3;
+/// Name the relay gives itself in `O`.
+const RELAY_NAME: &str = "cti-relay";
+
+/// Keeps switch `no` connected until `stop` is cancelled or the switch is disabled or removed.
+pub async fn supervise(hub: Arc<Hub>, no: u8, stop: CancellationToken) {
+    loop {
+        let config = hub.config.load_full();
+        let Some(sw) = config.switch(no).filter(|s| s.enabled).cloned() else {
+            return;
+        };
+        hub.notices.emit(Notice::Connecting {
+            switch: no,
+            address: sw.address.clone(),
+            port: sw.port,
+        });
+        let attempt = tokio::time::timeout(hub.tuning.attempt_timeout, establish(&hub, &sw));
+        let outcome = tokio::select! {
+            r = attempt => r,
+            _ = stop.cancelled() => return,
+        };
+        match outcome {
+            Ok(Ok(open)) => {
+                let cause = run(&hub, no, open, &stop).await;
+                hub.link_lost(no, cause);
+            }
+            Ok(Err(failure)) => hub.notices.emit(Notice::LinkAttemptFailed {
+                switch: no,
+                failure,
+            }),
+            Err(_) => hub.notices.emit(Notice::LinkAttemptFailed {
+                switch: no,
+                failure: LinkFailure::AttemptTimeout,
+            }),
+        }
+        tokio::select! {
+            _ = sleep(hub.tuning.redial_delay) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A link that has finished opening, with whatever the switch sent after the last step.
+pub struct Open {
+    stream: BoxStream,
+    reader: FrameReader,
+    info: LinkInfo,
+}
+
+async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure> {
+    let mut stream = hub
+        .net
+        .connect(&sw.address, sw.port)
+        .await
+        .map_err(|e| LinkFailure::Dial(e.to_string()))?;
+    let mut reader = FrameReader::new();
+    send(
+        &mut stream,
+        &LinkMsg::Open {
+            version: LINK_VERSION,
+            name: Str8::lossy(RELAY_NAME),
+        },
+    )
+    .await?;
+    let (model, software, mac, caps) = loop {
+        match next_link_msg(&mut stream, &mut reader).await? {
+            LinkMsg::OpenResult {
+                result: 0,
+                model,
+                software,
+                mac,
+                caps,
+            } => break (model, software, mac, caps),
+            LinkMsg::OpenResult { result: 2, .. } => return Err(LinkFailure::AddressMismatch),
+            LinkMsg::OpenResult { .. } => return Err(LinkFailure::Refused),
+            other => debug!(?other, "ignored while opening"),
+        }
+    };
+    hub.notices.emit(Notice::SwitchConnected {
+        switch: sw.no,
+        address: sw.address.clone(),
+        port: sw.port,
+    });
+    hub.notices.emit(Notice::Downloading { switch: sw.no });
+    send(
+        &mut stream,
+        &LinkMsg::ConfigDownload {
+            password: Str8::lossy(&sw.easyset_password),
+        },
+    )
+    .await?;
+    let mut stations = HashSet::new();
+    loop {
+        match next_link_msg(&mut stream, &mut reader).await? {
+            LinkMsg::ConfigPage { result: 1, .. } => return Err(LinkFailure::WrongPassword),
+            LinkMsg::ConfigPage {
+                result: 0,
+                last,
+                stations: page,
+            } => {
+                stations.extend(page.into_iter().map(|s| s.station));
+                if last {
+                    break;
+                }
+            }
+            LinkMsg::ConfigPage { result, .. } => {
+                return Err(LinkFailure::Protocol(format!(
+                    "station table page with result {result}"
+                )))
+            }
+            other => debug!(?other, "ignored while downloading"),
+        }
+    }
+    send(&mut stream, &LinkMsg::MacQuery).await?;
+    let mac = loop {
+        match next_link_msg(&mut stream, &mut reader).await? {
+            LinkMsg::MacReply { mac: reported } => {
+                if reported != mac {
+                    warn!(
+                        switch = sw.no,
+                        "the MAC in q differs from the one in o; using q"
+                    );
+                }
+                break reported;
+            }
+            other => debug!(?other, "ignored while reading the MAC"),
+        }
+    };
+    Ok(Open {
+        stream,
+        reader,
+        info: LinkInfo {
+            model,
+            software,
+            mac,
+            caps,
+            stations,
+        },
+    })
+}
+
+async fn send(stream: &mut BoxStream, msg: &LinkMsg) -> Result<(), LinkFailure> {
+    let frame = msg
+        .encode()
+        .map_err(|e| LinkFailure::Protocol(e.to_string()))?;
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|e| LinkFailure::Broken(e.to_string()))
+}
+
+/// Reads the next link-control message during set-up, answering heartbeats and skipping any
+/// call-processing frame the switch sends early.
+async fn next_link_msg(
+    stream: &mut BoxStream,
+    reader: &mut FrameReader,
+) -> Result<LinkMsg, LinkFailure> {
+    loop {
+        match reader.next_frame() {
+            Ok(Some(frame)) if frame.kind() == Kind::Link => {
+                let msg =
+                    LinkMsg::decode(&frame).map_err(|e| LinkFailure::Protocol(e.to_string()))?;
+                if msg == LinkMsg::Heartbeat {
+                    send(stream, &LinkMsg::HeartbeatReply).await?;
+                    continue;
+                }
+                return Ok(msg);
+            }
+            Ok(Some(frame)) => debug!(?frame, "call-processing frame before the link is up"),
+            Ok(None) => {
+                let n = stream
+                    .read_buf(reader.buffer_mut())
+                    .await
+                    .map_err(|e| LinkFailure::Broken(e.to_string()))?;
+                if n == 0 {
+                    return Err(LinkFailure::Broken(
+                        "the switch closed the connection".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(LinkFailure::Protocol(e.to_string())),
+        }
+    }
+}
+
+/// Runs an open link until it is lost, and says why.
+async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> LossCause {
+    let Open {
+        stream,
+        mut reader,
+        info,
+    } = open;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let link = Arc::new(LinkHandle {
+        no,
+        info,
+        out: OutQueue::new(hub.tuning.switch_queue_bytes),
+        invokes: Mutex::new(InvokeMap::default()),
+    });
+    let writer_link = link.clone();
+    let grace = hub.tuning.close_grace;
+    let mut writer = tokio::spawn(
+        async move { run_writer(&writer_link.out, &mut wr, grace).await }
+            .instrument(info_span!("switch_writer", switch = no)),
+    );
+    hub.link_up(link.clone());
+
+    let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
+    let slot = hub.slot(no).expect("switch numbers are 1..=8");
+    let mut scratch = Scratch::default();
+    let mut last_rx = Instant::now();
+    let mut last_heartbeat = last_rx;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let cause = loop {
+        // Everything already buffered (including what arrived with the last set-up step).
+        loop {
+            match reader.next_run() {
+                Ok(Some(run)) => {
+                    last_rx = Instant::now();
+                    if let Err(cause) = dispatch(hub, slot, &link, &run, &mut scratch) {
+                        return finish(hub, &link, &mut writer, cause).await;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return finish(hub, &link, &mut writer, LossCause::Protocol(e.to_string()))
+                        .await
+                }
+            }
+        }
+        tokio::select! {
+            read = rd.read_buf(reader.buffer_mut()) => match read {
+                Ok(0) => break LossCause::Closed,
+                Ok(_) => {}
+                Err(e) => break LossCause::Error(e.to_string()),
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if now.duration_since(last_rx) >= hub.tuning.silence_limit {
+                    break LossCause::Silent;
+                }
+                if now.duration_since(last_rx.max(last_heartbeat)) >= hub.tuning.heartbeat_interval {
+                    last_heartbeat = now;
+                    let _ = link.out.offer(heartbeat.clone());
+                }
+                let expired = link.invokes().expire(now);
+                for pending in expired {
+                    if let Some(session) = pending.session.upgrade() {
+                        session.answer_pending(pending.code, pending.app_invoke, no, relay_result::TIMED_OUT);
+                        hub.stats.relay_answers.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            result = &mut writer => {
+                break LossCause::Error(match result {
+                    Ok(crate::outqueue::WriterEnd::Io(e)) => e.to_string(),
+                    _ => "the link writer stopped".into(),
+                });
+            }
+            _ = stop.cancelled() => break LossCause::Operator,
+        }
+    };
+    finish(hub, &link, &mut writer, cause).await
+}
+
+async fn finish(
+    hub: &Hub,
+    link: &LinkHandle,
+    writer: &mut tokio::task::JoinHandle<crate::outqueue::WriterEnd>,
+    cause: LossCause,
+) -> LossCause {
+    link.out.end(Ending::Discard { last: None });
+    if tokio::time::timeout(hub.tuning.close_grace, &mut *writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    cause
+}
+
+/// Handles one run of frames from the switch, in order. Consecutive events are delivered as
+/// one run; anything else flushes the events before it so every session sees switch order.
+fn dispatch(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    link: &LinkHandle,
+    run: &Run,
+    scratch: &mut Scratch,
+) -> Result<(), LossCause> {
+    let mut events: Option<std::ops::Range<usize>> = None;
+    for f in run.frames() {
+        if f.kind == Kind::Event {
+            events = Some(match events {
+                Some(r) => r.start..f.end(),
+                None => f.at..f.end(),
+            });
+            continue;
+        }
+        if let Some(r) = events.take() {
+            deliver_events(hub, slot, run.bytes(), r, scratch);
+        }
+        let frame = run.frame(&f);
+        match f.kind {
+            Kind::Answer => route_answer(hub, link, &frame),
+            Kind::Link => match LinkMsg::decode(&frame) {
+                Ok(LinkMsg::Heartbeat) => {
+                    let _ = link
+                        .out
+                        .offer(LinkMsg::HeartbeatReply.encode().expect("fits"));
+                }
+                Ok(LinkMsg::HeartbeatReply | LinkMsg::MacReply { .. }) => {}
+                Ok(other) => debug!(?other, "link-control frame ignored on an open link"),
+                Err(e) => return Err(LossCause::Protocol(e.to_string())),
+            },
+            // SMDR and UCD never go to application sessions (monitor and export ports only).
+            Kind::Smdr | Kind::Ucd => {}
+            Kind::Request | Kind::Monitor | Kind::Event => {
+                return Err(LossCause::Protocol(format!(
+                    "a switch must not send {:?} frames",
+                    f.kind
+                )))
+            }
+        }
+    }
+    if let Some(r) = events {
+        deliver_events(hub, slot, run.bytes(), r, scratch);
+    }
+    Ok(())
+}
+
+fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
+    let pending = link.invokes().take(frame.invoke());
+    match pending.and_then(|p| Some((p.session.upgrade()?, p.app_invoke))) {
+        Some((session, app_invoke)) => session.deliver_answer(link.no, frame, app_invoke),
+        None => {
+            hub.stats.late_answers.fetch_add(1, Ordering::Relaxed);
+            debug!(
+                invoke = frame.invoke(),
+                "answer for no waiting request (late or unsolicited)"
+            );
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Properties of the wire protocol, tested with no socket.
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use relay::protocol::call::{put_rewritten, put_with_switch, CallMsg};
+use relay::protocol::frame::{check, FrameError, MAX_LEN};
+use relay::protocol::{DeviceRef, Frame, FrameReader, Kind, LinkMsg, Station, StationKind, Str8};
+
+fn str8() -> impl Strategy<Value = Str8> {
+    prop::collection::vec(any::<u8>(), 0..=40).prop_map(|v| Str8::new(v).unwrap())
+}
+
+fn station() -> impl Strategy<Value = Station> {
+    (str8(), 1u8..=4).prop_map(|(station, k)| Station {
+        station,
+        kind: StationKind::from_byte(k).unwrap(),
+    })
+}
+
+fn link_msg() -> impl Strategy<Value = LinkMsg> {
+    prop_oneof![
+        (any::<u8>(), str8()).prop_map(|(version, name)| LinkMsg::Open { version, name }),
+        (any::<u8>(), str8(), str8(), any::<[u8; 6]>(), any::<u8>()).prop_map(
+            |(result, model, software, mac, caps)| LinkMsg::OpenResult {
+                result,
+                model,
+                software,
+                mac,
+                caps
+            }
+        ),
+        Just(LinkMsg::MacQuery),
+        any::<[u8; 6]>().prop_map(|mac| LinkMsg::MacReply { mac }),
+        str8().prop_map(|password| LinkMsg::ConfigDownload { password }),
+        (
+            any::<u8>(),
+            any::<bool>(),
+            prop::collection::vec(station(), 0..20)
+        )
+            .prop_map(|(result, last, stations)| LinkMsg::ConfigPage {
+                result,
+                last,
+                stations
+            }),
+        Just(LinkMsg::Heartbeat),
+        Just(LinkMsg::HeartbeatReply),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            str8(),
+            prop::collection::vec(
+                (any::<u8>(), str8()).prop_map(|(switch, device)| DeviceRef { switch, device }),
+                0..20
+            )
+        )
+            .prop_map(|(protocol, product, app_name, devices)| LinkMsg::Identify {
+                protocol,
+                product,
+                app_name,
+                devices
+            }),
+        (
+            any::<u8>(),
+            prop::collection::vec((any::<u8>(), any::<bool>()), 0..=8)
+        )
+            .prop_map(|(result, switches)| LinkMsg::IdentifyResult { result, switches }),
+        (any::<bool>(), any::<u8>(), str8()).prop_map(|(add, switch, device)| LinkMsg::Device {
+            add,
+            switch,
+            device
+        }),
+        any::<u8>().prop_map(|result| LinkMsg::DeviceResult { result }),
+        (any::<u8>(), any::<bool>()).prop_map(|(switch, up)| LinkMsg::SwitchState { switch, up }),
+        (any::<u8>(), str8()).prop_map(|(reason, text)| LinkMsg::Close { reason, text }),
+        str8().prop_map(|password| LinkMsg::Password { password }),
+        any::<u8>().prop_map(|result| LinkMsg::PasswordResult { result }),
+    ]
+}
+
+fn call_kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        Just(Kind::Request),
+        Just(Kind::Answer),
+        Just(Kind::Event),
+        Just(Kind::Smdr),
+        Just(Kind::Ucd),
+    ]
+}
+
+fn call_msg(p3: bool) -> impl Strategy<Value = CallMsg> {
+    (
+        call_kind(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..200),
+    )
+        .prop_map(move |(kind, code, invoke, sw, body)| CallMsg {
+            kind,
+            code,
+            invoke,
+            switch: (p3 && kind.carries_switch_byte()).then_some(sw),
+            body: Bytes::from(body),
+        })
+}
+
+/// Decodes a stream delivered in the given pieces: every frame, then the error if any.
+fn decode_split(stream: &[u8], cuts: &[usize]) -> (Vec<Bytes>, Option<FrameError>) {
+    let mut reader = FrameReader::new();
+    let mut frames = Vec::new();
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+    bounds.push(0);
+    bounds.push(stream.len());
+    bounds.sort_unstable();
+    for pair in bounds.windows(2) {
+        reader.extend(&stream[pair[0]..pair[1]]);
+        loop {
+            match reader.next_frame() {
+                Ok(Some(f)) => frames.push(f.into_bytes()),
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+    }
+    (frames, None)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_link_message_round_trips(msg in link_msg()) {
+        let bytes = msg.encode().unwrap();
+        let frame = Frame::new(bytes).unwrap();
+        prop_assert_eq!(frame.kind(), Kind::Link);
+        prop_assert_eq!(frame.invoke(), 0xFFFF);
+        prop_assert_eq!(LinkMsg::decode(&frame).unwrap(), msg);
+    }
+
+    #[test]
+    fn every_call_message_round_trips_in_both_forms(p3 in any::<bool>(), msg in call_msg(false), sw in any::<u8>()) {
+        let mut msg = msg;
+        if p3 && msg.kind.carries_switch_byte() {
+            msg.switch = Some(sw);
+        }
+        let frame = Frame::new(msg.encode()).unwrap();
+        prop_assert_eq!(CallMsg::decode(&frame, p3).unwrap(), msg);
+    }
+
+    #[test]
+    fn switch_byte_insertion_and_stripping_are_inverse(msg in call_msg(false), sw in 1u8..=8, new_invoke in any::<u16>()) {
+        let original = Frame::new(msg.encode()).unwrap();
+        let mut with = BytesMut::new();
+        put_with_switch(&mut with, original.as_bytes(), sw, None).unwrap();
+        let p3 = Frame::new(with.freeze()).unwrap();
+        let decoded = CallMsg::decode(&p3, true).unwrap();
+        if msg.kind.carries_switch_byte() {
+            prop_assert_eq!(decoded.switch, Some(sw));
+            prop_assert_eq!(&decoded.body, &msg.body);
+        }
+        let mut back = BytesMut::new();
+        put_rewritten(&mut back, &p3, msg.invoke, true);
+        prop_assert_eq!(back.as_ref(), original.as_bytes());
+        // Rewriting INVOKE alone changes only bytes 4..6.
+        let mut re = BytesMut::new();
+        put_rewritten(&mut re, &original, new_invoke, false);
+        prop_assert_eq!(&re[..4], &original.as_bytes()[..4]);
+        prop_assert_eq!(&re[4..6], &new_invoke.to_be_bytes()[..]);
+        prop_assert_eq!(&re[6..], &original.as_bytes()[6..]);
+    }
+
+    #[test]
+    fn a_stream_split_anywhere_decodes_as_when_whole(
+        msgs in prop::collection::vec(call_msg(true), 0..12),
+        tail in prop::collection::vec(any::<u8>(), 0..24),
+        cuts in prop::collection::vec(any::<usize>(), 0..16),
+    ) {
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend_from_slice(&m.encode());
+        }
+        stream.extend_from_slice(&tail);
+        let whole = decode_split(&stream, &[]);
+        let split = decode_split(&stream, &cuts);
+        prop_assert_eq!(&whole, &split);
+        prop_assert!(whole.0.len() >= msgs.len());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_split_does_not_matter(
+        stream in prop::collection::vec(any::<u8>(), 0..600),
+        cuts in prop::collection::vec(any::<usize>(), 0..16),
+    ) {
+        let whole = decode_split(&stream, &[]);
+        prop_assert_eq!(&whole, &decode_split(&stream, &cuts));
+        for f in whole.0 {
+            let frame = Frame::new(f).unwrap();
+            let _ = LinkMsg::decode(&frame);
+            let _ = CallMsg::decode(&frame, true);
+        }
+    }
+
+    #[test]
+    fn runs_hold_the_same_frames_as_single_reads(msgs in prop::collection::vec(call_msg(false), 1..20)) {
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend_from_slice(&m.encode());
+        }
+        let mut reader = FrameReader::new();
+        reader.extend(&stream);
+        let run = reader.next_run().unwrap().unwrap();
+        prop_assert_eq!(run.bytes().as_ref(), &stream[..]);
+        let frames: Vec<CallMsg> = run.frames().map(|f| CallMsg::decode(&run.frame(&f), false).unwrap()).collect();
+        prop_assert_eq!(frames, msgs);
+    }
+}
+
+#[test]
+fn len_below_4_is_a_protocol_error() {
+    for len in 0u16..4 {
+        let mut b = len.to_be_bytes().to_vec();
+        b.extend_from_slice(b"L");
+        assert_eq!(check(&b), Err(FrameError::LenOutOfRange(len)), "LEN {len}");
+    }
+}
+
+#[test]
+fn len_above_4094_is_a_protocol_error() {
+    assert_eq!(check(&4094u16.to_be_bytes()), Ok(None));
+    for len in [4095u16, 4096, 0xFFFF] {
+        assert_eq!(
+            check(&len.to_be_bytes()),
+            Err(FrameError::LenOutOfRange(len))
+        );
+    }
+    assert_eq!(MAX_LEN, 4094);
+}
+
+#[test]
+fn an_unknown_kind_is_a_protocol_error_as_soon_as_its_byte_arrives() {
+    assert_eq!(check(&[0, 4, b'Z']), Err(FrameError::UnknownKind(b'Z')));
+    let mut reader = FrameReader::new();
+    reader.extend(&[0, 4, b'E', b'x', 0xFF, 0xFF, 0, 4, b'?']);
+    assert_eq!(reader.next_frame().unwrap().unwrap().code(), b'x');
+    assert_eq!(reader.next_frame(), Err(FrameError::UnknownKind(b'?')));
+}
+
+#[test]
+fn a_maximal_event_cannot_take_the_switch_byte() {
+    let msg = CallMsg {
+        kind: Kind::Event,
+        code: b'n',
+        invoke: 0xFFFF,
+        switch: None,
+        body: Bytes::from(vec![0u8; 4090]),
+    };
+    let frame = msg.encode();
+    assert_eq!(frame.len(), 4096);
+    let mut out = BytesMut::new();
+    assert!(put_with_switch(&mut out, &frame, 1, None).is_err());
+}
+
+#[test]
+fn link_messages_refuse_truncation_and_trailing_bytes() {
+    let open = LinkMsg::Open {
+        version: 3,
+        name: Str8::from("x"),
+    }
+    .encode()
+    .unwrap();
+    // Drop the last byte and fix LEN.
+    let mut short = open[..open.len() - 1].to_vec();
+    short[1] -= 1;
+    let err = LinkMsg::decode(&Frame::new(Bytes::from(short)).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "link-control 'O' is truncated");
+    let mut long = open.to_vec();
+    long.push(0);
+    long[1] += 1;
+    let err = LinkMsg::decode(&Frame::new(Bytes::from(long)).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "link-control 'O' has 1 unexpected trailing byte(s)"
+    );
+}
+
+#[test]
+fn identify_encodes_to_the_documented_bytes() {
+    let bytes = LinkMsg::Identify {
+        protocol: 3,
+        product: 1,
+        app_name: Str8::from("Call"),
+        devices: vec![DeviceRef {
+            switch: 0,
+            device: Str8::from("2201"),
+        }],
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(
+        bytes.as_ref(),
+        &[
+            0, 18, b'L', b'I', 0xFF, 0xFF, 3, 1, 4, b'C', b'a', b'l', b'l', 1, 0, 4, b'2', b'2',
+            b'0', b'1'
+        ]
+    );
+}
