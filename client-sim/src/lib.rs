@@ -1,1 +1,11 @@
+//! Application simulators: connect as any product over protocol 2 or 3, from a chosen source
+//! address, identify, send requests, and read back every frame in order.
+//!
+//! Module map:
+//! - [`app`]: one simulated application connection.
+//! - [`describe`]: frames rendered as readable one-line text (for logs and transcripts).
 
+pub mod app;
+pub mod describe;
+
+pub use app::{Identified, SimApp};

@@ -45,6 +45,8 @@ struct State {
 pub struct OutQueue {
     state: Mutex<State>,
     wake: Notify,
+    /// Woken when the queue ends by discarding, to interrupt a write blocked on a slow peer.
+    discard: Notify,
     limit: usize,
     /// Written (after the backlog is dropped) when a push overflows the queue.
     overflow_frame: Option<Bytes>,
@@ -56,6 +58,7 @@ impl OutQueue {
         OutQueue {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
+            discard: Notify::new(),
             limit,
             overflow_frame: None,
         }
@@ -103,6 +106,7 @@ impl OutQueue {
             });
             drop(st);
             self.wake.notify_one();
+            self.discard.notify_waiters();
             return Err(PushError::Overflowed);
         }
         let was_empty = st.frames.is_empty();
@@ -121,13 +125,17 @@ impl OutQueue {
         if st.ending.is_some() {
             return false;
         }
-        if let Ending::Discard { .. } = ending {
+        let discard = matches!(ending, Ending::Discard { .. });
+        if discard {
             st.frames.clear();
             st.bytes = 0;
         }
         st.ending = Some(ending);
         drop(st);
         self.wake.notify_one();
+        if discard {
+            self.discard.notify_waiters();
+        }
         true
     }
 
@@ -139,6 +147,17 @@ impl OutQueue {
     /// Whether the queue ended by overflowing.
     pub fn overflowed(&self) -> bool {
         matches!(self.lock().ending, Some(Ending::Discard { .. }))
+    }
+
+    /// Resolves once the queue ends by discarding.
+    async fn discarded(&self) {
+        let notified = self.discard.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.overflowed() {
+            return;
+        }
+        notified.await;
     }
 
     /// Bytes queued and not yet taken by the writer.
@@ -179,25 +198,33 @@ pub enum WriterEnd {
 
 /// Drains `queue` into `writer` until the queue ends or the socket fails. The final frame of
 /// an ending is given `last_frame_timeout` to be written, since the peer may not be reading.
+///
+/// A write blocked on a peer that does not read is abandoned as soon as the queue discards,
+/// but never in the middle of a queue entry: entries are whole frames or runs of whole frames,
+/// so the peer's stream stays well-formed up to the final frame.
 pub async fn run_writer<W: AsyncWrite + Unpin>(
     queue: &OutQueue,
     writer: &mut W,
     last_frame_timeout: Duration,
 ) -> WriterEnd {
-    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    let mut out = Pending::default();
     loop {
-        match queue.take(&mut batch) {
+        match queue.take(&mut out.batch) {
             Taken::Frames => {
-                if let Err(e) = write_all_vectored(writer, &mut batch).await {
-                    return WriterEnd::Io(e);
-                }
-                if let Err(e) = writer.flush().await {
-                    return WriterEnd::Io(e);
+                out.partial = false;
+                tokio::select! {
+                    written = out.write_all(writer) => {
+                        if let Err(e) = written {
+                            return WriterEnd::Io(e);
+                        }
+                    }
+                    _ = queue.discarded() => out.keep_partial_only(),
                 }
             }
             Taken::Nothing => queue.wake.notified().await,
             Taken::End(last) => {
                 let finish = async {
+                    out.write_all(writer).await?;
                     if let Some(last) = last {
                         writer.write_all(&last).await?;
                     }
@@ -214,35 +241,54 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn write_all_vectored<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    batch: &mut VecDeque<Bytes>,
-) -> io::Result<()> {
-    while !batch.is_empty() {
-        let n = {
-            let slices: Vec<IoSlice<'_>> = batch
-                .iter()
-                .take(MAX_IOVECS)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            writer.write_vectored(&slices).await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let mut left = n;
-        while left > 0 {
-            let front = batch.front_mut().expect("wrote no more than was queued");
-            if front.len() <= left {
-                left -= front.len();
-                batch.pop_front();
-            } else {
-                front.advance(left);
-                left = 0;
+/// What the writer holds: entries taken from the queue and not yet fully written.
+#[derive(Default)]
+struct Pending {
+    batch: VecDeque<Bytes>,
+    /// The front entry has been partly written.
+    partial: bool,
+}
+
+impl Pending {
+    /// Drops every entry not yet started, keeping the rest of a partly written one.
+    fn keep_partial_only(&mut self) {
+        let keep = usize::from(self.partial);
+        self.batch.truncate(keep);
+    }
+
+    async fn write_all<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
+        while !self.batch.is_empty() {
+            let n = {
+                let slices: Vec<IoSlice<'_>> = self
+                    .batch
+                    .iter()
+                    .take(MAX_IOVECS)
+                    .map(|b| IoSlice::new(b))
+                    .collect();
+                writer.write_vectored(&slices).await?
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            let mut left = n;
+            while left > 0 {
+                let front = self
+                    .batch
+                    .front_mut()
+                    .expect("wrote no more than was queued");
+                if front.len() <= left {
+                    left -= front.len();
+                    self.batch.pop_front();
+                    self.partial = false;
+                } else {
+                    front.advance(left);
+                    self.partial = true;
+                    left = 0;
+                }
             }
         }
+        writer.flush().await
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -280,6 +326,34 @@ mod tests {
         let mut out = Vec::new();
         run_writer(&q, &mut out, Duration::from_secs(1)).await;
         assert_eq!(out, b"X3");
+    }
+
+    #[tokio::test]
+    async fn a_write_blocked_on_a_slow_peer_is_abandoned_between_entries() {
+        // A peer that takes 5 bytes and then stops reading.
+        let (mut near, mut far) = tokio::io::duplex(5);
+        let q =
+            std::sync::Arc::new(OutQueue::new(64).with_overflow_frame(Bytes::from_static(b"X")));
+        q.push(Bytes::from_static(b"aaaa")).unwrap();
+        q.push(Bytes::from_static(b"bbbb")).unwrap();
+        q.push(Bytes::from_static(b"cccc")).unwrap();
+        let wq = q.clone();
+        let writer =
+            tokio::spawn(async move { run_writer(&wq, &mut near, Duration::from_secs(5)).await });
+        // The writer is now blocked one byte into "bbbb".
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            q.push(Bytes::from(vec![0u8; 100])),
+            Err(PushError::Overflowed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut far, &mut got)
+            .await
+            .unwrap();
+        assert!(matches!(writer.await.unwrap(), WriterEnd::Ended));
+        // "bbbb" is finished so no frame is cut, "cccc" is dropped, then the final frame.
+        assert_eq!(got, b"aaaabbbbX");
     }
 
     #[tokio::test]

@@ -64,7 +64,16 @@ pub struct Relay {
 
 impl Relay {
     /// Starts serving on `listeners` and, when `auto_connect` is on, dials the switches.
-    pub fn start(parts: RelayParts, listeners: Listeners) -> std::io::Result<Relay> {
+    /// A configuration that breaks a rule is refused whole.
+    pub fn start(parts: RelayParts, listeners: Listeners) -> anyhow::Result<Relay> {
+        if let Err(errors) = parts.config.validate() {
+            let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            anyhow::bail!(
+                "the configuration breaks {} rule(s):\n{}",
+                errors.len(),
+                list.join("\n")
+            );
+        }
         let client_addr = listeners.client.local_addr()?;
         let bypass_addr = listeners.bypass.local_addr()?;
         let hub = Arc::new(Hub::new(parts.config, parts.net, parts.clock, parts.tuning));
@@ -98,6 +107,9 @@ impl Relay {
                 };
                 match accepted {
                     Ok((stream, peer)) => {
+                        hub.stats
+                            .connections_accepted
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let hub = hub.clone();
                         tasks.spawn(session::serve(hub, stream, peer, port));
                     }
@@ -133,6 +145,11 @@ impl Relay {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// Tasks still running (listeners, switch supervisors, connections).
+    pub fn tasks_alive(&self) -> usize {
+        self.tasks.len()
     }
 
     pub fn status(&self) -> Status {

@@ -146,11 +146,16 @@ async fn run(
     );
 
     let stop = read_loop(&hub, &session, &mut rd, &mut reader, &mut writer).await;
-    if let Stop::PeerGone = stop {
-        // Nobody to write to; stop the writer now rather than after the grace period.
-        writer.abort();
-    } else if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
+    if !writer.is_finished() {
+        match stop {
+            // Nobody to write to; stop the writer now rather than after the grace period.
+            Stop::PeerGone => writer.abort(),
+            Stop::WriterDone => {
+                if tokio::time::timeout(grace, &mut writer).await.is_err() {
+                    writer.abort();
+                }
+            }
+        }
     }
     if session.out.overflowed() {
         hub.stats.slow_closes.fetch_add(1, Ordering::Relaxed);

@@ -4,6 +4,8 @@ use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Connections accepted on the client and bypass ports.
+    pub connections_accepted: AtomicU64,
     pub sessions_admitted: AtomicU64,
     pub sessions_refused: AtomicU64,
     pub slow_closes: AtomicU64,

@@ -297,9 +297,10 @@ async fn finish(
     cause: LossCause,
 ) -> LossCause {
     link.out.end(Ending::Discard { last: None });
-    if tokio::time::timeout(hub.tuning.close_grace, &mut *writer)
-        .await
-        .is_err()
+    if !writer.is_finished()
+        && tokio::time::timeout(hub.tuning.close_grace, &mut *writer)
+            .await
+            .is_err()
     {
         writer.abort();
     }

@@ -1,1 +1,224 @@
+//! Shared test support: a site of simulated switches and a relay over loopback TCP.
 
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_sim::{Identified, SimApp};
+use relay::clock::SystemClock;
+use relay::config::SwitchConfig;
+use relay::net::{Network, TcpNetwork};
+use relay::{Config, Listeners, Relay, RelayParts, Tuning};
+use switch_sim::{Settings, SimSwitch};
+
+pub const CALL: u8 = 1;
+pub const CALL_PLUS: u8 = 2;
+pub const OPERATOR: u8 = 3;
+pub const EASYSET: u8 = 5;
+pub const ACD: u8 = 0x41;
+
+/// The relay and its simulated switches.
+pub struct Site {
+    pub relay: Relay,
+    pub switches: Vec<SimSwitch>,
+}
+
+/// What a site is made of.
+pub struct SiteSpec {
+    /// Settings of each simulated switch; switch N is `switches[N-1]`.
+    pub switches: Vec<Settings>,
+    /// Adjusts the configuration after the switch table is filled in.
+    pub configure: Box<dyn FnOnce(&mut Config)>,
+    pub tuning: Tuning,
+    /// Wait for these switches' links before returning.
+    pub wait_up: Vec<u8>,
+}
+
+impl SiteSpec {
+    pub fn switches(n: u8) -> SiteSpec {
+        SiteSpec {
+            switches: (1..=n).map(Settings::officeserv).collect(),
+            configure: Box::new(|_| {}),
+            tuning: Tuning::default(),
+            wait_up: (1..=n).collect(),
+        }
+    }
+
+    pub fn configure(mut self, f: impl FnOnce(&mut Config) + 'static) -> SiteSpec {
+        self.configure = Box::new(f);
+        self
+    }
+
+    pub fn tuning(mut self, f: impl FnOnce(&mut Tuning)) -> SiteSpec {
+        f(&mut self.tuning);
+        self
+    }
+
+    pub fn wait_up(mut self, switches: &[u8]) -> SiteSpec {
+        self.wait_up = switches.to_vec();
+        self
+    }
+
+    pub fn switch_settings(mut self, no: u8, f: impl FnOnce(&mut Settings)) -> SiteSpec {
+        f(&mut self.switches[usize::from(no) - 1]);
+        self
+    }
+
+    pub async fn start(self) -> Site {
+        let mut switches = Vec::new();
+        for (i, settings) in self.switches.into_iter().enumerate() {
+            let addr = SocketAddr::new(IpAddr::from([127, 0, 1, i as u8 + 1]), 0);
+            switches.push(
+                SimSwitch::start(addr, settings)
+                    .await
+                    .expect("simulated switch listens"),
+            );
+        }
+        let mut config = Config::default();
+        for (i, sw) in switches.iter().enumerate() {
+            config.switches.push(SwitchConfig {
+                no: i as u8 + 1,
+                address: sw.addr().ip().to_string(),
+                port: sw.addr().port(),
+                name: format!("Switch {}", i + 1),
+                kind: Default::default(),
+                easyset_password: "1234".into(),
+                enabled: true,
+            });
+        }
+        (self.configure)(&mut config);
+        let net = Arc::new(TcpNetwork);
+        let listeners = Listeners {
+            client: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
+            bypass: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
+        };
+        let relay = Relay::start(
+            RelayParts {
+                config,
+                net,
+                clock: Arc::new(SystemClock),
+                tuning: self.tuning,
+            },
+            listeners,
+        )
+        .unwrap();
+        let site = Site { relay, switches };
+        for no in self.wait_up {
+            site.wait_switch_up(no).await;
+        }
+        site
+    }
+}
+
+impl Site {
+    pub fn switch(&self, no: u8) -> &SimSwitch {
+        &self.switches[usize::from(no) - 1]
+    }
+
+    pub fn is_up(&self, no: u8) -> bool {
+        self.relay.hub().slot(no).unwrap().is_up()
+    }
+
+    pub async fn wait_switch_up(&self, no: u8) {
+        wait_until(&format!("switch {no} up"), || self.is_up(no)).await;
+    }
+
+    pub async fn wait_switch_down(&self, no: u8) {
+        wait_until(&format!("switch {no} down"), || !self.is_up(no)).await;
+    }
+
+    pub async fn wait_sessions(&self, n: usize) {
+        wait_until(&format!("{n} session(s)"), || {
+            self.relay.hub().sessions().len() == n
+        })
+        .await;
+    }
+
+    pub fn client(&self) -> SocketAddr {
+        self.relay.client_addr()
+    }
+
+    pub fn bypass(&self) -> SocketAddr {
+        self.relay.bypass_addr()
+    }
+
+    /// Connects from 127.0.0.`host` and identifies.
+    pub async fn app(
+        &self,
+        host: u8,
+        protocol: u8,
+        product: u8,
+        devices: &[(u8, &str)],
+    ) -> (SimApp, Identified) {
+        let port = if product >= 0x40 {
+            self.bypass()
+        } else {
+            self.client()
+        };
+        SimApp::identify_as(port, Some(loopback(host)), protocol, product, devices)
+            .await
+            .expect("connect and identify")
+    }
+
+    /// Connects, identifies and asserts acceptance.
+    pub async fn admitted(
+        &self,
+        host: u8,
+        protocol: u8,
+        product: u8,
+        devices: &[(u8, &str)],
+    ) -> SimApp {
+        let (app, id) = self.app(host, protocol, product, devices).await;
+        assert_eq!(id.result, 0, "identify from 127.0.0.{host} refused: {id:?}");
+        app
+    }
+
+    /// Notification texts so far.
+    pub fn notices(&self) -> Vec<String> {
+        self.relay
+            .hub()
+            .notices
+            .list()
+            .into_iter()
+            .map(|e| e.notice.to_string())
+            .collect()
+    }
+
+    pub async fn wait_notice(&self, text: &str) {
+        wait_until(&format!("notification containing {text:?}"), || {
+            self.notices().iter().any(|n| n.contains(text))
+        })
+        .await;
+    }
+}
+
+pub fn loopback(host: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, host])
+}
+
+/// Polls `cond` every 2 ms for up to 10 s (of tokio time).
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Runs `f` with a 60 s limit (of tokio time, which may be paused) so a hung test fails with a message instead of hanging CI.
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"))
+}
+
+/// Sets up a log subscriber once for tests that want logs (RUST_LOG).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

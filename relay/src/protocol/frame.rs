@@ -296,6 +296,13 @@ impl FrameReader {
         }
     }
 
+    /// Takes every buffered byte, framed or not (for tools that count raw bytes).
+    pub fn take_raw(&mut self) -> BytesMut {
+        self.checked = 0;
+        self.error = None;
+        self.buf.split()
+    }
+
     /// Bytes buffered but not yet handed out.
     pub fn pending(&self) -> usize {
         self.buf.len()

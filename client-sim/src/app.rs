@@ -1,0 +1,219 @@
+//! One simulated application connection over real TCP.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use relay::protocol::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// The relay's answer to identify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identified {
+    pub result: u8,
+    pub switches: Vec<(u8, bool)>,
+}
+
+pub struct SimApp {
+    stream: TcpStream,
+    reader: FrameReader,
+    /// 2 or 3, once identified.
+    pub protocol: u8,
+}
+
+impl SimApp {
+    /// Connects to `relay`, from `source` when given (e.g. 127.0.0.51 over loopback).
+    pub async fn connect(relay: SocketAddr, source: Option<IpAddr>) -> io::Result<SimApp> {
+        let socket = match relay {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(relay).await?;
+        stream.set_nodelay(true)?;
+        Ok(SimApp {
+            stream,
+            reader: FrameReader::new(),
+            protocol: 2,
+        })
+    }
+
+    /// Connects and identifies as `product` with `protocol` and `devices` (switch, device).
+    pub async fn identify_as(
+        relay: SocketAddr,
+        source: Option<IpAddr>,
+        protocol: u8,
+        product: u8,
+        devices: &[(u8, &str)],
+    ) -> io::Result<(SimApp, Identified)> {
+        let mut app = SimApp::connect(relay, source).await?;
+        let identified = app.identify(protocol, product, "sim", devices).await?;
+        Ok((app, identified))
+    }
+
+    /// Sends identify and reads `i`.
+    pub async fn identify(
+        &mut self,
+        protocol: u8,
+        product: u8,
+        app_name: &str,
+        devices: &[(u8, &str)],
+    ) -> io::Result<Identified> {
+        self.protocol = protocol;
+        let msg = LinkMsg::Identify {
+            protocol,
+            product,
+            app_name: Str8::lossy(app_name),
+            devices: devices
+                .iter()
+                .map(|(switch, d)| DeviceRef {
+                    switch: *switch,
+                    device: Str8::lossy(d),
+                })
+                .collect(),
+        };
+        self.send_link(&msg).await?;
+        match self.next_link().await? {
+            Some(LinkMsg::IdentifyResult { result, switches }) => {
+                Ok(Identified { result, switches })
+            }
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected identify result, got {other:?}"),
+            )),
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    pub async fn send_link(&mut self, msg: &LinkMsg) -> io::Result<()> {
+        let bytes = msg
+            .encode()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.send_raw(&bytes).await
+    }
+
+    /// Sends a request; `switch` is the SWITCH byte (protocol 3 only).
+    pub async fn request(
+        &mut self,
+        switch: Option<u8>,
+        code: u8,
+        invoke: u16,
+        body: &[u8],
+    ) -> io::Result<()> {
+        let msg = CallMsg {
+            kind: Kind::Request,
+            code,
+            invoke,
+            switch: if self.protocol == 3 {
+                switch.or(Some(0))
+            } else {
+                None
+            },
+            body: Bytes::copy_from_slice(body),
+        };
+        self.send_raw(&msg.encode()).await
+    }
+
+    /// The next frame; `None` once the relay has closed the connection.
+    pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            match self.reader.next_frame() {
+                Ok(Some(f)) => return Ok(Some(f)),
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            match self.stream.read_buf(self.reader.buffer_mut()).await {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next frame within `limit`; `Err(TimedOut)` when none came.
+    pub async fn next_frame_within(&mut self, limit: Duration) -> io::Result<Option<Frame>> {
+        tokio::time::timeout(limit, self.next_frame())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no frame in time"))?
+    }
+
+    /// The next frame, skipping heartbeats (answering them as an application would).
+    pub async fn next_non_heartbeat(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            let Some(f) = self.next_frame().await? else {
+                return Ok(None);
+            };
+            if f.kind() == Kind::Link && f.code() == b'H' {
+                self.send_link(&LinkMsg::HeartbeatReply).await?;
+                continue;
+            }
+            return Ok(Some(f));
+        }
+    }
+
+    /// The next link-control message.
+    pub async fn next_link(&mut self) -> io::Result<Option<LinkMsg>> {
+        let Some(f) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        LinkMsg::decode(&f)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Reads until the relay closes, returning everything received.
+    pub async fn read_to_end(&mut self) -> io::Result<Vec<Frame>> {
+        let mut all = Vec::new();
+        while let Some(f) = self.next_frame().await? {
+            all.push(f);
+        }
+        Ok(all)
+    }
+
+    /// Reads exactly `n` raw bytes (load tools count bytes, not frames).
+    pub async fn read_exact_bytes(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let buffered = self.reader.take_raw();
+        let n = buffered.len().min(buf.len());
+        buf[..n].copy_from_slice(&buffered[..n]);
+        if n < buffered.len() {
+            self.reader.extend(&buffered[n..]);
+            return Ok(());
+        }
+        self.stream.read_exact(&mut buf[n..]).await.map(|_| ())
+    }
+
+    /// Reads and discards exactly `n` bytes, in chunks of up to `scratch.len()`.
+    pub async fn discard_bytes(&mut self, mut n: usize, scratch: &mut [u8]) -> io::Result<()> {
+        let buffered = self.reader.take_raw();
+        let k = buffered.len().min(n);
+        n -= k;
+        if k < buffered.len() {
+            self.reader.extend(&buffered[k..]);
+        }
+        while n > 0 {
+            let want = n.min(scratch.len());
+            let got = self.stream.read(&mut scratch[..want]).await?;
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            n -= got;
+        }
+        Ok(())
+    }
+
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+}

@@ -1,0 +1,61 @@
+//! What a simulated switch is: model, software, MAC, capabilities, station table, passwords.
+
+use std::net::IpAddr;
+
+use relay::protocol::{Station, StationKind, Str8};
+
+/// How the switch answers requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answering {
+    /// Result 0 and the request body, right away.
+    Echo,
+    /// Never answer (to exercise timeouts).
+    Silent,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub model: String,
+    pub software: String,
+    pub mac: [u8; 6],
+    /// `o` caps: bit0 Call+, bit1 SMDR, bit2 UCD.
+    pub caps: u8,
+    pub stations: Vec<Station>,
+    /// Stations per `c` page.
+    pub page_size: usize,
+    /// MMC 841.
+    pub easyset_password: String,
+    /// MMC 830: the only address allowed to open the CTI link (`None`: any).
+    pub cti_server: Option<IpAddr>,
+    pub answering: Answering,
+    /// Whether `H` from the relay is answered with `h`.
+    pub heartbeat_replies: bool,
+}
+
+impl Settings {
+    /// An OfficeServ-like switch: keysets 2201–2232, trunks 701–708, groups 500–503.
+    pub fn officeserv(mac_last: u8) -> Settings {
+        let mut stations = Vec::new();
+        let mut add = |name: String, kind| {
+            stations.push(Station {
+                station: Str8::lossy(&name),
+                kind,
+            })
+        };
+        (2201..=2232).for_each(|n| add(n.to_string(), StationKind::Keyset));
+        (701..=708).for_each(|n| add(n.to_string(), StationKind::Trunk));
+        (500..=503).for_each(|n| add(n.to_string(), StationKind::Group));
+        Settings {
+            model: "OfficeServ 7200".into(),
+            software: "SVMi-20 4.60".into(),
+            mac: [0x00, 0x00, 0xF0, 0x5A, 0x00, mac_last],
+            caps: 0b111,
+            stations,
+            page_size: 16,
+            easyset_password: "1234".into(),
+            cti_server: None,
+            answering: Answering::Echo,
+            heartbeat_replies: true,
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The simulated switch: accepts the relay's CTI link (one at a time; a new one replaces the
+//! old), opens it as a real switch would, and takes commands to emit frames or misbehave.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use relay::protocol::frame::{put_header, NO_INVOKE};
+use relay::protocol::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::settings::{Answering, Settings};
+
+enum Command {
+    Send(Bytes),
+    Drop,
+    HalfOpen,
+}
+
+struct Inner {
+    settings: Mutex<Settings>,
+    /// The open link's command channel.
+    link: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    /// Frames the relay sent on open links, after set-up.
+    received: Mutex<Vec<Frame>>,
+    refuse_opens: Mutex<u32>,
+    /// Links opened so far (station table downloaded).
+    opened: watch::Sender<u64>,
+    /// Links that have ended so far.
+    closed: watch::Sender<u64>,
+    received_count: watch::Sender<usize>,
+}
+
+/// A running simulated switch.
+#[derive(Clone)]
+pub struct SimSwitch {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+}
+
+impl SimSwitch {
+    /// Listens on `addr` (port 0 for any) and serves CTI links until dropped with the runtime.
+    pub async fn start(addr: SocketAddr, settings: Settings) -> std::io::Result<SimSwitch> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            settings: Mutex::new(settings),
+            link: Mutex::new(None),
+            received: Mutex::new(Vec::new()),
+            refuse_opens: Mutex::new(0),
+            opened: watch::channel(0).0,
+            closed: watch::channel(0).0,
+            received_count: watch::channel(0).0,
+        });
+        let accept_inner = inner.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, peer)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let (tx, rx) = mpsc::unbounded_channel();
+                if let Some(old) = lock(&accept_inner.link).replace(tx) {
+                    let _ = old.send(Command::Drop);
+                }
+                tokio::spawn(serve_link(accept_inner.clone(), stream, peer, rx));
+            }
+        });
+        Ok(SimSwitch { inner, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.inner.settings).clone()
+    }
+
+    /// Changes the settings for what comes next (open checks, answering, heartbeats).
+    pub fn configure(&self, f: impl FnOnce(&mut Settings)) {
+        f(&mut lock(&self.inner.settings));
+    }
+
+    /// Refuses the next `n` opens with `o` result 1.
+    pub fn refuse_next_opens(&self, n: u32) {
+        *lock(&self.inner.refuse_opens) = n;
+    }
+
+    /// Sends raw bytes on the open link. Returns false when no link is open.
+    pub fn send_raw(&self, bytes: Bytes) -> bool {
+        self.command(Command::Send(bytes))
+    }
+
+    /// Sends an event about `device` (empty: switch-wide) with `extra` after the device.
+    pub fn emit_event(&self, code: u8, device: &str, extra: &[u8]) -> bool {
+        self.send_raw(event_frame(code, device, extra))
+    }
+
+    /// Sends an answer.
+    pub fn send_answer(&self, code: u8, invoke: u16, result: u8, extra: &[u8]) -> bool {
+        let mut body = vec![result];
+        body.extend_from_slice(extra);
+        self.send_raw(Frame::build(Kind::Answer, code, invoke, &body).into_bytes())
+    }
+
+    /// Closes the link as a switch that went away would.
+    pub fn drop_link(&self) -> bool {
+        self.command(Command::Drop)
+    }
+
+    /// Stops reading and writing but keeps the TCP connection open.
+    pub fn half_open(&self) -> bool {
+        self.command(Command::HalfOpen)
+    }
+
+    fn command(&self, c: Command) -> bool {
+        lock(&self.inner.link)
+            .as_ref()
+            .is_some_and(|tx| tx.send(c).is_ok())
+    }
+
+    /// Links opened so far.
+    pub fn opened(&self) -> u64 {
+        *self.inner.opened.borrow()
+    }
+
+    /// Waits until at least `n` links have been opened.
+    pub async fn wait_opened(&self, n: u64) {
+        let mut rx = self.inner.opened.subscribe();
+        let _ = rx.wait_for(|v| *v >= n).await;
+    }
+
+    /// Waits until at least `n` links have ended.
+    pub async fn wait_closed(&self, n: u64) {
+        let mut rx = self.inner.closed.subscribe();
+        let _ = rx.wait_for(|v| *v >= n).await;
+    }
+
+    /// Frames the relay sent after set-up (requests, heartbeats), in order.
+    pub fn received(&self) -> Vec<Frame> {
+        lock(&self.inner.received).clone()
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Frame> {
+        self.received()
+            .into_iter()
+            .filter(|f| f.kind() == Kind::Request)
+            .collect()
+    }
+
+    /// Waits until at least `n` frames have been received after set-up.
+    pub async fn wait_received(&self, n: usize) {
+        let mut rx = self.inner.received_count.subscribe();
+        let _ = rx.wait_for(|v| *v >= n).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An event frame as a switch sends it.
+pub fn event_frame(code: u8, device: &str, extra: &[u8]) -> Bytes {
+    let device = Str8::lossy(device);
+    let mut out = BytesMut::new();
+    put_header(
+        &mut out,
+        Kind::Event,
+        code,
+        NO_INVOKE,
+        1 + device.len() + extra.len(),
+    );
+    out.put_u8(device.len() as u8);
+    out.put_slice(device.as_bytes());
+    out.put_slice(extra);
+    out.freeze()
+}
+
+async fn serve_link(
+    inner: Arc<Inner>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut reader = FrameReader::new();
+    let mut open = false;
+    'link: loop {
+        loop {
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                // A switch drops a link that sends garbage.
+                Err(_) => break 'link,
+            };
+            match respond(&inner, &frame, peer, &mut open) {
+                Reply::None => {}
+                Reply::Frames(out) => {
+                    if stream.write_all(&out).await.is_err() {
+                        break 'link;
+                    }
+                }
+                Reply::FramesThenClose(out) => {
+                    let _ = stream.write_all(&out).await;
+                    break 'link;
+                }
+            }
+        }
+        tokio::select! {
+            read = stream.read_buf(reader.buffer_mut()) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            command = commands.recv() => match command {
+                Some(Command::Send(bytes)) => {
+                    if stream.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Command::HalfOpen) => {
+                    // Keep the socket open, read nothing, write nothing, until told to drop.
+                    loop {
+                        match commands.recv().await {
+                            Some(Command::Drop) | None => break 'link,
+                            Some(_) => {}
+                        }
+                    }
+                }
+                Some(Command::Drop) | None => break,
+            },
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
+    inner.closed.send_modify(|n| *n += 1);
+}
+
+enum Reply {
+    None,
+    Frames(Bytes),
+    FramesThenClose(Bytes),
+}
+
+fn respond(inner: &Inner, frame: &Frame, peer: SocketAddr, open: &mut bool) -> Reply {
+    let settings = lock(&inner.settings).clone();
+    if *open {
+        lock(&inner.received).push(frame.clone());
+        inner.received_count.send_modify(|n| *n += 1);
+    }
+    match frame.kind() {
+        Kind::Link => {
+            let Ok(msg) = LinkMsg::decode(frame) else {
+                return Reply::None;
+            };
+            match msg {
+                LinkMsg::Open { .. } => {
+                    let result = {
+                        let mut refuse = lock(&inner.refuse_opens);
+                        if *refuse > 0 {
+                            *refuse -= 1;
+                            1
+                        } else if settings.cti_server.is_some_and(|ip| ip != peer.ip()) {
+                            2
+                        } else {
+                            0
+                        }
+                    };
+                    let reply = encode(&LinkMsg::OpenResult {
+                        result,
+                        model: Str8::lossy(&settings.model),
+                        software: Str8::lossy(&settings.software),
+                        mac: settings.mac,
+                        caps: settings.caps,
+                    });
+                    if result == 0 {
+                        Reply::Frames(reply)
+                    } else {
+                        Reply::FramesThenClose(reply)
+                    }
+                }
+                LinkMsg::ConfigDownload { password } => {
+                    if password.as_bytes() != settings.easyset_password.as_bytes() {
+                        return Reply::Frames(encode(&LinkMsg::ConfigPage {
+                            result: 1,
+                            last: true,
+                            stations: Vec::new(),
+                        }));
+                    }
+                    Reply::Frames(station_pages(&settings.stations, settings.page_size))
+                }
+                LinkMsg::MacQuery => {
+                    let was_open = std::mem::replace(open, true);
+                    if !was_open {
+                        inner.opened.send_modify(|n| *n += 1);
+                    }
+                    Reply::Frames(encode(&LinkMsg::MacReply { mac: settings.mac }))
+                }
+                LinkMsg::Heartbeat if settings.heartbeat_replies => {
+                    Reply::Frames(encode(&LinkMsg::HeartbeatReply))
+                }
+                _ => Reply::None,
+            }
+        }
+        Kind::Request => match settings.answering {
+            Answering::Silent => Reply::None,
+            Answering::Echo => {
+                let mut body = vec![0u8];
+                body.extend_from_slice(frame.body());
+                Reply::Frames(
+                    Frame::build(Kind::Answer, frame.code(), frame.invoke(), &body).into_bytes(),
+                )
+            }
+        },
+        _ => Reply::None,
+    }
+}
+
+fn encode(msg: &LinkMsg) -> Bytes {
+    msg.encode().expect("simulator messages fit in a frame")
+}
+
+fn station_pages(stations: &[Station], page_size: usize) -> Bytes {
+    let mut out = BytesMut::new();
+    let pages: Vec<&[Station]> = if stations.is_empty() {
+        vec![&[]]
+    } else {
+        stations.chunks(page_size.clamp(1, 255)).collect()
+    };
+    let count = pages.len();
+    for (i, page) in pages.into_iter().enumerate() {
+        out.extend_from_slice(&encode(&LinkMsg::ConfigPage {
+            result: 0,
+            last: i + 1 == count,
+            stations: page.to_vec(),
+        }));
+    }
+    out.freeze()
+}
