@@ -1,1 +1,242 @@
-fn main() {}
+//! Fan-out throughput: one switch, N protocol-3 sessions over loopback TCP, 64-byte event
+//! bodies. One iteration is a chunk of 1 024 events; throughput counts deliveries (events ×
+//! sessions). Sessions are set up outside the timed part; the sender keeps a window of chunks
+//! in flight so the measurement is sustained throughput, not one burst.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use client_sim::SimApp;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use relay::clock::SystemClock;
+use relay::config::SwitchConfig;
+use relay::net::{Network, TcpNetwork};
+use relay::protocol::LinkMsg;
+use relay::{Config, Listeners, Relay, RelayParts, Tuning};
+use switch_sim::{Settings, SimSwitch};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+/// Events per iteration.
+const CHUNK: u64 = 1024;
+/// Chunks the sender may be ahead of the slowest session.
+const WINDOW: u64 = 8;
+/// Checkpoint counters kept (more than WINDOW).
+const RING: usize = 64;
+/// Bytes of each event body: device str8 ("2201") and 59 opaque bytes.
+const BODY: usize = 64;
+
+/// Sessions that have received each chunk, by chunk number modulo RING.
+struct Progress {
+    sessions: usize,
+    reached: Vec<AtomicUsize>,
+    notify: Notify,
+}
+
+impl Progress {
+    fn chunk_received(&self, chunk: u64) {
+        let slot = &self.reached[(chunk % RING as u64) as usize];
+        if slot.fetch_add(1, Ordering::AcqRel) + 1 == self.sessions {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Waits until every session has received `chunk` (1-based), then frees its counter.
+    async fn wait_chunk(&self, chunk: u64) {
+        let slot = &self.reached[(chunk % RING as u64) as usize];
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if slot.load(Ordering::Acquire) >= self.sessions {
+                slot.store(0, Ordering::Release);
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct Setup {
+    _relay: Relay,
+    switch: SimSwitch,
+    progress: Arc<Progress>,
+    chunk: Bytes,
+    /// Chunks sent so far (across iterations).
+    sent: AtomicU64,
+}
+
+fn event_chunk() -> Bytes {
+    let mut extra = [0u8; BODY - 5];
+    for (i, b) in extra.iter_mut().enumerate() {
+        *b = b'a' + (i % 26) as u8;
+    }
+    let one = switch_sim::switch::event_frame(b'n', "2201", &extra);
+    assert_eq!(one.len(), 6 + BODY);
+    let mut out = BytesMut::with_capacity(one.len() * CHUNK as usize);
+    for _ in 0..CHUNK {
+        out.extend_from_slice(&one);
+    }
+    out.freeze()
+}
+
+/// Counts events by walking frames; answers heartbeats so the relay keeps the session.
+async fn count_events(app: SimApp, progress: Arc<Progress>) {
+    let (mut rd, mut wr) = app.into_stream().into_split();
+    let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0;
+    let mut events = 0u64;
+    loop {
+        let n = match rd.read(&mut buf[carry..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let end = carry + n;
+        let mut at = 0;
+        while at + 2 <= end {
+            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize + 2;
+            if at + len > end {
+                break;
+            }
+            match (buf[at + 2], buf[at + 3]) {
+                (b'E', _) => {
+                    events += 1;
+                    if events.is_multiple_of(CHUNK) {
+                        progress.chunk_received(events / CHUNK);
+                    }
+                }
+                (b'L', b'H') => {
+                    let _ = wr.write_all(&heartbeat_reply).await;
+                }
+                // Reason 2: the relay is stopping at the end of a benchmark.
+                (b'L', b'X') if buf[at + 6] == 2 => return,
+                (b'L', b'X') => {
+                    panic!("the relay closed a bench session: {:?}", &buf[at..at + len])
+                }
+                _ => {}
+            }
+            at += len;
+        }
+        buf.copy_within(at..end, 0);
+        carry = end - at;
+    }
+}
+
+async fn setup(sessions: usize) -> Setup {
+    let switch = SimSwitch::start("127.0.1.1:0".parse().unwrap(), Settings::officeserv(1))
+        .await
+        .unwrap();
+    let mut config = Config::default();
+    config.switches.push(SwitchConfig {
+        no: 1,
+        address: switch.addr().ip().to_string(),
+        port: switch.addr().port(),
+        name: "bench".into(),
+        kind: Default::default(),
+        easyset_password: "1234".into(),
+        enabled: true,
+    });
+    let net = Arc::new(TcpNetwork);
+    let listeners = Listeners {
+        client: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
+        bypass: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
+    };
+    let relay = Relay::start(
+        RelayParts {
+            config,
+            net,
+            clock: Arc::new(SystemClock),
+            tuning: Tuning::default(),
+        },
+        listeners,
+    )
+    .unwrap();
+    switch.wait_opened(1).await;
+    while !relay.hub().slot(1).unwrap().is_up() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let progress = Arc::new(Progress {
+        sessions,
+        reached: (0..RING).map(|_| AtomicUsize::new(0)).collect(),
+        notify: Notify::new(),
+    });
+    for _ in 0..sessions {
+        let (app, id) = SimApp::identify_as(relay.client_addr(), None, 3, 1, &[])
+            .await
+            .unwrap();
+        assert_eq!(id.result, 0);
+        tokio::spawn(count_events(app, progress.clone()));
+    }
+    while relay.hub().sessions().len() < sessions {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Setup {
+        _relay: relay,
+        switch,
+        progress,
+        chunk: event_chunk(),
+        sent: AtomicU64::new(0),
+    }
+}
+
+/// Sends `iters` chunks with at most WINDOW unconfirmed, and waits until every session has
+/// every chunk. Each chunk is waited for exactly once (its counter is then reused).
+async fn run_chunks(s: &Setup, iters: u64) -> Duration {
+    let first = s.sent.load(Ordering::Relaxed) + 1;
+    let last = first + iters - 1;
+    let start = Instant::now();
+    for chunk in first..=last {
+        if chunk >= first + WINDOW {
+            s.progress.wait_chunk(chunk - WINDOW).await;
+        }
+        assert!(s.switch.send_raw(s.chunk.clone()));
+    }
+    for chunk in first.max((last + 1).saturating_sub(WINDOW))..=last {
+        s.progress.wait_chunk(chunk).await;
+    }
+    let elapsed = start.elapsed();
+    s.sent.store(last, Ordering::Relaxed);
+    elapsed
+}
+
+fn fanout(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("fanout");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(8));
+    for sessions in [1usize, 100, 1000] {
+        let s = rt.block_on(setup(sessions));
+        group.throughput(Throughput::Elements(CHUNK * sessions as u64));
+        group.bench_with_input(
+            BenchmarkId::new("p3_sessions", sessions),
+            &sessions,
+            |b, _| {
+                b.to_async(&rt).iter_custom(|iters| run_chunks(&s, iters));
+            },
+        );
+        drop_setup(&rt, s);
+    }
+    group.finish();
+}
+
+fn drop_setup(rt: &Runtime, s: Setup) {
+    rt.block_on(async move {
+        let Setup { _relay, .. } = s;
+        _relay.shutdown().await;
+    });
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);

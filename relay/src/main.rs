@@ -78,10 +78,16 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Logs go to standard error, coloured only on a terminal; `RUST_LOG` sets the level.
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn run(path: PathBuf) -> anyhow::Result<()> {
@@ -106,6 +112,7 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     stop_signal().await?;
     tracing::info!("stop requested");
     relay.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -215,9 +215,11 @@ impl Notices {
     }
 
     pub fn emit(&self, notice: Notice) {
-        match notice.level() {
-            Level::Info => tracing::info!(switch = ?notice.switch(), "{notice}"),
-            Level::Fault => tracing::warn!(switch = ?notice.switch(), "{notice}"),
+        match (notice.level(), notice.switch()) {
+            (Level::Info, Some(switch)) => tracing::info!(switch, "{notice}"),
+            (Level::Info, None) => tracing::info!("{notice}"),
+            (Level::Fault, Some(switch)) => tracing::warn!(switch, "{notice}"),
+            (Level::Fault, None) => tracing::warn!("{notice}"),
         }
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.0 += 1;

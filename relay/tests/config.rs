@@ -1,0 +1,182 @@
+//! SPEC §2: the configuration file, its defaults and every rule.
+
+use std::process::Command;
+
+use relay::config::{Config, ConfigError, Language};
+
+fn errors(yaml: &str) -> Vec<String> {
+    let config = Config::parse(yaml).expect("parses");
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(ConfigError::to_string).collect(),
+    }
+}
+
+#[test]
+fn an_empty_file_is_the_documented_defaults() {
+    let c = Config::parse("").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.listen.client_port, 6000);
+    assert_eq!(c.listen.bypass_port(), 6500);
+    assert_eq!(c.default_switch, 1);
+    assert!(c.options.auto_connect);
+    assert_eq!(c.options.notification_lines, 500);
+    assert_eq!(
+        (
+            c.options.recovery.attempts,
+            c.options.recovery.cycle_minutes
+        ),
+        (30, 1)
+    );
+    assert_eq!(c.options.language, Language::En);
+    assert_eq!(
+        (c.monitor.sw_port, c.monitor.su_port),
+        (Some(6001), Some(6002))
+    );
+    assert_eq!(c.export.port, Some(6003));
+    assert!(c.access.allow_unregistered);
+    assert_eq!(
+        (
+            c.bypass_limits.acd,
+            c.bypass_limits.messenger,
+            c.bypass_limits.other
+        ),
+        (1, 8, 8)
+    );
+    assert_eq!(
+        (c.admin.address.to_string(), c.admin.port),
+        ("127.0.0.1".into(), 8080)
+    );
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/relay.example.yaml");
+    let c = Config::load(std::path::Path::new(path)).unwrap();
+    assert_eq!(c.switches.len(), 2);
+    assert_eq!(c.switches[0].easyset_password, "1234");
+    assert!(!c.switches[1].enabled);
+    assert_eq!(c.users[0].switches, vec![1, 2]);
+}
+
+#[test]
+fn an_unknown_key_is_refused_naming_it() {
+    let err = Config::parse("options: { auto_conect: true }").unwrap_err();
+    assert!(err.contains("unknown field `auto_conect`"), "{err}");
+    let err = Config::parse("listen: { port: 6000 }").unwrap_err();
+    assert!(err.contains("unknown field `port`"), "{err}");
+}
+
+#[test]
+fn every_broken_rule_is_reported_at_once_with_field_and_value() {
+    let yaml = r#"
+listen: { client_port: 65100 }
+switches:
+  - { no: 0, address: 10.0.0.1 }
+  - { no: 2, address: 10.0.0.1 }
+  - { no: 2, address: 10.0.0.3, port: 0 }
+  - { no: 4, address: 10.0.0.4 }
+default_switch: 5
+options: { notification_lines: 50, recovery: { attempts: 0, cycle_minutes: 61 } }
+monitor: { sw_port: 6001, su_port: 6001 }
+export: { port: 8080 }
+users:
+  - { ip: 10.1.1.1, switches: [2, 7], default_switch: 4 }
+  - { ip: 10.1.1.1 }
+  - { ip: not-an-address, default_switch: 9 }
+  - { ip: 10.1.1.4, switches: [2, 2] }
+license: { issuer_keys: ["abcd"], host_macs: ["00:11:22:33:44"] }
+admin: { address: 0.0.0.0 }
+"#;
+    assert_eq!(
+        errors(yaml),
+        [
+            "listen.client_port: 65100 is out of range: use 1025..=65035 (the bypass port, client_port + 500, must fit)",
+            "switches[0].no: 0 is out of range: use 1..=8",
+            "switches[1].address: 10.0.0.1: address already assigned to switch 0",
+            "switches[2].no: switch number 2 is already used by switches[1]",
+            "switches[2].port: 0 is out of range: use 1..=65535",
+            "default_switch: 5 is not a configured switch",
+            "options.notification_lines: 50 is out of range: use 100..=9999",
+            "options.recovery.attempts: 0 is out of range: use 1..=999",
+            "options.recovery.cycle_minutes: 61 is out of range: use 1..=60",
+            "monitor.su_port: port 6001 is already used by monitor.sw_port",
+            "admin.port: port 8080 is already used by export.port",
+            "users[0].switches: switch 7 is not configured",
+            "users[0].default_switch: default switch 4 is not among the user's switches",
+            "users[1].ip: 10.1.1.1 is already registered by users[0]",
+            "users[2].ip: \"not-an-address\" is not a valid IP address",
+            "users[2].default_switch: switch 9 is not configured",
+            "users[3].switches: switch 2 is listed twice",
+            "license.issuer_keys[0]: \"abcd\" is not a 32-byte public key written as 64 hex digits",
+            "license.host_macs[0]: \"00:11:22:33:44\" is not a MAC address like AA:BB:CC:DD:EE:FF",
+            "admin.token: is required because admin.address 0.0.0.0 is not a loopback address",
+        ]
+    );
+}
+
+#[test]
+fn the_bypass_port_counts_as_a_listening_port() {
+    assert_eq!(
+        errors("listen: { client_port: 6000 }\nmonitor: { sw_port: 6500 }"),
+        ["monitor.sw_port: port 6500 is already used by listen.client_port + 500 (bypass port)"]
+    );
+    // A port of null turns a monitor off and frees its number.
+    assert_eq!(
+        errors("monitor: { sw_port: null }\nexport: { port: 6001 }"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn relay_check_prints_every_error_and_fails() {
+    let dir = std::env::temp_dir().join(format!("relay-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "default_switch: 3\nswitches: [ { no: 1, address: a }, { no: 9, address: a } ]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "error: the configuration file {} breaks 3 rule(s):\n  - switches[1].no: 9 is out of range: use 1..=8\n  - switches[1].address: a: address already assigned to switch 1\n  - default_switch: 3 is not a configured switch\n",
+            bad.display()
+        )
+    );
+
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "switches: [ { no: 1, address: 10.0.0.1 } ]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}: valid (1 switch(es), 0 user(s))\n", good.display())
+    );
+
+    let missing = dir.join("missing.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["check", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().starts_with(&format!(
+        "error: cannot read the configuration file {}:",
+        missing.display()
+    )));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
