@@ -252,51 +252,12 @@ async fn filtering_sessions_get_only_their_devices_and_switch_wide_events() {
     assert_eq!(read_events(&mut operator, 3).await.len(), 3);
 
     // Watch 2202 as well; stop watching 2201.
-    call.send_link(&LinkMsg::Device {
-        add: true,
-        switch: 1,
-        device: "2202".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        call.next_link().await.unwrap(),
-        Some(LinkMsg::DeviceResult { result: 0 })
-    );
-    call.send_link(&LinkMsg::Device {
-        add: false,
-        switch: 0,
-        device: "2201".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        call.next_link().await.unwrap(),
-        Some(LinkMsg::DeviceResult { result: 0 })
-    );
-    // Unknown station and unserved switch are refused.
-    call.send_link(&LinkMsg::Device {
-        add: true,
-        switch: 1,
-        device: "9999".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        call.next_link().await.unwrap(),
-        Some(LinkMsg::DeviceResult { result: 1 })
-    );
-    call.send_link(&LinkMsg::Device {
-        add: true,
-        switch: 5,
-        device: "2201".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        call.next_link().await.unwrap(),
-        Some(LinkMsg::DeviceResult { result: 1 })
-    );
+    assert_eq!(call.device(true, 1, "2202").await.unwrap(), 0);
+    assert_eq!(call.device(false, 0, "2201").await.unwrap(), 0);
+    // An unknown station, an unserved switch, and removing what is not watched are refused.
+    assert_eq!(call.device(true, 1, "9999").await.unwrap(), 1);
+    assert_eq!(call.device(true, 5, "2201").await.unwrap(), 1);
+    assert_eq!(call.device(false, 1, "2203").await.unwrap(), 1);
 
     sw.emit_event(b'n', "2201", b"d");
     sw.emit_event(b'n', "2202", b"e");

@@ -14,7 +14,7 @@ use criterion::{
 };
 use relay::clock::SystemClock;
 use relay::config::SwitchConfig;
-use relay::net::{Network, TcpNetwork};
+use relay::net::TcpNetwork;
 use relay::protocol::LinkMsg;
 use relay::{Config, Listeners, Relay, RelayParts, Tuning};
 use switch_sim::{Settings, SimSwitch};
@@ -133,20 +133,14 @@ async fn setup(sessions: usize) -> Setup {
         .await
         .unwrap();
     let mut config = Config::default();
-    config.switches.push(SwitchConfig {
-        no: 1,
-        address: switch.addr().ip().to_string(),
-        port: switch.addr().port(),
-        name: "bench".into(),
-        kind: Default::default(),
-        easyset_password: "1234".into(),
-        enabled: true,
-    });
+    config.switches.push(SwitchConfig::new(
+        1,
+        &switch.addr().ip().to_string(),
+        switch.addr().port(),
+        "1234",
+    ));
     let net = Arc::new(TcpNetwork);
-    let listeners = Listeners {
-        client: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
-        bypass: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
-    };
+    let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
     let relay = Relay::start(
         RelayParts {
             config,

@@ -121,6 +121,28 @@ impl SimApp {
         self.send_raw(&msg.encode()).await
     }
 
+    /// Adds or removes a watched device and returns the relay's result (0 ok, 1 refused).
+    pub async fn device(&mut self, add: bool, switch: u8, device: &str) -> io::Result<u8> {
+        self.send_link(&LinkMsg::Device {
+            add,
+            switch,
+            device: Str8::lossy(device),
+        })
+        .await?;
+        loop {
+            match self.next_link().await? {
+                Some(LinkMsg::DeviceResult { result }) => return Ok(result),
+                Some(LinkMsg::Heartbeat) => self.send_link(&LinkMsg::HeartbeatReply).await?,
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("expected a device result, got {other:?}"),
+                    ))
+                }
+            }
+        }
+    }
+
     /// The next frame; `None` once the relay has closed the connection.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {

@@ -95,6 +95,21 @@ pub struct SwitchConfig {
     pub enabled: bool,
 }
 
+impl SwitchConfig {
+    /// An enabled OfficeServ switch at `address:port` with the other fields at their defaults.
+    pub fn new(no: u8, address: &str, port: u16, easyset_password: &str) -> SwitchConfig {
+        SwitchConfig {
+            no,
+            address: address.to_owned(),
+            port,
+            name: format!("Switch {no}"),
+            kind: SwitchType::Officeserv,
+            easyset_password: easyset_password.to_owned(),
+            enabled: true,
+        }
+    }
+}
+
 fn default_switch_port() -> u16 {
     5002
 }

@@ -72,10 +72,16 @@ impl OutQueue {
 
     /// Queues `frame` only if it fits, without ending the queue when it does not.
     pub fn offer(&self, frame: Bytes) -> bool {
-        let mut st = self.lock();
+        let st = self.lock();
         if st.ending.is_some() || st.bytes + frame.len() > self.limit {
             return false;
         }
+        self.enqueue(st, frame);
+        true
+    }
+
+    /// Appends under the lock, waking the writer when the queue was empty.
+    fn enqueue(&self, mut st: std::sync::MutexGuard<'_, State>, frame: Bytes) {
         let was_empty = st.frames.is_empty();
         st.bytes += frame.len();
         st.frames.push_back(frame);
@@ -83,7 +89,6 @@ impl OutQueue {
         if was_empty {
             self.wake.notify_one();
         }
-        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -109,13 +114,7 @@ impl OutQueue {
             self.discard.notify_waiters();
             return Err(PushError::Overflowed);
         }
-        let was_empty = st.frames.is_empty();
-        st.bytes += frame.len();
-        st.frames.push_back(frame);
-        drop(st);
-        if was_empty {
-            self.wake.notify_one();
-        }
+        self.enqueue(st, frame);
         Ok(())
     }
 

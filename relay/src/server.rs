@@ -34,6 +34,15 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Both ports on 127.0.0.1, at ports the system picks (tests, benches, simulations).
+    pub async fn loopback(net: &dyn Network) -> std::io::Result<Listeners> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(Listeners {
+            client: net.bind(any).await?,
+            bypass: net.bind(any).await?,
+        })
+    }
+
     /// Binds the client port and the bypass port (client + 500) of the configuration.
     pub async fn bind(net: &dyn Network, config: &Config) -> anyhow::Result<Listeners> {
         use anyhow::Context;

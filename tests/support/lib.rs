@@ -8,7 +8,7 @@ use std::time::Duration;
 use client_sim::{Identified, SimApp};
 use relay::clock::SystemClock;
 use relay::config::SwitchConfig;
-use relay::net::{Network, TcpNetwork};
+use relay::net::TcpNetwork;
 use relay::{Config, Listeners, Relay, RelayParts, Tuning};
 use switch_sim::{Settings, SimSwitch};
 
@@ -77,22 +77,16 @@ impl SiteSpec {
         }
         let mut config = Config::default();
         for (i, sw) in switches.iter().enumerate() {
-            config.switches.push(SwitchConfig {
-                no: i as u8 + 1,
-                address: sw.addr().ip().to_string(),
-                port: sw.addr().port(),
-                name: format!("Switch {}", i + 1),
-                kind: Default::default(),
-                easyset_password: "1234".into(),
-                enabled: true,
-            });
+            config.switches.push(SwitchConfig::new(
+                i as u8 + 1,
+                &sw.addr().ip().to_string(),
+                sw.addr().port(),
+                "1234",
+            ));
         }
         (self.configure)(&mut config);
         let net = Arc::new(TcpNetwork);
-        let listeners = Listeners {
-            client: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
-            bypass: net.bind("127.0.0.1:0".parse().unwrap()).await.unwrap(),
-        };
+        let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
         let relay = Relay::start(
             RelayParts {
                 config,
