@@ -5,9 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use relay::protocol::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
 
 /// The relay's answer to identify.
 #[derive(Clone, Debug, PartialEq, Eq)]

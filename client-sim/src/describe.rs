@@ -1,6 +1,6 @@
 //! Frames as one readable line each.
 
-use relay::protocol::{CallMsg, Frame, Kind, LinkMsg};
+use wire::{CallMsg, Frame, Kind, LinkMsg};
 
 /// Renders a frame received on an application link (`p3`: protocol 3).
 pub fn describe(frame: &Frame, p3: bool) -> String {

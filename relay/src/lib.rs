@@ -2,7 +2,7 @@
 //! application on the LAN.
 //!
 //! Module map:
-//! - [`protocol`]: the wire protocol (framing, typed link messages, SWITCH byte), no I/O.
+//! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`config`]: the configuration file, its defaults and every validation rule.
 //! - [`net`]: the seam to the network (real TCP, or a simulated network).
 //! - [`clock`]: the wall clock the relay is handed.
@@ -16,6 +16,9 @@
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
 //! - [`notify`]: notifications; [`status`]: the status view; [`stats`]: counters.
 
+/// The wire protocol (the `wire` crate), under the name the relay's modules use.
+pub use wire as protocol;
+
 pub mod clock;
 pub mod config;
 pub mod fanout;
@@ -24,7 +27,6 @@ pub mod invoke;
 pub mod net;
 pub mod notify;
 pub mod outqueue;
-pub mod protocol;
 pub mod routing;
 pub mod server;
 pub mod session;

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use relay::protocol::{Station, StationKind, Str8};
+use wire::{Station, StationKind, Str8};
 
 /// How the switch answers requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

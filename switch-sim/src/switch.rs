@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use relay::protocol::frame::{put_header, NO_INVOKE};
-use relay::protocol::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use wire::frame::{put_header, NO_INVOKE};
+use wire::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
 
 use crate::settings::{Answering, Settings};
 

@@ -2,9 +2,9 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use relay::protocol::call::{put_rewritten, put_with_switch, CallMsg};
-use relay::protocol::frame::{check, FrameError, MAX_LEN};
-use relay::protocol::{DeviceRef, Frame, FrameReader, Kind, LinkMsg, Station, StationKind, Str8};
+use wire::call::{put_rewritten, put_with_switch, CallMsg};
+use wire::frame::{check, FrameError, MAX_LEN};
+use wire::{DeviceRef, Frame, FrameReader, Kind, LinkMsg, Station, StationKind, Str8};
 
 fn str8() -> impl Strategy<Value = Str8> {
     prop::collection::vec(any::<u8>(), 0..=40).prop_map(|v| Str8::new(v).unwrap())

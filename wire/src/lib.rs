@@ -1,4 +1,5 @@
-//! The wire protocol shared by the relay, the switch simulator and the application simulators.
+//! The wire protocol (PROTOCOL.md) shared by the relay, the switch simulator and the
+//! application simulators.
 //!
 //! - [`frame`]: LEN/KIND/CODE/INVOKE framing, checked before parsed; the per-connection reader.
 //! - [`link`]: typed link-control (`L`) messages of every link.
@@ -7,6 +8,8 @@
 //! - [`text`]: the byte-exact `str8` field.
 //!
 //! Nothing here touches a socket.
+
+#![forbid(unsafe_code)]
 
 pub mod call;
 pub mod frame;

@@ -3,8 +3,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::frame::{put_header, Frame, Kind, NO_INVOKE};
-use super::text::Str8;
+use crate::frame::{put_header, Frame, Kind, NO_INVOKE};
+use crate::text::Str8;
 
 /// Station kinds of the switch's station table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

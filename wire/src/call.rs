@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::frame::{put_header, Frame, Kind, HEADER_LEN, MAX_LEN};
+use crate::frame::{put_header, Frame, Kind, HEADER_LEN, MAX_LEN};
 
 /// Answer results made by the relay itself.
 pub mod relay_result {
