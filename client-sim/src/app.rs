@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::AsyncRead;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
 
@@ -145,19 +147,22 @@ impl SimApp {
 
     /// The next frame; `None` once the relay has closed the connection.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        loop {
-            match self.reader.next_frame() {
-                Ok(Some(f)) => return Ok(Some(f)),
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            match self.stream.read_buf(self.reader.buffer_mut()).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
+        read_frame(&mut self.stream, &mut self.reader).await
+    }
+
+    /// Splits into a reading half and a writing half, for applications that do both at once.
+    pub fn into_split(self) -> (Reader, Writer) {
+        let (rd, wr) = self.stream.into_split();
+        (
+            Reader {
+                rd,
+                reader: self.reader,
+            },
+            Writer {
+                wr,
+                protocol: self.protocol,
+            },
+        )
     }
 
     /// The next frame within `limit`; `Err(TimedOut)` when none came.
@@ -237,5 +242,87 @@ impl SimApp {
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.stream.local_addr()
+    }
+}
+
+/// The reading half of an application connection.
+pub struct Reader {
+    rd: OwnedReadHalf,
+    reader: FrameReader,
+}
+
+impl Reader {
+    /// The next frame; `None` once the relay has closed the connection.
+    pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        read_frame(&mut self.rd, &mut self.reader).await
+    }
+}
+
+/// The writing half of an application connection.
+pub struct Writer {
+    wr: OwnedWriteHalf,
+    pub protocol: u8,
+}
+
+impl Writer {
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.wr.write_all(bytes).await
+    }
+
+    /// Sends a request; `switch` is the SWITCH byte (protocol 3 only).
+    pub async fn request(
+        &mut self,
+        switch: Option<u8>,
+        code: u8,
+        invoke: u16,
+        body: &[u8],
+    ) -> io::Result<()> {
+        let frame = request_frame(self.protocol, switch, code, invoke, body);
+        self.send_raw(&frame).await
+    }
+}
+
+fn request_frame(protocol: u8, switch: Option<u8>, code: u8, invoke: u16, body: &[u8]) -> Bytes {
+    CallMsg {
+        kind: Kind::Request,
+        code,
+        invoke,
+        switch: if protocol == 3 {
+            switch.or(Some(0))
+        } else {
+            None
+        },
+        body: Bytes::copy_from_slice(body),
+    }
+    .encode()
+}
+
+/// A request body made of `str8` fields (the switch simulator's request convention).
+pub fn str8_body(fields: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for f in fields {
+        let s = Str8::lossy(f);
+        body.push(s.len() as u8);
+        body.extend_from_slice(s.as_bytes());
+    }
+    body
+}
+
+async fn read_frame<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    reader: &mut FrameReader,
+) -> io::Result<Option<Frame>> {
+    loop {
+        match reader.next_frame() {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+        match stream.read_buf(reader.buffer_mut()).await {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
 }

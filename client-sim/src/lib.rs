@@ -8,4 +8,4 @@
 pub mod app;
 pub mod describe;
 
-pub use app::{Identified, SimApp};
+pub use app::{str8_body, Identified, SimApp};

@@ -14,6 +14,7 @@
 //! - [`invoke`]: INVOKE rewriting and the answer timeout.
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
+//! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
 //! - [`notify`]: notifications; [`status`]: the status view; [`stats`]: counters.
 
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
@@ -21,6 +22,7 @@ pub use wire as protocol;
 
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod fanout;
 pub mod hub;
 pub mod invoke;

@@ -29,6 +29,16 @@ enum Command {
         #[arg(long, short, default_value = "relay.yaml")]
         config: PathBuf,
     },
+    /// Run the relay with two simulated switches carrying live calls and a few simulated
+    /// applications, all on loopback, with a live view; until Ctrl-C or --for passes.
+    Demo {
+        /// Stop after this long (e.g. 10s, 2m).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// The client port applications connect to (bypass = this + 500).
+        #[arg(long, default_value_t = 6000)]
+        client_port: u16,
+    },
     /// Check a configuration file and print every error in it.
     Check {
         #[arg(long, short, default_value = "relay.yaml")]
@@ -40,22 +50,42 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => {
-            init_tracing();
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+        Command::Demo {
+            duration,
+            client_port,
+        } => {
+            init_tracing("warn");
+            use std::io::IsTerminal;
+            let opts = relay::demo::DemoOptions {
+                duration,
+                client_port,
+                clear_screen: std::io::stdout().is_terminal(),
             };
-            match runtime.block_on(run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            block_on(relay::demo::run(opts, async {
+                let _ = stop_signal().await;
+            }))
+        }
+        Command::Run { config } => {
+            init_tracing("info");
+            block_on(run(config))
+        }
+    }
+}
+
+/// Runs `job` on a new runtime and turns its outcome into the exit code.
+fn block_on(job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -78,11 +108,11 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Logs go to standard error, coloured only on a terminal; `RUST_LOG` sets the level.
-fn init_tracing() {
+/// Logs go to standard error, coloured only on a terminal; `RUST_LOG` overrides `level`.
+fn init_tracing(level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -65,7 +65,8 @@ pub enum LossCause {
     Error(String),
     Protocol(String),
     Silent,
-    Operator,
+    /// The relay is stopping.
+    Stopping,
 }
 
 impl fmt::Display for LossCause {
@@ -75,7 +76,7 @@ impl fmt::Display for LossCause {
             LossCause::Error(e) => write!(f, "link error: {e}"),
             LossCause::Protocol(e) => write!(f, "protocol error: {e}"),
             LossCause::Silent => f.write_str("no frame for 30 s"),
-            LossCause::Operator => f.write_str("disconnected by the operator"),
+            LossCause::Stopping => f.write_str("the relay is stopping"),
         }
     }
 }

@@ -284,7 +284,7 @@ async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> Lo
                     _ => "the link writer stopped".into(),
                 });
             }
-            _ = stop.cancelled() => break LossCause::Operator,
+            _ = stop.cancelled() => break LossCause::Stopping,
         }
     };
     finish(hub, &link, &mut writer, cause).await

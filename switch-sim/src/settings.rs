@@ -7,7 +7,9 @@ use wire::{Station, StationKind, Str8};
 /// How the switch answers requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answering {
-    /// Result 0 and the request body, right away.
+    /// Through the call model: real results and the events that follow.
+    CallModel,
+    /// Result 0 and the request body, nothing else (for relay tests that check bytes).
     Echo,
     /// Never answer (to exercise timeouts).
     Silent,
@@ -30,6 +32,10 @@ pub struct Settings {
     pub answering: Answering,
     /// Whether `H` from the relay is answered with `h`.
     pub heartbeat_replies: bool,
+    /// Delay before each answer ("answer slowly").
+    pub answer_delay: std::time::Duration,
+    /// Wall time (Unix ms) at start, for SMDR dates; `None`: the system clock.
+    pub epoch_ms: Option<u64>,
 }
 
 impl Settings {
@@ -54,8 +60,10 @@ impl Settings {
             page_size: 16,
             easyset_password: "1234".into(),
             cti_server: None,
-            answering: Answering::Echo,
+            answering: Answering::CallModel,
             heartbeat_replies: true,
+            answer_delay: std::time::Duration::ZERO,
+            epoch_ms: None,
         }
     }
 }

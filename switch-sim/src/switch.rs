@@ -12,16 +12,22 @@ use tokio::sync::{mpsc, watch};
 use wire::frame::{put_header, NO_INVOKE};
 use wire::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
 
+use crate::calls::{CallModel, Outcome};
 use crate::settings::{Answering, Settings};
 
 enum Command {
     Send(Bytes),
     Drop,
     HalfOpen,
+    Stall(Duration),
 }
 
 struct Inner {
     settings: Mutex<Settings>,
+    model: Mutex<CallModel>,
+    /// Switch time: `epoch_ms` at `origin`.
+    epoch_ms: u64,
+    origin: tokio::time::Instant,
     /// The open link's command channel.
     link: Mutex<Option<mpsc::UnboundedSender<Command>>>,
     /// Frames the relay sent on open links, after set-up.
@@ -46,7 +52,15 @@ impl SimSwitch {
     pub async fn start(addr: SocketAddr, settings: Settings) -> std::io::Result<SimSwitch> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let epoch_ms = settings.epoch_ms.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        });
         let inner = Arc::new(Inner {
+            model: Mutex::new(CallModel::new(&settings.stations, settings.caps)),
+            epoch_ms,
+            origin: tokio::time::Instant::now(),
             settings: Mutex::new(settings),
             link: Mutex::new(None),
             received: Mutex::new(Vec::new()),
@@ -114,6 +128,72 @@ impl SimSwitch {
         self.command(Command::HalfOpen)
     }
 
+    /// Stops reading and writing for `d`, then carries on.
+    pub fn stall(&self, d: Duration) -> bool {
+        self.command(Command::Stall(d))
+    }
+
+    /// Sends `n` bytes that are not a frame.
+    pub fn send_garbage(&self, n: usize) -> bool {
+        let junk: Vec<u8> = (0..n).map(|i| 0xF0 | (i as u8 & 0x0F)).collect();
+        self.send_raw(Bytes::from(junk))
+    }
+
+    /// Sends the header of a frame with LEN 4095, one over the limit.
+    pub fn send_oversize(&self) -> bool {
+        self.send_raw(Bytes::from_static(&[0x0F, 0xFF, b'E', b'n', 0xFF, 0xFF]))
+    }
+
+    /// Switch time, Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
+    /// A phone user acts (`code` as in a request: `K` dial, `N` answer, `D` hang up, …);
+    /// the resulting events go to the relay. Returns the call model's result.
+    pub fn phone(&self, code: u8, device: &str, second: Option<&str>) -> u8 {
+        let mut body = vec![device.len() as u8];
+        body.extend_from_slice(device.as_bytes());
+        if let Some(s) = second {
+            body.push(s.len() as u8);
+            body.extend_from_slice(s.as_bytes());
+        }
+        let outcome = lock(&self.inner.model).request(code, &body, self.inner.now_ms());
+        self.send_outcome_frames(&outcome);
+        outcome.result
+    }
+
+    /// An outside call arrives on `trunk` for `device`.
+    pub fn incoming_call(&self, trunk: &str, device: &str) -> u8 {
+        let outcome = lock(&self.inner.model).incoming(trunk, device);
+        self.send_outcome_frames(&outcome);
+        outcome.result
+    }
+
+    /// Sends the UCD group statistics records (when caps bit2 allows them on the CTI link).
+    pub fn report_ucd(&self) -> usize {
+        if lock(&self.inner.settings).caps & 0b100 == 0 {
+            return 0;
+        }
+        let records = lock(&self.inner.model).ucd_records();
+        let n = records.len();
+        for r in records {
+            self.send_raw(r);
+        }
+        n
+    }
+
+    /// Reads the call model.
+    pub fn with_model<T>(&self, f: impl FnOnce(&CallModel) -> T) -> T {
+        f(&lock(&self.inner.model))
+    }
+
+    fn send_outcome_frames(&self, outcome: &Outcome) {
+        for f in &outcome.frames {
+            self.send_raw(f.clone());
+        }
+    }
+
     fn command(&self, c: Command) -> bool {
         lock(&self.inner.link)
             .as_ref()
@@ -157,6 +237,12 @@ impl SimSwitch {
     }
 }
 
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.epoch_ms + self.origin.elapsed().as_millis() as u64
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -196,6 +282,15 @@ async fn serve_link(
             };
             match respond(&inner, &frame, peer, &mut open) {
                 Reply::None => {}
+                Reply::Later(delay, out) => {
+                    let tx = lock(&inner.link).clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if let Some(tx) = tx {
+                            let _ = tx.send(Command::Send(out));
+                        }
+                    });
+                }
                 Reply::Frames(out) => {
                     if stream.write_all(&out).await.is_err() {
                         break 'link;
@@ -218,6 +313,7 @@ async fn serve_link(
                         break;
                     }
                 }
+                Some(Command::Stall(d)) => tokio::time::sleep(d).await,
                 Some(Command::HalfOpen) => {
                     // Keep the socket open, read nothing, write nothing, until told to drop.
                     loop {
@@ -239,6 +335,8 @@ enum Reply {
     None,
     Frames(Bytes),
     FramesThenClose(Bytes),
+    /// Frames to send after a delay (a slow switch).
+    Later(Duration, Bytes),
 }
 
 fn respond(inner: &Inner, frame: &Frame, peer: SocketAddr, open: &mut bool) -> Reply {
@@ -301,16 +399,35 @@ fn respond(inner: &Inner, frame: &Frame, peer: SocketAddr, open: &mut bool) -> R
                 _ => Reply::None,
             }
         }
-        Kind::Request => match settings.answering {
-            Answering::Silent => Reply::None,
-            Answering::Echo => {
-                let mut body = vec![0u8];
-                body.extend_from_slice(frame.body());
-                Reply::Frames(
-                    Frame::build(Kind::Answer, frame.code(), frame.invoke(), &body).into_bytes(),
-                )
+        Kind::Request => {
+            let out = match settings.answering {
+                Answering::Silent => return Reply::None,
+                Answering::Echo => {
+                    let mut body = vec![0u8];
+                    body.extend_from_slice(frame.body());
+                    Frame::build(Kind::Answer, frame.code(), frame.invoke(), &body).into_bytes()
+                }
+                Answering::CallModel => {
+                    let outcome =
+                        lock(&inner.model).request(frame.code(), frame.body(), inner.now_ms());
+                    let mut body = vec![outcome.result];
+                    body.extend_from_slice(&outcome.extra);
+                    let mut out = BytesMut::new();
+                    out.extend_from_slice(
+                        Frame::build(Kind::Answer, frame.code(), frame.invoke(), &body).as_bytes(),
+                    );
+                    for f in &outcome.frames {
+                        out.extend_from_slice(f);
+                    }
+                    out.freeze()
+                }
+            };
+            if settings.answer_delay.is_zero() {
+                Reply::Frames(out)
+            } else {
+                Reply::Later(settings.answer_delay, out)
             }
-        },
+        }
         _ => Reply::None,
     }
 }

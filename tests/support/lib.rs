@@ -36,9 +36,16 @@ pub struct SiteSpec {
 }
 
 impl SiteSpec {
+    /// `n` switches that echo each request's body back with result 0, so tests can check
+    /// exactly which bytes reached the switch and came back.
     pub fn switches(n: u8) -> SiteSpec {
         SiteSpec {
-            switches: (1..=n).map(Settings::officeserv).collect(),
+            switches: (1..=n)
+                .map(|no| Settings {
+                    answering: switch_sim::Answering::Echo,
+                    ..Settings::officeserv(no)
+                })
+                .collect(),
             configure: Box::new(|_| {}),
             tuning: Tuning::default(),
             wait_up: (1..=n).collect(),

@@ -1,0 +1,365 @@
+//! `relay demo`: the relay with two simulated switches carrying live calls and SMDR, and a few
+//! simulated applications, all on loopback, with a terminal view refreshed every second.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use client_sim::SimApp;
+use switch_sim::{Settings, SimSwitch};
+use tokio::time::Instant;
+
+use crate::clock::SystemClock;
+use crate::config::{Config, SwitchConfig, User};
+use crate::net::TcpNetwork;
+use crate::notify::Level;
+use crate::protocol::{Kind, LinkMsg};
+use crate::server::{Listeners, Relay, RelayParts};
+use crate::Tuning;
+
+/// What the demo is run with.
+pub struct DemoOptions {
+    /// Stop after this long; `None` runs until the stop signal.
+    pub duration: Option<Duration>,
+    pub client_port: u16,
+    /// Clear the screen between views (on a terminal) or print views one after another.
+    pub clear_screen: bool,
+}
+
+/// One simulated application and what it has received.
+struct DemoApp {
+    label: &'static str,
+    frames: AtomicU64,
+    events: AtomicU64,
+    answers: AtomicU64,
+    state: std::sync::Mutex<String>,
+}
+
+impl DemoApp {
+    fn new(label: &'static str) -> Arc<DemoApp> {
+        Arc::new(DemoApp {
+            label,
+            frames: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            answers: AtomicU64::new(0),
+            state: std::sync::Mutex::new("connecting".into()),
+        })
+    }
+
+    fn set_state(&self, s: impl Into<String>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s.into();
+    }
+}
+
+/// Runs the demo until `stop` resolves or the duration passes.
+pub async fn run(
+    opts: DemoOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut switches = Vec::new();
+    for no in 1..=2u8 {
+        let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), 5002);
+        let sim = SimSwitch::start(addr, Settings::officeserv(no))
+            .await
+            .with_context(|| format!("cannot start simulated switch {no} on {addr}"))?;
+        switches.push(sim);
+    }
+    let config = demo_config(&switches, opts.client_port);
+    let net = Arc::new(TcpNetwork);
+    let listeners = Listeners::bind(net.as_ref(), &config).await?;
+    let relay = Relay::start(
+        RelayParts {
+            config,
+            net,
+            clock: Arc::new(SystemClock),
+            tuning: Tuning::default(),
+        },
+        listeners,
+    )?;
+    let started = Instant::now();
+    while !(relay.hub().slot(1).is_some_and(|s| s.is_up())
+        && relay.hub().slot(2).is_some_and(|s| s.is_up()))
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the simulated switches did not come up within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut background = tokio::task::JoinSet::new();
+    for (i, sw) in switches.iter().enumerate() {
+        background.spawn(switch_sim::traffic::run(
+            sw.clone(),
+            Duration::from_millis(600 + 250 * i as u64),
+            i as u64 + 1,
+        ));
+    }
+    let client = relay.client_addr();
+    let bypass = relay.bypass_addr();
+    let call = DemoApp::new("Call     127.0.0.51 (protocol 2, filtering on 2201)");
+    let operator = DemoApp::new("Operator 127.0.0.52 (protocol 3, switches 1 and 2)");
+    let acd = DemoApp::new("ACD      127.0.0.53 (bypass port, protocol 3)");
+    background.spawn(softphone(client, call.clone()));
+    background.spawn(listener(
+        client,
+        52,
+        3,
+        3,
+        &[(1, "2205"), (2, "2205")],
+        operator.clone(),
+    ));
+    background.spawn(listener(bypass, 53, 3, 0x41, &[], acd.clone()));
+    let apps = [call, operator, acd];
+
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => break,
+        }
+        let view = render(&relay, &apps, started.elapsed());
+        if opts.clear_screen {
+            print!("\x1b[2J\x1b[H{view}");
+        } else {
+            println!("{view}");
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    background.abort_all();
+    relay.shutdown().await;
+    Ok(())
+}
+
+fn demo_config(switches: &[SimSwitch], client_port: u16) -> Config {
+    let mut config = Config::default();
+    config.listen.address = IpAddr::from([127, 0, 0, 1]);
+    config.listen.client_port = client_port;
+    for (i, sw) in switches.iter().enumerate() {
+        let mut sc = SwitchConfig::new(
+            i as u8 + 1,
+            &sw.addr().ip().to_string(),
+            sw.addr().port(),
+            "1234",
+        );
+        sc.name = format!("Simulated OfficeServ {}", i + 1);
+        config.switches.push(sc);
+    }
+    config.users = vec![
+        User {
+            ip: "127.0.0.51".into(),
+            name: "Alex".into(),
+            info: "Call user".into(),
+            switches: vec![1],
+            default_switch: Some(1),
+            filtering: true,
+        },
+        User {
+            ip: "127.0.0.52".into(),
+            name: "Reception".into(),
+            info: "Operator console".into(),
+            switches: vec![1, 2],
+            default_switch: Some(1),
+            filtering: false,
+        },
+    ];
+    config
+}
+
+/// A Call softphone on 2201 that also places and ends calls through the relay.
+async fn softphone(relay: SocketAddr, app: Arc<DemoApp>) {
+    let Ok(mut sim) = SimApp::connect(relay, Some(IpAddr::from([127, 0, 0, 51]))).await else {
+        app.set_state("could not connect");
+        return;
+    };
+    match sim.identify(2, 1, "Call", &[(0, "2201")]).await {
+        Ok(id) if id.result == 0 => app.set_state("identified"),
+        Ok(id) => return app.set_state(format!("refused: result {}", id.result)),
+        Err(e) => return app.set_state(format!("failed: {e}")),
+    }
+    let (mut rd, mut wr) = split(sim);
+    let counter = app.clone();
+    let reader = tokio::spawn(async move { count_frames(&mut rd, &counter).await });
+    let mut invoke = 0u16;
+    let mut every = tokio::time::interval(Duration::from_secs(4));
+    loop {
+        every.tick().await;
+        invoke = invoke.wrapping_add(1) % 0xFFFF;
+        // Alternately call 2202 from 2201 and hang up.
+        let sent = if invoke % 2 == 1 {
+            wr.request(
+                None,
+                b'K',
+                invoke,
+                &client_sim::str8_body(&["2201", "2202"]),
+            )
+            .await
+        } else {
+            wr.request(None, b'D', invoke, &client_sim::str8_body(&["2201"]))
+                .await
+        };
+        if sent.is_err() || reader.is_finished() {
+            app.set_state("closed");
+            return;
+        }
+    }
+}
+
+/// An application that identifies and then only reads.
+async fn listener(
+    relay: SocketAddr,
+    host: u8,
+    protocol: u8,
+    product: u8,
+    devices: &'static [(u8, &'static str)],
+    app: Arc<DemoApp>,
+) {
+    let Ok(mut sim) = SimApp::connect(relay, Some(IpAddr::from([127, 0, 0, host]))).await else {
+        app.set_state("could not connect");
+        return;
+    };
+    match sim.identify(protocol, product, app.label, devices).await {
+        Ok(id) if id.result == 0 => app.set_state("identified"),
+        Ok(id) => return app.set_state(format!("refused: result {}", id.result)),
+        Err(e) => return app.set_state(format!("failed: {e}")),
+    }
+    let (mut rd, _wr) = split(sim);
+    count_frames(&mut rd, &app).await;
+}
+
+fn split(sim: SimApp) -> (client_sim::app::Reader, client_sim::app::Writer) {
+    sim.into_split()
+}
+
+async fn count_frames(rd: &mut client_sim::app::Reader, app: &DemoApp) {
+    loop {
+        match rd.next_frame().await {
+            Ok(Some(f)) => {
+                app.frames.fetch_add(1, Ordering::Relaxed);
+                match f.kind() {
+                    Kind::Event => {
+                        app.events.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Kind::Answer => {
+                        app.answers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Kind::Link => {
+                        if let Ok(LinkMsg::Close { reason, text }) = LinkMsg::decode(&f) {
+                            app.set_state(format!("closed by the relay: X {reason} {text}"));
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                app.set_state("connection closed");
+                return;
+            }
+        }
+    }
+}
+
+fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
+    let status = relay.status();
+    let stats = &relay.hub().stats;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "CTI relay demo: {} s; applications connect to 127.0.0.1:{} (bypass {}). Ctrl-C stops.\n",
+        elapsed.as_secs(),
+        relay.client_addr().port(),
+        relay.bypass_addr().port()
+    );
+    let _ = writeln!(
+        out,
+        "Switches ({} configured, {} enabled, {} connected)",
+        status.switches_configured, status.switches_enabled, status.switches_connected
+    );
+    let _ = writeln!(
+        out,
+        "  {:<3} {:<22} {:<5} {:<17} {:>8} {:>9}",
+        "no", "address", "link", "model", "sessions", "in flight"
+    );
+    for s in &status.switches {
+        let _ = writeln!(
+            out,
+            "  {:<3} {:<22} {:<5} {:<17} {:>8} {:>9}",
+            s.no,
+            format!("{}:{}", s.address, s.port),
+            if s.up { "up" } else { "down" },
+            s.model.as_deref().unwrap_or("-"),
+            s.sessions,
+            s.requests_in_flight
+        );
+    }
+    let _ = writeln!(out, "\nSessions");
+    let _ = writeln!(
+        out,
+        "  {:<3} {:<16} {:<6} {:<6} {:<9} state",
+        "id", "address", "port", "proto", "switches"
+    );
+    for s in &status.sessions {
+        let sw: Vec<String> = s.switches.iter().map(u8::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  {:<3} {:<16} {:<6} {:<6} {:<9} {}",
+            s.id,
+            s.address,
+            s.port,
+            s.protocol,
+            sw.join(","),
+            s.state
+        );
+    }
+    let _ = writeln!(out, "\nApplications (simulated)");
+    for a in apps {
+        let _ = writeln!(
+            out,
+            "  {:<52} frames {:>6}  events {:>6}  answers {:>4}  {}",
+            a.label,
+            a.frames.load(Ordering::Relaxed),
+            a.events.load(Ordering::Relaxed),
+            a.answers.load(Ordering::Relaxed),
+            a.state.lock().unwrap_or_else(|e| e.into_inner())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCounters: deliveries {}  requests forwarded {}  relay answers {}  slow closes {}  protocol errors {}",
+        stats.deliveries.load(Ordering::Relaxed),
+        stats.requests_forwarded.load(Ordering::Relaxed),
+        stats.relay_answers.load(Ordering::Relaxed),
+        stats.slow_closes.load(Ordering::Relaxed),
+        stats.protocol_errors.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(out, "\nNotifications (newest last)");
+    let notices = relay.hub().notices.list();
+    for n in notices.iter().skip(notices.len().saturating_sub(8)) {
+        let secs = n.time_ms / 1000;
+        let level = match n.level() {
+            Level::Info => "info ",
+            Level::Fault => "FAULT",
+        };
+        let switch = n
+            .notice
+            .switch()
+            .map_or("     ".to_string(), |no| format!("SW {no} "));
+        let _ = writeln!(
+            out,
+            "  {:02}:{:02}:{:02} {level} {switch}{}",
+            secs / 3600 % 24,
+            secs / 60 % 60,
+            secs % 60,
+            n.notice
+        );
+    }
+    out
+}
