@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -40,8 +40,7 @@ fn free_port(ip: &str, with_bypass: bool) -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        if port <= 65035
-            && port >= 1025
+        if (1025..=65035).contains(&port)
             && (!with_bypass || TcpListener::bind((ip, port + 500)).is_ok())
         {
             return port;
@@ -60,7 +59,7 @@ impl Drop for Running {
     }
 }
 
-fn client_sim(bin: &PathBuf, args: &[&str]) -> Output {
+fn client_sim(bin: &Path, args: &[&str]) -> Output {
     Command::new(bin.join("client-sim"))
         .args(args)
         .output()
