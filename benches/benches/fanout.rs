@@ -87,7 +87,7 @@ fn event_chunk() -> Bytes {
 
 /// Counts events by walking frames; answers heartbeats so the relay keeps the session.
 async fn count_events(app: SimApp, progress: Arc<Progress>) {
-    let (mut rd, mut wr) = app.into_stream().into_split();
+    let (mut rd, mut wr) = tokio::io::split(app.into_stream());
     let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
     let mut buf = vec![0u8; 256 * 1024];
     let mut carry = 0;

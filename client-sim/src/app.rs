@@ -1,14 +1,12 @@
-//! One simulated application connection over real TCP.
+//! One simulated application connection, over real TCP or any other network of the seam.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncRead;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
+use netseam::{BoxStream, Network, TcpNetwork};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
 
 /// The relay's answer to identify.
@@ -19,24 +17,27 @@ pub struct Identified {
 }
 
 pub struct SimApp {
-    stream: TcpStream,
+    stream: BoxStream,
     reader: FrameReader,
     /// 2 or 3, once identified.
     pub protocol: u8,
 }
 
 impl SimApp {
-    /// Connects to `relay`, from `source` when given (e.g. 127.0.0.51 over loopback).
+    /// Connects to `relay` over TCP, from `source` when given (e.g. 127.0.0.51 over loopback).
     pub async fn connect(relay: SocketAddr, source: Option<IpAddr>) -> io::Result<SimApp> {
-        let socket = match relay {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        if let Some(ip) = source {
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = socket.connect(relay).await?;
-        stream.set_nodelay(true)?;
+        SimApp::connect_on(&TcpNetwork, relay, source).await
+    }
+
+    /// Connects to `relay` over `net`.
+    pub async fn connect_on(
+        net: &dyn Network,
+        relay: SocketAddr,
+        source: Option<IpAddr>,
+    ) -> io::Result<SimApp> {
+        let stream = net
+            .connect_from(source, &relay.ip().to_string(), relay.port())
+            .await?;
         Ok(SimApp {
             stream,
             reader: FrameReader::new(),
@@ -152,7 +153,7 @@ impl SimApp {
 
     /// Splits into a reading half and a writing half, for applications that do both at once.
     pub fn into_split(self) -> (Reader, Writer) {
-        let (rd, wr) = self.stream.into_split();
+        let (rd, wr) = tokio::io::split(self.stream);
         (
             Reader {
                 rd,
@@ -236,18 +237,14 @@ impl SimApp {
         Ok(())
     }
 
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> BoxStream {
         self.stream
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
     }
 }
 
 /// The reading half of an application connection.
 pub struct Reader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf<BoxStream>,
     reader: FrameReader,
 }
 
@@ -260,7 +257,7 @@ impl Reader {
 
 /// The writing half of an application connection.
 pub struct Writer {
-    wr: OwnedWriteHalf,
+    wr: WriteHalf<BoxStream>,
     pub protocol: u8,
 }
 

@@ -143,10 +143,12 @@ async fn single(
 ) -> anyhow::Result<()> {
     let app = connect(args, addr, product, devices).await?;
     let p3 = args.protocol == 3;
+    let from = args
+        .source
+        .map_or("the default address".to_string(), |ip| ip.to_string());
     println!(
-        "identified as {product} (protocol {}) from {}",
-        args.protocol,
-        app.local_addr()?
+        "identified as {product} (protocol {}) from {from}",
+        args.protocol
     );
     let (mut rd, mut wr) = app.into_split();
     let requests = args.requests.clone();

@@ -26,7 +26,8 @@ pub mod demo;
 pub mod fanout;
 pub mod hub;
 pub mod invoke;
-pub mod net;
+/// The network seam (the `netseam` crate).
+pub use netseam as net;
 pub mod notify;
 pub mod outqueue;
 pub mod routing;

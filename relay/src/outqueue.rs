@@ -212,6 +212,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
             Taken::Frames => {
                 out.partial = false;
                 tokio::select! {
+                    biased;
                     written = out.write_all(writer) => {
                         if let Err(e) = written {
                             return WriterEnd::Io(e);

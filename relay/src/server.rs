@@ -111,8 +111,9 @@ impl Relay {
         self.tasks.spawn(async move {
             loop {
                 let accepted = tokio::select! {
-                    a = listener.accept() => a,
+                    biased;
                     _ = stop.cancelled() => return,
+                    a = listener.accept() => a,
                 };
                 match accepted {
                     Ok((stream, peer)) => {

@@ -197,11 +197,10 @@ async fn read_loop(
                 }
             }
         }
+        // Biased, in this order, so an application that never stops sending cannot starve
+        // the writer's end or the heartbeat and silence checks.
         tokio::select! {
-            read = rd.read_buf(reader.buffer_mut()) => match read {
-                Ok(0) | Err(_) => return Stop::PeerGone,
-                Ok(_) => {}
-            },
+            biased;
             _ = &mut *writer => return Stop::WriterDone,
             _ = tick.tick() => {
                 let now = Instant::now();
@@ -214,6 +213,10 @@ async fn read_loop(
                     let _ = session.send(heartbeat.clone());
                 }
             }
+            read = rd.read_buf(reader.buffer_mut()) => match read {
+                Ok(0) | Err(_) => return Stop::PeerGone,
+                Ok(_) => {}
+            },
         }
     }
 }

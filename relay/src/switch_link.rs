@@ -41,8 +41,9 @@ pub async fn supervise(hub: Arc<Hub>, no: u8, stop: CancellationToken) {
         });
         let attempt = tokio::time::timeout(hub.tuning.attempt_timeout, establish(&hub, &sw));
         let outcome = tokio::select! {
-            r = attempt => r,
+            biased;
             _ = stop.cancelled() => return,
+            r = attempt => r,
         };
         match outcome {
             Ok(Ok(open)) => {
@@ -59,8 +60,9 @@ pub async fn supervise(hub: Arc<Hub>, no: u8, stop: CancellationToken) {
             }),
         }
         tokio::select! {
-            _ = sleep(hub.tuning.redial_delay) => {}
+            biased;
             _ = stop.cancelled() => return,
+            _ = sleep(hub.tuning.redial_delay) => {}
         }
     }
 }
@@ -255,12 +257,17 @@ async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> Lo
                 }
             }
         }
+        // Biased, in this order: stopping first; then the writer and the timer, so that a
+        // switch that never stops sending cannot starve the silence and answer-timeout checks.
         tokio::select! {
-            read = rd.read_buf(reader.buffer_mut()) => match read {
-                Ok(0) => break LossCause::Closed,
-                Ok(_) => {}
-                Err(e) => break LossCause::Error(e.to_string()),
-            },
+            biased;
+            _ = stop.cancelled() => break LossCause::Stopping,
+            result = &mut writer => {
+                break LossCause::Error(match result {
+                    Ok(crate::outqueue::WriterEnd::Io(e)) => e.to_string(),
+                    _ => "the link writer stopped".into(),
+                });
+            }
             _ = tick.tick() => {
                 let now = Instant::now();
                 if now.duration_since(last_rx) >= hub.tuning.silence_limit {
@@ -278,13 +285,11 @@ async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> Lo
                     }
                 }
             }
-            result = &mut writer => {
-                break LossCause::Error(match result {
-                    Ok(crate::outqueue::WriterEnd::Io(e)) => e.to_string(),
-                    _ => "the link writer stopped".into(),
-                });
-            }
-            _ = stop.cancelled() => break LossCause::Stopping,
+            read = rd.read_buf(reader.buffer_mut()) => match read {
+                Ok(0) => break LossCause::Closed,
+                Ok(_) => {}
+                Err(e) => break LossCause::Error(e.to_string()),
+            },
         }
     };
     finish(hub, &link, &mut writer, cause).await

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use netseam::{BoxStream, Network, TcpNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use wire::frame::{put_header, NO_INVOKE};
 use wire::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
@@ -48,9 +48,18 @@ pub struct SimSwitch {
 }
 
 impl SimSwitch {
-    /// Listens on `addr` (port 0 for any) and serves CTI links until dropped with the runtime.
+    /// Listens on `addr` over TCP (port 0 for any) and serves CTI links until the runtime ends.
     pub async fn start(addr: SocketAddr, settings: Settings) -> std::io::Result<SimSwitch> {
-        let listener = TcpListener::bind(addr).await?;
+        SimSwitch::start_on(&TcpNetwork, addr, settings).await
+    }
+
+    /// Listens on `addr` of `net`.
+    pub async fn start_on(
+        net: &dyn Network,
+        addr: SocketAddr,
+        settings: Settings,
+    ) -> std::io::Result<SimSwitch> {
+        let mut listener = net.bind(addr).await?;
         let addr = listener.local_addr()?;
         let epoch_ms = settings.epoch_ms.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -72,7 +81,6 @@ impl SimSwitch {
         let accept_inner = inner.clone();
         tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
                 let (tx, rx) = mpsc::unbounded_channel();
                 if let Some(old) = lock(&accept_inner.link).replace(tx) {
                     let _ = old.send(Command::Drop);
@@ -266,7 +274,7 @@ pub fn event_frame(code: u8, device: &str, extra: &[u8]) -> Bytes {
 
 async fn serve_link(
     inner: Arc<Inner>,
-    mut stream: TcpStream,
+    mut stream: BoxStream,
     peer: SocketAddr,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -303,6 +311,7 @@ async fn serve_link(
             }
         }
         tokio::select! {
+            biased;
             read = stream.read_buf(reader.buffer_mut()) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
