@@ -50,22 +50,8 @@ struct Args {
 }
 
 fn product(name: &str) -> anyhow::Result<Product> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "call" => Product::Call,
-        "callplus" => Product::CallPlus,
-        "operator" => Product::Operator,
-        "opentsp" => Product::OpenTsp,
-        "easyset" => Product::EasySet,
-        "dataview" => Product::DataView,
-        "news" => Product::News,
-        "acd" => Product::Acd,
-        "messenger" => Product::Messenger,
-        "bypass-dataview" => Product::BypassDataView,
-        "callpro" => Product::CallPro,
-        "callsim" => Product::CallSim,
-        "other" => Product::OtherServer,
-        other => anyhow::bail!("--product {other:?} is not a product (see --help)"),
-    })
+    Product::parse(name)
+        .ok_or_else(|| anyhow::anyhow!("--product {name:?} is not a product (see --help)"))
 }
 
 fn devices(specs: &[String]) -> anyhow::Result<Vec<(u8, String)>> {

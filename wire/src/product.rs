@@ -50,6 +50,28 @@ impl Product {
         Product::ALL.into_iter().find(|p| p.byte() == b)
     }
 
+    /// Parses the command-line name of a product (`call`, `callplus`, `operator`, `opentsp`,
+    /// `easyset`, `dataview`, `news`, `acd`, `messenger`, `bypass-dataview`, `callpro`,
+    /// `callsim`, `other`), case-insensitively.
+    pub fn parse(name: &str) -> Option<Product> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "call" => Product::Call,
+            "callplus" => Product::CallPlus,
+            "operator" => Product::Operator,
+            "opentsp" => Product::OpenTsp,
+            "easyset" => Product::EasySet,
+            "dataview" => Product::DataView,
+            "news" => Product::News,
+            "acd" => Product::Acd,
+            "messenger" => Product::Messenger,
+            "bypass-dataview" => Product::BypassDataView,
+            "callpro" => Product::CallPro,
+            "callsim" => Product::CallSim,
+            "other" => Product::OtherServer,
+            _ => return None,
+        })
+    }
+
     pub const fn byte(self) -> u8 {
         match self {
             Product::Call => 1,

@@ -1,0 +1,111 @@
+//! Frames as transcript lines: names and fields, not bytes.
+
+use wire::{CallMsg, Frame, IdentifyResult, Kind, LinkMsg};
+
+/// A frame an application received.
+pub fn app_frame(frame: &Frame, p3: bool) -> String {
+    match frame.kind() {
+        Kind::Link => match LinkMsg::decode(frame) {
+            Ok(msg) => link(&msg),
+            Err(e) => format!("malformed link-control: {e}"),
+        },
+        Kind::Answer | Kind::Event => match CallMsg::decode(frame, p3) {
+            Ok(m) => call(&m),
+            Err(e) => format!("malformed: {e}"),
+        },
+        other => format!("{other:?} frame {:02X?}", frame.as_bytes()),
+    }
+}
+
+/// A link-control message.
+pub fn link(msg: &LinkMsg) -> String {
+    match msg {
+        LinkMsg::IdentifyResult { result, switches } => {
+            let desc = IdentifyResult::from_byte(*result).map_or("unknown", |r| r.describe());
+            let sw: Vec<String> = switches
+                .iter()
+                .map(|(no, up)| format!("{no} {}", if *up { "up" } else { "down" }))
+                .collect();
+            format!(
+                "identify result {result} ({desc}); switches [{}]",
+                sw.join(", ")
+            )
+        }
+        LinkMsg::DeviceResult { result } => format!("device result {result}"),
+        LinkMsg::SwitchState { switch, up } => {
+            format!("W switch {switch} {}", if *up { "up" } else { "down" })
+        }
+        LinkMsg::Close { reason, text } => format!("X reason {reason}: {text}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// An answer or event, with the switch simulator's fields named.
+pub fn call(m: &CallMsg) -> String {
+    let sw = m.switch.map(|s| format!(" sw={s}")).unwrap_or_default();
+    let code = m.code.escape_ascii();
+    match m.kind {
+        Kind::Answer => {
+            let result = m
+                .body
+                .first()
+                .map_or("none".into(), |r| format!("0x{r:02X}"));
+            let extra = hex(m.body.get(1..).unwrap_or_default());
+            format!("A '{code}' invoke={}{sw} result={result}{extra}", m.invoke)
+        }
+        Kind::Event => match event_fields(&m.body) {
+            Some((device, call, other, rest)) => format!(
+                "E '{code}'{sw} device={device} call={call} other={other}{}",
+                hex(rest)
+            ),
+            None => format!("E '{code}'{sw} body={}", m.body.escape_ascii()),
+        },
+        _ => format!("{:?} '{code}' body={}", m.kind, m.body.escape_ascii()),
+    }
+}
+
+/// A frame the switch received from the relay.
+pub fn switch_frame(frame: &Frame) -> String {
+    let fields =
+        str8_fields(frame.body()).unwrap_or_else(|| vec![frame.body().escape_ascii().to_string()]);
+    format!(
+        "{:?} '{}' invoke={} {}",
+        frame.kind(),
+        frame.code().escape_ascii(),
+        frame.invoke(),
+        fields.join(" ")
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    if b.is_empty() {
+        return String::new();
+    }
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02X}")).collect();
+    format!(" +[{}]", h.join(" "))
+}
+
+fn event_fields(body: &[u8]) -> Option<(String, u16, String, &[u8])> {
+    let n = *body.first()? as usize;
+    let device = body.get(1..1 + n)?;
+    let rest = &body[1 + n..];
+    let call = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
+    let m = *rest.get(2)? as usize;
+    let other = rest.get(3..3 + m)?;
+    Some((
+        device.escape_ascii().to_string(),
+        call,
+        other.escape_ascii().to_string(),
+        &rest[3 + m..],
+    ))
+}
+
+fn str8_fields(mut b: &[u8]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let n = b[0] as usize;
+        out.push(b.get(1..1 + n)?.escape_ascii().to_string());
+        b = &b[1 + n..];
+    }
+    Some(out)
+}

@@ -1,0 +1,723 @@
+//! Builds a site (relay, simulated switches, simulated applications) on an in-memory network
+//! with a paused clock, plays a scenario's steps, and writes what every party saw.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use client_sim::app::{Reader, Writer};
+use client_sim::{str8_body, SimApp};
+use netseam::{MemNetwork, Network};
+use relay::clock::FixedStartClock;
+use relay::config::{Config, SwitchConfig};
+use relay::{Listeners, Relay, RelayParts, Tuning};
+use serde::Serialize;
+use switch_sim::{Answering, Settings, SimSwitch};
+use tokio::time::Instant;
+use wire::{Kind, LinkMsg, Port, Product, Str8};
+
+use crate::render;
+use crate::schema::{AppSpec, Fault, Scenario, Step, SwitchSpec};
+
+/// Wall time at the start of every scenario: 2026-01-05 09:00:00 UTC.
+const EPOCH_MS: u64 = 1_767_603_600_000;
+/// Virtual time each step is given to settle.
+const SETTLE: Duration = Duration::from_millis(10);
+const RELAY_IP: [u8; 4] = [10, 0, 0, 1];
+
+/// What every party saw.
+#[derive(Debug, Serialize)]
+pub struct Transcript {
+    pub description: String,
+    /// Per application: what it received, in order, with virtual seconds.
+    pub apps: BTreeMap<String, Vec<String>>,
+    /// Per switch: what happened on it and what the relay sent it.
+    pub switches: BTreeMap<String, SwitchLog>,
+    pub notifications: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<Checkpoint>,
+    /// Why the scenario could not be played to the end, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SwitchLog {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Frames from the relay after the link opened (heartbeats left out).
+    pub received: Vec<String>,
+    pub links_opened: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub at: String,
+    pub switches: Vec<String>,
+    pub sessions: Vec<String>,
+}
+
+/// Reads and plays a scenario file; a file that cannot be read or parsed gives a transcript
+/// that says so.
+pub fn run_file(path: &Path) -> Transcript {
+    run_file_timed(path).0
+}
+
+/// [`run_file`], also returning how much virtual time the scenario took.
+pub fn run_file_timed(path: &Path) -> (Transcript, Duration) {
+    let parsed = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|text| {
+            serde_yaml::from_str::<Scenario>(&text).map_err(|e| format!("invalid scenario: {e}"))
+        });
+    match parsed {
+        Ok(scenario) => run_scenario_timed(&scenario),
+        Err(e) => (
+            Transcript {
+                description: String::new(),
+                apps: BTreeMap::new(),
+                switches: BTreeMap::new(),
+                notifications: Vec::new(),
+                checkpoints: Vec::new(),
+                error: Some(e),
+            },
+            Duration::ZERO,
+        ),
+    }
+}
+
+/// Plays a scenario on its own paused-clock runtime.
+pub fn run_scenario(scenario: &Scenario) -> Transcript {
+    run_scenario_timed(scenario).0
+}
+
+/// [`run_scenario`], also returning how much virtual time the scenario took.
+pub fn run_scenario_timed(scenario: &Scenario) -> (Transcript, Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime");
+    rt.block_on(async {
+        let start = Instant::now();
+        let t = Site::play(scenario).await;
+        (t, start.elapsed())
+    })
+}
+
+type Log = Arc<Mutex<Vec<(Duration, String)>>>;
+
+struct App {
+    spec: AppSpec,
+    log: Log,
+    writer: Option<Arc<tokio::sync::Mutex<Writer>>>,
+    idle_reader: Option<Reader>,
+    recorder: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Site {
+    start: Instant,
+    net: MemNetwork,
+    relay: Relay,
+    switches: BTreeMap<u8, SimSwitch>,
+    switch_actions: BTreeMap<u8, Vec<String>>,
+    apps: BTreeMap<String, App>,
+    checkpoints: Vec<Checkpoint>,
+}
+
+fn push(log: &Log, at: Duration, line: String) {
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((at, line));
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+impl Site {
+    async fn play(scenario: &Scenario) -> Transcript {
+        let start = Instant::now();
+        let mut transcript = Transcript {
+            description: scenario.description.trim().to_owned(),
+            apps: BTreeMap::new(),
+            switches: BTreeMap::new(),
+            notifications: Vec::new(),
+            checkpoints: Vec::new(),
+            error: None,
+        };
+        let mut site = match Site::build(scenario, start).await {
+            Ok(site) => site,
+            Err(e) => {
+                transcript.error = Some(e);
+                return transcript;
+            }
+        };
+        tokio::time::sleep(SETTLE * 10).await;
+        for (i, step) in scenario.steps.iter().map(|e| &e.0).enumerate() {
+            if let Err(e) = site.step(step).await {
+                transcript.error = Some(format!("step {} ({step:?}): {e}", i + 1));
+                break;
+            }
+            tokio::time::sleep(SETTLE).await;
+        }
+        tokio::time::sleep(SETTLE * 10).await;
+        site.finish(transcript).await
+    }
+
+    async fn build(scenario: &Scenario, start: Instant) -> Result<Site, String> {
+        let net = MemNetwork::new();
+        let mut switches = BTreeMap::new();
+        let mut config = Config::default();
+        for spec in &scenario.switches {
+            let addr = SocketAddr::new(IpAddr::from([10, 0, 1, spec.no]), 5002);
+            let sim = SimSwitch::start_on(&net, addr, switch_settings(spec)?)
+                .await
+                .map_err(|e| format!("switch {}: {e}", spec.no))?;
+            let mut sc = SwitchConfig::new(
+                spec.no,
+                &addr.ip().to_string(),
+                5002,
+                spec.relay_password.as_deref().unwrap_or("1234"),
+            );
+            sc.enabled = spec.enabled.unwrap_or(true);
+            config.switches.push(sc);
+            switches.insert(spec.no, sim);
+        }
+        let config = merge(config, scenario.config.as_ref())?;
+        let mut tuning = Tuning::default();
+        if let Some(b) = scenario.tuning.session_queue_bytes {
+            tuning.session_queue_bytes = b;
+        }
+        if let Some(n) = scenario.tuning.max_in_flight {
+            tuning.max_in_flight = n;
+        }
+        let listeners = Listeners {
+            client: net
+                .bind(SocketAddr::new(
+                    IpAddr::from(RELAY_IP),
+                    config.listen.client_port,
+                ))
+                .await
+                .map_err(|e| e.to_string())?,
+            bypass: net
+                .bind(SocketAddr::new(
+                    IpAddr::from(RELAY_IP),
+                    config.listen.client_port + 500,
+                ))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let relay = Relay::start(
+            RelayParts {
+                config,
+                net: Arc::new(net.clone()),
+                clock: Arc::new(FixedStartClock::new(EPOCH_MS)),
+                tuning,
+            },
+            listeners,
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let apps = scenario
+            .apps
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    App {
+                        spec: clone_spec(a),
+                        log: Arc::default(),
+                        writer: None,
+                        idle_reader: None,
+                        recorder: None,
+                    },
+                )
+            })
+            .collect();
+        Ok(Site {
+            start,
+            net,
+            relay,
+            switches,
+            switch_actions: BTreeMap::new(),
+            apps,
+            checkpoints: Vec::new(),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn app(&mut self, name: &str) -> Result<&mut App, String> {
+        self.apps
+            .get_mut(name)
+            .ok_or_else(|| format!("no application named {name:?}"))
+    }
+
+    fn switch(&self, no: u8) -> Result<&SimSwitch, String> {
+        self.switches
+            .get(&no)
+            .ok_or_else(|| format!("no switch {no}"))
+    }
+
+    fn act(&mut self, no: u8, line: String) {
+        let at = secs(self.now());
+        self.switch_actions
+            .entry(no)
+            .or_default()
+            .push(format!("{at} {line}"));
+    }
+
+    async fn writer(&mut self, name: &str) -> Result<Arc<tokio::sync::Mutex<Writer>>, String> {
+        self.app(name)?
+            .writer
+            .clone()
+            .ok_or_else(|| format!("{name} is not connected"))
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Connect(name) => self.connect(name, None).await,
+            Step::ConnectRaw { app, hex } => self.connect(app, Some(parse_hex(hex)?)).await,
+            Step::Disconnect(name) => {
+                let at = self.now();
+                let app = self.app(name)?;
+                if let Some(r) = app.recorder.take() {
+                    r.abort();
+                }
+                app.writer = None;
+                app.idle_reader = None;
+                push(&app.log, at, "disconnected".into());
+                Ok(())
+            }
+            Step::Resume(name) => {
+                let start = self.start;
+                let app = self.app(name)?;
+                let reader = app
+                    .idle_reader
+                    .take()
+                    .ok_or_else(|| format!("{name} is not waiting to read"))?;
+                let writer = app.writer.clone();
+                app.recorder = Some(record(
+                    reader,
+                    writer,
+                    app.log.clone(),
+                    app.spec.protocol == 3,
+                    start,
+                ));
+                Ok(())
+            }
+            Step::Request {
+                app,
+                switch,
+                code,
+                invoke,
+                fields,
+            } => {
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let w = self.writer(app).await?;
+                let mut w = w.lock().await;
+                w.request(*switch, code_byte(code)?, *invoke, &str8_body(&fields))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Step::Device {
+                app,
+                add,
+                switch,
+                device,
+            } => {
+                let frame = LinkMsg::Device {
+                    add: *add,
+                    switch: *switch,
+                    device: Str8::lossy(device),
+                }
+                .encode()
+                .map_err(|e| e.to_string())?;
+                let w = self.writer(app).await?;
+                let mut w = w.lock().await;
+                w.send_raw(&frame).await.map_err(|e| e.to_string())
+            }
+            Step::Send { app, hex } => {
+                let bytes = parse_hex(hex)?;
+                let w = self.writer(app).await?;
+                let mut w = w.lock().await;
+                w.send_raw(&bytes).await.map_err(|e| e.to_string())
+            }
+            Step::Phone {
+                switch,
+                code,
+                device,
+                to,
+            } => {
+                let result = self
+                    .switch(*switch)?
+                    .phone(code_byte(code)?, device, to.as_deref());
+                let to = to.as_ref().map(|t| format!(" {t}")).unwrap_or_default();
+                self.act(
+                    *switch,
+                    format!("phone {code} {device}{to}: result {result}"),
+                );
+                Ok(())
+            }
+            Step::Incoming {
+                switch,
+                trunk,
+                device,
+            } => {
+                let result = self.switch(*switch)?.incoming_call(trunk, device);
+                self.act(
+                    *switch,
+                    format!("incoming call on {trunk} for {device}: result {result}"),
+                );
+                Ok(())
+            }
+            Step::Burst {
+                switch,
+                device,
+                count,
+            } => {
+                // Identical events, so a transcript shows them as one line with a count.
+                let one = switch_sim::switch::event_frame(b's', device, &[0, 0, 0]);
+                let mut batch = BytesMut::with_capacity(one.len() * count);
+                for _ in 0..*count {
+                    batch.extend_from_slice(&one);
+                }
+                self.switch(*switch)?.send_raw(batch.freeze());
+                self.act(*switch, format!("burst of {count} events about {device}"));
+                Ok(())
+            }
+            Step::Fault { switch, fault } => {
+                let sw = self.switch(*switch)?.clone();
+                match &fault.0 {
+                    Fault::Drop => sw.drop_link(),
+                    Fault::HalfOpen => sw.half_open(),
+                    Fault::Garbage => sw.send_garbage(16),
+                    Fault::Oversize => sw.send_oversize(),
+                    Fault::RefuseOpens(n) => {
+                        sw.refuse_next_opens(*n);
+                        true
+                    }
+                    Fault::Silent => {
+                        sw.configure(|s| s.answering = Answering::Silent);
+                        true
+                    }
+                    Fault::NoHeartbeats => {
+                        sw.configure(|s| s.heartbeat_replies = false);
+                        true
+                    }
+                };
+                self.act(*switch, format!("fault: {:?}", fault.0));
+                Ok(())
+            }
+            Step::Advance(text) => {
+                let d = humantime::parse_duration(text)
+                    .map_err(|e| format!("advance {text:?}: {e}"))?;
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Step::Checkpoint(name) => {
+                let status = self.relay.status();
+                self.checkpoints.push(Checkpoint {
+                    name: name.clone(),
+                    at: secs(self.now()),
+                    switches: status
+                        .switches
+                        .iter()
+                        .map(|s| format!("{} {}", s.no, if s.up { "up" } else { "down" }))
+                        .collect(),
+                    sessions: status
+                        .sessions
+                        .iter()
+                        .map(|s| {
+                            let sw: Vec<String> = s.switches.iter().map(u8::to_string).collect();
+                            format!(
+                                "{} protocol {} switches [{}] {}",
+                                s.address,
+                                s.protocol,
+                                sw.join(","),
+                                s.state
+                            )
+                        })
+                        .collect(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn connect(&mut self, name: &str, raw: Option<Vec<u8>>) -> Result<(), String> {
+        let at = self.now();
+        let start = self.start;
+        let client_port = self.relay.client_addr().port();
+        let net = self.net.clone();
+        let app = self.app(name)?;
+        let product = Product::parse(&app.spec.product)
+            .map(|p| p.byte())
+            .or_else(|| app.spec.product.parse::<u8>().ok())
+            .ok_or_else(|| format!("unknown product {:?}", app.spec.product))?;
+        let bypass = match app.spec.port.as_deref() {
+            Some("bypass") => true,
+            Some("licensed") => false,
+            Some(other) => return Err(format!("port {other:?}: use licensed or bypass")),
+            None => Product::from_byte(product).is_some_and(|p| p.port() == Port::Bypass),
+        };
+        let port = if bypass {
+            client_port + 500
+        } else {
+            client_port
+        };
+        let relay_addr = SocketAddr::new(IpAddr::from(RELAY_IP), port);
+        let mut sim = match SimApp::connect_on(&net, relay_addr, Some(app.spec.address)).await {
+            Ok(sim) => sim,
+            Err(e) => {
+                push(&app.log, at, format!("connect failed: {e}"));
+                return Ok(());
+            }
+        };
+        if let Some(bytes) = raw {
+            sim.send_raw(&bytes).await.map_err(|e| e.to_string())?;
+            push(&app.log, at, format!("sent {} raw byte(s)", bytes.len()));
+        } else {
+            let devices: Vec<(u8, String)> = app
+                .spec
+                .devices
+                .iter()
+                .map(|d| {
+                    let (sw, dev) = d
+                        .split_once(':')
+                        .ok_or_else(|| format!("device {d:?}: use SWITCH:DEVICE"))?;
+                    Ok((
+                        sw.parse()
+                            .map_err(|_| format!("device {d:?}: bad switch"))?,
+                        dev.to_owned(),
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            let devs: Vec<(u8, &str)> = devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
+            match sim.identify(app.spec.protocol, product, name, &devs).await {
+                Ok(id) => push(
+                    &app.log,
+                    start.elapsed(),
+                    render::link(&LinkMsg::IdentifyResult {
+                        result: id.result,
+                        switches: id.switches,
+                    }),
+                ),
+                Err(e) => push(
+                    &app.log,
+                    start.elapsed(),
+                    format!("no identify result: {e}"),
+                ),
+            }
+        }
+        let (reader, writer) = sim.into_split();
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        app.writer = Some(writer.clone());
+        if app.spec.reads {
+            app.recorder = Some(record(
+                reader,
+                Some(writer),
+                app.log.clone(),
+                app.spec.protocol == 3,
+                start,
+            ));
+        } else {
+            app.idle_reader = Some(reader);
+        }
+        Ok(())
+    }
+
+    async fn finish(self, mut t: Transcript) -> Transcript {
+        for (name, app) in &self.apps {
+            if let Some(r) = &app.recorder {
+                r.abort();
+            }
+            let log = app.log.lock().unwrap_or_else(|e| e.into_inner());
+            t.apps.insert(name.clone(), collapse(&log));
+        }
+        for (no, sw) in &self.switches {
+            let received = sw
+                .received()
+                .iter()
+                .filter(|f| !(f.kind() == Kind::Link && matches!(f.code(), b'H' | b'h')))
+                .map(render::switch_frame)
+                .collect();
+            t.switches.insert(
+                format!("switch {no}"),
+                SwitchLog {
+                    actions: self.switch_actions.get(no).cloned().unwrap_or_default(),
+                    received,
+                    links_opened: sw.opened(),
+                },
+            );
+        }
+        t.notifications = self
+            .relay
+            .hub()
+            .notices
+            .list()
+            .iter()
+            .map(|n| {
+                let at = Duration::from_millis(n.time_ms.saturating_sub(EPOCH_MS));
+                let level = match n.level() {
+                    relay::notify::Level::Info => "info",
+                    relay::notify::Level::Fault => "FAULT",
+                };
+                let switch = n
+                    .notice
+                    .switch()
+                    .map(|no| format!(" SW{no}"))
+                    .unwrap_or_default();
+                format!("{} {level}{switch} {}", secs(at), n.notice)
+            })
+            .collect();
+        t.checkpoints = self.checkpoints;
+        self.relay.shutdown().await;
+        t
+    }
+}
+
+/// Records every frame an application receives, answering heartbeats as an application would.
+fn record(
+    mut reader: Reader,
+    writer: Option<Arc<tokio::sync::Mutex<Writer>>>,
+    log: Log,
+    p3: bool,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
+    let reply = LinkMsg::HeartbeatReply.encode().expect("fits");
+    tokio::spawn(async move {
+        loop {
+            match reader.next_frame().await {
+                Ok(Some(f)) => {
+                    if f.kind() == Kind::Link && f.code() == b'H' {
+                        if let Some(w) = &writer {
+                            let _ = w.lock().await.send_raw(&reply).await;
+                        }
+                        continue;
+                    }
+                    push(&log, start.elapsed(), render::app_frame(&f, p3));
+                }
+                Ok(None) => {
+                    push(&log, start.elapsed(), "closed by the relay".into());
+                    return;
+                }
+                Err(e) => {
+                    push(&log, start.elapsed(), format!("read error: {e}"));
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Lines with their times; a run of identical lines becomes one line with a count.
+fn collapse(log: &[(Duration, String)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < log.len() {
+        let mut j = i + 1;
+        while j < log.len() && log[j].1 == log[i].1 {
+            j += 1;
+        }
+        let times = if j - i > 1 {
+            format!(" (x{})", j - i)
+        } else {
+            String::new()
+        };
+        out.push(format!("{} {}{times}", secs(log[i].0), log[i].1));
+        i = j;
+    }
+    out
+}
+
+fn switch_settings(spec: &SwitchSpec) -> Result<Settings, String> {
+    let mut s = Settings::officeserv(spec.no);
+    s.epoch_ms = Some(EPOCH_MS);
+    if let Some(a) = &spec.answering {
+        s.answering = match a.as_str() {
+            "model" => Answering::CallModel,
+            "echo" => Answering::Echo,
+            "silent" => Answering::Silent,
+            other => {
+                return Err(format!(
+                    "switch {}: answering {other:?}: use model, echo or silent",
+                    spec.no
+                ))
+            }
+        };
+    }
+    if let Some(c) = spec.caps {
+        s.caps = c;
+    }
+    if let Some(p) = &spec.password {
+        s.easyset_password = p.clone();
+    }
+    s.cti_server = spec.cti_server;
+    if let Some(range) = &spec.keysets {
+        let (a, b) = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .ok_or_else(|| format!("switch {}: keysets {range:?}: use FIRST-LAST", spec.no))?;
+        s.stations.retain(|st| st.kind != wire::StationKind::Keyset);
+        for n in a..=b {
+            s.stations.push(wire::Station {
+                station: Str8::lossy(&n.to_string()),
+                kind: wire::StationKind::Keyset,
+            });
+        }
+    }
+    Ok(s)
+}
+
+fn merge(config: Config, over: Option<&serde_yaml::Value>) -> Result<Config, String> {
+    let Some(over) = over else { return Ok(config) };
+    let mut base = serde_yaml::to_value(&config).map_err(|e| e.to_string())?;
+    let over = over
+        .as_mapping()
+        .ok_or("config must be a mapping of configuration fields")?;
+    let map = base.as_mapping_mut().expect("a configuration is a mapping");
+    for (k, v) in over {
+        map.insert(k.clone(), v.clone());
+    }
+    serde_yaml::from_value(base).map_err(|e| format!("config: {e}"))
+}
+
+fn clone_spec(a: &AppSpec) -> AppSpec {
+    AppSpec {
+        name: a.name.clone(),
+        address: a.address,
+        protocol: a.protocol,
+        product: a.product.clone(),
+        devices: a.devices.clone(),
+        port: a.port.clone(),
+        reads: a.reads,
+    }
+}
+
+fn code_byte(code: &str) -> Result<u8, String> {
+    match code.as_bytes() {
+        [b] => Ok(*b),
+        _ => Err(format!("code {code:?} must be one character")),
+    }
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("hex {text:?} has an odd number of digits"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|_| format!("hex {text:?} is not hexadecimal"))
+        })
+        .collect()
+}

@@ -1,0 +1,214 @@
+//! The scenario file format.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+/// One scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario shows, in a sentence or two.
+    pub description: String,
+    /// Overrides of the relay configuration (any SPEC §2 field, merged at the top level). The
+    /// switch table is made from `switches` unless given here.
+    #[serde(default)]
+    pub config: Option<serde_yaml::Value>,
+    /// Relay limits that are not in the configuration file.
+    #[serde(default)]
+    pub tuning: TuningSpec,
+    pub switches: Vec<SwitchSpec>,
+    #[serde(default)]
+    pub apps: Vec<AppSpec>,
+    pub steps: Vec<StepEntry>,
+}
+
+/// A step written as a one-key mapping (`- connect: alex`).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub struct StepEntry(pub Step);
+
+impl TryFrom<serde_yaml::Value> for StepEntry {
+    type Error = String;
+
+    fn try_from(value: serde_yaml::Value) -> Result<StepEntry, String> {
+        enum_from_yaml(value, "step").map(StepEntry)
+    }
+}
+
+/// A fault written as a name (`drop`) or a one-key mapping (`refuse_opens: 2`).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_yaml::Value")]
+pub struct FaultEntry(pub Fault);
+
+impl TryFrom<serde_yaml::Value> for FaultEntry {
+    type Error = String;
+
+    fn try_from(value: serde_yaml::Value) -> Result<FaultEntry, String> {
+        enum_from_yaml(value, "fault").map(FaultEntry)
+    }
+}
+
+/// Reads an enum written as a plain name or as a one-key mapping (`name: argument`), the
+/// readable forms, rather than serde_yaml's YAML tags.
+fn enum_from_yaml<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    what: &str,
+) -> Result<T, String> {
+    use serde_yaml::value::{Tag, TaggedValue};
+    let value = match value {
+        serde_yaml::Value::Mapping(map) => {
+            let mut entries = map.into_iter();
+            let (Some((serde_yaml::Value::String(name), arg)), None) =
+                (entries.next(), entries.next())
+            else {
+                return Err(format!(
+                    "a {what} is a name or a one-key mapping such as `name: value`"
+                ));
+            };
+            serde_yaml::Value::Tagged(Box::new(TaggedValue {
+                tag: Tag::new(name),
+                value: arg,
+            }))
+        }
+        other => other,
+    };
+    serde_yaml::from_value(value).map_err(|e| format!("{what}: {e}"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuningSpec {
+    pub session_queue_bytes: Option<usize>,
+    pub max_in_flight: Option<usize>,
+}
+
+/// A simulated switch, reachable at 10.0.1.`no`:5002.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSpec {
+    pub no: u8,
+    /// `model` (default), `echo` or `silent`.
+    #[serde(default)]
+    pub answering: Option<String>,
+    #[serde(default)]
+    pub caps: Option<u8>,
+    /// The switch's EasySet password (MMC 841); default "1234".
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The password in the relay's configuration; default "1234".
+    #[serde(default)]
+    pub relay_password: Option<String>,
+    /// MMC 830: the only address allowed to open the link.
+    #[serde(default)]
+    pub cti_server: Option<IpAddr>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Keysets, e.g. `3201-3232`; default 2201-2232.
+    #[serde(default)]
+    pub keysets: Option<String>,
+}
+
+/// A simulated application.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    pub name: String,
+    pub address: IpAddr,
+    pub protocol: u8,
+    /// call, callplus, operator, opentsp, easyset, dataview, news, acd, messenger,
+    /// bypass-dataview, callpro, callsim, other; or a number.
+    pub product: String,
+    /// `SWITCH:DEVICE` (switch 0 = the default switch).
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// `licensed` or `bypass`; default: where the product belongs.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// false: the application does not read until a `resume` step (a slow application).
+    #[serde(default = "yes")]
+    pub reads: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One step of the timeline. Time advances only in `advance` (and by a few milliseconds while
+/// each step settles).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Connect and identify.
+    Connect(String),
+    /// Connect and send these bytes (hex) instead of an identify.
+    ConnectRaw { app: String, hex: String },
+    /// Close the application's connection.
+    Disconnect(String),
+    /// Start reading (an application declared with `reads: false`).
+    Resume(String),
+    /// A request: `fields` are str8 fields of the body.
+    Request {
+        app: String,
+        #[serde(default)]
+        switch: Option<u8>,
+        code: String,
+        invoke: u16,
+        #[serde(default)]
+        fields: Vec<String>,
+    },
+    /// Watch or stop watching a device.
+    Device {
+        app: String,
+        add: bool,
+        switch: u8,
+        device: String,
+    },
+    /// Raw bytes (hex) from an application.
+    Send { app: String, hex: String },
+    /// A phone user acts on a switch: `code` K (dial `to`), N (answer), D (hang up), H, G, T, F.
+    Phone {
+        switch: u8,
+        code: String,
+        device: String,
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// An outside call arrives on a trunk.
+    Incoming {
+        switch: u8,
+        trunk: String,
+        device: String,
+    },
+    /// A switch sends `count` identical events about `device`.
+    Burst {
+        switch: u8,
+        device: String,
+        count: usize,
+    },
+    /// A switch misbehaves.
+    Fault { switch: u8, fault: FaultEntry },
+    /// Let virtual time pass (e.g. 31s, 2m).
+    Advance(String),
+    /// Record the relay's status under this name.
+    Checkpoint(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Close the link.
+    Drop,
+    /// Stop reading and writing, keep the connection open.
+    HalfOpen,
+    /// Send bytes that are not a frame.
+    Garbage,
+    /// Send a frame header with LEN 4095.
+    Oversize,
+    /// Refuse the next N opens.
+    RefuseOpens(u32),
+    /// Stop answering requests.
+    Silent,
+    /// Stop answering heartbeats.
+    NoHeartbeats,
+}
