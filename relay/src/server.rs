@@ -157,6 +157,38 @@ impl Relay {
         &self.hub
     }
 
+    /// Replaces the configuration of the running relay. What can change live (users, access,
+    /// options, bypass limits, licence settings, default switch) applies to identifies from now
+    /// on; sessions already admitted keep what they were given. A configuration that breaks a
+    /// rule, or that changes what cannot change while running, is refused whole and the old
+    /// one stays.
+    pub fn reconfigure(&self, new: Config) -> Result<(), Vec<crate::config::ConfigError>> {
+        new.validate()?;
+        let old = self.hub.config.load();
+        let fixed: [(&str, bool); 7] = [
+            ("listen", old.listen != new.listen),
+            ("switches", old.switches != new.switches),
+            ("monitor", old.monitor != new.monitor),
+            ("export", old.export != new.export),
+            ("admin", old.admin != new.admin),
+            ("state_dir", old.state_dir != new.state_dir),
+            ("log_dir", old.log_dir != new.log_dir),
+        ];
+        let refused: Vec<crate::config::ConfigError> = fixed
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(field, _)| crate::config::ConfigError {
+                field: (*field).into(),
+                message: "cannot be changed while the relay runs: restart it to apply".into(),
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        self.hub.config.store(Arc::new(new));
+        Ok(())
+    }
+
     /// Tasks still running (listeners, switch supervisors, connections).
     pub fn tasks_alive(&self) -> usize {
         self.tasks.len()

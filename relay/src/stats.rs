@@ -18,4 +18,8 @@ pub struct Stats {
     pub relay_answers: AtomicU64,
     /// Answers whose request had already timed out or whose session had gone.
     pub late_answers: AtomicU64,
+    /// SMDR records received from switches.
+    pub smdr_records: AtomicU64,
+    /// UCD records received from switches.
+    pub ucd_records: AtomicU64,
 }

@@ -347,7 +347,12 @@ fn dispatch(
                 Err(e) => return Err(LossCause::Protocol(e.to_string())),
             },
             // SMDR and UCD never go to application sessions (monitor and export ports only).
-            Kind::Smdr | Kind::Ucd => {}
+            Kind::Smdr => {
+                hub.stats.smdr_records.fetch_add(1, Ordering::Relaxed);
+            }
+            Kind::Ucd => {
+                hub.stats.ucd_records.fetch_add(1, Ordering::Relaxed);
+            }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(
                     "a switch must not send {:?} frames",

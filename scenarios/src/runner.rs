@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,9 +40,26 @@ pub struct Transcript {
     pub notifications: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<Checkpoint>,
+    /// What became of each `reconfigure` step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconfigurations: Vec<String>,
     /// Why the scenario could not be played to the end, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Transcript {
+    fn new(description: String) -> Transcript {
+        Transcript {
+            description,
+            apps: BTreeMap::new(),
+            switches: BTreeMap::new(),
+            notifications: Vec::new(),
+            checkpoints: Vec::new(),
+            reconfigurations: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -59,6 +77,8 @@ pub struct Checkpoint {
     pub at: String,
     pub switches: Vec<String>,
     pub sessions: Vec<String>,
+    /// SMDR and UCD records the relay has received from switches so far.
+    pub records: String,
 }
 
 /// Reads and plays a scenario file; a file that cannot be read or parsed gives a transcript
@@ -78,12 +98,8 @@ pub fn run_file_timed(path: &Path) -> (Transcript, Duration) {
         Ok(scenario) => run_scenario_timed(&scenario),
         Err(e) => (
             Transcript {
-                description: String::new(),
-                apps: BTreeMap::new(),
-                switches: BTreeMap::new(),
-                notifications: Vec::new(),
-                checkpoints: Vec::new(),
                 error: Some(e),
+                ..Transcript::new(String::new())
             },
             Duration::ZERO,
         ),
@@ -127,6 +143,7 @@ struct Site {
     switch_actions: BTreeMap<u8, Vec<String>>,
     apps: BTreeMap<String, App>,
     checkpoints: Vec<Checkpoint>,
+    reconfigurations: Vec<String>,
 }
 
 fn push(log: &Log, at: Duration, line: String) {
@@ -142,14 +159,7 @@ fn secs(d: Duration) -> String {
 impl Site {
     async fn play(scenario: &Scenario) -> Transcript {
         let start = Instant::now();
-        let mut transcript = Transcript {
-            description: scenario.description.trim().to_owned(),
-            apps: BTreeMap::new(),
-            switches: BTreeMap::new(),
-            notifications: Vec::new(),
-            checkpoints: Vec::new(),
-            error: None,
-        };
+        let mut transcript = Transcript::new(scenario.description.trim().to_owned());
         let mut site = match Site::build(scenario, start).await {
             Ok(site) => site,
             Err(e) => {
@@ -246,6 +256,7 @@ impl Site {
             switch_actions: BTreeMap::new(),
             apps,
             checkpoints: Vec::new(),
+            reconfigurations: Vec::new(),
         })
     }
 
@@ -377,6 +388,28 @@ impl Site {
                 );
                 Ok(())
             }
+            Step::ReportUcd(no) => {
+                let n = self.switch(*no)?.report_ucd();
+                self.act(*no, format!("UCD report: {n} record(s)"));
+                Ok(())
+            }
+            Step::Reconfigure(changes) => {
+                let current = (**self.relay.hub().config.load()).clone();
+                let at = secs(self.now());
+                let line = match merge(current, Some(changes)) {
+                    Err(e) => format!("{at} refused: {e}"),
+                    Ok(next) => match self.relay.reconfigure(next) {
+                        Ok(()) => format!("{at} applied"),
+                        Err(errors) => {
+                            let list: Vec<String> =
+                                errors.iter().map(ToString::to_string).collect();
+                            format!("{at} refused: {}", list.join("; "))
+                        }
+                    },
+                };
+                self.reconfigurations.push(line);
+                Ok(())
+            }
             Step::Burst {
                 switch,
                 device,
@@ -423,6 +456,12 @@ impl Site {
             }
             Step::Checkpoint(name) => {
                 let status = self.relay.status();
+                let stats = &self.relay.hub().stats;
+                let records = format!(
+                    "smdr {}, ucd {}",
+                    stats.smdr_records.load(Ordering::Relaxed),
+                    stats.ucd_records.load(Ordering::Relaxed)
+                );
                 self.checkpoints.push(Checkpoint {
                     name: name.clone(),
                     at: secs(self.now()),
@@ -445,6 +484,7 @@ impl Site {
                             )
                         })
                         .collect(),
+                    records,
                 });
                 Ok(())
             }
@@ -578,6 +618,7 @@ impl Site {
             })
             .collect();
         t.checkpoints = self.checkpoints;
+        t.reconfigurations = self.reconfigurations;
         self.relay.shutdown().await;
         t
     }

@@ -180,6 +180,11 @@ pub enum Step {
         trunk: String,
         device: String,
     },
+    /// A switch sends its UCD group statistics records.
+    ReportUcd(u8),
+    /// Change the relay's configuration while it runs (fields merged at the top level, as in
+    /// `config`); a refused change is recorded in the transcript.
+    Reconfigure(serde_yaml::Value),
     /// A switch sends `count` identical events about `device`.
     Burst {
         switch: u8,
