@@ -12,11 +12,10 @@ use client_sim::SimApp;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use relay::clock::SystemClock;
 use relay::config::SwitchConfig;
 use relay::net::TcpNetwork;
 use relay::protocol::LinkMsg;
-use relay::{Config, Listeners, Relay, RelayParts, Tuning};
+use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Settings, SimSwitch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
@@ -141,16 +140,7 @@ async fn setup(sessions: usize) -> Setup {
     ));
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
-    let relay = Relay::start(
-        RelayParts {
-            config,
-            net,
-            clock: Arc::new(SystemClock),
-            tuning: Tuning::default(),
-        },
-        listeners,
-    )
-    .unwrap();
+    let relay = Relay::start(RelayParts::new(config), listeners).unwrap();
     switch.wait_opened(1).await;
     while !relay.hub().slot(1).unwrap().is_up() {
         tokio::time::sleep(Duration::from_millis(1)).await;

@@ -110,18 +110,8 @@ impl SimApp {
         invoke: u16,
         body: &[u8],
     ) -> io::Result<()> {
-        let msg = CallMsg {
-            kind: Kind::Request,
-            code,
-            invoke,
-            switch: if self.protocol == 3 {
-                switch.or(Some(0))
-            } else {
-                None
-            },
-            body: Bytes::copy_from_slice(body),
-        };
-        self.send_raw(&msg.encode()).await
+        let frame = request_frame(self.protocol, switch, code, invoke, body);
+        self.send_raw(&frame).await
     }
 
     /// Adds or removes a watched device and returns the relay's result (0 ok, 1 refused).

@@ -12,13 +12,11 @@ use client_sim::SimApp;
 use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
 
-use crate::clock::SystemClock;
 use crate::config::{Config, SwitchConfig, User};
 use crate::net::TcpNetwork;
 use crate::notify::Level;
 use crate::protocol::{Kind, LinkMsg};
 use crate::server::{Listeners, Relay, RelayParts};
-use crate::Tuning;
 
 /// What the demo is run with.
 pub struct DemoOptions {
@@ -70,15 +68,7 @@ pub async fn run(
     let config = demo_config(&switches, opts.client_port);
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let relay = Relay::start(
-        RelayParts {
-            config,
-            net,
-            clock: Arc::new(SystemClock),
-            tuning: Tuning::default(),
-        },
-        listeners,
-    )?;
+    let relay = Relay::start(RelayParts::new(config), listeners)?;
     let started = Instant::now();
     while !(relay.hub().slot(1).is_some_and(|s| s.is_up())
         && relay.hub().slot(2).is_some_and(|s| s.is_up()))

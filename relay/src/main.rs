@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use relay::clock::SystemClock;
 use relay::net::TcpNetwork;
-use relay::{Config, Listeners, Relay, RelayParts, Tuning};
+use relay::{Config, Listeners, Relay, RelayParts};
 
 #[derive(Parser)]
 #[command(
@@ -124,16 +123,8 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let relay = Relay::start(
-        RelayParts {
-            config,
-            net,
-            clock: Arc::new(SystemClock),
-            tuning: Tuning::default(),
-        },
-        listeners,
-    )
-    .context("cannot start the relay")?;
+    let relay =
+        Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?;
     tracing::info!(
         client = %relay.client_addr(),
         bypass = %relay.bypass_addr(),

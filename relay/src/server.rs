@@ -27,6 +27,23 @@ pub struct RelayParts {
     pub tuning: Tuning,
 }
 
+impl RelayParts {
+    /// A relay on the operating system's TCP and clock, with the default limits.
+    pub fn new(config: Config) -> RelayParts {
+        RelayParts {
+            config,
+            net: Arc::new(crate::net::TcpNetwork),
+            clock: Arc::new(crate::clock::SystemClock),
+            tuning: Tuning::default(),
+        }
+    }
+
+    pub fn with_tuning(mut self, tuning: Tuning) -> RelayParts {
+        self.tuning = tuning;
+        self
+    }
+}
+
 /// Where the relay listens.
 pub struct Listeners {
     pub client: Box<dyn Listener>,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_sim::{Identified, SimApp};
-use relay::clock::SystemClock;
 use relay::config::SwitchConfig;
 use relay::net::TcpNetwork;
 use relay::{Config, Listeners, Relay, RelayParts, Tuning};
@@ -94,16 +93,8 @@ impl SiteSpec {
         (self.configure)(&mut config);
         let net = Arc::new(TcpNetwork);
         let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
-        let relay = Relay::start(
-            RelayParts {
-                config,
-                net,
-                clock: Arc::new(SystemClock),
-                tuning: self.tuning,
-            },
-            listeners,
-        )
-        .unwrap();
+        let relay =
+            Relay::start(RelayParts::new(config).with_tuning(self.tuning), listeners).unwrap();
         let site = Site { relay, switches };
         for no in self.wait_up {
             site.wait_switch_up(no).await;
