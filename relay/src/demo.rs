@@ -23,6 +23,8 @@ pub struct DemoOptions {
     /// Stop after this long; `None` runs until the stop signal.
     pub duration: Option<Duration>,
     pub client_port: u16,
+    /// The port the simulated switches listen on (at 127.0.1.1 and 127.0.1.2).
+    pub switch_port: u16,
     /// Clear the screen between views (on a terminal) or print views one after another.
     pub clear_screen: bool,
 }
@@ -59,7 +61,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut switches = Vec::new();
     for no in 1..=2u8 {
-        let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), 5002);
+        let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), opts.switch_port);
         let sim = SimSwitch::start(addr, Settings::officeserv(no))
             .await
             .with_context(|| format!("cannot start simulated switch {no} on {addr}"))?;

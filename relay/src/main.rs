@@ -37,6 +37,9 @@ enum Command {
         /// The client port applications connect to (bypass = this + 500).
         #[arg(long, default_value_t = 6000)]
         client_port: u16,
+        /// The port the two simulated switches listen on, at 127.0.1.1 and 127.0.1.2.
+        #[arg(long, default_value_t = 5002)]
+        switch_port: u16,
     },
     /// Check a configuration file and print every error in it.
     Check {
@@ -52,12 +55,14 @@ fn main() -> ExitCode {
         Command::Demo {
             duration,
             client_port,
+            switch_port,
         } => {
             init_tracing("warn");
             use std::io::IsTerminal;
             let opts = relay::demo::DemoOptions {
                 duration,
                 client_port,
+                switch_port,
                 clear_screen: std::io::stdout().is_terminal(),
             };
             block_on(relay::demo::run(opts, async {

@@ -5,7 +5,15 @@ use std::process::Command;
 #[test]
 fn the_demo_connects_both_switches_serves_its_applications_and_stops_by_itself() {
     let out = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["demo", "--for", "3s", "--client-port", "16000"])
+        .args([
+            "demo",
+            "--for",
+            "3s",
+            "--client-port",
+            "16000",
+            "--switch-port",
+            "15002",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -18,6 +26,7 @@ fn the_demo_connects_both_switches_serves_its_applications_and_stops_by_itself()
     for expected in [
         "applications connect to 127.0.0.1:16000 (bypass 16500)",
         "Switches (2 configured, 2 enabled, 2 connected)",
+        "127.0.1.1:15002",
         "[Call: 2201 - SW(1)]",
         "[Operator: 2205 - SW(1), 2205 - SW(2)]",
         "[ACD]",
