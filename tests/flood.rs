@@ -76,9 +76,12 @@ async fn connection_and_garbage_floods_leave_the_relay_as_it_was() {
     let mut live = site.admitted(51, 3, CALL, &[]).await;
 
     // Warm up allocator pools and the runtime, then take the baseline.
-    churn(&site, 1_000, 200).await;
-    wait_until("warm-up connections gone", || site.relay.tasks_alive() <= 4).await;
     let tasks_baseline = site.relay.tasks_alive();
+    churn(&site, 1_000, 200).await;
+    wait_until("warm-up connections gone", || {
+        site.relay.tasks_alive() == tasks_baseline
+    })
+    .await;
     let accepted = || {
         site.relay
             .hub()

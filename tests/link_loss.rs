@@ -261,7 +261,11 @@ async fn stopping_the_relay_sends_x_reason_2_to_every_session_first() {
     let mut a = site.admitted(51, 3, CALL, &[]).await;
     let mut b = site.admitted(52, 2, ACD, &[]).await;
     site.switch(1).emit_event(b'n', "2201", b"last");
-    let Site { relay, switches } = site;
+    let Site {
+        relay,
+        switches,
+        state_dir: _state_dir,
+    } = site;
     within("shutdown", relay.shutdown()).await;
     for app in [&mut a, &mut b] {
         let frames = app.read_to_end().await.unwrap();

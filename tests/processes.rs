@@ -119,8 +119,10 @@ users:
 monitor: {{ sw_port: null, su_port: null }}
 export: {{ port: null }}
 admin: {{ port: {admin} }}
+state_dir: {state}
 ",
-            admin = free_port("127.0.0.1", false)
+            admin = free_port("127.0.0.1", false),
+            state = dir.join("state").display()
         ),
     )
     .unwrap();

@@ -63,6 +63,7 @@ impl Progress {
 
 struct Setup {
     _relay: Relay,
+    _state_dir: tempfile::TempDir,
     switch: SimSwitch,
     progress: Arc<Progress>,
     chunk: Bytes,
@@ -131,7 +132,11 @@ async fn setup(sessions: usize) -> Setup {
     let switch = SimSwitch::start("127.0.1.1:0".parse().unwrap(), Settings::officeserv(1))
         .await
         .unwrap();
-    let mut config = Config::default();
+    let state_dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        state_dir: state_dir.path().to_owned(),
+        ..Config::default()
+    };
     config.switches.push(SwitchConfig::new(
         1,
         &switch.addr().ip().to_string(),
@@ -162,6 +167,7 @@ async fn setup(sessions: usize) -> Setup {
     }
     Setup {
         _relay: relay,
+        _state_dir: state_dir,
         switch,
         progress,
         chunk: event_chunk(),

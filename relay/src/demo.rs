@@ -67,7 +67,9 @@ pub async fn run(
             .with_context(|| format!("cannot start simulated switch {no} on {addr}"))?;
         switches.push(sim);
     }
-    let config = demo_config(&switches, opts.client_port);
+    let state_dir = tempfile::tempdir().context("cannot make a state directory for the demo")?;
+    let mut config = demo_config(&switches, opts.client_port);
+    config.state_dir = state_dir.path().to_owned();
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let relay = Relay::start(RelayParts::new(config), listeners)?;

@@ -16,6 +16,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::invoke::InvokeMap;
+use crate::licensing::{Licensing, Standing};
 use crate::net::Network;
 use crate::notify::{LossCause, Notice, Notices};
 use crate::outqueue::OutQueue;
@@ -142,6 +143,9 @@ pub struct Hub {
     pub tuning: Tuning,
     pub net: Arc<dyn Network>,
     pub stats: Stats,
+    pub licensing: Licensing,
+    /// This host's MAC addresses, read once at start.
+    pub system_macs: Vec<[u8; 6]>,
 }
 
 /// A refused identify: the result and the served switches to report with it.
@@ -153,7 +157,9 @@ impl Hub {
         net: Arc<dyn Network>,
         clock: Arc<dyn WallClock>,
         tuning: Tuning,
+        licensing: Licensing,
     ) -> Hub {
+        let system_macs = crate::licensing::host_macs(&Config::default());
         let lines = config.options.notification_lines as usize;
         Hub {
             config: ArcSwap::from_pointee(config),
@@ -170,7 +176,32 @@ impl Hub {
             tuning,
             net,
             stats: Stats::default(),
+            licensing,
+            system_macs,
         }
+    }
+
+    /// This host's MACs: `license.host_macs` when set, else the interfaces'.
+    pub fn host_macs(&self) -> Vec<[u8; 6]> {
+        let config = self.config.load();
+        match &config.license.host_macs {
+            Some(_) => crate::licensing::host_macs(&config),
+            None => self.system_macs.clone(),
+        }
+    }
+
+    /// MACs of the switches connected now.
+    pub fn switch_macs(&self) -> Vec<[u8; 6]> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.link_handle().map(|l| l.info.mac))
+            .collect()
+    }
+
+    /// What governs admission now.
+    pub fn standing(&self) -> Standing {
+        self.licensing
+            .standing(self.clock.now_ms(), &self.host_macs(), &self.switch_macs())
     }
 
     /// The slot of switch `no` (1..=8).
@@ -236,6 +267,17 @@ impl Hub {
         if !states.iter().any(|(_, up)| *up) {
             return Err((IdentifyResult::NoUsableSwitch, states));
         }
+        let entitlements = self.standing().entitlements();
+        let grant = self
+            .licensing
+            .usage()
+            .admit(
+                product,
+                &served.switches,
+                entitlements.as_ref(),
+                &config.bypass_limits,
+            )
+            .map_err(|r| (r, Vec::new()))?;
 
         let devices: BTreeSet<DeviceKey> = devices
             .iter()
@@ -264,6 +306,7 @@ impl Hub {
             connected_ms: self.clock.now_ms(),
             devices,
             queue_limit: self.tuning.session_queue_bytes,
+            grant,
         })
         .shared();
         session.send_link(&LinkMsg::IdentifyResult {
@@ -300,7 +343,9 @@ impl Hub {
                 });
             }
         }
-        self.registry().remove(&session.id);
+        if self.registry().remove(&session.id).is_some() {
+            self.licensing.usage().release(&session.grant);
+        }
     }
 
     pub fn session(&self, id: u64) -> Option<Arc<SessionHandle>> {

@@ -12,6 +12,7 @@
 //! - [`switch_link`]: one switch link: open, station download, heartbeat, reading.
 //! - [`fanout`]: events to every session served the switch, encoded once per form.
 //! - [`invoke`]: INVOKE rewriting and the answer timeout.
+//! - [`licensing`]: licence keys, trial, entitlements; [`licence_watch`]: registration.
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
 //! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
@@ -26,6 +27,8 @@ pub mod demo;
 pub mod fanout;
 pub mod hub;
 pub mod invoke;
+pub mod licence_watch;
+pub mod licensing;
 /// The network seam (the `netseam` crate).
 pub use netseam as net;
 pub mod notify;

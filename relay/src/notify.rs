@@ -119,6 +119,14 @@ pub enum Notice {
         port: u16,
         error: String,
     },
+    LicenceApplied {
+        serial: u32,
+        grants: String,
+    },
+    LicenceRefused {
+        reason: String,
+    },
+    LicenceRemoved,
 }
 
 impl Notice {
@@ -127,7 +135,8 @@ impl Notice {
             Notice::LinkAttemptFailed { .. }
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }
-            | Notice::ListenFailed { .. } => Level::Fault,
+            | Notice::ListenFailed { .. }
+            | Notice::LicenceRefused { .. } => Level::Fault,
             _ => Level::Info,
         }
     }
@@ -178,6 +187,16 @@ impl fmt::Display for Notice {
             ),
             Notice::ListenFailed { what, port, error } => {
                 write!(f, "Cannot listen on the {what} port {port}: {error}")
+            }
+            Notice::LicenceApplied { serial, grants } => {
+                write!(f, "Licence {serial} is in force: {grants}")
+            }
+            Notice::LicenceRefused { reason } => write!(
+                f,
+                "Licence key refused: {reason}; the previous licence state stays in force"
+            ),
+            Notice::LicenceRemoved => {
+                f.write_str("The registered licence was removed; the trial terms apply")
             }
         }
     }

@@ -102,7 +102,21 @@ impl Relay {
         }
         let client_addr = listeners.client.local_addr()?;
         let bypass_addr = listeners.bypass.local_addr()?;
-        let hub = Arc::new(Hub::new(parts.config, parts.net, parts.clock, parts.tuning));
+        let licensing =
+            crate::licensing::Licensing::open(&parts.config.state_dir, parts.clock.now_ms())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot use the state directory {} (state_dir): {e}",
+                        parts.config.state_dir.display()
+                    )
+                })?;
+        let hub = Arc::new(Hub::new(
+            parts.config,
+            parts.net,
+            parts.clock,
+            parts.tuning,
+            licensing,
+        ));
         hub.notices.emit(Notice::RelayStarted {
             version: env!("CARGO_PKG_VERSION"),
         });
@@ -113,6 +127,10 @@ impl Relay {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
+        relay.tasks.spawn(crate::licence_watch::run(
+            relay.hub.clone(),
+            relay.stop.clone(),
+        ));
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
         if relay.hub.config.load().options.auto_connect {
@@ -204,6 +222,16 @@ impl Relay {
         }
         self.hub.config.store(Arc::new(new));
         Ok(())
+    }
+
+    /// Registers (or replaces) the licence: the key must verify against the configured issuers,
+    /// be unexpired and be bound to a MAC present now; then it is written to `state_dir` and
+    /// governs identifies from now on. A refused key changes nothing.
+    pub fn register_licence(
+        &self,
+        text: &str,
+    ) -> Result<crate::licensing::key::Payload, crate::licensing::LicenceError> {
+        crate::licence_watch::register(&self.hub, text)
     }
 
     /// Tasks still running (listeners, switch supervisors, connections).

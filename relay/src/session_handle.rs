@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
+use crate::licensing::usage::Grant;
 use crate::outqueue::{Ending, OutQueue, PushError};
 use crate::protocol::call::{put_rewritten, put_with_switch, relay_answer};
 use crate::protocol::{CloseReason, Frame, LinkMsg, Product, Str8};
@@ -33,6 +34,8 @@ pub struct SessionHandle {
     pub connected_ms: u64,
     pub devices: ArcSwap<BTreeSet<DeviceKey>>,
     pub out: OutQueue,
+    /// The licence use this session holds, given back when it ends.
+    pub grant: Grant,
     in_flight: AtomicUsize,
 }
 
@@ -55,6 +58,7 @@ pub struct NewSession {
     pub connected_ms: u64,
     pub devices: BTreeSet<DeviceKey>,
     pub queue_limit: usize,
+    pub grant: Grant,
 }
 
 impl SessionHandle {
@@ -75,6 +79,7 @@ impl SessionHandle {
             connected_ms: n.connected_ms,
             devices: ArcSwap::from_pointee(n.devices),
             out: OutQueue::new(n.queue_limit).with_overflow_frame(too_slow),
+            grant: n.grant,
             in_flight: AtomicUsize::new(0),
         }
     }

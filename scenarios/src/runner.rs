@@ -137,6 +137,7 @@ struct App {
 
 struct Site {
     start: Instant,
+    _state_dir: tempfile::TempDir,
     net: MemNetwork,
     relay: Relay,
     switches: BTreeMap<u8, SimSwitch>,
@@ -198,6 +199,8 @@ impl Site {
             config.switches.push(sc);
             switches.insert(spec.no, sim);
         }
+        let state_dir = tempfile::tempdir().map_err(|e| format!("state directory: {e}"))?;
+        config.state_dir = state_dir.path().to_owned();
         let config = merge(config, scenario.config.as_ref())?;
         let mut tuning = Tuning::default();
         if let Some(b) = scenario.tuning.session_queue_bytes {
@@ -250,6 +253,7 @@ impl Site {
             .collect();
         Ok(Site {
             start,
+            _state_dir: state_dir,
             net,
             relay,
             switches,

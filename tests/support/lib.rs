@@ -21,6 +21,8 @@ pub const ACD: u8 = 0x41;
 pub struct Site {
     pub relay: Relay,
     pub switches: Vec<SimSwitch>,
+    /// The relay's state directory (trial start, licence), removed with the site.
+    pub state_dir: tempfile::TempDir,
 }
 
 /// What a site is made of.
@@ -90,12 +92,18 @@ impl SiteSpec {
                 "1234",
             ));
         }
+        let state_dir = tempfile::tempdir().expect("a temporary directory");
+        config.state_dir = state_dir.path().to_owned();
         (self.configure)(&mut config);
         let net = Arc::new(TcpNetwork);
         let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
         let relay =
             Relay::start(RelayParts::new(config).with_tuning(self.tuning), listeners).unwrap();
-        let site = Site { relay, switches };
+        let site = Site {
+            relay,
+            switches,
+            state_dir,
+        };
         for no in self.wait_up {
             site.wait_switch_up(no).await;
         }
