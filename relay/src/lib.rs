@@ -5,7 +5,7 @@
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`config`]: the configuration file, its defaults and every validation rule.
 //! - [`net`]: the seam to the network (real TCP, or a simulated network).
-//! - [`clock`]: the wall clock the relay is handed.
+//! - [`clock`]: the wall clock the relay is handed; [`cli_license`]: `relay license …`.
 //! - [`server`]: the running relay: listeners, switch supervisors, orderly stop.
 //! - [`hub`]: shared state, admission, consequences of a link going up or down.
 //! - [`routing`]: which switches a session is served.
@@ -21,6 +21,7 @@
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
 pub use wire as protocol;
 
+pub mod cli_license;
 pub mod clock;
 pub mod config;
 pub mod demo;

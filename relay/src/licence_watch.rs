@@ -59,6 +59,7 @@ pub async fn run(hub: Arc<Hub>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let dir = hub.config.load().state_dir.clone();
+        publish_status(&hub, &dir);
         let Ok(on_disk) = store::read(&dir) else {
             continue;
         };
@@ -105,6 +106,28 @@ pub async fn run(hub: Arc<Hub>, stop: CancellationToken) {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Writes the licence status where `relay license show` finds it.
+fn publish_status(hub: &Hub, dir: &std::path::Path) {
+    let status = crate::licensing::LicenceStatus::of(
+        &hub.licensing,
+        &hub.standing(),
+        &hub.config.load(),
+        Some(&hub.licensing.usage()),
+        &hub.switch_macs(),
+        hub.clock.now_ms(),
+    );
+    if let Ok(text) = serde_yaml::to_string(&status) {
+        let temp = dir.join(format!(
+            ".{}.{}",
+            crate::licensing::STATUS_FILE,
+            std::process::id()
+        ));
+        if std::fs::write(&temp, text).is_ok() {
+            let _ = std::fs::rename(&temp, dir.join(crate::licensing::STATUS_FILE));
         }
     }
 }

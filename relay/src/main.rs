@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, default_value_t = 5002)]
         switch_port: u16,
     },
+    /// Licence status, this host's MACs, registration, and the issuer's tools.
+    License {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
     /// Check a configuration file and print every error in it.
     Check {
         #[arg(long, short, default_value = "relay.yaml")]
@@ -48,10 +53,69 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LicenseCommand {
+    /// Licence number, type, MAC, limits and current use, trial days.
+    Show {
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+    /// This host's MAC addresses, and the connected switches' when the relay runs.
+    Mac {
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+    /// Register a licence key (the running relay applies it within 2 s).
+    Register {
+        key: String,
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+    /// Replace the registered licence key.
+    Change {
+        key: String,
+        #[arg(long, short, default_value = "relay.yaml")]
+        config: PathBuf,
+    },
+    /// Make an issuer key pair: the private key to --out (mode 0600), the public key printed.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue (sign) a licence key.
+    Issue {
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// computer or switch
+        #[arg(long)]
+        mac_type: String,
+        #[arg(long)]
+        mac: String,
+        #[arg(long, default_value_t = 0)]
+        call: u16,
+        #[arg(long, default_value_t = 0)]
+        opentsp: u16,
+        #[arg(long, default_value_t = 0)]
+        operator: u16,
+        #[arg(long)]
+        easyset: bool,
+        #[arg(long)]
+        news: bool,
+        #[arg(long)]
+        dataview: bool,
+        /// Last day of validity, YYYY-MM-DD (default: never expires).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        serial: u32,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::License { command } => license(command),
         Command::Demo {
             duration,
             client_port,
@@ -87,6 +151,52 @@ fn block_on(job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitC
     };
     match runtime.block_on(job) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn license(command: LicenseCommand) -> ExitCode {
+    use relay::cli_license as cli;
+    let outcome = match command {
+        LicenseCommand::Show { config } => cli::show(&config),
+        LicenseCommand::Mac { config } => cli::mac(&config),
+        LicenseCommand::Register { key, config } => cli::register(&config, &key, false),
+        LicenseCommand::Change { key, config } => cli::register(&config, &key, true),
+        LicenseCommand::Keygen { out } => cli::keygen(&out),
+        LicenseCommand::Issue {
+            signing_key,
+            mac_type,
+            mac,
+            call,
+            opentsp,
+            operator,
+            easyset,
+            news,
+            dataview,
+            expires,
+            serial,
+        } => cli::issue(&cli::IssueArgs {
+            signing_key,
+            mac_type,
+            mac,
+            call,
+            opentsp,
+            operator,
+            easyset,
+            news,
+            dataview,
+            expires,
+            serial,
+        }),
+    };
+    match outcome {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

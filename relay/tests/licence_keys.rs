@@ -45,7 +45,10 @@ fn the_committed_test_vector() {
          RFSWO4QT-RF6XJ2HP-XBHQGKY2-BJOPBMXV-P5YVQXEM-GJCR3XBN-WCGS3QE5-JL6HWC43-\
          HDKZCTTK-6RCLSFYD"
     );
-    assert_eq!(key::verify(&text, &[issuer.verifying_key()]).unwrap(), vector_payload());
+    assert_eq!(
+        key::verify(&text, &[issuer.verifying_key()]).unwrap(),
+        vector_payload()
+    );
 }
 
 fn payload() -> impl Strategy<Value = Payload> {
@@ -57,18 +60,27 @@ fn payload() -> impl Strategy<Value = Payload> {
         (any::<bool>(), any::<bool>(), any::<bool>()),
         any::<u32>(),
     )
-        .prop_map(|(serial, mac_type, mac, (call, opentsp, operator), (easyset, news, dataview), expires)| Payload {
-            serial,
-            mac_type,
-            mac,
-            call,
-            opentsp,
-            operator,
-            easyset,
-            news,
-            dataview,
-            expires,
-        })
+        .prop_map(
+            |(
+                serial,
+                mac_type,
+                mac,
+                (call, opentsp, operator),
+                (easyset, news, dataview),
+                expires,
+            )| Payload {
+                serial,
+                mac_type,
+                mac,
+                call,
+                opentsp,
+                operator,
+                easyset,
+                news,
+                dataview,
+                expires,
+            },
+        )
 }
 
 proptest! {
@@ -101,11 +113,16 @@ fn each_refusal_has_its_own_reason() {
     let issuer = vector_issuer();
     let good = vector_payload().sign(&issuer);
     let trusted = [issuer.verifying_key()];
-    let reason = |text: &str, keys: &[ed25519_dalek::VerifyingKey]| key::verify(text, keys).unwrap_err().to_string();
+    let reason = |text: &str, keys: &[ed25519_dalek::VerifyingKey]| {
+        key::verify(text, keys).unwrap_err().to_string()
+    };
 
     assert_eq!(
         reason(&good.replacen('A', "1", 1), &trusted),
-        format!("character {} of the key, '1', is not one of A-Z, 2-7 or '-'", good.find('A').unwrap() + 1)
+        format!(
+            "character {} of the key, '1', is not one of A-Z, 2-7 or '-'",
+            good.find('A').unwrap() + 1
+        )
     );
     assert_eq!(
         reason(&good[..good.len() - 9], &trusted),
@@ -138,11 +155,15 @@ fn expiry_and_mac_bindings() {
     let here = [p.mac];
     assert!(relay::licensing::valid_now(&p, last_day + day - 1, &here, &[]).is_ok());
     assert_eq!(
-        relay::licensing::valid_now(&p, last_day + day, &here, &[]).unwrap_err().to_string(),
+        relay::licensing::valid_now(&p, last_day + day, &here, &[])
+            .unwrap_err()
+            .to_string(),
         "the licence expired on 2027-12-31"
     );
     assert_eq!(
-        relay::licensing::valid_now(&p, last_day, &[[1; 6]], &[p.mac]).unwrap_err().to_string(),
+        relay::licensing::valid_now(&p, last_day, &[[1; 6]], &[p.mac])
+            .unwrap_err()
+            .to_string(),
         "the licensed MAC 00:1B:21:3A:4C:5D is not one of this host's"
     );
     let switch_bound = Payload {
@@ -152,7 +173,9 @@ fn expiry_and_mac_bindings() {
     };
     assert!(relay::licensing::valid_now(&switch_bound, 0, &[], &[switch_bound.mac]).is_ok());
     assert_eq!(
-        relay::licensing::valid_now(&switch_bound, 0, &[switch_bound.mac], &[]).unwrap_err().to_string(),
+        relay::licensing::valid_now(&switch_bound, 0, &[switch_bound.mac], &[])
+            .unwrap_err()
+            .to_string(),
         "the licensed MAC 00:1B:21:3A:4C:5D is not that of a connected switch"
     );
 }

@@ -21,13 +21,21 @@ use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
 use crate::render;
-use crate::schema::{AppSpec, Fault, Scenario, Step, SwitchSpec};
+use crate::schema::{AppSpec, Fault, LicenceSpec, Scenario, Step, SwitchSpec};
+use relay::licensing::key::{self, MacType, Payload};
 
 /// Wall time at the start of every scenario: 2026-01-05 09:00:00 UTC.
 const EPOCH_MS: u64 = 1_767_603_600_000;
 /// Virtual time each step is given to settle.
 const SETTLE: Duration = Duration::from_millis(10);
 const RELAY_IP: [u8; 4] = [10, 0, 0, 1];
+/// The scenario host's MAC (license.host_macs), for computer-bound licences.
+const HOST_MAC: &str = "02:00:00:00:00:01";
+
+/// The scenarios' licence issuer: a key pair made here from a fixed seed.
+fn test_issuer() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+}
 
 /// What every party saw.
 #[derive(Debug, Serialize)]
@@ -40,6 +48,9 @@ pub struct Transcript {
     pub notifications: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<Checkpoint>,
+    /// What became of each licence step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub licences: Vec<String>,
     /// What became of each `reconfigure` step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reconfigurations: Vec<String>,
@@ -56,6 +67,7 @@ impl Transcript {
             switches: BTreeMap::new(),
             notifications: Vec::new(),
             checkpoints: Vec::new(),
+            licences: Vec::new(),
             reconfigurations: Vec::new(),
             error: None,
         }
@@ -79,6 +91,8 @@ pub struct Checkpoint {
     pub sessions: Vec<String>,
     /// SMDR and UCD records the relay has received from switches so far.
     pub records: String,
+    /// What governs admission, and licensed products in use.
+    pub licence: String,
 }
 
 /// Reads and plays a scenario file; a file that cannot be read or parsed gives a transcript
@@ -145,6 +159,8 @@ struct Site {
     apps: BTreeMap<String, App>,
     checkpoints: Vec<Checkpoint>,
     reconfigurations: Vec<String>,
+    licences: Vec<String>,
+    clock: Arc<FixedStartClock>,
 }
 
 fn push(log: &Log, at: Duration, line: String) {
@@ -201,6 +217,9 @@ impl Site {
         }
         let state_dir = tempfile::tempdir().map_err(|e| format!("state directory: {e}"))?;
         config.state_dir = state_dir.path().to_owned();
+        config.license.host_macs = Some(vec![HOST_MAC.into()]);
+        config.license.issuer_keys =
+            vec![data_encoding::HEXLOWER.encode(test_issuer().verifying_key().as_bytes())];
         let config = merge(config, scenario.config.as_ref())?;
         let mut tuning = Tuning::default();
         if let Some(b) = scenario.tuning.session_queue_bytes {
@@ -209,6 +228,7 @@ impl Site {
         if let Some(n) = scenario.tuning.max_in_flight {
             tuning.max_in_flight = n;
         }
+        let clock = Arc::new(FixedStartClock::new(EPOCH_MS));
         let listeners = Listeners {
             client: net
                 .bind(SocketAddr::new(
@@ -229,28 +249,27 @@ impl Site {
             RelayParts {
                 config,
                 net: Arc::new(net.clone()),
-                clock: Arc::new(FixedStartClock::new(EPOCH_MS)),
+                clock: clock.clone(),
                 tuning,
             },
             listeners,
         )
         .map_err(|e| format!("{e:#}"))?;
-        let apps = scenario
-            .apps
-            .iter()
-            .map(|a| {
-                (
-                    a.name.clone(),
+        let mut apps = BTreeMap::new();
+        for a in &scenario.apps {
+            for spec in expand_copies(a)? {
+                apps.insert(
+                    spec.name.clone(),
                     App {
-                        spec: clone_spec(a),
+                        spec,
                         log: Arc::default(),
                         writer: None,
                         idle_reader: None,
                         recorder: None,
                     },
-                )
-            })
-            .collect();
+                );
+            }
+        }
         Ok(Site {
             start,
             _state_dir: state_dir,
@@ -261,6 +280,8 @@ impl Site {
             apps,
             checkpoints: Vec::new(),
             reconfigurations: Vec::new(),
+            licences: Vec::new(),
+            clock,
         })
     }
 
@@ -297,7 +318,19 @@ impl Site {
 
     async fn step(&mut self, step: &Step) -> Result<(), String> {
         match step {
-            Step::Connect(name) => self.connect(name, None).await,
+            Step::Connect(name) => {
+                let names = named(&self.apps, name);
+                if names.is_empty() {
+                    return Err(format!("no application named {name:?}"));
+                }
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(SETTLE).await;
+                    }
+                    self.connect(n, None).await?;
+                }
+                Ok(())
+            }
             Step::ConnectRaw { app, hex } => self.connect(app, Some(parse_hex(hex)?)).await,
             Step::Disconnect(name) => {
                 let at = self.now();
@@ -392,6 +425,32 @@ impl Site {
                 );
                 Ok(())
             }
+            Step::Licence(spec) => {
+                let at = secs(self.now());
+                let text = licence_text(spec)?;
+                let line = match self.relay.register_licence(&text) {
+                    Ok(p) => format!("{at} licence {} registered", p.serial),
+                    Err(e) => format!("{at} licence {} refused: {e}", spec.serial),
+                };
+                self.licences.push(line);
+                Ok(())
+            }
+            Step::LicenceFile(spec) => {
+                let at = secs(self.now());
+                let text = licence_text(spec)?;
+                relay::licensing::store::write(&self.relay.hub().config.load().state_dir, &text)
+                    .map_err(|e| e.to_string())?;
+                let forged = if spec.forge { " (forged)" } else { "" };
+                self.licences.push(format!(
+                    "{at} licence {}{forged} written to the state directory",
+                    spec.serial
+                ));
+                Ok(())
+            }
+            Step::SkipDays(days) => {
+                self.clock.skip_ms(days * 86_400_000);
+                Ok(())
+            }
             Step::ReportUcd(no) => {
                 let n = self.switch(*no)?.report_ucd();
                 self.act(*no, format!("UCD report: {n} record(s)"));
@@ -466,6 +525,26 @@ impl Site {
                     stats.smdr_records.load(Ordering::Relaxed),
                     stats.ucd_records.load(Ordering::Relaxed)
                 );
+                let licence = {
+                    let hub = self.relay.hub();
+                    let standing = hub.standing();
+                    let usage = hub.licensing.usage();
+                    let limits = standing
+                        .entitlements()
+                        .map(|e| {
+                            format!(
+                                "Call {}/{}, OpenTSP {}/{}, Operator {}/{}",
+                                usage.counted(Product::Call),
+                                e.call,
+                                usage.counted(Product::OpenTsp),
+                                e.opentsp,
+                                usage.counted(Product::Operator),
+                                e.operator
+                            )
+                        })
+                        .unwrap_or_else(|| "no licensed product admitted".into());
+                    format!("{}: {limits}", relay::cli_license::standing_name(&standing))
+                };
                 self.checkpoints.push(Checkpoint {
                     name: name.clone(),
                     at: secs(self.now()),
@@ -489,6 +568,7 @@ impl Site {
                         })
                         .collect(),
                     records,
+                    licence,
                 });
                 Ok(())
             }
@@ -623,6 +703,7 @@ impl Site {
             .collect();
         t.checkpoints = self.checkpoints;
         t.reconfigurations = self.reconfigurations;
+        t.licences = self.licences;
         self.relay.shutdown().await;
         t
     }
@@ -734,16 +815,88 @@ fn merge(config: Config, over: Option<&serde_yaml::Value>) -> Result<Config, Str
     serde_yaml::from_value(base).map_err(|e| format!("config: {e}"))
 }
 
-fn clone_spec(a: &AppSpec) -> AppSpec {
-    AppSpec {
-        name: a.name.clone(),
-        address: a.address,
+/// The applications an app entry stands for (more than one with `copies`).
+fn expand_copies(a: &AppSpec) -> Result<Vec<AppSpec>, String> {
+    let copy = |name: String, address: IpAddr| AppSpec {
+        name,
+        address,
         protocol: a.protocol,
         product: a.product.clone(),
         devices: a.devices.clone(),
         port: a.port.clone(),
         reads: a.reads,
+        copies: 1,
+    };
+    if a.copies <= 1 {
+        return Ok(vec![copy(a.name.clone(), a.address)]);
     }
+    let IpAddr::V4(v4) = a.address else {
+        return Err(format!("{}: copies need an IPv4 address", a.name));
+    };
+    (0..a.copies)
+        .map(|i| {
+            let last = v4.octets()[3]
+                .checked_add(i)
+                .ok_or_else(|| format!("{}: too many copies for {v4}", a.name))?;
+            let [x, y, z, _] = v4.octets();
+            Ok(copy(
+                format!("{}#{:02}", a.name, i + 1),
+                IpAddr::from([x, y, z, last]),
+            ))
+        })
+        .collect()
+}
+
+/// The applications a step's name refers to: the one so named, or every copy of it.
+fn named(apps: &BTreeMap<String, App>, name: &str) -> Vec<String> {
+    if apps.contains_key(name) {
+        return vec![name.to_owned()];
+    }
+    let prefix = format!("{name}#");
+    apps.keys()
+        .filter(|k| k.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+fn licence_text(spec: &LicenceSpec) -> Result<String, String> {
+    let mac_type = match spec.mac_type.as_deref().unwrap_or("computer") {
+        "computer" => MacType::Computer,
+        "switch" => MacType::Switch,
+        other => return Err(format!("mac_type {other:?}: use computer or switch")),
+    };
+    let mac_text = spec.mac.as_deref().unwrap_or(HOST_MAC);
+    let mac = relay::config::parse_mac(mac_text).ok_or_else(|| format!("mac {mac_text:?}"))?;
+    let expires = match &spec.expires {
+        Some(d) => key::parse_day(d).ok_or_else(|| format!("expires {d:?}"))?,
+        None => 0,
+    };
+    let text = Payload {
+        serial: spec.serial,
+        mac_type,
+        mac,
+        call: spec.call,
+        opentsp: spec.opentsp,
+        operator: spec.operator,
+        easyset: spec.easyset,
+        news: spec.news,
+        dataview: spec.dataview,
+        expires,
+    }
+    .sign(&test_issuer());
+    if !spec.forge {
+        return Ok(text);
+    }
+    // Flip the lowest bit of the payload's call count: a key someone edited.
+    let mut bytes = key::parse_text(&text).map_err(|e| e.to_string())?;
+    bytes[14] ^= 1;
+    let encoded = data_encoding::BASE32_NOPAD.encode(&bytes);
+    Ok(encoded
+        .as_bytes()
+        .chunks(8)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-"))
 }
 
 fn code_byte(code: &str) -> Result<u8, String> {

@@ -128,6 +128,14 @@ pub struct AppSpec {
     /// false: the application does not read until a `resume` step (a slow application).
     #[serde(default = "yes")]
     pub reads: bool,
+    /// More than 1: that many applications `name#01`, `name#02`… from consecutive addresses
+    /// starting at `address`; `connect: name` connects each in turn.
+    #[serde(default = "one")]
+    pub copies: u8,
+}
+
+fn one() -> u8 {
+    1
 }
 
 fn yes() -> bool {
@@ -180,6 +188,13 @@ pub enum Step {
         trunk: String,
         device: String,
     },
+    /// Register a licence through the relay (signed by the scenarios' test issuer).
+    Licence(LicenceSpec),
+    /// Write a licence key to the state directory, as `relay license register` does; the
+    /// running relay picks it up within a second or two.
+    LicenceFile(LicenceSpec),
+    /// Move wall time forward by whole days (timers do not run through them).
+    SkipDays(u64),
     /// A switch sends its UCD group statistics records.
     ReportUcd(u8),
     /// Change the relay's configuration while it runs (fields merged at the top level, as in
@@ -197,6 +212,37 @@ pub enum Step {
     Advance(String),
     /// Record the relay's status under this name.
     Checkpoint(String),
+}
+
+/// A licence for the scenarios' test issuer to sign.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceSpec {
+    pub serial: u32,
+    /// `computer` (default) or `switch`.
+    #[serde(default)]
+    pub mac_type: Option<String>,
+    /// Default: the scenario host's MAC, 02:00:00:00:00:01.
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub call: u16,
+    #[serde(default)]
+    pub opentsp: u16,
+    #[serde(default)]
+    pub operator: u16,
+    #[serde(default)]
+    pub easyset: bool,
+    #[serde(default)]
+    pub news: bool,
+    #[serde(default)]
+    pub dataview: bool,
+    /// Last valid day, YYYY-MM-DD.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Flip one bit of the signed key (a forged key).
+    #[serde(default)]
+    pub forge: bool,
 }
 
 #[derive(Debug, Deserialize)]

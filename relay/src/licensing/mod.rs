@@ -193,3 +193,141 @@ pub fn grants_text(p: &Payload) -> String {
     }
     parts.join(", ")
 }
+
+/// The licence status as operators see it, published by a running relay to
+/// `state_dir/usage.yaml` every second and shown by `relay license show`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LicenceStatus {
+    /// Unix ms when this was taken.
+    pub at_ms: u64,
+    /// `licensed`, `trial` or `expired`.
+    pub standing: String,
+    pub serial: Option<u32>,
+    pub mac_type: Option<String>,
+    pub allowed_mac: Option<String>,
+    pub expires: Option<String>,
+    pub trial_started: String,
+    pub trial_days_used: u64,
+    pub trial_days_left: u64,
+    /// Per product: (name, limit, in use); flag products' limit is `yes`/`no` and their use
+    /// the switches they are active on.
+    pub products: Vec<(String, String, String)>,
+    pub access_limit: u32,
+    pub licensed_in_use: u32,
+    /// Per bypass product: (name, limit, in use).
+    pub bypass: Vec<(String, u32, u32)>,
+    /// MACs of the switches connected now.
+    pub switch_macs: Vec<String>,
+}
+
+pub const STATUS_FILE: &str = "usage.yaml";
+
+impl LicenceStatus {
+    /// The status of `licensing` now; `usage` is `None` when no relay is running.
+    pub fn of(
+        licensing: &Licensing,
+        standing: &Standing,
+        config: &Config,
+        usage: Option<&Usage>,
+        switch_macs: &[[u8; 6]],
+        now_ms: u64,
+    ) -> LicenceStatus {
+        use crate::protocol::Product;
+        let registered = licensing.registered.load_full();
+        let payload = registered.as_ref().map(|r| &r.payload);
+        let ent = standing.entitlements();
+        let used = |p: Product| usage.map_or("-".to_string(), |u| u.counted(p).to_string());
+        let flag_use = |p: Product| {
+            usage.map_or("-".to_string(), |u| {
+                let s = u.flag_switches(p);
+                if s.is_empty() {
+                    "none".into()
+                } else {
+                    let list: Vec<String> = s.iter().map(|n| format!("switch {n}")).collect();
+                    list.join(", ")
+                }
+            })
+        };
+        let count = |n: Option<u32>| n.map_or("0".to_string(), |n| n.to_string());
+        let flag = |b: Option<bool>| if b.unwrap_or(false) { "yes" } else { "no" }.to_string();
+        let elapsed = now_ms.saturating_sub(licensing.trial_start_ms);
+        let days_used = (elapsed / DAY_MS).min(TRIAL_DAYS);
+        LicenceStatus {
+            at_ms: now_ms,
+            standing: match standing {
+                Standing::Licensed(_) => "licensed",
+                Standing::Trial { .. } => "trial",
+                Standing::Expired => "expired",
+            }
+            .into(),
+            serial: payload.map(|p| p.serial),
+            mac_type: payload.map(|p| match p.mac_type {
+                MacType::Computer => "computer".into(),
+                MacType::Switch => "switch".into(),
+            }),
+            allowed_mac: payload.map(|p| key::mac_text(&p.mac)),
+            expires: payload.map(|p| {
+                if p.expires == 0 {
+                    "never".into()
+                } else {
+                    key::day_text(p.expires)
+                }
+            }),
+            trial_started: key::day_text((licensing.trial_start_ms / DAY_MS) as u32),
+            trial_days_used: days_used,
+            trial_days_left: TRIAL_DAYS - days_used,
+            products: vec![
+                (
+                    "Call (CallPlus counts as Call)".into(),
+                    count(ent.map(|e| e.call)),
+                    used(Product::Call),
+                ),
+                (
+                    "OpenTSP".into(),
+                    count(ent.map(|e| e.opentsp)),
+                    used(Product::OpenTsp),
+                ),
+                (
+                    "Operator".into(),
+                    count(ent.map(|e| e.operator)),
+                    used(Product::Operator),
+                ),
+                (
+                    "EasySet".into(),
+                    flag(ent.map(|e| e.easyset)),
+                    flag_use(Product::EasySet),
+                ),
+                (
+                    "News".into(),
+                    flag(ent.map(|e| e.news)),
+                    flag_use(Product::News),
+                ),
+                (
+                    "DataView".into(),
+                    flag(ent.map(|e| e.dataview)),
+                    flag_use(Product::DataView),
+                ),
+            ],
+            access_limit: ent.map_or(0, |e| e.access_limit()),
+            licensed_in_use: usage.map_or(0, Usage::licensed_total),
+            bypass: [
+                Product::Acd,
+                Product::Messenger,
+                Product::BypassDataView,
+                Product::CallPro,
+                Product::CallSim,
+                Product::OtherServer,
+            ]
+            .into_iter()
+            .map(|p| {
+                (
+                    p.name().to_string(),
+                    usage::bypass_limit(&config.bypass_limits, p),
+                    usage.map_or(0, |u| u.bypass(p)),
+                )
+            })
+            .collect(),
+            switch_macs: switch_macs.iter().map(key::mac_text).collect(),
+        }
+    }
+}

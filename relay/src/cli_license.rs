@@ -1,0 +1,281 @@
+//! `relay license …`: licence status, this host's MACs, registration, and the issuer's tools.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
+
+use crate::clock::{SystemClock, WallClock};
+use crate::config::{parse_mac, Config};
+use crate::licensing::key::{self, MacType, Payload};
+use crate::licensing::{self, store, LicenceStatus, Licensing, Standing, STATUS_FILE};
+
+/// A running relay's published status is trusted while it is this fresh.
+const FRESH_MS: u64 = 5_000;
+
+/// `relay license show`.
+pub fn show(config_path: &Path) -> anyhow::Result<String> {
+    let config = Config::load(config_path)?;
+    let now = SystemClock.now_ms();
+    let (status, live) = match running_status(&config, now) {
+        Some(status) => (status, true),
+        None => {
+            let licensing = Licensing::open(&config.state_dir, now).with_context(|| {
+                format!(
+                    "cannot read the state directory {}",
+                    config.state_dir.display()
+                )
+            })?;
+            let host = licensing::host_macs(&config);
+            // Offline, a switch-MAC licence is shown as if its switch were connected.
+            let switch_macs: Vec<[u8; 6]> = licensing
+                .registered
+                .load()
+                .as_ref()
+                .map(|r| vec![r.payload.mac])
+                .unwrap_or_default();
+            let standing = licensing.standing(now, &host, &switch_macs);
+            (
+                LicenceStatus::of(&licensing, &standing, &config, None, &[], now),
+                false,
+            )
+        }
+    };
+    Ok(render_status(&status, live))
+}
+
+fn running_status(config: &Config, now: u64) -> Option<LicenceStatus> {
+    let text = std::fs::read_to_string(config.state_dir.join(STATUS_FILE)).ok()?;
+    let status: LicenceStatus = serde_yaml::from_str(&text).ok()?;
+    (now.saturating_sub(status.at_ms) < FRESH_MS).then_some(status)
+}
+
+pub fn render_status(s: &LicenceStatus, live: bool) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    use std::fmt::Write as _;
+    match s.serial {
+        Some(serial) => {
+            let _ = writeln!(w, "Licence number:  {serial}");
+            let _ = writeln!(w, "Licence type:    1 (standard)");
+            let _ = writeln!(
+                w,
+                "MAC type:        {}",
+                s.mac_type.as_deref().unwrap_or("-")
+            );
+            let _ = writeln!(
+                w,
+                "Allowed MAC:     {}",
+                s.allowed_mac.as_deref().unwrap_or("-")
+            );
+            let _ = writeln!(
+                w,
+                "Expires:         {}",
+                s.expires.as_deref().unwrap_or("-")
+            );
+        }
+        None => {
+            let _ = writeln!(w, "Licence number:  none registered");
+        }
+    }
+    let standing = match s.standing.as_str() {
+        "licensed" => "licensed".to_string(),
+        "trial" => format!(
+            "trial, day {} of 30 ({} days left)",
+            s.trial_days_used + 1,
+            s.trial_days_left
+        ),
+        _ => "trial expired and no valid licence: licensed products are refused (result 3)"
+            .to_string(),
+    };
+    let _ = writeln!(w, "In force:        {standing}");
+    let _ = writeln!(
+        w,
+        "Trial:           started {}; {} day(s) used, {} left",
+        s.trial_started, s.trial_days_used, s.trial_days_left
+    );
+    let _ = writeln!(w);
+    let use_head = if live {
+        "In use"
+    } else {
+        "In use (relay not running)"
+    };
+    let _ = writeln!(w, "{:<32} {:<8} {use_head}", "Product", "Limit");
+    for (name, limit, used) in &s.products {
+        let _ = writeln!(w, "{name:<32} {limit:<8} {used}");
+    }
+    let _ = writeln!(
+        w,
+        "{:<32} {:<8} {}",
+        "Simultaneous access",
+        s.access_limit,
+        if live {
+            s.licensed_in_use.to_string()
+        } else {
+            "-".into()
+        }
+    );
+    let _ = writeln!(w, "\nBypass products (no licence needed)");
+    for (name, limit, used) in &s.bypass {
+        let used = if live { used.to_string() } else { "-".into() };
+        let _ = writeln!(w, "{name:<32} {limit:<8} {used}");
+    }
+    out
+}
+
+/// `relay license mac`.
+pub fn mac(config_path: &Path) -> anyhow::Result<String> {
+    let config = Config::load(config_path)?;
+    let mut out = String::from("This host's MAC addresses");
+    if config.license.host_macs.is_some() {
+        out.push_str(" (from license.host_macs)");
+    }
+    out.push_str(":\n");
+    for m in licensing::host_macs(&config) {
+        out.push_str(&format!("  {}\n", key::mac_text(&m)));
+    }
+    match running_status(&config, SystemClock.now_ms()) {
+        Some(s) => {
+            out.push_str("Connected switches' MAC addresses:\n");
+            if s.switch_macs.is_empty() {
+                out.push_str("  (no switch connected)\n");
+            }
+            for m in s.switch_macs {
+                out.push_str(&format!("  {m}\n"));
+            }
+        }
+        None => out.push_str("Connected switches' MAC addresses: the relay is not running\n"),
+    }
+    Ok(out)
+}
+
+/// `relay license register` (`replace` false) or `change` (`replace` true).
+pub fn register(config_path: &Path, text: &str, replace: bool) -> anyhow::Result<String> {
+    let config = Config::load(config_path)?;
+    let existing = store::read(&config.state_dir)?;
+    match (replace, existing.is_some()) {
+        (false, true) => {
+            bail!("a licence is already registered: use `relay license change KEY` to replace it")
+        }
+        (true, false) => bail!("no licence is registered yet: use `relay license register KEY`"),
+        _ => {}
+    }
+    let issuers = key::issuer_keys(&config.license.issuer_keys).map_err(anyhow::Error::msg)?;
+    let payload = key::verify(text, &issuers)?;
+    let now = SystemClock.now_ms();
+    let host = licensing::host_macs(&config);
+    let note = match payload.mac_type {
+        MacType::Computer => {
+            licensing::valid_now(&payload, now, &host, &[])?;
+            String::new()
+        }
+        MacType::Switch => {
+            licensing::valid_now(&payload, now, &[], &[payload.mac])?;
+            format!(
+                "\nIt is bound to switch MAC {}: it holds while that switch is connected.",
+                key::mac_text(&payload.mac)
+            )
+        }
+    };
+    store::write(&config.state_dir, text)?;
+    Ok(format!(
+        "Licence {} registered: {}.{note}\nA running relay applies it within 2 seconds.\n",
+        payload.serial,
+        licensing::grants_text(&payload)
+    ))
+}
+
+/// `relay license keygen --out FILE`: a new issuer key pair; the private key is written to
+/// `out` (created, never overwritten, mode 0600) and the public key printed for
+/// `license.issuer_keys`.
+pub fn keygen(out: &Path) -> anyhow::Result<String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(out)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
+    writeln!(file, "{}", data_encoding::HEXLOWER.encode(&seed))?;
+    file.sync_all()?;
+    Ok(format!(
+        "Private key written to {} (keep it secret).\nPublic key, for license.issuer_keys:\n{}\n",
+        out.display(),
+        data_encoding::HEXLOWER.encode(key.verifying_key().as_bytes())
+    ))
+}
+
+/// What `relay license issue` puts in a key.
+pub struct IssueArgs {
+    pub signing_key: PathBuf,
+    pub mac_type: String,
+    pub mac: String,
+    pub call: u16,
+    pub opentsp: u16,
+    pub operator: u16,
+    pub easyset: bool,
+    pub news: bool,
+    pub dataview: bool,
+    pub expires: Option<String>,
+    pub serial: u32,
+}
+
+/// `relay license issue …`: prints a signed key.
+pub fn issue(a: &IssueArgs) -> anyhow::Result<String> {
+    let hex = std::fs::read_to_string(&a.signing_key)
+        .with_context(|| format!("cannot read the signing key {}", a.signing_key.display()))?;
+    let seed: [u8; 32] = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.trim().as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} does not hold a private key (64 hex digits)",
+                a.signing_key.display()
+            )
+        })?;
+    let mac_type = match a.mac_type.as_str() {
+        "computer" => MacType::Computer,
+        "switch" => MacType::Switch,
+        other => bail!("--mac-type {other:?}: use computer or switch"),
+    };
+    let mac = parse_mac(&a.mac)
+        .ok_or_else(|| anyhow::anyhow!("--mac {:?} is not like AA:BB:CC:DD:EE:FF", a.mac))?;
+    let expires = match &a.expires {
+        None => 0,
+        Some(d) => key::parse_day(d)
+            .ok_or_else(|| anyhow::anyhow!("--expires {d:?} is not a date YYYY-MM-DD"))?,
+    };
+    let payload = Payload {
+        serial: a.serial,
+        mac_type,
+        mac,
+        call: a.call,
+        opentsp: a.opentsp,
+        operator: a.operator,
+        easyset: a.easyset,
+        news: a.news,
+        dataview: a.dataview,
+        expires,
+    };
+    Ok(format!(
+        "{}\n",
+        payload.sign(&SigningKey::from_bytes(&seed))
+    ))
+}
+
+/// The standing's one-word name, for tests and logs.
+pub fn standing_name(s: &Standing) -> &'static str {
+    match s {
+        Standing::Licensed(_) => "licensed",
+        Standing::Trial { .. } => "trial",
+        Standing::Expired => "expired",
+    }
+}
