@@ -36,6 +36,8 @@ pub struct Status {
     pub switches_enabled: usize,
     pub switches_connected: usize,
     pub sessions: Vec<SessionStatus>,
+    /// Licence in force, limits and use, trial days, bypass sessions against their limits.
+    pub licence: crate::licensing::LicenceStatus,
 }
 
 impl Status {
@@ -75,7 +77,16 @@ impl Status {
                 queued_bytes: s.out.queued_bytes(),
             })
             .collect();
+        let licence = crate::licensing::LicenceStatus::of(
+            &hub.licensing,
+            &hub.standing(),
+            &config,
+            Some(&hub.licensing.usage()),
+            &hub.switch_macs(),
+            hub.clock.now_ms(),
+        );
         Status {
+            licence,
             switches_configured: config.switches.len(),
             switches_enabled: config.switches.iter().filter(|s| s.enabled).count(),
             switches_connected: switches.iter().filter(|s| s.up).count(),

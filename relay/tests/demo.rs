@@ -30,6 +30,7 @@ fn the_demo_connects_both_switches_serves_its_applications_and_stops_by_itself()
         "[Call: 2201 - SW(1)]",
         "[Operator: 2205 - SW(1), 2205 - SW(2)]",
         "[ACD]",
+        "Licence: trial, day 1 of 30; Call 1/20, OpenTSP 0/1, Operator 1/2; licensed sessions 2/23; bypass ACD 1/1",
         "All services are running",
     ] {
         assert!(

@@ -1,0 +1,145 @@
+//! `relay license …` as an operator and an issuer use it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn relay(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn write_config(dir: &Path, public_key: &str) -> String {
+    let path = dir.join("relay.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "license: {{ issuer_keys: [\"{public_key}\"], host_macs: [\"02:00:00:00:00:01\"] }}\nstate_dir: {}\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn keygen_issue_register_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("issuer.key");
+    let key_path = key_file.to_str().unwrap();
+
+    let (ok, out, _) = relay(&["license", "keygen", "--out", key_path]);
+    assert!(ok);
+    let public = out.lines().last().unwrap().to_owned();
+    assert_eq!(public.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the private key is readable by its owner only"
+        );
+    }
+    let (ok, _, err) = relay(&["license", "keygen", "--out", key_path]);
+    assert!(!ok, "an existing key file is never overwritten");
+    assert!(err.contains("it must not exist yet"), "{err}");
+
+    let config = write_config(dir.path(), &public);
+    let (ok, out, _) = relay(&["license", "show", "--config", &config]);
+    assert!(ok);
+    assert!(out.starts_with("Licence number:  none registered\nIn force:        trial, day 1 of 30 (30 days left)\n"), "{out}");
+    assert!(
+        out.contains("Call (CallPlus counts as Call)   20       -\n"),
+        "{out}"
+    );
+
+    let (ok, key, err) = relay(&[
+        "license",
+        "issue",
+        "--signing-key",
+        key_path,
+        "--mac-type",
+        "computer",
+        "--mac",
+        "02:00:00:00:00:01",
+        "--call",
+        "50",
+        "--opentsp",
+        "5",
+        "--operator",
+        "3",
+        "--easyset",
+        "--expires",
+        "2099-12-31",
+        "--serial",
+        "1001",
+    ]);
+    assert!(ok, "{err}");
+    let key = key.trim();
+    assert_eq!(key.len(), 161);
+
+    let (ok, out, _) = relay(&["license", "register", key, "--config", &config]);
+    assert!(ok);
+    assert_eq!(
+        out,
+        "Licence 1001 registered: Call 50, OpenTSP 5, Operator 3, EasySet.\nA running relay applies it within 2 seconds.\n"
+    );
+    let (ok, out, _) = relay(&["license", "show", "--config", &config]);
+    assert!(ok);
+    assert!(
+        out.starts_with(
+            "Licence number:  1001\nLicence type:    1 (standard)\nMAC type:        computer\nAllowed MAC:     02:00:00:00:00:01\nExpires:         2099-12-31\nIn force:        licensed\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("Operator                         3        -\n"),
+        "{out}"
+    );
+
+    // A forged key (last character changed) is refused and the registered one stays.
+    let mut forged = key.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let (ok, _, err) = relay(&["license", "change", &forged, "--config", &config]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: the key is not signed by a configured issuer (unknown issuer or bad signature)\n"
+    );
+    let (_, out, _) = relay(&["license", "show", "--config", &config]);
+    assert!(out.starts_with("Licence number:  1001\n"));
+}
+
+#[test]
+fn show_after_the_trial_with_no_licence() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &"0".repeat(64));
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    // A trial that started 40 days ago.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    std::fs::write(
+        dir.path().join("state").join("trial-start"),
+        format!("{}\n", now_ms - 40 * 86_400_000),
+    )
+    .unwrap();
+    let (ok, out, _) = relay(&["license", "show", "--config", &config]);
+    assert!(ok);
+    assert!(out.contains("In force:        trial expired and no valid licence: licensed products are refused (result 3)\n"), "{out}");
+    assert!(out.contains("30 day(s) used, 0 left"), "{out}");
+    assert!(
+        out.contains("Call (CallPlus counts as Call)   0        -\n"),
+        "{out}"
+    );
+}
