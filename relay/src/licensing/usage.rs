@@ -228,6 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn flag_products_count_against_the_simultaneous_access_limit() {
+        let mut u = Usage::default();
+        let l = BypassLimits::default();
+        let t = Entitlements::TRIAL;
+        for _ in 0..20 {
+            u.admit(Product::Call, &[1], Some(&t), &l).unwrap();
+        }
+        u.admit(Product::Operator, &[1], Some(&t), &l).unwrap();
+        u.admit(Product::Operator, &[1], Some(&t), &l).unwrap();
+        u.admit(Product::OpenTsp, &[1], Some(&t), &l).unwrap();
+        assert_eq!(u.licensed_total(), t.access_limit());
+        assert_eq!(u.admit(Product::EasySet, &[1], Some(&t), &l), Err(IdentifyResult::AccessLimit));
+        assert!(u.admit(Product::Acd, &[1], Some(&t), &l).is_ok(), "bypass is outside the limit");
+    }
+
+    #[test]
     fn expiry_not_licensed_and_bypass_limits() {
         let mut u = Usage::default();
         let l = BypassLimits::default();
