@@ -133,10 +133,15 @@ async fn setup(sessions: usize) -> Setup {
         .await
         .unwrap();
     let state_dir = tempfile::tempdir().unwrap();
+    // The site holds a licence for the 1 000 Call sessions (the trial allows 20), issued by a
+    // key pair made here.
+    let issuer = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
     let mut config = Config {
         state_dir: state_dir.path().to_owned(),
         ..Config::default()
     };
+    config.license.issuer_keys = vec![data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes())];
+    config.license.host_macs = Some(vec!["02:00:00:00:00:01".into()]);
     config.switches.push(SwitchConfig::new(
         1,
         &switch.addr().ip().to_string(),
@@ -146,6 +151,20 @@ async fn setup(sessions: usize) -> Setup {
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
     let relay = Relay::start(RelayParts::new(config), listeners).unwrap();
+    let licence = relay::licensing::key::Payload {
+        serial: 1,
+        mac_type: relay::licensing::key::MacType::Computer,
+        mac: [2, 0, 0, 0, 0, 1],
+        call: 1000,
+        opentsp: 0,
+        operator: 0,
+        easyset: false,
+        news: false,
+        dataview: false,
+        expires: 0,
+    }
+    .sign(&issuer);
+    relay.register_licence(&licence).unwrap();
     switch.wait_opened(1).await;
     while !relay.hub().slot(1).unwrap().is_up() {
         tokio::time::sleep(Duration::from_millis(1)).await;
