@@ -140,7 +140,8 @@ async fn setup(sessions: usize) -> Setup {
         state_dir: state_dir.path().to_owned(),
         ..Config::default()
     };
-    config.license.issuer_keys = vec![data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes())];
+    config.license.issuer_keys =
+        vec![data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes())];
     config.license.host_macs = Some(vec!["02:00:00:00:00:01".into()]);
     config.switches.push(SwitchConfig::new(
         1,

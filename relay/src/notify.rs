@@ -132,6 +132,10 @@ pub enum Notice {
 impl Notice {
     pub fn level(&self) -> Level {
         match self {
+            Notice::SwitchDisconnected {
+                cause: LossCause::Stopping,
+                ..
+            } => Level::Info,
             Notice::LinkAttemptFailed { .. }
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }

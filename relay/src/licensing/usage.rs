@@ -239,8 +239,14 @@ mod tests {
         u.admit(Product::Operator, &[1], Some(&t), &l).unwrap();
         u.admit(Product::OpenTsp, &[1], Some(&t), &l).unwrap();
         assert_eq!(u.licensed_total(), t.access_limit());
-        assert_eq!(u.admit(Product::EasySet, &[1], Some(&t), &l), Err(IdentifyResult::AccessLimit));
-        assert!(u.admit(Product::Acd, &[1], Some(&t), &l).is_ok(), "bypass is outside the limit");
+        assert_eq!(
+            u.admit(Product::EasySet, &[1], Some(&t), &l),
+            Err(IdentifyResult::AccessLimit)
+        );
+        assert!(
+            u.admit(Product::Acd, &[1], Some(&t), &l).is_ok(),
+            "bypass is outside the limit"
+        );
     }
 
     #[test]
