@@ -8,7 +8,7 @@ use relay::protocol::{CallMsg, Kind, LinkMsg};
 use switch_sim::Answering;
 
 fn fast_redial(t: &mut relay::Tuning) {
-    t.redial_delay = Duration::from_millis(50);
+    t.recovery_cycle = Some(Duration::from_millis(50));
 }
 
 fn two_users(c: &mut relay::Config) {
@@ -100,7 +100,7 @@ async fn single_switch_sessions_are_closed_and_multi_switch_ones_get_w() {
 async fn when_no_switch_is_left_up_every_session_is_closed() {
     let site = SiteSpec::switches(2)
         .configure(two_users)
-        .tuning(|t| t.redial_delay = Duration::from_secs(3600))
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
         .start()
         .await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
@@ -141,7 +141,7 @@ async fn requests_in_flight_on_a_lost_link_are_answered_e0() {
     let site = SiteSpec::switches(2)
         .configure(two_users)
         .switch_settings(1, |s| s.answering = Answering::Silent)
-        .tuning(|t| t.redial_delay = Duration::from_secs(3600))
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
         .start()
         .await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
@@ -202,7 +202,7 @@ async fn a_plain_refusal_is_retried_and_the_link_then_opens() {
 async fn a_half_open_switch_is_detected_after_30_s_of_silence() {
     let site = SiteSpec::switches(2)
         .configure(two_users)
-        .tuning(|t| t.redial_delay = Duration::from_secs(3600))
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
         .start()
         .await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
@@ -236,7 +236,7 @@ async fn a_half_open_switch_is_detected_after_30_s_of_silence() {
 async fn garbage_from_a_switch_loses_that_link_only() {
     let site = SiteSpec::switches(2)
         .configure(two_users)
-        .tuning(|t| t.redial_delay = Duration::from_secs(3600))
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
         .start()
         .await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;

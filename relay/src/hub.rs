@@ -42,8 +42,8 @@ pub struct Tuning {
     pub silence_limit: Duration,
     pub attempt_timeout: Duration,
     pub answer_timeout: Duration,
-    /// Delay before a lost or failed link is dialled again.
-    pub redial_delay: Duration,
+    /// Overrides `options.recovery.cycle_minutes` (tests and simulations).
+    pub recovery_cycle: Option<Duration>,
     /// Time a closing connection is given to take its last frame.
     pub close_grace: Duration,
 }
@@ -60,7 +60,7 @@ impl Default for Tuning {
             silence_limit: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(60),
             answer_timeout: Duration::from_secs(30),
-            redial_delay: Duration::from_secs(5),
+            recovery_cycle: None,
             close_grace: Duration::from_secs(5),
         }
     }

@@ -10,6 +10,7 @@
 //! - [`hub`]: shared state, admission, consequences of a link going up or down.
 //! - [`routing`]: which switches a session is served.
 //! - [`switch_link`]: one switch link: open, station download, heartbeat, reading.
+//! - [`recovery`]: the schedule of attempts and the operator's connect/disconnect/abort.
 //! - [`fanout`]: events to every session served the switch, encoded once per form.
 //! - [`invoke`]: INVOKE rewriting and the answer timeout.
 //! - [`licensing`]: licence keys, trial, entitlements; [`licence_watch`]: registration.
@@ -34,6 +35,7 @@ pub mod licensing;
 pub use netseam as net;
 pub mod notify;
 pub mod outqueue;
+pub mod recovery;
 pub mod routing;
 pub mod server;
 pub mod session;

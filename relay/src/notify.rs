@@ -67,6 +67,8 @@ pub enum LossCause {
     Silent,
     /// The relay is stopping.
     Stopping,
+    /// An operator disconnected it.
+    Operator,
 }
 
 impl fmt::Display for LossCause {
@@ -77,6 +79,7 @@ impl fmt::Display for LossCause {
             LossCause::Protocol(e) => write!(f, "protocol error: {e}"),
             LossCause::Silent => f.write_str("no frame for 30 s"),
             LossCause::Stopping => f.write_str("the relay is stopping"),
+            LossCause::Operator => f.write_str("disconnected by the operator"),
         }
     }
 }
@@ -127,15 +130,35 @@ pub enum Notice {
         reason: String,
     },
     LicenceRemoved,
+    RecoveryStarted {
+        switch: u8,
+        attempts: u32,
+        cycle_minutes: u32,
+    },
+    RecoveryWaiting {
+        switch: u8,
+        minutes: u32,
+    },
+    RecoveryCompleted {
+        switch: u8,
+    },
+    RecoveryExhausted {
+        switch: u8,
+        attempts: u32,
+    },
+    AttemptAborted {
+        switch: u8,
+    },
 }
 
 impl Notice {
     pub fn level(&self) -> Level {
         match self {
             Notice::SwitchDisconnected {
-                cause: LossCause::Stopping,
+                cause: LossCause::Stopping | LossCause::Operator,
                 ..
             } => Level::Info,
+            Notice::RecoveryExhausted { .. } => Level::Fault,
             Notice::LinkAttemptFailed { .. }
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }
@@ -151,7 +174,12 @@ impl Notice {
             | Notice::SwitchConnected { switch, .. }
             | Notice::Downloading { switch }
             | Notice::LinkAttemptFailed { switch, .. }
-            | Notice::SwitchDisconnected { switch, .. } => Some(*switch),
+            | Notice::SwitchDisconnected { switch, .. }
+            | Notice::RecoveryStarted { switch, .. }
+            | Notice::RecoveryWaiting { switch, .. }
+            | Notice::RecoveryCompleted { switch }
+            | Notice::RecoveryExhausted { switch, .. }
+            | Notice::AttemptAborted { switch } => Some(*switch),
             _ => None,
         }
     }
@@ -201,6 +229,28 @@ impl fmt::Display for Notice {
             ),
             Notice::LicenceRemoved => {
                 f.write_str("The registered licence was removed; the trial terms apply")
+            }
+            Notice::RecoveryStarted {
+                switch,
+                attempts,
+                cycle_minutes,
+            } => write!(
+                f,
+                "Automatic link recovery started [switch {switch}]: up to {attempts} attempt(s), one every {cycle_minutes} minute(s)"
+            ),
+            Notice::RecoveryWaiting { switch, minutes } => write!(
+                f,
+                "Switch {switch} link will be reactivated after {minutes} minute(s)"
+            ),
+            Notice::RecoveryCompleted { switch } => {
+                write!(f, "Automatic link recovery completed [switch {switch}]")
+            }
+            Notice::RecoveryExhausted { switch, attempts } => write!(
+                f,
+                "Automatic link recovery of switch {switch} gave up after {attempts} attempt(s): reconnect it when the switch is ready"
+            ),
+            Notice::AttemptAborted { switch } => {
+                write!(f, "Link attempt to switch {switch} aborted by the operator")
             }
         }
     }

@@ -15,9 +15,9 @@ use crate::hub::{Hub, Tuning};
 use crate::net::{Listener, Network};
 use crate::notify::Notice;
 use crate::protocol::Port;
+use crate::recovery::SwitchCommand;
 use crate::session;
 use crate::status::Status;
-use crate::switch_link;
 
 /// Everything a relay is made from.
 pub struct RelayParts {
@@ -82,6 +82,10 @@ impl Listeners {
 /// A relay that is running; dropping it does not stop it, [`Relay::shutdown`] does.
 pub struct Relay {
     hub: Arc<Hub>,
+    /// Each configured switch's supervisor.
+    switches: std::sync::Mutex<
+        std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
+    >,
     client_addr: SocketAddr,
     bypass_addr: SocketAddr,
     stop: CancellationToken,
@@ -126,6 +130,7 @@ impl Relay {
             bypass_addr,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            switches: Default::default(),
         };
         relay.tasks.spawn(crate::licence_watch::run(
             relay.hub.clone(),
@@ -133,8 +138,18 @@ impl Relay {
         ));
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
-        if relay.hub.config.load().options.auto_connect {
-            relay.connect_all();
+        let auto = relay.hub.config.load().options.auto_connect;
+        let numbers: Vec<u8> = relay
+            .hub
+            .config
+            .load()
+            .switches
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| s.no)
+            .collect();
+        for no in numbers {
+            relay.supervise(no, auto);
         }
         Ok(relay)
     }
@@ -169,14 +184,76 @@ impl Relay {
         });
     }
 
-    /// Dials every enabled switch (each kept connected by its own supervisor).
+    /// Starts the supervisor of switch `no`, connecting now or waiting for an operator.
+    fn supervise(&self, no: u8, connect_now: bool) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(no, tx);
+        self.tasks.spawn(
+            crate::recovery::supervise(
+                self.hub.clone(),
+                no,
+                self.stop.child_token(),
+                rx,
+                connect_now,
+            )
+            .instrument(info_span!("switch", no)),
+        );
+    }
+
+    fn command(&self, no: u8, command: SwitchCommand) -> bool {
+        self.switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&no)
+            .is_some_and(|tx| tx.send(command).is_ok())
+    }
+
+    /// Connects switch `no` now (also after automatic recovery gave up). False when no such
+    /// enabled switch is configured.
+    pub fn connect_switch(&self, no: u8) -> bool {
+        self.command(no, SwitchCommand::Connect)
+    }
+
+    /// Disconnects switch `no` (or stops trying) until it is connected again.
+    pub fn disconnect_switch(&self, no: u8) -> bool {
+        self.command(no, SwitchCommand::Disconnect)
+    }
+
+    /// Aborts the attempt in progress on switch `no`; the recovery schedule goes on.
+    pub fn abort_attempt(&self, no: u8) -> bool {
+        self.command(no, SwitchCommand::Abort)
+    }
+
+    /// Connects every enabled switch.
     pub fn connect_all(&self) {
-        for sw in self.hub.config.load().switches.iter().filter(|s| s.enabled) {
-            let no = sw.no;
-            self.tasks.spawn(
-                switch_link::supervise(self.hub.clone(), no, self.stop.child_token())
-                    .instrument(info_span!("switch", no)),
-            );
+        let numbers: Vec<u8> = self
+            .switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for no in numbers {
+            self.connect_switch(no);
+        }
+    }
+
+    /// Disconnects every switch and closes every session (`X` reason 2).
+    pub fn disconnect_all(&self) {
+        self.hub
+            .close_all_sessions("all switches disconnected by the operator");
+        let numbers: Vec<u8> = self
+            .switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for no in numbers {
+            self.disconnect_switch(no);
         }
     }
 

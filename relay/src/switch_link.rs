@@ -1,4 +1,4 @@
-//! One switch link: dial, open (`O`/`o`), station download (`C`/`c` pages), MAC (`Q`/`q`),
+//! One switch link (the schedule of attempts is in `recovery`): dial, open (`O`/`o`), station download (`C`/`c` pages), MAC (`Q`/`q`),
 //! then read until the link is lost: events fanned out, answers routed back through the
 //! INVOKE map, heartbeats, the 30 s silence rule and the answer timeout.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{sleep, Instant};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -27,46 +27,6 @@ const LINK_VERSION: u8 = 3;
 /// Name the relay gives itself in `O`.
 const RELAY_NAME: &str = "cti-relay";
 
-/// Keeps switch `no` connected until `stop` is cancelled or the switch is disabled or removed.
-pub async fn supervise(hub: Arc<Hub>, no: u8, stop: CancellationToken) {
-    loop {
-        let config = hub.config.load_full();
-        let Some(sw) = config.switch(no).filter(|s| s.enabled).cloned() else {
-            return;
-        };
-        hub.notices.emit(Notice::Connecting {
-            switch: no,
-            address: sw.address.clone(),
-            port: sw.port,
-        });
-        let attempt = tokio::time::timeout(hub.tuning.attempt_timeout, establish(&hub, &sw));
-        let outcome = tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            r = attempt => r,
-        };
-        match outcome {
-            Ok(Ok(open)) => {
-                let cause = run(&hub, no, open, &stop).await;
-                hub.link_lost(no, cause);
-            }
-            Ok(Err(failure)) => hub.notices.emit(Notice::LinkAttemptFailed {
-                switch: no,
-                failure,
-            }),
-            Err(_) => hub.notices.emit(Notice::LinkAttemptFailed {
-                switch: no,
-                failure: LinkFailure::AttemptTimeout,
-            }),
-        }
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            _ = sleep(hub.tuning.redial_delay) => {}
-        }
-    }
-}
-
 /// A link that has finished opening, with whatever the switch sent after the last step.
 pub struct Open {
     stream: BoxStream,
@@ -74,7 +34,8 @@ pub struct Open {
     info: LinkInfo,
 }
 
-async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure> {
+/// Dials and opens the link of `sw` (without the 60 s limit, which the caller applies).
+pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure> {
     let mut stream = hub
         .net
         .connect(&sw.address, sw.port)
@@ -210,8 +171,8 @@ async fn next_link_msg(
     }
 }
 
-/// Runs an open link until it is lost, and says why.
-async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> LossCause {
+/// Runs an open link until it is lost or `stop` is cancelled, and says why it ended.
+pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> LossCause {
     let Open {
         stream,
         mut reader,

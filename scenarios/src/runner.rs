@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
 use crate::render;
-use crate::schema::{AppSpec, Fault, LicenceSpec, Scenario, Step, SwitchSpec};
+use crate::schema::{AppSpec, Fault, LicenceSpec, OperatorAction, Scenario, Step, SwitchSpec};
 use relay::licensing::key::{self, MacType, Payload};
 
 /// Wall time at the start of every scenario: 2026-01-05 09:00:00 UTC.
@@ -507,8 +507,42 @@ impl Site {
                         sw.configure(|s| s.heartbeat_replies = false);
                         true
                     }
+                    Fault::MuteOpens => {
+                        sw.configure(|s| s.answer_opens = false);
+                        true
+                    }
+                    Fault::AnswerOpens => {
+                        sw.configure(|s| s.answer_opens = true);
+                        true
+                    }
                 };
                 self.act(*switch, format!("fault: {:?}", fault.0));
+                Ok(())
+            }
+            Step::Operator(action) => {
+                let (what, no, done) = match action {
+                    OperatorAction {
+                        connect: Some(n), ..
+                    } => ("connect", *n, self.relay.connect_switch(*n)),
+                    OperatorAction {
+                        disconnect: Some(n),
+                        ..
+                    } => ("disconnect", *n, self.relay.disconnect_switch(*n)),
+                    OperatorAction { abort: Some(n), .. } => {
+                        ("abort the attempt on", *n, self.relay.abort_attempt(*n))
+                    }
+                    _ => {
+                        return Err(
+                            "operator: give connect, disconnect or abort with a switch number"
+                                .into(),
+                        )
+                    }
+                };
+                let line = format!(
+                    "operator: {what} switch {no}{}",
+                    if done { "" } else { " (no such switch)" }
+                );
+                self.act(no, line);
                 Ok(())
             }
             Step::Advance(text) => {

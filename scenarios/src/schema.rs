@@ -208,10 +208,24 @@ pub enum Step {
     },
     /// A switch misbehaves.
     Fault { switch: u8, fault: FaultEntry },
+    /// An operator acts on a switch's link.
+    Operator(OperatorAction),
     /// Let virtual time pass (e.g. 31s, 2m).
     Advance(String),
     /// Record the relay's status under this name.
     Checkpoint(String),
+}
+
+/// `connect: N`, `disconnect: N` or `abort: N` (the attempt in progress on switch N).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct OperatorAction {
+    #[serde(default)]
+    pub connect: Option<u8>,
+    #[serde(default)]
+    pub disconnect: Option<u8>,
+    #[serde(default)]
+    pub abort: Option<u8>,
 }
 
 /// A licence for the scenarios' test issuer to sign.
@@ -262,4 +276,8 @@ pub enum Fault {
     Silent,
     /// Stop answering heartbeats.
     NoHeartbeats,
+    /// Accept connections but never answer an open (attempts hang).
+    MuteOpens,
+    /// Answer opens again.
+    AnswerOpens,
 }

@@ -133,6 +133,7 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
         cti_server: a.cti_server,
         answering,
         heartbeat_replies: !a.no_heartbeat_replies,
+        answer_opens: true,
         answer_delay: a.answer_delay,
         epoch_ms: None,
     })

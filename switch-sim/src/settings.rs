@@ -32,6 +32,8 @@ pub struct Settings {
     pub answering: Answering,
     /// Whether `H` from the relay is answered with `h`.
     pub heartbeat_replies: bool,
+    /// Whether `O` is answered at all (false: the open hangs, as with a switch that is busy).
+    pub answer_opens: bool,
     /// Delay before each answer ("answer slowly").
     pub answer_delay: std::time::Duration,
     /// Wall time (Unix ms) at start, for SMDR dates; `None`: the system clock.
@@ -62,6 +64,7 @@ impl Settings {
             cti_server: None,
             answering: Answering::CallModel,
             heartbeat_replies: true,
+            answer_opens: true,
             answer_delay: std::time::Duration::ZERO,
             epoch_ms: None,
         }

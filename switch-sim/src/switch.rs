@@ -360,6 +360,7 @@ fn respond(inner: &Inner, frame: &Frame, peer: SocketAddr, open: &mut bool) -> R
                 return Reply::None;
             };
             match msg {
+                LinkMsg::Open { .. } if !settings.answer_opens => Reply::None,
                 LinkMsg::Open { .. } => {
                     let result = {
                         let mut refuse = lock(&inner.refuse_opens);

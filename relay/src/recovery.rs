@@ -1,0 +1,217 @@
+//! The life of one switch's link (SPEC §3): the first connection, and after a loss one
+//! immediate attempt then one every `cycle_minutes`, up to `attempts` in all; after the last
+//! failure the switch stays down until an operator reconnects it. Operators can connect,
+//! disconnect, and abort an attempt in progress (the schedule then goes on). Each switch has
+//! its own supervisor, so one switch's attempts never delay another's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::notify::{LinkFailure, LossCause, Notice};
+use crate::switch_link::{establish, run, Open};
+
+/// What an operator can ask of one switch's link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchCommand {
+    /// Connect now (also after recovery gave up).
+    Connect,
+    /// Close the link (or stop trying) until told to connect.
+    Disconnect,
+    /// Give up the attempt in progress; the schedule goes on.
+    Abort,
+}
+
+/// How an attempt ended.
+enum Attempt {
+    Open(Open),
+    Failed,
+    /// An operator asked to disconnect: stop trying.
+    Disconnect,
+}
+
+/// What the supervisor does next.
+enum Next {
+    /// Start a series of attempts; `recovering` after a loss.
+    Try { recovering: bool },
+    /// Wait for an operator's Connect.
+    Idle,
+}
+
+/// Keeps switch `no` as the schedule and the operator say, until `stop`.
+pub async fn supervise(
+    hub: Arc<Hub>,
+    no: u8,
+    stop: CancellationToken,
+    mut commands: mpsc::UnboundedReceiver<SwitchCommand>,
+    connect_now: bool,
+) {
+    let mut next = if connect_now {
+        Next::Try { recovering: false }
+    } else {
+        Next::Idle
+    };
+    loop {
+        next = match next {
+            Next::Idle => loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    c = commands.recv() => match c {
+                        Some(SwitchCommand::Connect) => break Next::Try { recovering: false },
+                        Some(_) => {}
+                        None => return,
+                    },
+                }
+            },
+            Next::Try { recovering } => {
+                match attempts(&hub, no, &stop, &mut commands, recovering).await {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
+        };
+    }
+}
+
+/// Up to `attempts` attempts on the schedule; then runs the link while it lasts. `None`: stop.
+async fn attempts(
+    hub: &Arc<Hub>,
+    no: u8,
+    stop: &CancellationToken,
+    commands: &mut mpsc::UnboundedReceiver<SwitchCommand>,
+    recovering: bool,
+) -> Option<Next> {
+    let recovery = hub.config.load().options.recovery.clone();
+    let cycle = hub
+        .tuning
+        .recovery_cycle
+        .unwrap_or(Duration::from_secs(u64::from(recovery.cycle_minutes) * 60));
+    if recovering {
+        hub.notices.emit(Notice::RecoveryStarted {
+            switch: no,
+            attempts: recovery.attempts,
+            cycle_minutes: recovery.cycle_minutes,
+        });
+    }
+    let mut made = 0;
+    loop {
+        made += 1;
+        match attempt(hub, no, stop, commands).await? {
+            Attempt::Disconnect => return Some(Next::Idle),
+            Attempt::Open(open) => {
+                if recovering {
+                    hub.notices.emit(Notice::RecoveryCompleted { switch: no });
+                }
+                let link_stop = stop.child_token();
+                let link = run(hub, no, open, &link_stop);
+                tokio::pin!(link);
+                let mut operator = false;
+                let cause = loop {
+                    tokio::select! {
+                        cause = &mut link => break cause,
+                        c = commands.recv() => if let Some(SwitchCommand::Disconnect) | None = c {
+                            operator = true;
+                            link_stop.cancel();
+                        },
+                    }
+                };
+                let cause = if operator { LossCause::Operator } else { cause };
+                let stopping = cause == LossCause::Stopping;
+                hub.link_lost(no, cause);
+                return if stopping {
+                    None
+                } else if operator {
+                    Some(Next::Idle)
+                } else {
+                    Some(Next::Try { recovering: true })
+                };
+            }
+            Attempt::Failed => {
+                if made >= recovery.attempts {
+                    if recovering {
+                        hub.notices.emit(Notice::RecoveryExhausted {
+                            switch: no,
+                            attempts: made,
+                        });
+                    }
+                    return Some(Next::Idle);
+                }
+            }
+        }
+        hub.notices.emit(Notice::RecoveryWaiting {
+            switch: no,
+            minutes: recovery.cycle_minutes,
+        });
+        let wait = sleep(cycle);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return None,
+                c = commands.recv() => match c {
+                    Some(SwitchCommand::Connect) => break,
+                    Some(SwitchCommand::Disconnect) | None => return Some(Next::Idle),
+                    Some(SwitchCommand::Abort) => {}
+                },
+                _ = &mut wait => break,
+            }
+        }
+    }
+}
+
+/// One attempt of at most 60 s, which an operator may abort or turn into a disconnect.
+async fn attempt(
+    hub: &Arc<Hub>,
+    no: u8,
+    stop: &CancellationToken,
+    commands: &mut mpsc::UnboundedReceiver<SwitchCommand>,
+) -> Option<Attempt> {
+    let config = hub.config.load_full();
+    let Some(sw) = config.switch(no).filter(|s| s.enabled).cloned() else {
+        return Some(Attempt::Disconnect);
+    };
+    hub.notices.emit(Notice::Connecting {
+        switch: no,
+        address: sw.address.clone(),
+        port: sw.port,
+    });
+    let timed = tokio::time::timeout(hub.tuning.attempt_timeout, establish(hub, &sw));
+    tokio::pin!(timed);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            c = commands.recv() => match c {
+                Some(SwitchCommand::Abort) => {
+                    hub.notices.emit(Notice::AttemptAborted { switch: no });
+                    return Some(Attempt::Failed);
+                }
+                Some(SwitchCommand::Disconnect) | None => return Some(Attempt::Disconnect),
+                Some(SwitchCommand::Connect) => {}
+            },
+            r = &mut timed => break r,
+        }
+    };
+    match outcome {
+        Ok(Ok(open)) => Some(Attempt::Open(open)),
+        Ok(Err(failure)) => {
+            hub.notices.emit(Notice::LinkAttemptFailed {
+                switch: no,
+                failure,
+            });
+            Some(Attempt::Failed)
+        }
+        Err(_) => {
+            hub.notices.emit(Notice::LinkAttemptFailed {
+                switch: no,
+                failure: LinkFailure::AttemptTimeout,
+            });
+            Some(Attempt::Failed)
+        }
+    }
+}
