@@ -367,6 +367,7 @@ fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
     );
     let _ = writeln!(out, "\nNotifications (newest last)");
     let notices = relay.hub().notices.list();
+    let lang = relay.hub().config.load().options.language;
     for n in notices.iter().skip(notices.len().saturating_sub(8)) {
         let secs = n.time_ms / 1000;
         let level = match n.level() {
@@ -383,7 +384,7 @@ fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
             secs / 3600 % 24,
             secs / 60 % 60,
             secs % 60,
-            n.notice
+            n.text(lang)
         );
     }
     out

@@ -17,11 +17,12 @@
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
 //! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
-//! - [`notify`]: notifications; [`status`]: the status view; [`stats`]: counters.
+//! - [`notify`]: notifications, whose texts in five languages are in [`catalog`]; [`status`]: the status view; [`stats`]: counters.
 
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
 pub use wire as protocol;
 
+pub mod catalog;
 pub mod cli_license;
 pub mod clock;
 pub mod config;

@@ -39,22 +39,9 @@ pub enum LinkFailure {
 }
 
 impl fmt::Display for LinkFailure {
+    /// The English text (see [`crate::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkFailure::Dial(e) => write!(f, "cannot connect: {e}"),
-            LinkFailure::Refused => f.write_str("the switch refused the CTI link"),
-            LinkFailure::AddressMismatch => f.write_str(
-                "the switch refused the CTI link: its CTI server address (MMC 830) does not match this host",
-            ),
-            LinkFailure::WrongPassword => f.write_str(
-                "the switch rejected the EasySet password (MMC 841): correct easyset_password",
-            ),
-            LinkFailure::AttemptTimeout => {
-                f.write_str("the switch did not complete the link within 60 s")
-            }
-            LinkFailure::Broken(e) => write!(f, "the link broke during set-up: {e}"),
-            LinkFailure::Protocol(e) => write!(f, "protocol error: {e}"),
-        }
+        f.write_str(&crate::catalog::failure(self, crate::config::Language::En))
     }
 }
 
@@ -72,15 +59,9 @@ pub enum LossCause {
 }
 
 impl fmt::Display for LossCause {
+    /// The English text (see [`crate::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LossCause::Closed => f.write_str("the switch closed the link"),
-            LossCause::Error(e) => write!(f, "link error: {e}"),
-            LossCause::Protocol(e) => write!(f, "protocol error: {e}"),
-            LossCause::Silent => f.write_str("no frame for 30 s"),
-            LossCause::Stopping => f.write_str("the relay is stopping"),
-            LossCause::Operator => f.write_str("disconnected by the operator"),
-        }
+        f.write_str(&crate::catalog::cause(self, crate::config::Language::En))
     }
 }
 
@@ -186,73 +167,9 @@ impl Notice {
 }
 
 impl fmt::Display for Notice {
+    /// The English text (see [`crate::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Notice::RelayStarted { version } => write!(f, "CTI relay {version} started"),
-            Notice::RelayStopping => f.write_str("CTI relay stopping: closing every session"),
-            Notice::Connecting {
-                switch,
-                address,
-                port,
-            } => write!(f, "Connecting to switch {switch} [{address}, {port}]"),
-            Notice::SwitchConnected {
-                switch,
-                address,
-                port,
-            } => write!(
-                f,
-                "Switch connection success [switch {switch}, {address}, {port}]"
-            ),
-            Notice::Downloading { .. } => {
-                f.write_str("Downloading the switch configuration information")
-            }
-            Notice::AllServicesRunning => f.write_str("All services are running"),
-            Notice::LinkAttemptFailed { switch, failure } => {
-                write!(f, "Switch {switch} link attempt failed: {failure}")
-            }
-            Notice::SwitchDisconnected { switch, cause } => {
-                write!(f, "Switch {switch} disconnected ({cause})")
-            }
-            Notice::SessionTooSlow { peer, product } => write!(
-                f,
-                "{product} session {peer} closed: it did not read its messages fast enough"
-            ),
-            Notice::ListenFailed { what, port, error } => {
-                write!(f, "Cannot listen on the {what} port {port}: {error}")
-            }
-            Notice::LicenceApplied { serial, grants } => {
-                write!(f, "Licence {serial} is in force: {grants}")
-            }
-            Notice::LicenceRefused { reason } => write!(
-                f,
-                "Licence key refused: {reason}; the previous licence state stays in force"
-            ),
-            Notice::LicenceRemoved => {
-                f.write_str("The registered licence was removed; the trial terms apply")
-            }
-            Notice::RecoveryStarted {
-                switch,
-                attempts,
-                cycle_minutes,
-            } => write!(
-                f,
-                "Automatic link recovery started [switch {switch}]: up to {attempts} attempt(s), one every {cycle_minutes} minute(s)"
-            ),
-            Notice::RecoveryWaiting { switch, minutes } => write!(
-                f,
-                "Switch {switch} link will be reactivated after {minutes} minute(s)"
-            ),
-            Notice::RecoveryCompleted { switch } => {
-                write!(f, "Automatic link recovery completed [switch {switch}]")
-            }
-            Notice::RecoveryExhausted { switch, attempts } => write!(
-                f,
-                "Automatic link recovery of switch {switch} gave up after {attempts} attempt(s): reconnect it when the switch is ready"
-            ),
-            Notice::AttemptAborted { switch } => {
-                write!(f, "Link attempt to switch {switch} aborted by the operator")
-            }
-        }
+        f.write_str(&crate::catalog::notice(self, crate::config::Language::En))
     }
 }
 
@@ -267,6 +184,11 @@ pub struct Entry {
 impl Entry {
     pub fn level(&self) -> Level {
         self.notice.level()
+    }
+
+    /// The text in `lang`.
+    pub fn text(&self, lang: crate::config::Language) -> String {
+        crate::catalog::notice(&self.notice, lang)
     }
 }
 

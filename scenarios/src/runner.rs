@@ -715,6 +715,7 @@ impl Site {
                 },
             );
         }
+        let lang = self.relay.hub().config.load().options.language;
         t.notifications = self
             .relay
             .hub()
@@ -732,7 +733,7 @@ impl Site {
                     .switch()
                     .map(|no| format!(" SW{no}"))
                     .unwrap_or_default();
-                format!("{} {level}{switch} {}", secs(at), n.notice)
+                format!("{} {level}{switch} {}", secs(at), n.text(lang))
             })
             .collect();
         t.checkpoints = self.checkpoints;
