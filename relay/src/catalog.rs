@@ -146,6 +146,29 @@ pub fn notice(n: &Notice, lang: Language) -> String {
             It => format!("Ripristino automatico del centralino {switch} interrotto dopo {attempts} tentativi: ricollegarlo quando il centralino è pronto"),
             Ru => format!("Автоматическое восстановление связи с АТС {switch} прекращено после {attempts} попыток: подключите её, когда АТС будет готова"),
         },
+        Notice::ConfigReloaded { added_switches } => {
+            let added: Vec<String> = added_switches.iter().map(u8::to_string).collect();
+            let added = added.join(", ");
+            match (lang, added_switches.is_empty()) {
+                (En, true) => "Configuration reloaded".into(),
+                (En, false) => format!("Configuration reloaded; switch(es) {added} added"),
+                (Ko, true) => "구성을 다시 읽었습니다".into(),
+                (Ko, false) => format!("구성을 다시 읽었습니다. 교환기 {added} 추가됨"),
+                (De, true) => "Konfiguration neu geladen".into(),
+                (De, false) => format!("Konfiguration neu geladen; Anlage(n) {added} hinzugefügt"),
+                (It, true) => "Configurazione ricaricata".into(),
+                (It, false) => format!("Configurazione ricaricata; centralino/i {added} aggiunto/i"),
+                (Ru, true) => "Конфигурация перечитана".into(),
+                (Ru, false) => format!("Конфигурация перечитана; добавлены АТС {added}"),
+            }
+        }
+        Notice::ConfigReloadRefused { reason } => match lang {
+            En => format!("Configuration reload refused, the running configuration stays: {reason}"),
+            Ko => format!("구성 다시 읽기가 거부되어 현재 구성이 유지됩니다: {reason}"),
+            De => format!("Neuladen der Konfiguration abgelehnt, die laufende Konfiguration bleibt: {reason}"),
+            It => format!("Ricaricamento della configurazione rifiutato, resta quella in uso: {reason}"),
+            Ru => format!("Перечитывание конфигурации отклонено, действующая конфигурация сохраняется: {reason}"),
+        },
         Notice::AttemptAborted { switch } => match lang {
             En => format!("Link attempt to switch {switch} aborted by the operator"),
             Ko => format!("운영자가 교환기 {switch} 연결 시도를 중단했습니다"),

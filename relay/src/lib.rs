@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
+//! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
 //! - [`config`]: the configuration file, its defaults and every validation rule.
 //! - [`net`]: the seam to the network (real TCP, or a simulated network).
 //! - [`clock`]: the wall clock the relay is handed; [`cli_license`]: `relay license …`.
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod cli_license;
 pub mod clock;
 pub mod config;
+pub mod debug_log;
 pub mod demo;
 pub mod fanout;
 pub mod hub;

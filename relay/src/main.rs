@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use relay::debug_log::{DebugLog, Layout};
 use relay::net::TcpNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 
@@ -121,7 +122,7 @@ fn main() -> ExitCode {
             client_port,
             switch_port,
         } => {
-            init_tracing("warn");
+            init_tracing("warn", None);
             use std::io::IsTerminal;
             let opts = relay::demo::DemoOptions {
                 duration,
@@ -133,9 +134,30 @@ fn main() -> ExitCode {
                 let _ = stop_signal().await;
             }))
         }
-        Command::Run { config } => {
-            init_tracing("info");
-            block_on(run(config))
+        Command::Run { config: path } => {
+            let config = match Config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let debug_log = if config.options.debug_log {
+                match DebugLog::start(Layout::new(&config.log_dir)) {
+                    Ok(log) => Some(log),
+                    Err(e) => {
+                        eprintln!(
+                            "error: cannot write the debug log in {} (log_dir): {e}",
+                            config.log_dir.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                None
+            };
+            init_tracing("info", debug_log);
+            block_on(run(path, config))
         }
     }
 }
@@ -222,20 +244,31 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Logs go to standard error, coloured only on a terminal; `RUST_LOG` overrides `level`.
-fn init_tracing(level: &str) {
+/// Logs go to standard error, coloured only on a terminal (`RUST_LOG` overrides `level`),
+/// and, with `debug_log: true`, at debug level to the rotating OSLn.LOG files.
+fn init_tracing(level: &str, debug_log: Option<DebugLog>) {
     use std::io::IsTerminal;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter);
+    let debug = debug_log.map(|log| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(log)
+            .with_ansi(false)
+            .with_filter(LevelFilter::DEBUG)
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(debug)
         .init();
 }
 
-async fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&path)?;
+async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let relay =
@@ -245,11 +278,36 @@ async fn run(path: PathBuf) -> anyhow::Result<()> {
         bypass = %relay.bypass_addr(),
         "listening"
     );
-    stop_signal().await?;
+    wait_for_stop(&relay, &path).await?;
     tracing::info!("stop requested");
     relay.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the configuration on each SIGHUP; returns on the first SIGINT or SIGTERM.
+async fn wait_for_stop(relay: &Relay, path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                r = &mut stop => return r,
+                _ = hup.recv() => {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    relay.reload(path);
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (relay, path);
+        stop_signal().await
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -130,6 +130,12 @@ pub enum Notice {
     AttemptAborted {
         switch: u8,
     },
+    ConfigReloaded {
+        added_switches: Vec<u8>,
+    },
+    ConfigReloadRefused {
+        reason: String,
+    },
 }
 
 impl Notice {
@@ -139,7 +145,7 @@ impl Notice {
                 cause: LossCause::Stopping | LossCause::Operator,
                 ..
             } => Level::Info,
-            Notice::RecoveryExhausted { .. } => Level::Fault,
+            Notice::RecoveryExhausted { .. } | Notice::ConfigReloadRefused { .. } => Level::Fault,
             Notice::LinkAttemptFailed { .. }
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }

@@ -270,35 +270,86 @@ impl Relay {
     }
 
     /// Replaces the configuration of the running relay. What can change live (users, access,
-    /// options, bypass limits, licence settings, default switch) applies to identifies from now
-    /// on; sessions already admitted keep what they were given. A configuration that breaks a
-    /// rule, or that changes what cannot change while running, is refused whole and the old
-    /// one stays.
-    pub fn reconfigure(&self, new: Config) -> Result<(), Vec<crate::config::ConfigError>> {
+    /// options, bypass limits, licence settings, default switch, and switches added) applies
+    /// from now on: added switches are dialled (when enabled), identifies follow the new rules,
+    /// sessions already admitted keep what they were given. A configuration that breaks a rule,
+    /// or that changes what cannot change while running, is refused whole and the old one
+    /// stays. Returns the switches added.
+    pub fn reconfigure(&self, new: Config) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        use crate::config::ConfigError;
         new.validate()?;
-        let old = self.hub.config.load();
-        let fixed: [(&str, bool); 7] = [
+        let old = self.hub.config.load_full();
+        let mut refused: Vec<ConfigError> = [
             ("listen", old.listen != new.listen),
-            ("switches", old.switches != new.switches),
             ("monitor", old.monitor != new.monitor),
             ("export", old.export != new.export),
             ("admin", old.admin != new.admin),
             ("state_dir", old.state_dir != new.state_dir),
             ("log_dir", old.log_dir != new.log_dir),
-        ];
-        let refused: Vec<crate::config::ConfigError> = fixed
-            .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(field, _)| crate::config::ConfigError {
-                field: (*field).into(),
-                message: "cannot be changed while the relay runs: restart it to apply".into(),
-            })
-            .collect();
+        ]
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(field, _)| ConfigError {
+            field: (*field).into(),
+            message: "cannot be changed while the relay runs: restart it to apply".into(),
+        })
+        .collect();
+        for sw in &old.switches {
+            if new.switch(sw.no) != Some(sw) {
+                refused.push(ConfigError {
+                    field: format!("switches (switch {})", sw.no),
+                    message: "a configured switch cannot be changed or deleted by a reload: \
+                              only switches can be added"
+                        .into(),
+                });
+            }
+        }
         if !refused.is_empty() {
             return Err(refused);
         }
+        let added: Vec<u8> = new
+            .switches
+            .iter()
+            .filter(|s| old.switch(s.no).is_none())
+            .map(|s| s.no)
+            .collect();
+        let dial: Vec<u8> = new
+            .switches
+            .iter()
+            .filter(|s| added.contains(&s.no) && s.enabled)
+            .map(|s| s.no)
+            .collect();
         self.hub.config.store(Arc::new(new));
-        Ok(())
+        for no in dial {
+            self.supervise(no, true);
+        }
+        Ok(added)
+    }
+
+    /// Re-reads the configuration file and applies it as [`Relay::reconfigure`] does, telling
+    /// the operator what happened in a notification.
+    pub fn reload(&self, path: &std::path::Path) {
+        let outcome = Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                self.reconfigure(config).map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+        match outcome {
+            Ok(added_switches) => self
+                .hub
+                .notices
+                .emit(Notice::ConfigReloaded { added_switches }),
+            Err(reason) => self
+                .hub
+                .notices
+                .emit(Notice::ConfigReloadRefused { reason }),
+        }
     }
 
     /// Registers (or replaces) the licence: the key must verify against the configured issuers,

@@ -212,7 +212,9 @@ impl Site {
                 spec.relay_password.as_deref().unwrap_or("1234"),
             );
             sc.enabled = spec.enabled.unwrap_or(true);
-            config.switches.push(sc);
+            if spec.configured {
+                config.switches.push(sc);
+            }
             switches.insert(spec.no, sim);
         }
         let state_dir = tempfile::tempdir().map_err(|e| format!("state directory: {e}"))?;
@@ -462,7 +464,8 @@ impl Site {
                 let line = match merge(current, Some(changes)) {
                     Err(e) => format!("{at} refused: {e}"),
                     Ok(next) => match self.relay.reconfigure(next) {
-                        Ok(()) => format!("{at} applied"),
+                        Ok(added) if added.is_empty() => format!("{at} applied"),
+                        Ok(added) => format!("{at} applied; switches added: {added:?}"),
                         Err(errors) => {
                             let list: Vec<String> =
                                 errors.iter().map(ToString::to_string).collect();

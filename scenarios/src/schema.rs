@@ -107,6 +107,10 @@ pub struct SwitchSpec {
     /// Keysets, e.g. `3201-3232`; default 2201-2232.
     #[serde(default)]
     pub keysets: Option<String>,
+    /// false: the switch is on the network but not in the relay's configuration (a
+    /// `reconfigure` step can add it).
+    #[serde(default = "yes")]
+    pub configured: bool,
 }
 
 /// A simulated application.
