@@ -249,3 +249,41 @@ impl Notices {
         self.live.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedStartClock;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_newest_lines_are_kept_and_followers_get_each_one_live() {
+        let notices = Notices::new(3, Arc::new(FixedStartClock::new(1_000)));
+        let mut follower = notices.subscribe();
+        for switch in 1..=5 {
+            notices.emit(Notice::RecoveryCompleted { switch });
+        }
+        let kept: Vec<(u64, Option<u8>)> = notices
+            .list()
+            .iter()
+            .map(|e| (e.seq, e.notice.switch()))
+            .collect();
+        assert_eq!(kept, [(3, Some(3)), (4, Some(4)), (5, Some(5))]);
+        for switch in 1..=5 {
+            let e = follower.recv().await.unwrap();
+            assert_eq!(
+                (e.notice.switch(), e.time_ms, e.level()),
+                (Some(switch), 1_000, Level::Info)
+            );
+        }
+        notices.emit(Notice::RecoveryExhausted {
+            switch: 2,
+            attempts: 30,
+        });
+        let e = follower.recv().await.unwrap();
+        assert_eq!(e.level(), Level::Fault);
+        assert_eq!(
+            e.text(crate::config::Language::It),
+            "Ripristino automatico del centralino 2 interrotto dopo 30 tentativi: ricollegarlo quando il centralino è pronto"
+        );
+    }
+}
