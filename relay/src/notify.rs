@@ -201,7 +201,7 @@ impl Entry {
 /// The newest notifications and the live stream of new ones.
 pub struct Notices {
     kept: Mutex<(u64, VecDeque<Entry>)>,
-    capacity: usize,
+    capacity: std::sync::atomic::AtomicUsize,
     live: broadcast::Sender<Entry>,
     clock: Arc<dyn WallClock>,
 }
@@ -210,7 +210,7 @@ impl Notices {
     pub fn new(capacity: usize, clock: Arc<dyn WallClock>) -> Notices {
         Notices {
             kept: Mutex::new((0, VecDeque::with_capacity(capacity.min(1024)))),
-            capacity: capacity.max(1),
+            capacity: std::sync::atomic::AtomicUsize::new(capacity.max(1)),
             live: broadcast::channel(1024).0,
             clock,
         }
@@ -230,13 +230,25 @@ impl Notices {
             time_ms: self.clock.now_ms(),
             notice,
         };
-        if kept.1.len() == self.capacity {
+        let capacity = self.capacity.load(std::sync::atomic::Ordering::Relaxed);
+        while kept.1.len() >= capacity {
             kept.1.pop_front();
         }
         kept.1.push_back(entry.clone());
         drop(kept);
         // No follower is not an error.
         let _ = self.live.send(entry);
+    }
+
+    /// Keeps at most `lines` from now on (the oldest beyond it are dropped at once).
+    pub fn set_capacity(&self, lines: usize) {
+        let lines = lines.max(1);
+        self.capacity
+            .store(lines, std::sync::atomic::Ordering::Relaxed);
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        while kept.1.len() > lines {
+            kept.1.pop_front();
+        }
     }
 
     /// The kept notifications, oldest first.

@@ -286,6 +286,10 @@ impl Relay {
             ("admin", old.admin != new.admin),
             ("state_dir", old.state_dir != new.state_dir),
             ("log_dir", old.log_dir != new.log_dir),
+            (
+                "options.debug_log",
+                old.options.debug_log != new.options.debug_log,
+            ),
         ]
         .iter()
         .filter(|(_, changed)| *changed)
@@ -319,6 +323,9 @@ impl Relay {
             .filter(|s| added.contains(&s.no) && s.enabled)
             .map(|s| s.no)
             .collect();
+        self.hub
+            .notices
+            .set_capacity(new.options.notification_lines as usize);
         self.hub.config.store(Arc::new(new));
         for no in dial {
             self.supervise(no, true);
