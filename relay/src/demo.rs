@@ -136,6 +136,10 @@ fn demo_config(switches: &[SimSwitch], client_port: u16) -> Config {
     let mut config = Config::default();
     config.listen.address = IpAddr::from([127, 0, 0, 1]);
     config.listen.client_port = client_port;
+    // Monitor and export ports follow the client port (6001, 6002, 6003 by default).
+    config.monitor.sw_port = client_port.checked_add(1);
+    config.monitor.su_port = client_port.checked_add(2);
+    config.export.port = client_port.checked_add(3);
     for (i, sw) in switches.iter().enumerate() {
         let mut sc = SwitchConfig::new(
             i as u8 + 1,
@@ -267,10 +271,23 @@ fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "CTI relay demo: {} s; applications connect to 127.0.0.1:{} (bypass {}). Ctrl-C stops.\n",
+        "CTI relay demo: {} s; applications connect to 127.0.0.1:{} (bypass {}). Ctrl-C stops.",
         elapsed.as_secs(),
         relay.client_addr().port(),
         relay.bypass_addr().port()
+    );
+    let port = |p| {
+        relay
+            .monitor_addr(p)
+            .map_or("off".to_string(), |a| a.port().to_string())
+    };
+    let (sw, su, ex) = relay.hub().monitors.counts();
+    let _ = writeln!(
+        out,
+        "Monitors: switch messages {} ({sw} attached), SMDR/UCD {} ({su}), export {} ({ex})\n",
+        port(crate::monitor::MonitorPort::SwitchMessages),
+        port(crate::monitor::MonitorPort::SmdrUcd),
+        port(crate::monitor::MonitorPort::Export),
     );
     let _ = writeln!(
         out,

@@ -144,6 +144,7 @@ pub struct Hub {
     pub net: Arc<dyn Network>,
     pub stats: Stats,
     pub licensing: Licensing,
+    pub monitors: crate::monitor::Monitors,
     /// This host's MAC addresses, read once at start.
     pub system_macs: Vec<[u8; 6]>,
 }
@@ -177,8 +178,22 @@ impl Hub {
             net,
             stats: Stats::default(),
             licensing,
+            monitors: Default::default(),
             system_macs,
         }
+    }
+
+    /// Queues a frame to a switch (if its queue has room), showing it to link monitors.
+    pub fn send_to_switch(&self, link: &LinkHandle, frame: bytes::Bytes) -> bool {
+        let shown = self.monitors.watching_links().then(|| frame.clone());
+        if !link.out.offer(frame) {
+            return false;
+        }
+        if let Some(f) = shown {
+            self.monitors
+                .link_frame(self.clock.now_ms(), link.no, true, &f);
+        }
+        true
     }
 
     /// This host's MACs: `license.host_macs` when set, else the interfaces'.

@@ -18,6 +18,8 @@
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
 //! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
+//! - [`monitor`]: monitor ports and the SMDR/UCD export port; [`monitor_cli`] and
+//!   [`monitor_files`]: the `relay monitor` programs and their saved files.
 //! - [`notify`]: notifications, whose texts in five languages are in [`catalog`]; [`status`]: the status view; [`stats`]: counters.
 
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
@@ -36,6 +38,9 @@ pub mod licence_watch;
 pub mod licensing;
 /// The network seam (the `netseam` crate).
 pub use netseam as net;
+pub mod monitor;
+pub mod monitor_cli;
+pub mod monitor_files;
 pub mod notify;
 pub mod outqueue;
 pub mod recovery;

@@ -42,6 +42,27 @@ enum Command {
         #[arg(long, default_value_t = 5002)]
         switch_port: u16,
     },
+    /// Watch a monitor port: `sw` (switch messages) or `su` (SMDR/UCD records).
+    Monitor {
+        /// sw or su
+        which: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Default: 6001 for sw, 6002 for su.
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Clear the on-screen view every N lines (0: never).
+        #[arg(long, default_value_t = 0)]
+        lines: usize,
+        /// Save to rotating files in this directory (SWMSGn.LOG, or SMDRnn.TXT and UCDnn.TXT).
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Stop after this long.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Licence status, this host's MACs, registration, and the issuer's tools.
     License {
         #[command(subcommand)]
@@ -117,6 +138,36 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::License { command } => license(command),
+        Command::Monitor {
+            which,
+            host,
+            port,
+            password,
+            lines,
+            save,
+            duration,
+        } => {
+            use relay::monitor_cli::{MonitorArgs, Which};
+            let (which, default_port) = match which.as_str() {
+                "sw" => (Which::SwitchMessages, 6001),
+                "su" => (Which::SmdrUcd, 6002),
+                other => {
+                    eprintln!(
+                        "error: `relay monitor {other}`: use sw (switch messages) or su (SMDR/UCD)"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            block_on(relay::monitor_cli::run(MonitorArgs {
+                which,
+                host,
+                port: port.unwrap_or(default_port),
+                password,
+                lines,
+                save,
+                duration,
+            }))
+        }
         Command::Demo {
             duration,
             client_port,

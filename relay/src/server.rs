@@ -12,6 +12,7 @@ use tracing::{info_span, warn, Instrument};
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::hub::{Hub, Tuning};
+use crate::monitor::MonitorPort;
 use crate::net::{Listener, Network};
 use crate::notify::Notice;
 use crate::protocol::Port;
@@ -48,6 +49,12 @@ impl RelayParts {
 pub struct Listeners {
     pub client: Box<dyn Listener>,
     pub bypass: Box<dyn Listener>,
+    /// Switch-message monitor port, when on.
+    pub monitor_sw: Option<Box<dyn Listener>>,
+    /// SMDR/UCD monitor port, when on.
+    pub monitor_su: Option<Box<dyn Listener>>,
+    /// SMDR/UCD export port, when on.
+    pub export: Option<Box<dyn Listener>>,
 }
 
 impl Listeners {
@@ -57,6 +64,9 @@ impl Listeners {
         Ok(Listeners {
             client: net.bind(any).await?,
             bypass: net.bind(any).await?,
+            monitor_sw: Some(net.bind(any).await?),
+            monitor_su: Some(net.bind(any).await?),
+            export: Some(net.bind(any).await?),
         })
     }
 
@@ -75,13 +85,30 @@ impl Listeners {
             .bind(SocketAddr::new(ip, bypass_port))
             .await
             .with_context(|| format!("cannot listen on the bypass port {ip}:{bypass_port}"))?;
-        Ok(Listeners { client, bypass })
+        let optional = |port: Option<u16>, what: &'static str| async move {
+            match port {
+                None => Ok(None),
+                Some(p) => net
+                    .bind(SocketAddr::new(ip, p))
+                    .await
+                    .map(Some)
+                    .with_context(|| format!("cannot listen on the {what} port {ip}:{p}")),
+            }
+        };
+        Ok(Listeners {
+            client,
+            bypass,
+            monitor_sw: optional(config.monitor.sw_port, "switch-message monitor").await?,
+            monitor_su: optional(config.monitor.su_port, "SMDR/UCD monitor").await?,
+            export: optional(config.export.port, "SMDR/UCD export").await?,
+        })
     }
 }
 
 /// A relay that is running; dropping it does not stop it, [`Relay::shutdown`] does.
 pub struct Relay {
     hub: Arc<Hub>,
+    monitor_addrs: [Option<SocketAddr>; 3],
     /// Each configured switch's supervisor.
     switches: std::sync::Mutex<
         std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
@@ -106,6 +133,12 @@ impl Relay {
         }
         let client_addr = listeners.client.local_addr()?;
         let bypass_addr = listeners.bypass.local_addr()?;
+        let addr_of = |l: &Option<Box<dyn Listener>>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let monitor_addrs = [
+            addr_of(&listeners.monitor_sw),
+            addr_of(&listeners.monitor_su),
+            addr_of(&listeners.export),
+        ];
         let licensing =
             crate::licensing::Licensing::open(&parts.config.state_dir, parts.clock.now_ms())
                 .map_err(|e| {
@@ -126,6 +159,7 @@ impl Relay {
         });
         let relay = Relay {
             hub,
+            monitor_addrs,
             client_addr,
             bypass_addr,
             stop: CancellationToken::new(),
@@ -138,6 +172,15 @@ impl Relay {
         ));
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
+        for (listener, port) in [
+            (listeners.monitor_sw, MonitorPort::SwitchMessages),
+            (listeners.monitor_su, MonitorPort::SmdrUcd),
+            (listeners.export, MonitorPort::Export),
+        ] {
+            if let Some(l) = listener {
+                relay.accept_monitors(l, port);
+            }
+        }
         let auto = relay.hub.config.load().options.auto_connect;
         let numbers: Vec<u8> = relay
             .hub
@@ -182,6 +225,46 @@ impl Relay {
                 }
             }
         });
+    }
+
+    fn accept_monitors(&self, mut listener: Box<dyn Listener>, port: MonitorPort) {
+        let hub = self.hub.clone();
+        let stop = self.stop.clone();
+        let tasks = self.tasks.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let stop = stop.clone();
+                        let serve = crate::monitor::serve(hub.clone(), stream, peer, port);
+                        tasks.spawn(async move {
+                            tokio::select! {
+                                _ = serve => {}
+                                _ = stop.cancelled() => {}
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        warn!(error = %e, ?port, "monitor accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Where a monitor or export port listens, when it is on.
+    pub fn monitor_addr(&self, port: MonitorPort) -> Option<SocketAddr> {
+        self.monitor_addrs[match port {
+            MonitorPort::SwitchMessages => 0,
+            MonitorPort::SmdrUcd => 1,
+            MonitorPort::Export => 2,
+        }]
     }
 
     /// Starts the supervisor of switch `no`, connecting now or waiting for an operator.

@@ -350,7 +350,7 @@ fn request(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(),
     };
     let mut out = BytesMut::with_capacity(frame.as_bytes().len());
     put_rewritten(&mut out, frame, link_invoke, session.is_p3());
-    if !link.out.offer(out.freeze()) {
+    if !hub.send_to_switch(&link, out.freeze()) {
         // Either the link is going away (its loss answers what it holds, so answer here only
         // if the request is still ours to answer), or the switch is not taking requests as
         // fast as they come.

@@ -43,6 +43,8 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
         .map_err(|e| LinkFailure::Dial(e.to_string()))?;
     let mut reader = FrameReader::new();
     send(
+        hub,
+        sw.no,
         &mut stream,
         &LinkMsg::Open {
             version: LINK_VERSION,
@@ -51,7 +53,7 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
     )
     .await?;
     let (model, software, mac, caps) = loop {
-        match next_link_msg(&mut stream, &mut reader).await? {
+        match next_link_msg(hub, sw.no, &mut stream, &mut reader).await? {
             LinkMsg::OpenResult {
                 result: 0,
                 model,
@@ -71,6 +73,8 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
     });
     hub.notices.emit(Notice::Downloading { switch: sw.no });
     send(
+        hub,
+        sw.no,
         &mut stream,
         &LinkMsg::ConfigDownload {
             password: Str8::lossy(&sw.easyset_password),
@@ -79,7 +83,7 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
     .await?;
     let mut stations = HashSet::new();
     loop {
-        match next_link_msg(&mut stream, &mut reader).await? {
+        match next_link_msg(hub, sw.no, &mut stream, &mut reader).await? {
             LinkMsg::ConfigPage { result: 1, .. } => return Err(LinkFailure::WrongPassword),
             LinkMsg::ConfigPage {
                 result: 0,
@@ -99,9 +103,9 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
             other => debug!(?other, "ignored while downloading"),
         }
     }
-    send(&mut stream, &LinkMsg::MacQuery).await?;
+    send(hub, sw.no, &mut stream, &LinkMsg::MacQuery).await?;
     let mac = loop {
-        match next_link_msg(&mut stream, &mut reader).await? {
+        match next_link_msg(hub, sw.no, &mut stream, &mut reader).await? {
             LinkMsg::MacReply { mac: reported } => {
                 if reported != mac {
                     warn!(
@@ -127,10 +131,12 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
     })
 }
 
-async fn send(stream: &mut BoxStream, msg: &LinkMsg) -> Result<(), LinkFailure> {
+async fn send(hub: &Hub, no: u8, stream: &mut BoxStream, msg: &LinkMsg) -> Result<(), LinkFailure> {
     let frame = msg
         .encode()
         .map_err(|e| LinkFailure::Protocol(e.to_string()))?;
+    hub.monitors
+        .link_frame(hub.clock.now_ms(), no, true, &frame);
     stream
         .write_all(&frame)
         .await
@@ -140,16 +146,23 @@ async fn send(stream: &mut BoxStream, msg: &LinkMsg) -> Result<(), LinkFailure> 
 /// Reads the next link-control message during set-up, answering heartbeats and skipping any
 /// call-processing frame the switch sends early.
 async fn next_link_msg(
+    hub: &Hub,
+    no: u8,
     stream: &mut BoxStream,
     reader: &mut FrameReader,
 ) -> Result<LinkMsg, LinkFailure> {
     loop {
-        match reader.next_frame() {
+        let next = reader.next_frame();
+        if let Ok(Some(frame)) = &next {
+            hub.monitors
+                .link_frame(hub.clock.now_ms(), no, false, frame.as_bytes());
+        }
+        match next {
             Ok(Some(frame)) if frame.kind() == Kind::Link => {
                 let msg =
                     LinkMsg::decode(&frame).map_err(|e| LinkFailure::Protocol(e.to_string()))?;
                 if msg == LinkMsg::Heartbeat {
-                    send(stream, &LinkMsg::HeartbeatReply).await?;
+                    send(hub, no, stream, &LinkMsg::HeartbeatReply).await?;
                     continue;
                 }
                 return Ok(msg);
@@ -236,7 +249,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
                 }
                 if now.duration_since(last_rx.max(last_heartbeat)) >= hub.tuning.heartbeat_interval {
                     last_heartbeat = now;
-                    let _ = link.out.offer(heartbeat.clone());
+                    let _ = hub.send_to_switch(&link, heartbeat.clone());
                 }
                 let expired = link.invokes().expire(now);
                 for pending in expired {
@@ -283,6 +296,13 @@ fn dispatch(
     scratch: &mut Scratch,
 ) -> Result<(), LossCause> {
     let mut events: Option<std::ops::Range<usize>> = None;
+    if hub.monitors.watching_links() {
+        let now = hub.clock.now_ms();
+        for f in run.frames() {
+            hub.monitors
+                .link_frame(now, link.no, false, &run.bytes()[f.at..f.end()]);
+        }
+    }
     for f in run.frames() {
         if f.kind == Kind::Event {
             events = Some(match events {
@@ -299,20 +319,23 @@ fn dispatch(
             Kind::Answer => route_answer(hub, link, &frame),
             Kind::Link => match LinkMsg::decode(&frame) {
                 Ok(LinkMsg::Heartbeat) => {
-                    let _ = link
-                        .out
-                        .offer(LinkMsg::HeartbeatReply.encode().expect("fits"));
+                    let _ =
+                        hub.send_to_switch(link, LinkMsg::HeartbeatReply.encode().expect("fits"));
                 }
                 Ok(LinkMsg::HeartbeatReply | LinkMsg::MacReply { .. }) => {}
                 Ok(other) => debug!(?other, "link-control frame ignored on an open link"),
                 Err(e) => return Err(LossCause::Protocol(e.to_string())),
             },
             // SMDR and UCD never go to application sessions (monitor and export ports only).
-            Kind::Smdr => {
-                hub.stats.smdr_records.fetch_add(1, Ordering::Relaxed);
-            }
-            Kind::Ucd => {
-                hub.stats.ucd_records.fetch_add(1, Ordering::Relaxed);
+            Kind::Smdr | Kind::Ucd => {
+                let counter = if f.kind == Kind::Smdr {
+                    &hub.stats.smdr_records
+                } else {
+                    &hub.stats.ucd_records
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                hub.monitors
+                    .record(hub.clock.now_ms(), link.no, frame.bytes());
             }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(

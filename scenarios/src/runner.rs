@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use client_sim::app::{Reader, Writer};
 use client_sim::{str8_body, SimApp};
-use netseam::{MemNetwork, Network};
+use netseam::MemNetwork;
 use relay::clock::FixedStartClock;
 use relay::config::{Config, SwitchConfig};
 use relay::{Listeners, Relay, RelayParts, Tuning};
@@ -231,22 +231,9 @@ impl Site {
             tuning.max_in_flight = n;
         }
         let clock = Arc::new(FixedStartClock::new(EPOCH_MS));
-        let listeners = Listeners {
-            client: net
-                .bind(SocketAddr::new(
-                    IpAddr::from(RELAY_IP),
-                    config.listen.client_port,
-                ))
-                .await
-                .map_err(|e| e.to_string())?,
-            bypass: net
-                .bind(SocketAddr::new(
-                    IpAddr::from(RELAY_IP),
-                    config.listen.client_port + 500,
-                ))
-                .await
-                .map_err(|e| e.to_string())?,
-        };
+        let listeners = Listeners::bind(&net, &config)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         let relay = Relay::start(
             RelayParts {
                 config,

@@ -222,3 +222,14 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+impl Site {
+    /// Waits until `su` SMDR/UCD monitors and `export` export connections are attached.
+    pub async fn wait_until_monitors(&self, su: usize, export: usize) {
+        wait_until("monitors attached", || {
+            let (_, s, e) = self.relay.hub().monitors.counts();
+            s == su && e == export
+        })
+        .await;
+    }
+}

@@ -1,0 +1,352 @@
+//! Monitor ports and the SMDR/UCD export port (PROTOCOL §5–6, SPEC §6).
+//!
+//! - Switch-message monitors get every frame on every switch link, both directions, as
+//!   `M '>'` (to the switch) and `M '<'` (from it), with time and switch number.
+//! - SMDR/UCD monitors get every `S`/`U` record as `M 'S'`/`M 'U'`.
+//! - Export connections get the switch's `S`/`U` frames byte for byte.
+//!
+//! A monitor that reads too slowly loses frames, never slows the relay: its queue drops and
+//! counts, and the count goes out as `M 'G'` before the next frame it can take. With no
+//! monitor attached, the switch reader pays one snapshot load per read run.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::hub::Hub;
+use crate::net::BoxStream;
+use crate::protocol::frame::{put_header, MAX_LEN, NO_INVOKE};
+use crate::protocol::{FrameReader, Kind, LinkMsg};
+
+/// Which port a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorPort {
+    SwitchMessages,
+    SmdrUcd,
+    Export,
+}
+
+/// Bytes a monitor may have waiting before frames are dropped.
+const MONITOR_QUEUE_BYTES: usize = 1 << 20;
+
+/// A monitor's outgoing frames: bounded, dropping and counting when full.
+pub struct MonitorQueue {
+    state: Mutex<GapState>,
+    wake: Notify,
+    limit: usize,
+    /// Frames dropped over the monitor's life.
+    pub dropped_total: AtomicU64,
+}
+
+#[derive(Default)]
+struct GapState {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    /// Dropped since the last gap report.
+    dropped: u32,
+    closed: bool,
+}
+
+impl MonitorQueue {
+    pub fn new(limit: usize) -> MonitorQueue {
+        MonitorQueue {
+            state: Mutex::new(GapState::default()),
+            wake: Notify::new(),
+            limit,
+            dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GapState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame, or drops and counts it when the monitor is behind.
+    pub fn push(&self, frame: Bytes) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        let gap = (st.dropped > 0).then(|| gap_frame(st.dropped));
+        let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
+        if st.bytes + need > self.limit {
+            st.dropped = st.dropped.saturating_add(1);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let was_empty = st.frames.is_empty();
+        if let Some(g) = gap {
+            st.dropped = 0;
+            st.bytes += g.len();
+            st.frames.push_back(g);
+        }
+        st.bytes += frame.len();
+        st.frames.push_back(frame);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Counts a frame that cannot be sent at all (too large to wrap in an `M` frame).
+    pub fn skip(&self) {
+        self.lock().dropped += 1;
+        self.dropped_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Writes queued frames until the socket fails or the queue is closed.
+    async fn run_writer<W: tokio::io::AsyncWrite + Unpin>(&self, writer: &mut W) {
+        loop {
+            let batch: Vec<Bytes> = {
+                let mut st = self.lock();
+                if st.closed {
+                    return;
+                }
+                st.bytes = 0;
+                let mut batch: Vec<Bytes> = st.frames.drain(..).collect();
+                // Caught up: report what was missed now rather than before the next frame.
+                if st.dropped > 0 {
+                    batch.push(gap_frame(st.dropped));
+                    st.dropped = 0;
+                }
+                batch
+            };
+            if batch.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            for b in batch {
+                if writer.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            if writer.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn gap_frame(dropped: u32) -> Bytes {
+    let mut out = BytesMut::with_capacity(10);
+    put_header(&mut out, Kind::Monitor, b'G', NO_INVOKE, 4);
+    out.put_u32(dropped);
+    out.freeze()
+}
+
+/// An `M` frame wrapping `frame` (as on the switch link). `None` if it cannot fit.
+pub fn monitor_frame(code: u8, time_ms: u64, switch: u8, frame: &[u8]) -> Option<Bytes> {
+    let body = 8 + 1 + frame.len();
+    if body + 4 > MAX_LEN as usize {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(6 + body);
+    put_header(&mut out, Kind::Monitor, code, NO_INVOKE, body);
+    out.put_u64(time_ms);
+    out.put_u8(switch);
+    out.put_slice(frame);
+    Some(out.freeze())
+}
+
+/// The monitors attached now, per port; replaced whole when one comes or goes.
+#[derive(Default)]
+pub struct Monitors {
+    pub switch_messages: ArcSwap<Vec<Arc<MonitorQueue>>>,
+    pub smdr_ucd: ArcSwap<Vec<Arc<MonitorQueue>>>,
+    pub export: ArcSwap<Vec<Arc<MonitorQueue>>>,
+    pub gaps: AtomicU64,
+}
+
+impl Monitors {
+    fn list(&self, port: MonitorPort) -> &ArcSwap<Vec<Arc<MonitorQueue>>> {
+        match port {
+            MonitorPort::SwitchMessages => &self.switch_messages,
+            MonitorPort::SmdrUcd => &self.smdr_ucd,
+            MonitorPort::Export => &self.export,
+        }
+    }
+
+    /// Whether any switch-message monitor is attached (checked once per read run).
+    pub fn watching_links(&self) -> bool {
+        !self.switch_messages.load().is_empty()
+    }
+
+    /// A frame on switch `switch`'s link: `to_switch` or from it.
+    pub fn link_frame(&self, time_ms: u64, switch: u8, to_switch: bool, frame: &[u8]) {
+        let list = self.switch_messages.load();
+        if list.is_empty() {
+            return;
+        }
+        let code = if to_switch { b'>' } else { b'<' };
+        match monitor_frame(code, time_ms, switch, frame) {
+            Some(m) => list.iter().for_each(|q| q.push(m.clone())),
+            None => list.iter().for_each(|q| q.skip()),
+        }
+    }
+
+    /// An `S` or `U` record from switch `switch`, exactly as received.
+    pub fn record(&self, time_ms: u64, switch: u8, frame: &Bytes) {
+        let monitors = self.smdr_ucd.load();
+        if !monitors.is_empty() {
+            let code = frame[2];
+            match monitor_frame(code, time_ms, switch, frame) {
+                Some(m) => monitors.iter().for_each(|q| q.push(m.clone())),
+                None => monitors.iter().for_each(|q| q.skip()),
+            }
+        }
+        for q in self.export.load().iter() {
+            q.push(frame.clone());
+        }
+    }
+
+    fn attach(&self, port: MonitorPort, q: Arc<MonitorQueue>) {
+        self.list(port).rcu(|l| {
+            let mut l = (**l).clone();
+            l.push(q.clone());
+            l
+        });
+    }
+
+    fn detach(&self, port: MonitorPort, q: &Arc<MonitorQueue>) {
+        self.list(port).rcu(|l| {
+            l.iter()
+                .filter(|x| !Arc::ptr_eq(x, q))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// Monitors attached, per port: (switch messages, SMDR/UCD, export).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.switch_messages.load().len(),
+            self.smdr_ucd.load().len(),
+            self.export.load().len(),
+        )
+    }
+}
+
+/// Serves one monitor or export connection to its end.
+pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: MonitorPort) {
+    let config = hub.config.load_full();
+    let password = config.monitor.password.clone().unwrap_or_default();
+    let needs_password = port != MonitorPort::Export || config.export.password_protected;
+    let mut reader = FrameReader::with_capacity(512);
+    if needs_password {
+        match handshake(&hub, &mut stream, &mut reader, &password).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%peer, ?port, "monitor password refused");
+                return;
+            }
+            Err(()) => return,
+        }
+    }
+    let queue = Arc::new(MonitorQueue::new(MONITOR_QUEUE_BYTES));
+    hub.monitors.attach(port, queue.clone());
+    tracing::info!(%peer, ?port, "monitor attached");
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let writer = queue.run_writer(&mut wr);
+    // Monitors only read; anything they send is discarded, and their closing ends the session.
+    let reading = async {
+        let mut sink = [0u8; 512];
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reading => {}
+    }
+    queue.close();
+    hub.monitors.detach(port, &queue);
+    hub.monitors.gaps.fetch_add(
+        queue.dropped_total.load(Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
+    tracing::info!(%peer, ?port, "monitor detached");
+}
+
+/// Reads `P`, answers `p`. A wrong password costs the peer a second before the answer.
+async fn handshake(
+    hub: &Hub,
+    stream: &mut BoxStream,
+    reader: &mut FrameReader,
+    password: &str,
+) -> Result<bool, ()> {
+    let deadline = tokio::time::Instant::now() + hub.tuning.identify_timeout;
+    let frame = loop {
+        match reader.next_frame() {
+            Ok(Some(f)) => break f,
+            Ok(None) => {}
+            Err(_) => return Err(()),
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(reader.buffer_mut())).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Err(()),
+        }
+    };
+    let ok = matches!(LinkMsg::decode(&frame), Ok(LinkMsg::Password { password: p }) if p.as_bytes() == password.as_bytes());
+    if !ok {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let answer = LinkMsg::PasswordResult {
+        result: u8::from(!ok),
+    }
+    .encode()
+    .expect("fits");
+    let sent = tokio::time::timeout(hub.tuning.close_grace, stream.write_all(&answer)).await;
+    if !ok {
+        let _ = stream.shutdown().await;
+    }
+    match sent {
+        Ok(Ok(())) => Ok(ok),
+        _ => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_counts_and_reports_the_gap_first() {
+        let q = MonitorQueue::new(30);
+        q.push(Bytes::from(vec![1u8; 20]));
+        q.push(Bytes::from(vec![2u8; 20]));
+        q.push(Bytes::from(vec![3u8; 20]));
+        assert_eq!(q.dropped_total.load(Ordering::Relaxed), 2);
+        {
+            let mut st = q.lock();
+            st.frames.clear();
+            st.bytes = 0;
+        }
+        q.push(Bytes::from_static(b"next"));
+        let st = q.lock();
+        let frames: Vec<&[u8]> = st.frames.iter().map(|b| b.as_ref()).collect();
+        assert_eq!(
+            frames,
+            [&[0, 8, b'M', b'G', 0xFF, 0xFF, 0, 0, 0, 2][..], b"next"]
+        );
+    }
+
+    #[test]
+    fn a_maximal_switch_frame_does_not_fit_a_monitor_frame() {
+        assert!(monitor_frame(b'<', 0, 1, &[0u8; 4081]).is_some());
+        assert!(monitor_frame(b'<', 0, 1, &[0u8; 4082]).is_none());
+    }
+}

@@ -1,0 +1,230 @@
+//! PROTOCOL §5–6 and SPEC §6: monitor ports, the SMDR/UCD export port, passwords.
+
+use std::time::{Duration, Instant};
+
+use client_sim::SimApp;
+use integration_tests::*;
+use relay::monitor::MonitorPort;
+use relay::protocol::{Frame, Kind, LinkMsg};
+
+/// Connects to a monitor port and sends the password; returns the app and the result byte.
+async fn monitor(site: &Site, port: MonitorPort, password: &str) -> (SimApp, u8) {
+    let addr = site.relay.monitor_addr(port).expect("port on");
+    let mut app = SimApp::connect(addr, None).await.unwrap();
+    app.send_link(&LinkMsg::Password {
+        password: password.into(),
+    })
+    .await
+    .unwrap();
+    match app.next_link().await.unwrap() {
+        Some(LinkMsg::PasswordResult { result }) => (app, result),
+        other => panic!("expected p, got {other:?}"),
+    }
+}
+
+/// (code, switch, inner frame) of the next `M` frame.
+async fn next_m(app: &mut SimApp) -> (u8, u8, Vec<u8>) {
+    let f: Frame = within("monitor frame", app.next_frame())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.kind(), Kind::Monitor);
+    (f.code(), f.body()[8], f.body()[9..].to_vec())
+}
+
+#[tokio::test]
+async fn a_switch_message_monitor_sees_both_directions_in_order() {
+    let site = SiteSpec::switches(1).start().await;
+    let (mut mon, result) = monitor(&site, MonitorPort::SwitchMessages, "").await;
+    assert_eq!(result, 0);
+    let mut app = site.admitted(51, 2, CALL, &[]).await;
+    app.request(None, b'K', 9, b"\x042201\x042202")
+        .await
+        .unwrap();
+    let answer = within("answer", app.next_non_heartbeat())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.kind(), Kind::Answer);
+    site.switch(1).emit_event(b'd', "2201", b"");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (code, switch, inner) = next_m(&mut mon).await;
+        assert_eq!(switch, 1);
+        // Heartbeats may pass by; the call's frames are what matter.
+        if inner[2] != b'L' {
+            seen.push((code, inner));
+        }
+    }
+    let link_invoke = site.switch(1).requests()[0].invoke().to_be_bytes();
+    let mut request = vec![0, 14, b'R', b'K', link_invoke[0], link_invoke[1]];
+    request.extend_from_slice(b"\x042201\x042202");
+    let mut answer = vec![0, 15, b'A', b'K', link_invoke[0], link_invoke[1], 0];
+    answer.extend_from_slice(b"\x042201\x042202");
+    assert_eq!(
+        seen[0],
+        (b'>', request),
+        "the request as the switch got it (INVOKE rewritten)"
+    );
+    assert_eq!(seen[1], (b'<', answer));
+    assert_eq!(
+        seen[2],
+        (
+            b'<',
+            vec![0, 9, b'E', b'd', 0xFF, 0xFF, 4, b'2', b'2', b'0', b'1']
+        )
+    );
+}
+
+#[tokio::test]
+async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
+    let site = SiteSpec::switches(1).start().await;
+    let (mut mon, _) = monitor(&site, MonitorPort::SmdrUcd, "").await;
+    // Export without protection: records flow from the moment the connection opens.
+    let mut export = SimApp::connect(site.relay.monitor_addr(MonitorPort::Export).unwrap(), None)
+        .await
+        .unwrap();
+    let mut app = site.admitted(51, 3, OPERATOR, &[]).await;
+    site.wait_until_monitors(1, 1).await;
+    let smdr = Frame::build(
+        Kind::Smdr,
+        b'S',
+        0xFFFF,
+        b"2201   701   2026/11/24 09:00:00",
+    )
+    .into_bytes();
+    let ucd = Frame::build(Kind::Ucd, b'U', 0xFFFF, b"UCD GROUP 500 OFFERED 3").into_bytes();
+    site.switch(1).send_raw(smdr.clone());
+    site.switch(1).send_raw(ucd.clone());
+    assert_eq!(next_m(&mut mon).await, (b'S', 1, smdr.to_vec()));
+    assert_eq!(next_m(&mut mon).await, (b'U', 1, ucd.to_vec()));
+    let mut got = vec![0u8; smdr.len() + ucd.len()];
+    export.read_exact_bytes(&mut got).await.unwrap();
+    assert_eq!(got, [smdr.as_ref(), ucd.as_ref()].concat());
+    // Applications never see records.
+    assert!(app
+        .next_frame_within(Duration::from_millis(200))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_wrong_password_costs_a_second_and_a_hundred_of_them_slow_no_one() {
+    let site = SiteSpec::switches(1)
+        .configure(|c| {
+            c.monitor.password = Some("s3cret".into());
+            c.export.password_protected = true;
+        })
+        .start()
+        .await;
+    let started = Instant::now();
+    let (mut refused, result) = monitor(&site, MonitorPort::SwitchMessages, "guess").await;
+    assert_eq!(result, 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        refused.next_frame().await.unwrap().is_none(),
+        "closed after the refusal"
+    );
+
+    let wrong: Vec<_> = (0..100)
+        .map(|i| {
+            let addr = site.relay.monitor_addr(MonitorPort::SmdrUcd).unwrap();
+            tokio::spawn(async move {
+                let mut app = SimApp::connect(addr, Some(loopback(100 + (i % 50) as u8)))
+                    .await
+                    .unwrap();
+                app.send_link(&LinkMsg::Password {
+                    password: "no".into(),
+                })
+                .await
+                .unwrap();
+                app.next_link().await.unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let (_ok, result) = monitor(&site, MonitorPort::Export, "s3cret").await;
+    assert_eq!(result, 0);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "the right password waited {:?}",
+        t.elapsed()
+    );
+    let (_app, id) = site.app(51, 3, CALL, &[]).await;
+    assert_eq!(id.result, 0);
+    for w in wrong {
+        assert_eq!(
+            w.await.unwrap(),
+            Some(LinkMsg::PasswordResult { result: 1 })
+        );
+    }
+}
+
+#[tokio::test]
+async fn protected_export_needs_the_password_before_records_flow() {
+    let site = SiteSpec::switches(1)
+        .configure(|c| {
+            c.monitor.password = Some("s3cret".into());
+            c.export.password_protected = true;
+        })
+        .start()
+        .await;
+    let (mut export, result) = monitor(&site, MonitorPort::Export, "s3cret").await;
+    assert_eq!(result, 0);
+    site.wait_until_monitors(0, 1).await;
+    let smdr = Frame::build(Kind::Smdr, b'S', 0xFFFF, b"abcd").into_bytes();
+    site.switch(1).send_raw(smdr.clone());
+    let mut got = vec![0u8; smdr.len()];
+    export.read_exact_bytes(&mut got).await.unwrap();
+    assert_eq!(got, smdr.to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_monitor_gets_a_gap_report_and_applications_miss_nothing() {
+    let site = SiteSpec::switches(1).start().await;
+    let (slow, _) = monitor(&site, MonitorPort::SwitchMessages, "").await;
+    let mut app = site.admitted(51, 3, OPERATOR, &[]).await;
+    const N: u32 = 60_000;
+    let reader = tokio::spawn(async move {
+        let mut n = 0u32;
+        while n < N {
+            let f = app.next_frame().await.unwrap().unwrap();
+            if f.kind() == Kind::Event {
+                n += 1;
+            }
+        }
+        n
+    });
+    // 200-byte bodies: about 13 MB of monitor frames, far more than socket buffers and the
+    // monitor's 1 MiB queue hold together.
+    let mut batch = bytes::BytesMut::new();
+    for i in 0..N {
+        let mut body = [0u8; 200];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        batch.extend_from_slice(&switch_sim::switch::event_frame(b's', "2201", &body));
+        if batch.len() > 32 * 1024 {
+            site.switch(1).send_raw(batch.split().freeze());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    site.switch(1).send_raw(batch.freeze());
+    assert_eq!(within("application reads all", reader).await.unwrap(), N);
+    // The monitor, reading only now, finds a gap report among its frames.
+    let mut slow = slow;
+    let mut gap = None;
+    while gap.is_none() {
+        let f = within("gap report", slow.next_frame())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.code() == b'G' {
+            gap = Some(u32::from_be_bytes(f.body()[..4].try_into().unwrap()));
+        }
+    }
+    assert!(gap.unwrap() > 0);
+}
