@@ -128,7 +128,18 @@ async fn count_events(app: SimApp, progress: Arc<Progress>) {
     }
 }
 
-async fn setup(sessions: usize) -> Setup {
+/// Reads a monitor connection to its end, answering nothing (monitors only read).
+async fn drain_monitor(app: SimApp) {
+    let (mut rd, _wr) = tokio::io::split(app.into_stream());
+    let mut buf = vec![0u8; 256 * 1024];
+    while let Ok(n) = rd.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+async fn setup(sessions: usize, monitor: bool) -> Setup {
     let switch = SimSwitch::start("127.0.1.1:0".parse().unwrap(), Settings::officeserv(1))
         .await
         .unwrap();
@@ -185,6 +196,25 @@ async fn setup(sessions: usize) -> Setup {
     while relay.hub().sessions().len() < sessions {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    if monitor {
+        let addr = relay
+            .monitor_addr(relay::monitor::MonitorPort::SwitchMessages)
+            .expect("monitor port on");
+        let mut m = SimApp::connect(addr, None).await.unwrap();
+        m.send_link(&LinkMsg::Password {
+            password: "".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            m.next_link().await.unwrap(),
+            Some(LinkMsg::PasswordResult { result: 0 })
+        );
+        tokio::spawn(drain_monitor(m));
+        while !relay.hub().monitors.watching_links() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     Setup {
         _relay: relay,
         _state_dir: state_dir,
@@ -227,7 +257,7 @@ fn fanout(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(8));
     for sessions in [1usize, 100, 1000] {
-        let s = rt.block_on(setup(sessions));
+        let s = rt.block_on(setup(sessions, false));
         group.throughput(Throughput::Elements(CHUNK * sessions as u64));
         group.bench_with_input(
             BenchmarkId::new("p3_sessions", sessions),
@@ -238,6 +268,25 @@ fn fanout(c: &mut Criterion) {
         );
         drop_setup(&rt, s);
     }
+    group.finish();
+
+    // The same traffic with one switch-message monitor attached (it sees every frame).
+    let mut group = c.benchmark_group("fanout_with_monitor");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(8));
+    let sessions = 100usize;
+    let s = rt.block_on(setup(sessions, true));
+    group.throughput(Throughput::Elements(CHUNK * sessions as u64));
+    group.bench_with_input(
+        BenchmarkId::new("p3_sessions", sessions),
+        &sessions,
+        |b, _| {
+            b.to_async(&rt).iter_custom(|iters| run_chunks(&s, iters));
+        },
+    );
+    drop_setup(&rt, s);
     group.finish();
 }
 

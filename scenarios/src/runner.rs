@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
 use crate::render;
-use crate::schema::{AppSpec, Fault, LicenceSpec, OperatorAction, Scenario, Step, SwitchSpec};
+use crate::schema::{
+    AppSpec, Fault, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step, SwitchSpec,
+};
 use relay::licensing::key::{self, MacType, Payload};
 
 /// Wall time at the start of every scenario: 2026-01-05 09:00:00 UTC.
@@ -43,6 +45,9 @@ pub struct Transcript {
     pub description: String,
     /// Per application: what it received, in order, with virtual seconds.
     pub apps: BTreeMap<String, Vec<String>>,
+    /// Per monitor or export connection: what it received, in order.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub monitors: BTreeMap<String, Vec<String>>,
     /// Per switch: what happened on it and what the relay sent it.
     pub switches: BTreeMap<String, SwitchLog>,
     pub notifications: Vec<String>,
@@ -64,6 +69,7 @@ impl Transcript {
         Transcript {
             description,
             apps: BTreeMap::new(),
+            monitors: BTreeMap::new(),
             switches: BTreeMap::new(),
             notifications: Vec::new(),
             checkpoints: Vec::new(),
@@ -149,8 +155,17 @@ struct App {
     recorder: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A monitor connection and what it received.
+struct Monitor {
+    spec: MonitorSpec,
+    log: Log,
+    idle: Option<SimApp>,
+    recorder: Option<tokio::task::JoinHandle<()>>,
+}
+
 struct Site {
     start: Instant,
+    monitors: BTreeMap<String, Monitor>,
     _state_dir: tempfile::TempDir,
     net: MemNetwork,
     relay: Relay,
@@ -259,8 +274,29 @@ impl Site {
                 );
             }
         }
+        let monitors = scenario
+            .monitors
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    Monitor {
+                        spec: MonitorSpec {
+                            name: m.name.clone(),
+                            port: m.port.clone(),
+                            password: m.password.clone(),
+                            reads: m.reads,
+                        },
+                        log: Arc::default(),
+                        idle: None,
+                        recorder: None,
+                    },
+                )
+            })
+            .collect();
         Ok(Site {
             start,
+            monitors,
             _state_dir: state_dir,
             net,
             relay,
@@ -320,6 +356,7 @@ impl Site {
                 }
                 Ok(())
             }
+            Step::ConnectMonitor(name) => self.connect_monitor(name).await,
             Step::ConnectRaw { app, hex } => self.connect(app, Some(parse_hex(hex)?)).await,
             Step::Disconnect(name) => {
                 let at = self.now();
@@ -330,6 +367,16 @@ impl Site {
                 app.writer = None;
                 app.idle_reader = None;
                 push(&app.log, at, "disconnected".into());
+                Ok(())
+            }
+            Step::Resume(name) if self.monitors.contains_key(name) => {
+                let start = self.start;
+                let m = self.monitors.get_mut(name).expect("checked");
+                let app = m
+                    .idle
+                    .take()
+                    .ok_or_else(|| format!("{name} is not waiting to read"))?;
+                m.recorder = Some(record_monitor(app, m.log.clone(), start));
                 Ok(())
             }
             Step::Resume(name) => {
@@ -599,6 +646,44 @@ impl Site {
         }
     }
 
+    async fn connect_monitor(&mut self, name: &str) -> Result<(), String> {
+        let start = self.start;
+        let net = self.net.clone();
+        let port = {
+            let m = self
+                .monitors
+                .get(name)
+                .ok_or_else(|| format!("no monitor named {name:?}"))?;
+            let which = match m.spec.port.as_str() {
+                "sw" => relay::monitor::MonitorPort::SwitchMessages,
+                "su" => relay::monitor::MonitorPort::SmdrUcd,
+                "export" => relay::monitor::MonitorPort::Export,
+                other => return Err(format!("monitor port {other:?}: use sw, su or export")),
+            };
+            self.relay
+                .monitor_addr(which)
+                .ok_or_else(|| format!("the {} port is off", m.spec.port))?
+        };
+        let m = self.monitors.get_mut(name).expect("checked");
+        let mut app = SimApp::connect_on(&net, port, Some(IpAddr::from([10, 0, 0, 200])))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(p) = &m.spec.password {
+            let hello = LinkMsg::Password {
+                password: Str8::lossy(p),
+            }
+            .encode()
+            .map_err(|e| e.to_string())?;
+            app.send_raw(&hello).await.map_err(|e| e.to_string())?;
+        }
+        if m.spec.reads {
+            m.recorder = Some(record_monitor(app, m.log.clone(), start));
+        } else {
+            m.idle = Some(app);
+        }
+        Ok(())
+    }
+
     async fn connect(&mut self, name: &str, raw: Option<Vec<u8>>) -> Result<(), String> {
         let at = self.now();
         let start = self.start;
@@ -689,6 +774,13 @@ impl Site {
             let log = app.log.lock().unwrap_or_else(|e| e.into_inner());
             t.apps.insert(name.clone(), collapse(&log));
         }
+        for (name, m) in &self.monitors {
+            if let Some(r) = &m.recorder {
+                r.abort();
+            }
+            let log = m.log.lock().unwrap_or_else(|e| e.into_inner());
+            t.monitors.insert(name.clone(), collapse(&log));
+        }
         for (no, sw) in &self.switches {
             let received = sw
                 .received()
@@ -754,6 +846,29 @@ fn record(
                         continue;
                     }
                     push(&log, start.elapsed(), render::app_frame(&f, p3));
+                }
+                Ok(None) => {
+                    push(&log, start.elapsed(), "closed by the relay".into());
+                    return;
+                }
+                Err(e) => {
+                    push(&log, start.elapsed(), format!("read error: {e}"));
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Records what a monitor connection receives.
+fn record_monitor(mut app: SimApp, log: Log, start: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match app.next_frame().await {
+                Ok(Some(f)) => {
+                    if let Some(line) = render::monitor_frame(&f) {
+                        push(&log, start.elapsed(), line);
+                    }
                 }
                 Ok(None) => {
                     push(&log, start.elapsed(), "closed by the relay".into());

@@ -20,7 +20,24 @@ pub struct Scenario {
     pub switches: Vec<SwitchSpec>,
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    #[serde(default)]
+    pub monitors: Vec<MonitorSpec>,
     pub steps: Vec<StepEntry>,
+}
+
+/// A monitor program or call-accounting program on a monitor or export port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    pub name: String,
+    /// `sw` (switch messages), `su` (SMDR/UCD) or `export`.
+    pub port: String,
+    /// Sent in `P`; left out on an unprotected export port.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// false: does not read until a `resume` step.
+    #[serde(default = "yes")]
+    pub reads: bool,
 }
 
 /// A step written as a one-key mapping (`- connect: alex`).
@@ -153,6 +170,8 @@ fn yes() -> bool {
 pub enum Step {
     /// Connect and identify.
     Connect(String),
+    /// Connect a monitor (and send its password, if it has one).
+    ConnectMonitor(String),
     /// Connect and send these bytes (hex) instead of an identify.
     ConnectRaw { app: String, hex: String },
     /// Close the application's connection.
