@@ -251,42 +251,29 @@ fn fanout(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("fanout");
+    group(c, &rt, "fanout", &[1, 100, 1000], false);
+    // The same traffic with one switch-message monitor attached (it sees every frame).
+    group(c, &rt, "fanout_with_monitor", &[100], true);
+}
+
+fn group(c: &mut Criterion, rt: &Runtime, name: &str, sizes: &[usize], monitor: bool) {
+    let mut group = c.benchmark_group(name);
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(20);
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(8));
-    for sessions in [1usize, 100, 1000] {
-        let s = rt.block_on(setup(sessions, false));
+    for &sessions in sizes {
+        let s = rt.block_on(setup(sessions, monitor));
         group.throughput(Throughput::Elements(CHUNK * sessions as u64));
         group.bench_with_input(
             BenchmarkId::new("p3_sessions", sessions),
             &sessions,
             |b, _| {
-                b.to_async(&rt).iter_custom(|iters| run_chunks(&s, iters));
+                b.to_async(rt).iter_custom(|iters| run_chunks(&s, iters));
             },
         );
-        drop_setup(&rt, s);
+        drop_setup(rt, s);
     }
-    group.finish();
-
-    // The same traffic with one switch-message monitor attached (it sees every frame).
-    let mut group = c.benchmark_group("fanout_with_monitor");
-    group.sampling_mode(SamplingMode::Flat);
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_secs(2));
-    group.measurement_time(Duration::from_secs(8));
-    let sessions = 100usize;
-    let s = rt.block_on(setup(sessions, true));
-    group.throughput(Throughput::Elements(CHUNK * sessions as u64));
-    group.bench_with_input(
-        BenchmarkId::new("p3_sessions", sessions),
-        &sessions,
-        |b, _| {
-            b.to_async(&rt).iter_custom(|iters| run_chunks(&s, iters));
-        },
-    );
-    drop_setup(&rt, s);
     group.finish();
 }
 

@@ -213,17 +213,32 @@ pub fn keygen(out: &Path) -> anyhow::Result<String> {
 }
 
 /// What `relay license issue` puts in a key.
+#[derive(clap::Args, Debug)]
 pub struct IssueArgs {
+    /// The issuer's private key file (from `keygen`).
+    #[arg(long)]
     pub signing_key: PathBuf,
+    /// computer or switch
+    #[arg(long)]
     pub mac_type: String,
+    #[arg(long)]
     pub mac: String,
+    #[arg(long, default_value_t = 0)]
     pub call: u16,
+    #[arg(long, default_value_t = 0)]
     pub opentsp: u16,
+    #[arg(long, default_value_t = 0)]
     pub operator: u16,
+    #[arg(long)]
     pub easyset: bool,
+    #[arg(long)]
     pub news: bool,
+    #[arg(long)]
     pub dataview: bool,
+    /// Last day of validity, YYYY-MM-DD (default: never expires).
+    #[arg(long)]
     pub expires: Option<String>,
+    #[arg(long)]
     pub serial: u32,
 }
 

@@ -105,32 +105,7 @@ enum LicenseCommand {
         out: PathBuf,
     },
     /// Issue (sign) a licence key.
-    Issue {
-        #[arg(long)]
-        signing_key: PathBuf,
-        /// computer or switch
-        #[arg(long)]
-        mac_type: String,
-        #[arg(long)]
-        mac: String,
-        #[arg(long, default_value_t = 0)]
-        call: u16,
-        #[arg(long, default_value_t = 0)]
-        opentsp: u16,
-        #[arg(long, default_value_t = 0)]
-        operator: u16,
-        #[arg(long)]
-        easyset: bool,
-        #[arg(long)]
-        news: bool,
-        #[arg(long)]
-        dataview: bool,
-        /// Last day of validity, YYYY-MM-DD (default: never expires).
-        #[arg(long)]
-        expires: Option<String>,
-        #[arg(long)]
-        serial: u32,
-    },
+    Issue(relay::cli_license::IssueArgs),
 }
 
 fn main() -> ExitCode {
@@ -239,31 +214,7 @@ fn license(command: LicenseCommand) -> ExitCode {
         LicenseCommand::Register { key, config } => cli::register(&config, &key, false),
         LicenseCommand::Change { key, config } => cli::register(&config, &key, true),
         LicenseCommand::Keygen { out } => cli::keygen(&out),
-        LicenseCommand::Issue {
-            signing_key,
-            mac_type,
-            mac,
-            call,
-            opentsp,
-            operator,
-            easyset,
-            news,
-            dataview,
-            expires,
-            serial,
-        } => cli::issue(&cli::IssueArgs {
-            signing_key,
-            mac_type,
-            mac,
-            call,
-            opentsp,
-            operator,
-            easyset,
-            news,
-            dataview,
-            expires,
-            serial,
-        }),
+        LicenseCommand::Issue(args) => cli::issue(&args),
     };
     match outcome {
         Ok(text) => {

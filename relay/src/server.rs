@@ -13,7 +13,7 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::hub::{Hub, Tuning};
 use crate::monitor::MonitorPort;
-use crate::net::{Listener, Network};
+use crate::net::{BoxStream, Listener, Network};
 use crate::notify::Notice;
 use crate::protocol::Port;
 use crate::recovery::SwitchCommand;
@@ -197,7 +197,19 @@ impl Relay {
         Ok(relay)
     }
 
-    fn accept(&self, mut listener: Box<dyn Listener>, port: Port) {
+    /// Accepts connections on `listener` until the relay stops, serving each with `serve`.
+    /// Connections that `end_with_relay` are dropped when it stops; the others (application
+    /// sessions) finish on their own, after their `X` reason 2.
+    fn accept_with<S, F>(
+        &self,
+        mut listener: Box<dyn Listener>,
+        what: &'static str,
+        end_with_relay: bool,
+        serve: S,
+    ) where
+        S: Fn(Arc<Hub>, BoxStream, SocketAddr) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let hub = self.hub.clone();
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
@@ -213,13 +225,19 @@ impl Relay {
                         hub.stats
                             .connections_accepted
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let hub = hub.clone();
-                        tasks.spawn(session::serve(hub, stream, peer, port));
+                        let served = serve(hub.clone(), stream, peer);
+                        let stop = stop.clone();
+                        tasks.spawn(async move {
+                            tokio::select! {
+                                _ = served => {}
+                                _ = stop.cancelled(), if end_with_relay => {}
+                            }
+                        });
                     }
                     Err(e) => {
                         // Out of descriptors or a reset during the handshake: the listener
                         // itself is fine, so back off briefly and keep accepting.
-                        warn!(error = %e, ?port, "accept failed");
+                        warn!(error = %e, port = what, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -227,34 +245,25 @@ impl Relay {
         });
     }
 
-    fn accept_monitors(&self, mut listener: Box<dyn Listener>, port: MonitorPort) {
-        let hub = self.hub.clone();
-        let stop = self.stop.clone();
-        let tasks = self.tasks.clone();
-        self.tasks.spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => return,
-                    a = listener.accept() => a,
-                };
-                match accepted {
-                    Ok((stream, peer)) => {
-                        let stop = stop.clone();
-                        let serve = crate::monitor::serve(hub.clone(), stream, peer, port);
-                        tasks.spawn(async move {
-                            tokio::select! {
-                                _ = serve => {}
-                                _ = stop.cancelled() => {}
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        warn!(error = %e, ?port, "monitor accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
+    fn accept(&self, listener: Box<dyn Listener>, port: Port) {
+        let what = if port == Port::Licensed {
+            "client"
+        } else {
+            "bypass"
+        };
+        self.accept_with(listener, what, false, move |hub, stream, peer| {
+            session::serve(hub, stream, peer, port)
+        });
+    }
+
+    fn accept_monitors(&self, listener: Box<dyn Listener>, port: MonitorPort) {
+        let what = match port {
+            MonitorPort::SwitchMessages => "switch-message monitor",
+            MonitorPort::SmdrUcd => "SMDR/UCD monitor",
+            MonitorPort::Export => "export",
+        };
+        self.accept_with(listener, what, true, move |hub, stream, peer| {
+            crate::monitor::serve(hub, stream, peer, port)
         });
     }
 

@@ -427,18 +427,8 @@ fn record_frame(kind: Kind, code: u8, line: &str) -> Bytes {
 
 /// `YYYY/MM/DD` and `HH:MM:SS` (UTC) of a Unix time.
 fn civil(unix_secs: u64) -> (String, String) {
-    let days = (unix_secs / 86_400) as i64;
+    let (y, m, d) = wire::date::civil_from_days((unix_secs / 86_400) as i64);
     let secs = unix_secs % 86_400;
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     (
         format!("{y:04}/{m:02}/{d:02}"),
         format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),

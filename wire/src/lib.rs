@@ -6,12 +6,14 @@
 //! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping.
 //! - [`product`]: application products and identify results.
 //! - [`text`]: the byte-exact `str8` field.
+//! - [`date`]: calendar dates of records and licences.
 //!
 //! Nothing here touches a socket.
 
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod date;
 pub mod frame;
 pub mod link;
 pub mod product;

@@ -212,22 +212,14 @@ pub fn mac_text(mac: &[u8; 6]) -> String {
 
 /// `YYYY-MM-DD` of a day number (days since 1970-01-01).
 pub fn day_text(days: u32) -> String {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = wire::date::civil_from_days(i64::from(days));
     format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The day number of `YYYY-MM-DD`.
 pub fn parse_day(text: &str) -> Option<u32> {
     let mut parts = text.split('-');
-    let (y, m, d): (i64, i64, i64) = (
+    let (y, m, d): (i64, u32, u32) = (
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
         parts.next()?.parse().ok()?,
@@ -235,13 +227,6 @@ pub fn parse_day(text: &str) -> Option<u32> {
     if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let days = u32::try_from(days).ok()?;
+    let days = u32::try_from(wire::date::days_from_civil(y, m, d)).ok()?;
     (day_text(days) == text).then_some(days)
 }
