@@ -2,6 +2,7 @@
 //! application on the LAN.
 //!
 //! Module map:
+//! - [`admin`]: the admin HTTP API and Prometheus metrics.
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
 //! - [`config`]: the configuration file, its defaults and every validation rule.
@@ -38,6 +39,8 @@ pub mod licence_watch;
 pub mod licensing;
 /// The network seam (the `netseam` crate).
 pub use netseam as net;
+
+pub mod admin;
 pub mod monitor;
 pub mod monitor_cli;
 pub mod monitor_files;

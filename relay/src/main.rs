@@ -273,8 +273,31 @@ fn init_tracing(level: &str, debug_log: Option<DebugLog>) {
 async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let relay =
-        Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?;
+    let admin_addr = std::net::SocketAddr::new(config.admin.address, config.admin.port);
+    let token = config.admin.token.clone().filter(|t| !t.is_empty());
+    let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on the admin port {admin_addr}"))?;
+    let relay = Arc::new(
+        Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
+    );
+    let admin = relay::admin::router(relay::admin::AdminState {
+        relay: relay.clone(),
+        token,
+    });
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    let admin_task = tokio::spawn({
+        let stop = admin_stop.clone();
+        async move {
+            let served = axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the admin interface stopped");
+            }
+        }
+    });
+    tracing::info!(admin = %admin_addr, "admin interface listening");
     tracing::info!(
         client = %relay.client_addr(),
         bypass = %relay.bypass_addr(),
@@ -283,6 +306,8 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     wait_for_stop(&relay, &path).await?;
     tracing::info!("stop requested");
     relay.shutdown().await;
+    admin_stop.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin_task).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -472,7 +472,7 @@ impl Relay {
 
     /// Stops: every session gets `X` reason 2 first, then the links and listeners close.
     /// Returns when every task has finished.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.hub.notices.emit(Notice::RelayStopping);
         self.hub.close_all_sessions("the relay is shutting down");
         // Sessions finish writing on their own; links and listeners stop now.

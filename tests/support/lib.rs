@@ -198,8 +198,14 @@ pub fn loopback(host: u8) -> IpAddr {
 }
 
 /// Polls `cond` every 2 ms for up to 10 s (of tokio time).
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..5000 {
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_for(what, Duration::from_secs(10), cond).await;
+}
+
+/// Polls `cond` every 2 ms for up to `limit` (of tokio time).
+pub async fn wait_until_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if cond() {
             return;
         }

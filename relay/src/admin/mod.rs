@@ -1,0 +1,270 @@
+//! The admin HTTP API (SPEC §8), served on `admin.address:port`.
+//!
+//! - `GET /api/status`: switches, sessions, licence, monitors, counters.
+//! - `GET /api/sessions`; `DELETE /api/sessions/{id}`: close one (`X` reason 7).
+//! - `POST /api/switches/{no}/connect|disconnect|abort`; `POST /api/connect-all|disconnect-all`.
+//! - `GET /api/licence`; `POST /api/licence` with `{"key": "…"}`: register or change.
+//! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
+//! - `GET /metrics`: Prometheus text.
+//!
+//! A token is required when the API is bound to a non-loopback address (`Authorization:
+//! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
+
+mod metrics;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use tokio_stream::StreamExt;
+
+use crate::protocol::CloseReason;
+use crate::Relay;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AdminState {
+    pub relay: Arc<Relay>,
+    /// `Some` when requests must carry this bearer token.
+    pub token: Option<String>,
+}
+
+/// A JSON error: what is wrong, and the field and value concerned where there is one.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error: error.into(),
+            field: None,
+            value: None,
+        }
+    }
+
+    fn on(mut self, field: &str, value: serde_json::Value) -> ApiError {
+        self.field = Some(field.into());
+        self.value = Some(value);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/sessions", get(sessions))
+        .route("/api/sessions/{id}", delete(close_session))
+        .route("/api/switches/{no}/{action}", post(switch_action))
+        .route("/api/connect-all", post(connect_all))
+        .route("/api/disconnect-all", post(disconnect_all))
+        .route("/api/licence", get(licence).post(register_licence))
+        .route("/api/notifications", get(notifications))
+        .route("/api/notifications/live", get(live_notifications))
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .with_state(state)
+}
+
+async fn authorize(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        use subtle::ConstantTimeEq;
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid admin token is required: send Authorization: Bearer <admin.token>",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn status(State(s): State<AdminState>) -> Response {
+    let status = s.relay.status();
+    let (sw, su, export) = s.relay.hub().monitors.counts();
+    Json(json!({
+        "status": status,
+        "monitors": { "switch_messages": sw, "smdr_ucd": su, "export": export },
+    }))
+    .into_response()
+}
+
+async fn sessions(State(s): State<AdminState>) -> Response {
+    Json(s.relay.status().sessions).into_response()
+}
+
+async fn close_session(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "a session id is a number")
+            .on("id", json!(id))
+            .into_response();
+    };
+    match s.relay.hub().session(id) {
+        Some(session) => {
+            session.close(CloseReason::Administrator, "closed by the administrator");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}"))
+            .on("id", json!(id))
+            .into_response(),
+    }
+}
+
+async fn switch_action(
+    State(s): State<AdminState>,
+    Path((no, action)): Path<(String, String)>,
+) -> Response {
+    let Some(no) = no.parse::<u8>().ok().filter(|n| (1..=8).contains(n)) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "a switch number is 1..=8")
+            .on("no", json!(no))
+            .into_response();
+    };
+    let done = match action.as_str() {
+        "connect" => s.relay.connect_switch(no),
+        "disconnect" => s.relay.disconnect_switch(no),
+        "abort" => s.relay.abort_attempt(no),
+        other => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "actions are connect, disconnect and abort",
+            )
+            .on("action", json!(other))
+            .into_response()
+        }
+    };
+    if done {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("switch {no} is not a configured, enabled switch"),
+        )
+        .on("no", json!(no))
+        .into_response()
+    }
+}
+
+async fn connect_all(State(s): State<AdminState>) -> StatusCode {
+    s.relay.connect_all();
+    StatusCode::ACCEPTED
+}
+
+async fn disconnect_all(State(s): State<AdminState>) -> StatusCode {
+    s.relay.disconnect_all();
+    StatusCode::ACCEPTED
+}
+
+async fn licence(State(s): State<AdminState>) -> Response {
+    Json(s.relay.status().licence).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicenceRequest {
+    key: String,
+}
+
+async fn register_licence(
+    State(s): State<AdminState>,
+    body: Result<Json<LicenceRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"key\": \"…\"}}: {e}"),
+            )
+            .into_response()
+        }
+    };
+    match s.relay.register_licence(&req.key) {
+        Ok(p) => Json(json!({
+            "serial": p.serial,
+            "grants": crate::licensing::grants_text(&p),
+        }))
+        .into_response(),
+        Err(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            .on("key", json!(req.key))
+            .into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct NotificationView {
+    seq: u64,
+    time_ms: u64,
+    level: crate::notify::Level,
+    switch: Option<u8>,
+    text: String,
+}
+
+fn view(s: &AdminState, e: &crate::notify::Entry) -> NotificationView {
+    NotificationView {
+        seq: e.seq,
+        time_ms: e.time_ms,
+        level: e.level(),
+        switch: e.notice.switch(),
+        text: e.text(s.relay.hub().config.load().options.language),
+    }
+}
+
+async fn notifications(State(s): State<AdminState>) -> Response {
+    let list: Vec<NotificationView> = s
+        .relay
+        .hub()
+        .notices
+        .list()
+        .iter()
+        .map(|e| view(&s, e))
+        .collect();
+    Json(list).into_response()
+}
+
+async fn live_notifications(
+    State(s): State<AdminState>,
+) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
+    let receiver = s.relay.hub().notices.subscribe();
+    let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |item| {
+        let entry = item.ok()?;
+        let data = serde_json::to_string(&view(&s, &entry)).ok()?;
+        Some(Ok(Event::default().event("notification").data(data)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

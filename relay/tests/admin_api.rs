@@ -1,0 +1,208 @@
+//! The admin API (SPEC §8) against a running relay with a simulated switch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use client_sim::SimApp;
+use http_body_util::BodyExt;
+use relay::admin::{router, AdminState};
+use relay::config::SwitchConfig;
+use relay::net::TcpNetwork;
+use relay::protocol::LinkMsg;
+use relay::{Config, Listeners, Relay, RelayParts};
+use switch_sim::{Settings, SimSwitch};
+use tower::ServiceExt;
+
+struct Site {
+    relay: Arc<Relay>,
+    _state: tempfile::TempDir,
+}
+
+async fn site() -> Site {
+    let switch = SimSwitch::start("127.0.1.61:0".parse().unwrap(), Settings::officeserv(1))
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        state_dir: state.path().to_owned(),
+        ..Config::default()
+    };
+    config.switches.push(SwitchConfig::new(
+        1,
+        "127.0.1.61",
+        switch.addr().port(),
+        "1234",
+    ));
+    let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
+    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners).unwrap());
+    for _ in 0..500 {
+        if relay.hub().slot(1).unwrap().is_up() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Site {
+        relay,
+        _state: state,
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn status_sessions_and_closing_one_with_x_reason_7() {
+    let s = site().await;
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+    });
+    let (mut app, id) = SimApp::identify_as(s.relay.client_addr(), None, 3, 1, &[(1, "2201")])
+        .await
+        .unwrap();
+    assert_eq!(id.result, 0);
+
+    let (code, body) = call(&api, "GET", "/api/status", None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"]["switches_connected"], 1);
+    assert_eq!(v["status"]["sessions"][0]["state"], "[Call: 2201 - SW(1)]");
+    assert_eq!(v["status"]["licence"]["standing"], "trial");
+
+    let (code, body) = call(&api, "GET", "/api/sessions", None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    let sessions: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let session_id = sessions[0]["id"].as_u64().unwrap();
+
+    let (code, _) = call(
+        &api,
+        "DELETE",
+        &format!("/api/sessions/{session_id}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let frames = app.read_to_end().await.unwrap();
+    assert_eq!(
+        LinkMsg::decode(frames.last().unwrap()).unwrap(),
+        LinkMsg::Close {
+            reason: 7,
+            text: "closed by the administrator".into()
+        }
+    );
+    let (code, body) = call(&api, "DELETE", "/api/sessions/999", None, "").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"error":"no session 999","field":"id","value":999}"#
+        )
+    );
+    s.relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn switch_operations_notifications_and_metrics() {
+    let s = site().await;
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+    });
+    let (code, body) = call(&api, "POST", "/api/switches/9/connect", None, "").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"a switch number is 1..=8","field":"no","value":"9"}"#
+        )
+    );
+    let (code, _) = call(&api, "POST", "/api/switches/1/disconnect", None, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    for _ in 0..500 {
+        if !s.relay.hub().slot(1).unwrap().is_up() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics.contains("cti_switch_link_up{switch=\"1\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE cti_deliveries_total counter\n"),
+        "{metrics}"
+    );
+    let (code, _) = call(&api, "POST", "/api/switches/1/connect", None, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let (_, body) = call(&api, "GET", "/api/notifications", None, "").await;
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let texts: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"Switch 1 disconnected (disconnected by the operator)"),
+        "{texts:?}"
+    );
+    s.relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
+    let s = site().await;
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: Some("t0ken".into()),
+    });
+    let (code, body) = call(&api, "GET", "/api/status", None, "").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        r#"{"error":"a valid admin token is required: send Authorization: Bearer <admin.token>"}"#
+    );
+    let (code, _) = call(&api, "GET", "/api/status", Some("wrong"), "").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = call(&api, "GET", "/api/status", Some("t0ken"), "").await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = call(
+        &api,
+        "POST",
+        "/api/licence",
+        Some("t0ken"),
+        r#"{"key":"NOT-A-KEY"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        r#"{"error":"a key is 18 groups of 8 characters joined by '-'; this one has 3 group(s)","field":"key","value":"NOT-A-KEY"}"#
+    );
+    s.relay.shutdown().await;
+}
