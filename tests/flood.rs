@@ -97,7 +97,7 @@ async fn connection_and_garbage_floods_leave_the_relay_as_it_was() {
 
     churn(&site, 10_000, 200).await;
     let sent = garbage(&site, 50 << 20).await;
-    wait_until("every connection accepted", || {
+    wait_until_for("every connection accepted", settle, || {
         accepted() - accepted_before == 10_001
     })
     .await;
@@ -106,7 +106,7 @@ async fn connection_and_garbage_floods_leave_the_relay_as_it_was() {
         "the relay closed the garbage connection early ({sent} bytes taken)"
     );
 
-    wait_until("flood connections gone", || {
+    wait_until_for("flood connections gone", settle, || {
         site.relay.tasks_alive() == tasks_baseline
     })
     .await;
