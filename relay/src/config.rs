@@ -547,6 +547,35 @@ impl Config {
         }
     }
 
+    /// Writes the configuration to `path` atomically: a temporary file beside it, fsynced,
+    /// then renamed over it (and the directory fsynced). A failure leaves the old file whole.
+    pub fn save_atomic(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let text = serde_yaml::to_string(self).map_err(std::io::Error::other)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the configuration path has no file name"))?;
+        let temp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        let written = (|| {
+            let mut f = std::fs::File::create(&temp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&temp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
     pub fn switch(&self, no: u8) -> Option<&SwitchConfig> {
         self.switches.iter().find(|s| s.no == no)
     }

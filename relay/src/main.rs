@@ -284,6 +284,7 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let admin = relay::admin::router(relay::admin::AdminState {
         relay: relay.clone(),
         token,
+        config_path: Some(path.clone()),
     });
     let admin_stop = tokio_util::sync::CancellationToken::new();
     let admin_task = tokio::spawn({

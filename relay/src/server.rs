@@ -368,6 +368,27 @@ impl Relay {
     /// or that changes what cannot change while running, is refused whole and the old one
     /// stays. Returns the switches added.
     pub fn reconfigure(&self, new: Config) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        self.change(new, None, false)
+    }
+
+    /// An operator's change (admin interface): as [`Relay::reconfigure`], but switches that are
+    /// down may also be changed or deleted (a connected one is refused until it is
+    /// disconnected), and the result is first written to `path` atomically; if that write
+    /// fails, the change is refused and the old file and configuration stay.
+    pub fn apply_change(
+        &self,
+        new: Config,
+        path: Option<&std::path::Path>,
+    ) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        self.change(new, path, true)
+    }
+
+    fn change(
+        &self,
+        new: Config,
+        path: Option<&std::path::Path>,
+        edit_switches_that_are_down: bool,
+    ) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
         use crate::config::ConfigError;
         new.validate()?;
         let old = self.hub.config.load_full();
@@ -391,17 +412,35 @@ impl Relay {
         })
         .collect();
         for sw in &old.switches {
-            if new.switch(sw.no) != Some(sw) {
-                refused.push(ConfigError {
-                    field: format!("switches (switch {})", sw.no),
-                    message: "a configured switch cannot be changed or deleted by a reload: \
-                              only switches can be added"
-                        .into(),
-                });
+            if new.switch(sw.no) == Some(sw) {
+                continue;
             }
+            let up = self.hub.slot(sw.no).is_some_and(|s| s.is_up());
+            let message = if !edit_switches_that_are_down {
+                "a configured switch cannot be changed or deleted by a reload: only switches can be added"
+            } else if up {
+                "the switch is connected: disconnect it before changing or deleting it"
+            } else {
+                continue;
+            };
+            refused.push(ConfigError {
+                field: format!("switches (switch {})", sw.no),
+                message: message.into(),
+            });
         }
         if !refused.is_empty() {
             return Err(refused);
+        }
+        if let Some(path) = path {
+            new.save_atomic(path).map_err(|e| {
+                vec![ConfigError {
+                    field: "configuration file".into(),
+                    message: format!(
+                        "cannot write {}: {e}; the change is refused and the file is unchanged",
+                        path.display()
+                    ),
+                }]
+            })?;
         }
         let added: Vec<u8> = new
             .switches

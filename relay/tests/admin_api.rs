@@ -79,6 +79,7 @@ async fn status_sessions_and_closing_one_with_x_reason_7() {
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: None,
+        config_path: None,
     });
     let (mut app, id) = SimApp::identify_as(s.relay.client_addr(), None, 3, 1, &[(1, "2201")])
         .await
@@ -131,6 +132,7 @@ async fn switch_operations_notifications_and_metrics() {
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: None,
+        config_path: None,
     });
     let (code, body) = call(&api, "POST", "/api/switches/9/connect", None, "").await;
     assert_eq!(
@@ -180,6 +182,7 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: Some("t0ken".into()),
+        config_path: None,
     });
     let (code, body) = call(&api, "GET", "/api/status", None, "").await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
@@ -203,6 +206,63 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
     assert_eq!(
         body,
         r#"{"error":"a key is 18 groups of 8 characters joined by '-'; this one has 3 group(s)","field":"key","value":"NOT-A-KEY"}"#
+    );
+    s.relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
+    let s = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.yaml");
+    (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+        config_path: Some(path.clone()),
+    });
+    let user =
+        r#"{"ip":"10.1.1.5","name":"Alex","switches":[1],"default_switch":1,"filtering":true}"#;
+    let (code, body) = call(&api, "POST", "/api/users", None, user).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::OK, r#"{"applied":true,"switches_added":[]}"#)
+    );
+    let saved = Config::load(&path).unwrap();
+    assert_eq!(saved.users[0].name, "Alex", "written back to the file");
+    assert_eq!(s.relay.hub().config.load().users.len(), 1, "in force");
+
+    // The same address again: refused with the rule's message, naming the field.
+    let (code, body) = call(&api, "POST", "/api/users", None, user).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["field"], "users[1].ip");
+    assert_eq!(v["error"], "10.1.1.5 is already registered by users[0]");
+
+    // A connected switch cannot be re-addressed until it is disconnected.
+    let moved = r#"{"no":1,"address":"127.0.1.62","port":5002,"easyset_password":"1234"}"#;
+    let (code, body) = call(&api, "PUT", "/api/switches/1", None, moved).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["error"],
+        "the switch is connected: disconnect it before changing or deleting it"
+    );
+
+    // A failed write refuses the change and leaves the file as it was.
+    let before = std::fs::read_to_string(&path).unwrap();
+    std::fs::create_dir(dir.path().join(".relay.yaml.tmp")).unwrap();
+    let (code, body) = call(&api, "DELETE", "/api/users/10.1.1.5", None, "").await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body.contains("the change is refused and the file is unchanged"),
+        "{body}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(
+        s.relay.hub().config.load().users.len(),
+        1,
+        "nothing applied"
     );
     s.relay.shutdown().await;
 }

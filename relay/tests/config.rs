@@ -180,3 +180,28 @@ fn relay_check_prints_every_error_and_fails() {
     )));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn saving_is_atomic_and_a_failed_write_leaves_the_old_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.yaml");
+    let mut config = Config::parse("switches: [ { no: 1, address: 10.0.0.1 } ]").unwrap();
+    config.save_atomic(&path).unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        Config::parse(&saved).unwrap(),
+        config,
+        "what is saved reads back the same"
+    );
+
+    // Make the write fail: a directory stands where the temporary file must go.
+    std::fs::create_dir(dir.path().join(".relay.yaml.tmp")).unwrap();
+    config.default_switch = 1;
+    config.switches[0].address = "10.0.0.99".into();
+    assert!(config.save_atomic(&path).is_err());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        saved,
+        "the old file is whole"
+    );
+}

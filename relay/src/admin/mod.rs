@@ -4,12 +4,16 @@
 //! - `GET /api/sessions`; `DELETE /api/sessions/{id}`: close one (`X` reason 7).
 //! - `POST /api/switches/{no}/connect|disconnect|abort`; `POST /api/connect-all|disconnect-all`.
 //! - `GET /api/licence`; `POST /api/licence` with `{"key": "…"}`: register or change.
+//! - `GET /api/config`; `POST /api/switches`, `PUT|DELETE /api/switches/{no}`;
+//!   `POST /api/users`, `PUT|DELETE /api/users/{ip}`: validated, written back atomically,
+//!   applied live (a connected switch must be disconnected before it is changed).
 //! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
 //! - `GET /metrics`: Prometheus text.
 //!
 //! A token is required when the API is bound to a non-loopback address (`Authorization:
 //! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
 
+mod manage;
 mod metrics;
 
 use std::convert::Infallible;
@@ -34,6 +38,8 @@ pub struct AdminState {
     pub relay: Arc<Relay>,
     /// `Some` when requests must carry this bearer token.
     pub token: Option<String>,
+    /// The configuration file changes are written back to (`None`: changes are not saved).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// A JSON error: what is wrong, and the field and value concerned where there is one.
@@ -81,6 +87,17 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/connect-all", post(connect_all))
         .route("/api/disconnect-all", post(disconnect_all))
         .route("/api/licence", get(licence).post(register_licence))
+        .route("/api/config", get(manage::config))
+        .route("/api/switches", post(manage::add_switch))
+        .route(
+            "/api/switches/{no}",
+            axum::routing::put(manage::put_switch).delete(manage::delete_switch),
+        )
+        .route("/api/users", post(manage::add_user))
+        .route(
+            "/api/users/{ip}",
+            axum::routing::put(manage::put_user).delete(manage::delete_user),
+        )
         .route("/api/notifications", get(notifications))
         .route("/api/notifications/live", get(live_notifications))
         .route("/metrics", get(metrics::render))
