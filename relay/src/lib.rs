@@ -2,7 +2,7 @@
 //! application on the LAN.
 //!
 //! Module map:
-//! - [`admin`]: the admin HTTP API and Prometheus metrics.
+//! - [`admin`]: the admin HTTP API and Prometheus metrics; [`cli_ctl`]: `relay ctl`.
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
 //! - [`config`]: the configuration file, its defaults and every validation rule.
@@ -27,6 +27,7 @@
 pub use wire as protocol;
 
 pub mod catalog;
+pub mod cli_ctl;
 pub mod cli_license;
 pub mod clock;
 pub mod config;

@@ -42,6 +42,20 @@ enum Command {
         #[arg(long, default_value_t = 5002)]
         switch_port: u16,
     },
+    /// Operate a running relay through its admin interface.
+    Ctl {
+        /// The admin interface's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        admin: String,
+        /// The admin token (admin.token), when one is set.
+        #[arg(long, env = "RELAY_ADMIN_TOKEN")]
+        token: Option<String>,
+        /// Print the API's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: relay::cli_ctl::CtlCommand,
+    },
     /// Watch a monitor port: `sw` (switch messages) or `su` (SMDR/UCD records).
     Monitor {
         /// sw or su
@@ -113,6 +127,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::License { command } => license(command),
+        Command::Ctl {
+            admin,
+            token,
+            json,
+            command,
+        } => match relay::cli_ctl::Ctl::new(&admin, token, json).run(&command) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Monitor {
             which,
             host,

@@ -266,3 +266,78 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     );
     s.relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ctl_prints_tables_json_and_errors() {
+    use relay::cli_ctl::{Ctl, CtlCommand};
+    let s = site().await;
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: Some("t0ken".into()),
+        config_path: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    let (_app, id) = SimApp::identify_as(s.relay.client_addr(), None, 2, 1, &[(0, "2201")])
+        .await
+        .unwrap();
+    assert_eq!(id.result, 0);
+
+    let ctl = |json: bool, token: Option<&str>, command: CtlCommand| {
+        let addr = addr.clone();
+        let token = token.map(str::to_owned);
+        tokio::task::spawn_blocking(move || Ctl::new(&addr, token, json).run(&command))
+    };
+    let status = ctl(false, Some("t0ken"), CtlCommand::Status)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.starts_with("Switches: 1 configured, 1 enabled, 1 connected\n"),
+        "{status}"
+    );
+    assert!(status.contains("[Call: 2201 - SW(1)]"), "{status}");
+    assert!(status.contains("Licence: trial (trial day 1 of 30); Call 1/20, OpenTSP 0/1, Operator 0/2; licensed sessions 1/23\n"), "{status}");
+    let json = ctl(true, Some("t0ken"), CtlCommand::Sessions)
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["product"], "Call");
+    let err = ctl(false, None, CtlCommand::Status)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a valid admin token is required: send Authorization: Bearer <admin.token>"
+    );
+    let err = ctl(
+        false,
+        Some("t0ken"),
+        CtlCommand::Switch {
+            action: "reboot".into(),
+            no: 1,
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "actions are connect, disconnect and abort (action)"
+    );
+    let done = ctl(
+        false,
+        Some("t0ken"),
+        CtlCommand::Close {
+            id: v[0]["id"].as_u64().unwrap(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(done, "Done.\n");
+    s.relay.shutdown().await;
+}
