@@ -203,10 +203,10 @@ fn sessions_table(v: &Value) -> String {
         let _ = writeln!(
             out,
             "  {:<4} {:<16} {:<6} {:<6} {:<9} {}",
-            s["id"],
+            s["id"].to_string(),
             s["address"].as_str().unwrap_or(""),
-            s["port"],
-            s["protocol"],
+            s["port"].to_string(),
+            s["protocol"].to_string(),
             switches.join(","),
             s["state"].as_str().unwrap_or("")
         );
