@@ -162,7 +162,7 @@ fn status_table(v: &Value) -> String {
         let _ = writeln!(
             out,
             "  {:<3} {:<22} {:<5} {:<17} {:>8}",
-            sw["no"],
+            sw["no"].to_string(),
             format!("{}:{}", sw["address"].as_str().unwrap_or(""), sw["port"]),
             if sw["up"].as_bool() == Some(true) {
                 "up"
@@ -170,7 +170,7 @@ fn status_table(v: &Value) -> String {
                 "down"
             },
             sw["model"].as_str().unwrap_or("-"),
-            sw["sessions"]
+            sw["sessions"].to_string()
         );
     }
     out.push_str(&sessions_table(&s["sessions"]));
