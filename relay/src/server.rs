@@ -319,16 +319,19 @@ impl Relay {
         self.command(no, SwitchCommand::Abort)
     }
 
-    /// Connects every enabled switch.
-    pub fn connect_all(&self) {
-        let numbers: Vec<u8> = self
-            .switches
+    /// The switches that have a supervisor.
+    fn supervised(&self) -> Vec<u8> {
+        self.switches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .keys()
             .copied()
-            .collect();
-        for no in numbers {
+            .collect()
+    }
+
+    /// Connects every enabled switch.
+    pub fn connect_all(&self) {
+        for no in self.supervised() {
             self.connect_switch(no);
         }
     }
@@ -337,14 +340,7 @@ impl Relay {
     pub fn disconnect_all(&self) {
         self.hub
             .close_all_sessions("all switches disconnected by the operator");
-        let numbers: Vec<u8> = self
-            .switches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        for no in numbers {
+        for no in self.supervised() {
             self.disconnect_switch(no);
         }
     }

@@ -52,98 +52,79 @@ fn not_found(what: &str, field: &str, value: serde_json::Value) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no {what} {value}")).on(field, value)
 }
 
-pub async fn add_switch(
-    State(s): State<AdminState>,
-    b: Result<Json<SwitchConfig>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let sw = match body(b) {
+/// An entry of a configuration list the API manages (switches by number, users by address).
+pub trait Entry: serde::de::DeserializeOwned + Send + 'static {
+    const WHAT: &'static str;
+    const KEY: &'static str;
+    fn key(&self) -> String;
+    fn list(config: &mut Config) -> &mut Vec<Self>;
+}
+
+impl Entry for SwitchConfig {
+    const WHAT: &'static str = "switch";
+    const KEY: &'static str = "no";
+    fn key(&self) -> String {
+        self.no.to_string()
+    }
+    fn list(config: &mut Config) -> &mut Vec<Self> {
+        &mut config.switches
+    }
+}
+
+impl Entry for User {
+    const WHAT: &'static str = "user";
+    const KEY: &'static str = "ip";
+    fn key(&self) -> String {
+        self.ip.clone()
+    }
+    fn list(config: &mut Config) -> &mut Vec<Self> {
+        &mut config.users
+    }
+}
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// `POST`: adds an entry (a taken number or address is refused by the configuration rules,
+/// which name the field).
+pub async fn add<T: Entry>(State(s): State<AdminState>, b: JsonBody<T>) -> Response {
+    let item = match body(b) {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
     change(&s, |c| {
-        if c.switch(sw.no).is_some() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("switch {} already exists", sw.no),
-            )
-            .on("no", json!(sw.no)));
-        }
-        c.switches.push(sw);
+        T::list(c).push(item);
         Ok(())
     })
 }
 
-pub async fn put_switch(
+/// `PUT`: replaces the entry with this key.
+pub async fn put<T: Entry>(
     State(s): State<AdminState>,
-    Path(no): Path<u8>,
-    b: Result<Json<SwitchConfig>, axum::extract::rejection::JsonRejection>,
+    Path(key): Path<String>,
+    b: JsonBody<T>,
 ) -> Response {
-    let sw = match body(b) {
+    let item = match body(b) {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
     change(&s, |c| {
-        let slot = c
-            .switches
+        let slot = T::list(c)
             .iter_mut()
-            .find(|x| x.no == no)
-            .ok_or_else(|| not_found("switch", "no", json!(no)))?;
-        *slot = sw;
+            .find(|x| x.key() == key)
+            .ok_or_else(|| not_found(T::WHAT, T::KEY, json!(key)))?;
+        *slot = item;
         Ok(())
     })
 }
 
-pub async fn delete_switch(State(s): State<AdminState>, Path(no): Path<u8>) -> Response {
+/// `DELETE`: removes the entry with this key.
+pub async fn remove<T: Entry>(State(s): State<AdminState>, Path(key): Path<String>) -> Response {
     change(&s, |c| {
-        let before = c.switches.len();
-        c.switches.retain(|x| x.no != no);
-        if c.switches.len() == before {
-            return Err(not_found("switch", "no", json!(no)));
-        }
-        Ok(())
-    })
-}
-
-pub async fn add_user(
-    State(s): State<AdminState>,
-    b: Result<Json<User>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let user = match body(b) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    change(&s, |c| {
-        c.users.push(user);
-        Ok(())
-    })
-}
-
-pub async fn put_user(
-    State(s): State<AdminState>,
-    Path(ip): Path<String>,
-    b: Result<Json<User>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let user = match body(b) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    change(&s, |c| {
-        let slot = c
-            .users
-            .iter_mut()
-            .find(|u| u.ip == ip)
-            .ok_or_else(|| not_found("user", "ip", json!(ip)))?;
-        *slot = user;
-        Ok(())
-    })
-}
-
-pub async fn delete_user(State(s): State<AdminState>, Path(ip): Path<String>) -> Response {
-    change(&s, |c| {
-        let before = c.users.len();
-        c.users.retain(|u| u.ip != ip);
-        if c.users.len() == before {
-            return Err(not_found("user", "ip", json!(ip)));
+        let list = T::list(c);
+        let before = list.len();
+        list.retain(|x| x.key() != key);
+        if list.len() == before {
+            return Err(not_found(T::WHAT, T::KEY, json!(key)));
         }
         Ok(())
     })

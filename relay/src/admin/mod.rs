@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
+use crate::config::{SwitchConfig, User};
 use crate::protocol::CloseReason;
 use crate::Relay;
 
@@ -88,15 +89,15 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/disconnect-all", post(disconnect_all))
         .route("/api/licence", get(licence).post(register_licence))
         .route("/api/config", get(manage::config))
-        .route("/api/switches", post(manage::add_switch))
+        .route("/api/switches", post(manage::add::<SwitchConfig>))
         .route(
             "/api/switches/{no}",
-            axum::routing::put(manage::put_switch).delete(manage::delete_switch),
+            axum::routing::put(manage::put::<SwitchConfig>).delete(manage::remove::<SwitchConfig>),
         )
-        .route("/api/users", post(manage::add_user))
+        .route("/api/users", post(manage::add::<User>))
         .route(
             "/api/users/{ip}",
-            axum::routing::put(manage::put_user).delete(manage::delete_user),
+            axum::routing::put(manage::put::<User>).delete(manage::remove::<User>),
         )
         .route("/api/notifications", get(notifications))
         .route("/api/notifications/live", get(live_notifications))
