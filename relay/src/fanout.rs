@@ -30,12 +30,13 @@ pub struct Scratch {
     spans: Vec<Span>,
 }
 
-/// Delivers the consecutive events `run[range]`, exactly as the switch sent them.
+/// Delivers the `events` consecutive events `run[range]`, exactly as the switch sent them.
 pub fn deliver_events(
     hub: &Hub,
     slot: &SwitchSlot,
     run: &Bytes,
     range: Range<usize>,
+    events: u64,
     scratch: &mut Scratch,
 ) {
     let subs = slot.subscribers.load();
@@ -86,21 +87,7 @@ pub fn deliver_events(
         }
     }
     let p3 = p3_buf.freeze();
-    let events = count_events(&p2, want_spans, &scratch.spans);
     deliver(hub, slot.no, &subs, &p2, &p3, events, &scratch.spans);
-}
-
-fn count_events(p2: &Bytes, counted: bool, spans: &[Span]) -> u64 {
-    if counted {
-        return spans.len() as u64;
-    }
-    let mut n = 0;
-    let mut at = 0;
-    while at < p2.len() {
-        at += u16::from_be_bytes([p2[at], p2[at + 1]]) as usize + 2;
-        n += 1;
-    }
-    n
 }
 
 fn deliver(

@@ -295,24 +295,24 @@ fn dispatch(
     run: &Run,
     scratch: &mut Scratch,
 ) -> Result<(), LossCause> {
-    let mut events: Option<std::ops::Range<usize>> = None;
-    if hub.monitors.watching_links() {
-        let now = hub.clock.now_ms();
-        for f in run.frames() {
+    // Consecutive events, and how many.
+    let mut events: Option<(std::ops::Range<usize>, u64)> = None;
+    // Link monitors see every frame; checked once per run.
+    let watched = hub.monitors.watching_links().then(|| hub.clock.now_ms());
+    for f in run.frames() {
+        if let Some(now) = watched {
             hub.monitors
                 .link_frame(now, link.no, false, &run.bytes()[f.at..f.end()]);
         }
-    }
-    for f in run.frames() {
         if f.kind == Kind::Event {
             events = Some(match events {
-                Some(r) => r.start..f.end(),
-                None => f.at..f.end(),
+                Some((r, n)) => (r.start..f.end(), n + 1),
+                None => (f.at..f.end(), 1),
             });
             continue;
         }
-        if let Some(r) = events.take() {
-            deliver_events(hub, slot, run.bytes(), r, scratch);
+        if let Some((r, n)) = events.take() {
+            deliver_events(hub, slot, run.bytes(), r, n, scratch);
         }
         let frame = run.frame(&f);
         match f.kind {
@@ -345,8 +345,8 @@ fn dispatch(
             }
         }
     }
-    if let Some(r) = events {
-        deliver_events(hub, slot, run.bytes(), r, scratch);
+    if let Some((r, n)) = events {
+        deliver_events(hub, slot, run.bytes(), r, n, scratch);
     }
     Ok(())
 }
