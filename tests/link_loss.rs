@@ -24,6 +24,13 @@ fn two_users(c: &mut relay::Config) {
     }
 }
 
+/// Two switches and the two users, with redials an hour apart (so a loss stays a loss).
+fn two_users_no_redial() -> SiteSpec {
+    SiteSpec::switches(2)
+        .configure(two_users)
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
+}
+
 fn close(reason: u8, text: &str) -> Option<LinkMsg> {
     Some(LinkMsg::Close {
         reason,
@@ -98,11 +105,7 @@ async fn single_switch_sessions_are_closed_and_multi_switch_ones_get_w() {
 
 #[tokio::test]
 async fn when_no_switch_is_left_up_every_session_is_closed() {
-    let site = SiteSpec::switches(2)
-        .configure(two_users)
-        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
-        .start()
-        .await;
+    let site = two_users_no_redial().start().await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
     let mut everything = site.admitted(60, 3, OPERATOR, &[]).await;
     site.switch(2).drop_link();
@@ -200,11 +203,7 @@ async fn a_plain_refusal_is_retried_and_the_link_then_opens() {
 
 #[tokio::test]
 async fn a_half_open_switch_is_detected_after_30_s_of_silence() {
-    let site = SiteSpec::switches(2)
-        .configure(two_users)
-        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
-        .start()
-        .await;
+    let site = two_users_no_redial().start().await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
     tokio::time::pause();
     let start = tokio::time::Instant::now();
@@ -234,11 +233,7 @@ async fn a_half_open_switch_is_detected_after_30_s_of_silence() {
 
 #[tokio::test]
 async fn garbage_from_a_switch_loses_that_link_only() {
-    let site = SiteSpec::switches(2)
-        .configure(two_users)
-        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
-        .start()
-        .await;
+    let site = two_users_no_redial().start().await;
     let mut multi = site.admitted(52, 3, CALL, &[]).await;
     site.switch(1)
         .send_raw(bytes::Bytes::from_static(&[0, 2, b'E', b'x']));

@@ -64,10 +64,7 @@ impl Listener for TcpListen {
 #[async_trait]
 impl Network for TcpNetwork {
     async fn bind(&self, addr: SocketAddr) -> io::Result<Box<dyn Listener>> {
-        let socket = match addr {
-            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
+        let socket = tcp_socket(addr.ip())?;
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         Ok(Box::new(TcpListen(socket.listen(1024)?)))
@@ -88,16 +85,21 @@ impl Network for TcpNetwork {
                     .ok_or_else(|| {
                         io::Error::new(io::ErrorKind::NotFound, "no address of that family")
                     })?;
-                let socket = match ip {
-                    IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-                    IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-                };
+                let socket = tcp_socket(ip)?;
                 socket.bind(SocketAddr::new(ip, 0))?;
                 socket.connect(target).await?
             }
         };
         stream.set_nodelay(true)?;
         Ok(Box::new(stream))
+    }
+}
+
+/// A TCP socket of `ip`'s family.
+fn tcp_socket(ip: IpAddr) -> io::Result<tokio::net::TcpSocket> {
+    match ip {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
     }
 }
 

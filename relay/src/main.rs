@@ -132,16 +132,7 @@ fn main() -> ExitCode {
             token,
             json,
             command,
-        } => match relay::cli_ctl::Ctl::new(&admin, token, json).run(&command) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => print_outcome(relay::cli_ctl::Ctl::new(&admin, token, json).run(&command)),
         Command::Monitor {
             which,
             host,
@@ -245,6 +236,11 @@ fn license(command: LicenseCommand) -> ExitCode {
         LicenseCommand::Keygen { out } => cli::keygen(&out),
         LicenseCommand::Issue(args) => cli::issue(&args),
     };
+    print_outcome(outcome)
+}
+
+/// Prints a command's text, or its error, and gives the exit code.
+fn print_outcome(outcome: anyhow::Result<String>) -> ExitCode {
     match outcome {
         Ok(text) => {
             print!("{text}");

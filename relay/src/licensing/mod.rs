@@ -310,23 +310,17 @@ impl LicenceStatus {
             ],
             access_limit: ent.map_or(0, |e| e.access_limit()),
             licensed_in_use: usage.map_or(0, Usage::licensed_total),
-            bypass: [
-                Product::Acd,
-                Product::Messenger,
-                Product::BypassDataView,
-                Product::CallPro,
-                Product::CallSim,
-                Product::OtherServer,
-            ]
-            .into_iter()
-            .map(|p| {
-                (
-                    p.name().to_string(),
-                    usage::bypass_limit(&config.bypass_limits, p),
-                    usage.map_or(0, |u| u.bypass(p)),
-                )
-            })
-            .collect(),
+            bypass: Product::ALL
+                .into_iter()
+                .filter(|p| p.port() == crate::protocol::Port::Bypass)
+                .map(|p| {
+                    (
+                        p.name().to_string(),
+                        usage::bypass_limit(&config.bypass_limits, p),
+                        usage.map_or(0, |u| u.bypass(p)),
+                    )
+                })
+                .collect(),
             switch_macs: switch_macs.iter().map(key::mac_text).collect(),
         }
     }
