@@ -118,6 +118,20 @@ pub struct SwitchSlot {
     pub no: u8,
     pub subscribers: ArcSwap<Subscribers>,
     pub link: ArcSwapOption<LinkHandle>,
+    pub counters: LinkCounters,
+}
+
+/// What has crossed one switch's link since the relay started (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Frames read from the switch, set-up included.
+    pub frames_in: AtomicU64,
+    /// Frames written (queued) to the switch, set-up included.
+    pub frames_out: AtomicU64,
+    /// Links lost other than by an operator's disconnect or the relay stopping.
+    pub losses: AtomicU64,
+    /// Links that came back up on the recovery schedule after a loss.
+    pub recoveries: AtomicU64,
 }
 
 impl SwitchSlot {
@@ -168,6 +182,7 @@ impl Hub {
                 no: i as u8 + 1,
                 subscribers: ArcSwap::from_pointee(Subscribers::default()),
                 link: ArcSwapOption::empty(),
+                counters: LinkCounters::default(),
             }),
             membership: Mutex::new(()),
             sessions: Mutex::new(BTreeMap::new()),
@@ -188,6 +203,9 @@ impl Hub {
         let shown = self.monitors.watching_links().then(|| frame.clone());
         if !link.out.offer(frame) {
             return false;
+        }
+        if let Some(slot) = self.slot(link.no) {
+            slot.counters.frames_out.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(f) = shown {
             self.monitors

@@ -4,6 +4,7 @@
 //! disconnect, and abort an attempt in progress (the schedule then goes on). Each switch has
 //! its own supervisor, so one switch's attempts never delay another's.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +107,9 @@ async fn attempts(
             Attempt::Open(open) => {
                 if recovering {
                     hub.notices.emit(Notice::RecoveryCompleted { switch: no });
+                    if let Some(slot) = hub.slot(no) {
+                        slot.counters.recoveries.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 let link_stop = stop.child_token();
                 let link = run(hub, no, open, &link_stop);
@@ -122,6 +126,11 @@ async fn attempts(
                 };
                 let cause = if operator { LossCause::Operator } else { cause };
                 let stopping = cause == LossCause::Stopping;
+                if !stopping && !operator {
+                    if let Some(slot) = hub.slot(no) {
+                        slot.counters.losses.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 hub.link_lost(no, cause);
                 return if stopping {
                     None

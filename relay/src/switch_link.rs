@@ -3,7 +3,7 @@
 //! INVOKE map, heartbeats, the 30 s silence rule and the answer timeout.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,10 +137,17 @@ async fn send(hub: &Hub, no: u8, stream: &mut BoxStream, msg: &LinkMsg) -> Resul
         .map_err(|e| LinkFailure::Protocol(e.to_string()))?;
     hub.monitors
         .link_frame(hub.clock.now_ms(), no, true, &frame);
+    count(hub, no, |c| &c.frames_out);
     stream
         .write_all(&frame)
         .await
         .map_err(|e| LinkFailure::Broken(e.to_string()))
+}
+
+fn count(hub: &Hub, no: u8, which: impl Fn(&crate::hub::LinkCounters) -> &AtomicU64) {
+    if let Some(slot) = hub.slot(no) {
+        which(&slot.counters).fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Reads the next link-control message during set-up, answering heartbeats and skipping any
@@ -156,6 +163,7 @@ async fn next_link_msg(
         if let Ok(Some(frame)) = &next {
             hub.monitors
                 .link_frame(hub.clock.now_ms(), no, false, frame.as_bytes());
+            count(hub, no, |c| &c.frames_in);
         }
         match next {
             Ok(Some(frame)) if frame.kind() == Kind::Link => {
@@ -299,7 +307,9 @@ fn dispatch(
     let mut events: Option<(std::ops::Range<usize>, u64)> = None;
     // Link monitors see every frame; checked once per run.
     let watched = hub.monitors.watching_links().then(|| hub.clock.now_ms());
+    let mut frames = 0;
     for f in run.frames() {
+        frames += 1;
         if let Some(now) = watched {
             hub.monitors
                 .link_frame(now, link.no, false, &run.bytes()[f.at..f.end()]);
@@ -348,6 +358,7 @@ fn dispatch(
     if let Some((r, n)) = events {
         deliver_events(hub, slot, run.bytes(), r, n, scratch);
     }
+    slot.counters.frames_in.fetch_add(frames, Ordering::Relaxed);
     Ok(())
 }
 

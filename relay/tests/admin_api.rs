@@ -17,10 +17,15 @@ use tower::ServiceExt;
 
 struct Site {
     relay: Arc<Relay>,
+    switch: SimSwitch,
     _state: tempfile::TempDir,
 }
 
 async fn site() -> Site {
+    site_with(relay::hub::Tuning::default()).await
+}
+
+async fn site_with(tuning: relay::hub::Tuning) -> Site {
     let switch = SimSwitch::start("127.0.1.61:0".parse().unwrap(), Settings::officeserv(1))
         .await
         .unwrap();
@@ -36,7 +41,11 @@ async fn site() -> Site {
         "1234",
     ));
     let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
-    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners).unwrap());
+    let parts = RelayParts {
+        tuning,
+        ..RelayParts::new(config)
+    };
+    let relay = Arc::new(Relay::start(parts, listeners).unwrap());
     for _ in 0..500 {
         if relay.hub().slot(1).unwrap().is_up() {
             break;
@@ -45,6 +54,7 @@ async fn site() -> Site {
     }
     Site {
         relay,
+        switch,
         _state: state,
     }
 }
@@ -173,6 +183,88 @@ async fn switch_operations_notifications_and_metrics() {
         texts.contains(&"Switch 1 disconnected (disconnected by the operator)"),
         "{texts:?}"
     );
+    s.relay.shutdown().await;
+}
+
+/// The sample of `name` with these labels in the exposition text.
+fn sample(metrics: &str, name_and_labels: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name_and_labels} ")))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_link_frames_recoveries_and_licence_use() {
+    let s = site_with(relay::hub::Tuning {
+        recovery_cycle: Some(Duration::from_millis(50)),
+        ..Default::default()
+    })
+    .await;
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+        config_path: None,
+    });
+    let (_, before) = call(&api, "GET", "/metrics", None, "").await;
+    let opened_in = sample(&before, "cti_switch_frames_in_total{switch=\"1\"}");
+    let opened_out = sample(&before, "cti_switch_frames_out_total{switch=\"1\"}");
+
+    // One request and its answer: one frame each way.
+    let (mut app, id) = SimApp::identify_as(s.relay.client_addr(), None, 2, 1, &[])
+        .await
+        .unwrap();
+    assert_eq!(id.result, 0);
+    app.request(None, b'K', 1, b"2201").await.unwrap();
+    let answer = app.next_non_heartbeat().await.unwrap().unwrap();
+    assert_eq!(answer.kind(), relay::protocol::Kind::Answer);
+    let (_, after) = call(&api, "GET", "/metrics", None, "").await;
+    assert_eq!(
+        sample(&after, "cti_switch_frames_out_total{switch=\"1\"}"),
+        opened_out + 1
+    );
+    assert_eq!(
+        sample(&after, "cti_switch_frames_in_total{switch=\"1\"}"),
+        opened_in + 1
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "cti_licence_products{product=\"Call\",kind=\"in_use\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        sample(&after, "cti_sessions{product=\"Call\",protocol=\"2\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&after, "cti_switch_recoveries_total{switch=\"1\"}"),
+        0
+    );
+    drop(app);
+
+    // The switch drops the link; the schedule brings it back.
+    assert!(s.switch.drop_link());
+    s.switch.wait_opened(2).await;
+    let mut metrics = String::new();
+    for _ in 0..500 {
+        (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
+        if sample(&metrics, "cti_switch_recoveries_total{switch=\"1\"}") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sample(&metrics, "cti_switch_link_losses_total{switch=\"1\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&metrics, "cti_switch_recoveries_total{switch=\"1\"}"),
+        1
+    );
+    assert_eq!(sample(&metrics, "cti_switch_link_up{switch=\"1\"}"), 1);
     s.relay.shutdown().await;
 }
 

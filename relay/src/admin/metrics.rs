@@ -46,6 +46,47 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             })
             .collect(),
     );
+    for (name, help, which) in [
+        (
+            "cti_switch_frames_in_total",
+            "Frames read from the switch, link set-up included.",
+            0,
+        ),
+        (
+            "cti_switch_frames_out_total",
+            "Frames sent to the switch, link set-up included.",
+            1,
+        ),
+        (
+            "cti_switch_link_losses_total",
+            "Links lost other than by an operator's disconnect.",
+            2,
+        ),
+        (
+            "cti_switch_recoveries_total",
+            "Links brought back up by the recovery schedule after a loss.",
+            3,
+        ),
+    ] {
+        metric(
+            name,
+            help,
+            "counter",
+            status
+                .switches
+                .iter()
+                .filter_map(|sw| hub.slot(sw.no))
+                .map(|slot| {
+                    let c = &slot.counters;
+                    let v = [&c.frames_in, &c.frames_out, &c.losses, &c.recoveries][which];
+                    (
+                        format!("{{switch=\"{}\"}}", slot.no),
+                        v.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+        );
+    }
     let mut per_product: std::collections::BTreeMap<(String, u8), u64> = Default::default();
     for session in &status.sessions {
         *per_product
@@ -129,6 +170,43 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             ("{kind=\"limit\"}".into(), u64::from(licence.access_limit)),
         ],
     );
+    let mut products = Vec::new();
+    for (name, limit, used) in &licence.products {
+        // Counted products only; flag products (limit yes/no) are not a number.
+        if let (Ok(limit), Ok(used)) = (limit.parse::<u64>(), used.parse::<u64>()) {
+            let name = label(name);
+            products.push((format!("{{product=\"{name}\",kind=\"in_use\"}}"), used));
+            products.push((format!("{{product=\"{name}\",kind=\"limit\"}}"), limit));
+        }
+    }
+    metric(
+        "cti_licence_products",
+        "Sessions of each counted licensed product in use, and the licence's limit.",
+        "gauge",
+        products,
+    );
+    metric(
+        "cti_bypass_sessions",
+        "Bypass-port sessions of each product in use, and the configured limit.",
+        "gauge",
+        licence
+            .bypass
+            .iter()
+            .flat_map(|(name, limit, used)| {
+                let name = label(name);
+                [
+                    (
+                        format!("{{product=\"{name}\",kind=\"in_use\"}}"),
+                        u64::from(*used),
+                    ),
+                    (
+                        format!("{{product=\"{name}\",kind=\"limit\"}}"),
+                        u64::from(*limit),
+                    ),
+                ]
+            })
+            .collect(),
+    );
     let (sw, su, export) = hub.monitors.counts();
     metric(
         "cti_monitors",
@@ -141,4 +219,9 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         ],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// A product's display name without its remark: "Call (CallPlus counts as Call)" is "Call".
+fn label(name: &str) -> &str {
+    name.split(" (").next().unwrap_or(name)
 }
