@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Where the admin API is and how to call it.
 pub struct Ctl {
@@ -22,11 +22,15 @@ pub enum CtlCommand {
     Sessions,
     /// Close a session (the application gets X reason 7).
     Close { id: u64 },
-    /// Connect, disconnect, or abort the attempt in progress on one switch.
+    /// The switch table: list, add, set, delete; connect, disconnect, abort one switch.
     Switch {
-        /// connect, disconnect or abort
-        action: String,
-        no: u8,
+        #[command(subcommand)]
+        command: SwitchCommand,
+    },
+    /// Registered users (per-address settings): list, add, set, delete.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Connect every switch.
     ConnectAll,
@@ -38,6 +42,162 @@ pub enum CtlCommand {
     Register { key: String },
     /// The kept notifications.
     Notifications,
+}
+
+/// Operations on one switch, or on the switch table.
+#[derive(Debug, clap::Subcommand)]
+pub enum SwitchCommand {
+    /// The switch table as configured.
+    List,
+    /// Add a switch (it is dialled at once when enabled).
+    Add {
+        no: u8,
+        #[command(flatten)]
+        fields: SwitchFields,
+    },
+    /// Change some fields of a switch (disconnect it first).
+    Set {
+        no: u8,
+        #[command(flatten)]
+        fields: SwitchFields,
+    },
+    /// Delete a switch (disconnect it first).
+    Delete { no: u8 },
+    /// Dial the switch now.
+    Connect { no: u8 },
+    /// Close the link, and stop recovering it until connected again.
+    Disconnect { no: u8 },
+    /// Give up the attempt in progress (the schedule goes on).
+    Abort { no: u8 },
+}
+
+/// Switch fields; those left out keep their value (or take the default on `add`).
+#[derive(Debug, Default, clap::Args)]
+pub struct SwitchFields {
+    #[arg(long)]
+    pub address: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// officeserv or general
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// The EasySet password used to download the station table.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// true or false: only enabled switches are dialled.
+    #[arg(long)]
+    pub enabled: Option<bool>,
+}
+
+/// Operations on registered users.
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Registered users.
+    List,
+    /// Register an address.
+    Add {
+        ip: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Change some fields of a registered user.
+    Set {
+        ip: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Remove a registered user.
+    Delete { ip: String },
+}
+
+/// User fields; those left out keep their value (or take the default on `add`).
+#[derive(Debug, Default, clap::Args)]
+pub struct UserFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub info: Option<String>,
+    /// The switches this user is served, e.g. 1,2,4 (`none`: the default rules).
+    #[arg(long, value_parser = parse_switch_list)]
+    pub switches: Option<SwitchList>,
+    /// The user's default switch (`none`: the global default).
+    #[arg(long, value_parser = parse_optional_switch)]
+    pub default_switch: Option<OptionalSwitch>,
+    /// true or false: send the user only the devices it watches.
+    #[arg(long)]
+    pub filtering: Option<bool>,
+}
+
+/// A list of switch numbers given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwitchList(pub Vec<u8>);
+
+/// A switch number, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalSwitch(pub Option<u8>);
+
+fn parse_switch_number(text: &str) -> Result<u8, String> {
+    text.trim()
+        .parse::<u8>()
+        .map_err(|_| format!("{text:?} is not a switch number (1..=8)"))
+}
+
+fn parse_switch_list(text: &str) -> Result<SwitchList, String> {
+    if text.is_empty() || text == "none" {
+        return Ok(SwitchList(Vec::new()));
+    }
+    text.split(',')
+        .map(parse_switch_number)
+        .collect::<Result<_, _>>()
+        .map(SwitchList)
+}
+
+fn parse_optional_switch(text: &str) -> Result<OptionalSwitch, String> {
+    if text == "none" {
+        return Ok(OptionalSwitch(None));
+    }
+    parse_switch_number(text).map(|n| OptionalSwitch(Some(n)))
+}
+
+impl SwitchFields {
+    fn overlay(&self, entry: &mut Value) {
+        set(entry, "address", self.address.as_ref().map(|v| json!(v)));
+        set(entry, "port", self.port.map(|v| json!(v)));
+        set(entry, "name", self.name.as_ref().map(|v| json!(v)));
+        set(entry, "type", self.kind.as_ref().map(|v| json!(v)));
+        set(
+            entry,
+            "easyset_password",
+            self.password.as_ref().map(|v| json!(v)),
+        );
+        set(entry, "enabled", self.enabled.map(|v| json!(v)));
+    }
+}
+
+impl UserFields {
+    fn overlay(&self, entry: &mut Value) {
+        set(entry, "name", self.name.as_ref().map(|v| json!(v)));
+        set(entry, "info", self.info.as_ref().map(|v| json!(v)));
+        set(
+            entry,
+            "switches",
+            self.switches.as_ref().map(|v| json!(v.0)),
+        );
+        set(
+            entry,
+            "default_switch",
+            self.default_switch.map(|v| json!(v.0)),
+        );
+        set(entry, "filtering", self.filtering.map(|v| json!(v)));
+    }
+}
+
+fn set(entry: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        entry[key] = v;
+    }
 }
 
 impl Ctl {
@@ -58,23 +218,24 @@ impl Ctl {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{path}", self.base);
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let result = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url);
+        let result = match method {
+            "GET" | "DELETE" => {
+                let mut r = if method == "GET" {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
                 r.call()
             }
-            ("DELETE", _) => {
-                let mut r = self.agent.delete(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            (_, body) => {
-                let mut r = self.agent.post(&url);
+            _ => {
+                let mut r = if method == "PUT" {
+                    self.agent.put(&url)
+                } else {
+                    self.agent.post(&url)
+                };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
@@ -91,45 +252,100 @@ impl Ctl {
         })?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
+        if !(200..300).contains(&status) {
+            anyhow::bail!("{}", error_text(&text));
+        }
         Ok((status, text))
+    }
+
+    /// The configured entry of `list` (`switches` or `users`) whose `key` field is `value`.
+    fn entry(&self, list: &str, key: &str, value: &str) -> anyhow::Result<Value> {
+        let (_, text) = self.call("GET", "/api/config", None)?;
+        let config: Value = serde_json::from_str(&text)?;
+        config[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| match &e[key] {
+                Value::String(s) => s == value,
+                other => other.as_u64().is_some() && other.as_u64() == value.parse().ok(),
+            })
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no {} {value} is configured", &list[..list.len() - 1]))
+    }
+
+    /// The API call that carries out `command`.
+    fn request(
+        &self,
+        command: &CtlCommand,
+    ) -> anyhow::Result<(&'static str, String, Option<Value>)> {
+        Ok(match command {
+            CtlCommand::Status => ("GET", "/api/status".into(), None),
+            CtlCommand::Sessions => ("GET", "/api/sessions".into(), None),
+            CtlCommand::Close { id } => ("DELETE", format!("/api/sessions/{id}"), None),
+            CtlCommand::Switch { command } => match command {
+                SwitchCommand::List => ("GET", "/api/config".into(), None),
+                SwitchCommand::Add { no, fields } => {
+                    let mut entry = json!({ "no": no });
+                    fields.overlay(&mut entry);
+                    ("POST", "/api/switches".into(), Some(entry))
+                }
+                SwitchCommand::Set { no, fields } => {
+                    let mut entry = self.entry("switches", "no", &no.to_string())?;
+                    fields.overlay(&mut entry);
+                    ("PUT", format!("/api/switches/{no}"), Some(entry))
+                }
+                SwitchCommand::Delete { no } => ("DELETE", format!("/api/switches/{no}"), None),
+                SwitchCommand::Connect { no } => {
+                    ("POST", format!("/api/switches/{no}/connect"), None)
+                }
+                SwitchCommand::Disconnect { no } => {
+                    ("POST", format!("/api/switches/{no}/disconnect"), None)
+                }
+                SwitchCommand::Abort { no } => ("POST", format!("/api/switches/{no}/abort"), None),
+            },
+            CtlCommand::User { command } => match command {
+                UserCommand::List => ("GET", "/api/config".into(), None),
+                UserCommand::Add { ip, fields } => {
+                    let mut entry = json!({ "ip": ip });
+                    fields.overlay(&mut entry);
+                    ("POST", "/api/users".into(), Some(entry))
+                }
+                UserCommand::Set { ip, fields } => {
+                    let mut entry = self.entry("users", "ip", ip)?;
+                    fields.overlay(&mut entry);
+                    ("PUT", format!("/api/users/{ip}"), Some(entry))
+                }
+                UserCommand::Delete { ip } => ("DELETE", format!("/api/users/{ip}"), None),
+            },
+            CtlCommand::ConnectAll => ("POST", "/api/connect-all".into(), None),
+            CtlCommand::DisconnectAll => ("POST", "/api/disconnect-all".into(), None),
+            CtlCommand::Licence => ("GET", "/api/licence".into(), None),
+            CtlCommand::Register { key } => {
+                ("POST", "/api/licence".into(), Some(json!({ "key": key })))
+            }
+            CtlCommand::Notifications => ("GET", "/api/notifications".into(), None),
+        })
     }
 
     /// Runs a command and returns what to print.
     pub fn run(&self, command: &CtlCommand) -> anyhow::Result<String> {
-        let (method, path, body) = match command {
-            CtlCommand::Status => ("GET", "/api/status".to_string(), None),
-            CtlCommand::Sessions => ("GET", "/api/sessions".into(), None),
-            CtlCommand::Close { id } => ("DELETE", format!("/api/sessions/{id}"), None),
-            CtlCommand::Switch { action, no } => {
-                ("POST", format!("/api/switches/{no}/{action}"), None)
-            }
-            CtlCommand::ConnectAll => ("POST", "/api/connect-all".into(), None),
-            CtlCommand::DisconnectAll => ("POST", "/api/disconnect-all".into(), None),
-            CtlCommand::Licence => ("GET", "/api/licence".into(), None),
-            CtlCommand::Register { key } => (
-                "POST",
-                "/api/licence".into(),
-                Some(serde_json::json!({ "key": key })),
-            ),
-            CtlCommand::Notifications => ("GET", "/api/notifications".into(), None),
-        };
-        let (status, text) = self.call(method, &path, body)?;
-        if !(200..300).contains(&status) {
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let field = v["field"]
-                .as_str()
-                .map(|f| format!(" ({f})"))
-                .unwrap_or_default();
-            anyhow::bail!("{}{field}", v["error"].as_str().unwrap_or(&text));
-        }
-        if self.json {
-            return Ok(if text.is_empty() {
-                "{}\n".into()
-            } else {
-                format!("{text}\n")
-            });
-        }
+        let (method, path, body) = self.request(command)?;
+        let (_, text) = self.call(method, &path, body)?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if self.json {
+            let shown = match command {
+                CtlCommand::Switch {
+                    command: SwitchCommand::List,
+                } => v["switches"].clone(),
+                CtlCommand::User {
+                    command: UserCommand::List,
+                } => v["users"].clone(),
+                _ if text.is_empty() => json!({}),
+                _ => v,
+            };
+            return Ok(format!("{shown}\n"));
+        }
         Ok(match command {
             CtlCommand::Status => status_table(&v),
             CtlCommand::Sessions => sessions_table(&v),
@@ -140,9 +356,114 @@ impl Ctl {
                 v["serial"],
                 v["grants"].as_str().unwrap_or("")
             ),
+            CtlCommand::Switch {
+                command: SwitchCommand::List,
+            } => switch_list(&v),
+            CtlCommand::User {
+                command: UserCommand::List,
+            } => user_list(&v),
+            CtlCommand::Switch {
+                command:
+                    SwitchCommand::Add { .. } | SwitchCommand::Set { .. } | SwitchCommand::Delete { .. },
+            }
+            | CtlCommand::User { .. } => {
+                if v["saved"].as_bool() == Some(true) {
+                    "In force, and saved to the configuration file.\n".into()
+                } else {
+                    "In force (not saved: this relay runs without a configuration file).\n".into()
+                }
+            }
             _ => "Done.\n".into(),
         })
     }
+}
+
+/// An API error body as one line per error: the message and the field it concerns.
+fn error_text(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let line = |e: &Value| {
+        let field = e["field"]
+            .as_str()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        let message = e["error"].as_str().or(e["message"].as_str()).unwrap_or("");
+        format!("{message}{field}")
+    };
+    match v["errors"].as_array() {
+        Some(list) if !list.is_empty() => list.iter().map(line).collect::<Vec<_>>().join("\n"),
+        _ if v["error"].is_string() => line(&v),
+        _ => body.trim().to_owned(),
+    }
+}
+
+fn switch_list(config: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<3} {:<22} {:<20} {:<11} enabled",
+        "no", "address", "name", "type"
+    );
+    for sw in config["switches"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<3} {:<22} {:<20} {:<11} {}",
+            sw["no"].to_string(),
+            format!("{}:{}", sw["address"].as_str().unwrap_or(""), sw["port"]),
+            sw["name"].as_str().unwrap_or(""),
+            sw["type"].as_str().unwrap_or(""),
+            if sw["enabled"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+    let _ = writeln!(out, "Default switch: {}", config["default_switch"]);
+    out
+}
+
+fn user_list(config: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<16} {:<9} {:<8} {:<9} info",
+        "address", "name", "switches", "default", "filtering"
+    );
+    for u in config["users"].as_array().into_iter().flatten() {
+        let switches: Vec<String> = u["switches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<16} {:<9} {:<8} {:<9} {}",
+            u["ip"].as_str().unwrap_or(""),
+            u["name"].as_str().unwrap_or(""),
+            if switches.is_empty() {
+                "-".into()
+            } else {
+                switches.join(",")
+            },
+            u["default_switch"]
+                .as_u64()
+                .map_or("-".into(), |n| n.to_string()),
+            if u["filtering"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            u["info"].as_str().unwrap_or("")
+        );
+    }
+    let allow = config["access"]["allow_unregistered"].as_bool() == Some(true);
+    let _ = writeln!(
+        out,
+        "Unregistered addresses: {}",
+        if allow { "allowed" } else { "refused" }
+    );
+    out
 }
 
 fn status_table(v: &Value) -> String {

@@ -407,21 +407,24 @@ impl Relay {
             message: "cannot be changed while the relay runs: restart it to apply".into(),
         })
         .collect();
-        for sw in &old.switches {
+        for (index, sw) in old.switches.iter().enumerate() {
             if new.switch(sw.no) == Some(sw) {
                 continue;
             }
             let up = self.hub.slot(sw.no).is_some_and(|s| s.is_up());
             let message = if !edit_switches_that_are_down {
-                "a configured switch cannot be changed or deleted by a reload: only switches can be added"
+                format!("switch {} cannot be changed or deleted by a reload: only switches can be added", sw.no)
             } else if up {
-                "the switch is connected: disconnect it before changing or deleting it"
+                format!(
+                    "switch {} is connected: disconnect it before changing or deleting it",
+                    sw.no
+                )
             } else {
                 continue;
             };
             refused.push(ConfigError {
-                field: format!("switches (switch {})", sw.no),
-                message: message.into(),
+                field: format!("switches[{index}]"),
+                message,
             });
         }
         if !refused.is_empty() {

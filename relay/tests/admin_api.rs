@@ -318,7 +318,10 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     let (code, body) = call(&api, "POST", "/api/users", None, user).await;
     assert_eq!(
         (code, body.as_str()),
-        (StatusCode::OK, r#"{"applied":true,"switches_added":[]}"#)
+        (
+            StatusCode::OK,
+            r#"{"applied":true,"saved":true,"switches_added":[]}"#
+        )
     );
     let saved = Config::load(&path).unwrap();
     assert_eq!(saved.users[0].name, "Alex", "written back to the file");
@@ -338,7 +341,7 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         v["error"],
-        "the switch is connected: disconnect it before changing or deleting it"
+        "switch 1 is connected: disconnect it before changing or deleting it"
     );
 
     // A failed write refuses the change and leaves the file as it was.
@@ -363,10 +366,15 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
 async fn relay_ctl_prints_tables_json_and_errors() {
     use relay::cli_ctl::{Ctl, CtlCommand};
     let s = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("relay.yaml");
+    (**s.relay.hub().config.load())
+        .save_atomic(&config_path)
+        .unwrap();
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: Some("t0ken".into()),
-        config_path: None,
+        config_path: Some(config_path.clone()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -405,20 +413,152 @@ async fn relay_ctl_prints_tables_json_and_errors() {
         err.to_string(),
         "a valid admin token is required: send Authorization: Bearer <admin.token>"
     );
-    let err = ctl(
-        false,
-        Some("t0ken"),
-        CtlCommand::Switch {
-            action: "reboot".into(),
-            no: 1,
+    // Switch and user management, under the configuration rules.
+    use relay::cli_ctl::{
+        OptionalSwitch, SwitchCommand, SwitchFields, SwitchList, UserCommand, UserFields,
+    };
+    let run = |command: CtlCommand| ctl(false, Some("t0ken"), command);
+    let alex = || UserFields {
+        name: Some("Alex".into()),
+        switches: Some(SwitchList(vec![1])),
+        default_switch: Some(OptionalSwitch(Some(1))),
+        filtering: Some(true),
+        ..Default::default()
+    };
+    let added = run(CtlCommand::User {
+        command: UserCommand::Add {
+            ip: "10.1.1.5".into(),
+            fields: alex(),
         },
-    )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(added, "In force, and saved to the configuration file.\n");
+    let err = run(CtlCommand::User {
+        command: UserCommand::Add {
+            ip: "10.1.1.5".into(),
+            fields: alex(),
+        },
+    })
     .await
     .unwrap()
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "actions are connect, disconnect and abort (action)"
+        "10.1.1.5 is already registered by users[0] (users[1].ip)"
+    );
+    let err = run(CtlCommand::User {
+        command: UserCommand::Set {
+            ip: "10.1.1.5".into(),
+            fields: UserFields {
+                default_switch: Some(OptionalSwitch(Some(2))),
+                ..Default::default()
+            },
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "switch 2 is not configured (users[0].default_switch)"
+    );
+    run(CtlCommand::User {
+        command: UserCommand::Set {
+            ip: "10.1.1.5".into(),
+            fields: UserFields {
+                info: Some("front desk".into()),
+                switches: Some(SwitchList(vec![])),
+                default_switch: Some(OptionalSwitch(None)),
+                ..Default::default()
+            },
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let users = run(CtlCommand::User {
+        command: UserCommand::List,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        users,
+        "address          name             switches  default  filtering info\n\
+         10.1.1.5         Alex             -         -        yes       front desk\n\
+         Unregistered addresses: allowed\n"
+    );
+    assert_eq!(
+        Config::load(&config_path).unwrap().users[0].info,
+        "front desk",
+        "written back"
+    );
+    let err = run(CtlCommand::User {
+        command: UserCommand::Set {
+            ip: "10.9.9.9".into(),
+            fields: UserFields::default(),
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(err.to_string(), "no user 10.9.9.9 is configured");
+    run(CtlCommand::User {
+        command: UserCommand::Delete {
+            ip: "10.1.1.5".into(),
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(Config::load(&config_path).unwrap().users.is_empty());
+
+    let err = run(CtlCommand::Switch {
+        command: SwitchCommand::Add {
+            no: 2,
+            fields: SwitchFields {
+                address: Some("127.0.1.61".into()),
+                enabled: Some(false),
+                ..Default::default()
+            },
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "127.0.1.61: address already assigned to switch 1 (switches[1].address)"
+    );
+    let err = run(CtlCommand::Switch {
+        command: SwitchCommand::Set {
+            no: 1,
+            fields: SwitchFields {
+                name: Some("Main".into()),
+                ..Default::default()
+            },
+        },
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "switch 1 is connected: disconnect it before changing or deleting it (switches[0])"
+    );
+    let switches = run(CtlCommand::Switch {
+        command: SwitchCommand::List,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        switches.starts_with(
+            "no  address                name                 type        enabled\n1   127.0.1.61:"
+        ),
+        "{switches}"
     );
     let done = ctl(
         false,

@@ -21,7 +21,12 @@ fn change(s: &AdminState, edit: impl FnOnce(&mut Config) -> Result<(), ApiError>
         return e.into_response();
     }
     match s.relay.apply_change(next, s.config_path.as_deref()) {
-        Ok(added) => Json(json!({ "applied": true, "switches_added": added })).into_response(),
+        Ok(added) => Json(json!({
+            "applied": true,
+            "saved": s.config_path.is_some(),
+            "switches_added": added,
+        }))
+        .into_response(),
         Err(errors) => refused(errors),
     }
 }
