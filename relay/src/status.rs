@@ -21,6 +21,8 @@ pub struct SessionStatus {
     pub address: String,
     pub port: u16,
     pub product: String,
+    /// Whether the application came in on the bypass port.
+    pub bypass: bool,
     pub protocol: u8,
     pub switches: Vec<u8>,
     /// As the status view shows it: `[Call: 2201 - SW(3)]`.
@@ -70,6 +72,7 @@ impl Status {
                 address: s.peer.ip().to_string(),
                 port: s.peer.port(),
                 product: s.product.to_string(),
+                bypass: s.product.port() == crate::protocol::Port::Bypass,
                 protocol: s.protocol,
                 switches: s.served.clone(),
                 state: s.describe_devices(),

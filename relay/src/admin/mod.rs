@@ -9,10 +9,12 @@
 //!   applied live (a connected switch must be disconnected before it is changed).
 //! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
 //! - `GET /metrics`: Prometheus text.
+//! - `GET /`: the web console ([`console`]), which uses the routes above.
 //!
 //! A token is required when the API is bound to a non-loopback address (`Authorization:
 //! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
 
+mod console;
 mod manage;
 mod metrics;
 
@@ -78,6 +80,50 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A running admin interface.
+pub struct AdminServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Serves the API, the metrics and the web console on `addr`.
+pub async fn serve(state: AdminState, addr: std::net::SocketAddr) -> anyhow::Result<AdminServer> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on the admin port {addr}"))?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        let app = router(state);
+        async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the admin interface stopped");
+            }
+        }
+    });
+    Ok(AdminServer { addr, stop, task })
+}
+
+impl AdminServer {
+    /// Stops serving; live streams (notifications) are cut after 2 s.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
 /// The API's routes over `state`.
 pub fn router(state: AdminState) -> Router {
     Router::new()
@@ -106,6 +152,7 @@ pub fn router(state: AdminState) -> Router {
             state.clone(),
             authorize,
         ))
+        .merge(console::routes())
         .with_state(state)
 }
 
@@ -136,9 +183,21 @@ async fn authorize(
 async fn status(State(s): State<AdminState>) -> Response {
     let status = s.relay.status();
     let (sw, su, export) = s.relay.hub().monitors.counts();
+    let port = |p| s.relay.monitor_addr(p).map(|a| a.port());
+    use crate::monitor::MonitorPort;
     Json(json!({
         "status": status,
-        "monitors": { "switch_messages": sw, "smdr_ucd": su, "export": export },
+        "monitors": {
+            "switch_messages": sw,
+            "smdr_ucd": su,
+            "export": export,
+            "ports": {
+                "switch_messages": port(MonitorPort::SwitchMessages),
+                "smdr_ucd": port(MonitorPort::SmdrUcd),
+                "export": port(MonitorPort::Export),
+            },
+            "password": s.relay.hub().config.load().monitor.password.is_some(),
+        },
     }))
     .into_response()
 }
