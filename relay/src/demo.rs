@@ -25,6 +25,8 @@ pub struct DemoOptions {
     pub client_port: u16,
     /// The port the simulated switches listen on (at 127.0.1.1 and 127.0.1.2).
     pub switch_port: u16,
+    /// The admin interface and web console, on 127.0.0.1 (0: any free port).
+    pub admin_port: u16,
     /// Clear the screen between views (on a terminal) or print views one after another.
     pub clear_screen: bool,
 }
@@ -72,7 +74,23 @@ pub async fn run(
     config.state_dir = state_dir.path().to_owned();
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let relay = Relay::start(RelayParts::new(config), listeners)?;
+    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners)?);
+    let admin = crate::admin::serve(
+        crate::admin::AdminState {
+            relay: relay.clone(),
+            token: None,
+            config_path: None,
+        },
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), opts.admin_port),
+    )
+    .await;
+    let admin = match admin {
+        Ok(a) => a,
+        Err(e) => {
+            relay.shutdown().await;
+            return Err(e);
+        }
+    };
     let started = Instant::now();
     while !(relay.hub().slot(1).is_some_and(|s| s.is_up())
         && relay.hub().slot(2).is_some_and(|s| s.is_up()))
@@ -117,7 +135,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = &mut stop => break,
         }
-        let view = render(&relay, &apps, started.elapsed());
+        let view = render(&relay, admin.addr, &apps, started.elapsed());
         if opts.clear_screen {
             print!("\x1b[2J\x1b[H{view}");
         } else {
@@ -129,6 +147,7 @@ pub async fn run(
     }
     background.abort_all();
     relay.shutdown().await;
+    admin.stop().await;
     Ok(())
 }
 
@@ -265,7 +284,7 @@ async fn count_frames(rd: &mut client_sim::app::Reader, app: &DemoApp) {
     }
 }
 
-fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
+fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
     let status = relay.status();
     let stats = &relay.hub().stats;
     let mut out = String::new();
@@ -275,6 +294,10 @@ fn render(relay: &Relay, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
         elapsed.as_secs(),
         relay.client_addr().port(),
         relay.bypass_addr().port()
+    );
+    let _ = writeln!(
+        out,
+        "Web console: http://{admin}/   (relay ctl --admin {admin} status)"
     );
     let port = |p| {
         relay

@@ -41,6 +41,9 @@ enum Command {
         /// The port the two simulated switches listen on, at 127.0.1.1 and 127.0.1.2.
         #[arg(long, default_value_t = 5002)]
         switch_port: u16,
+        /// The port of the admin interface and web console, on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        admin_port: u16,
     },
     /// Operate a running relay through its admin interface.
     Ctl {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             duration,
             client_port,
             switch_port,
+            admin_port,
         } => {
             init_tracing("warn", None);
             use std::io::IsTerminal;
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
                 duration,
                 client_port,
                 switch_port,
+                admin_port,
                 clear_screen: std::io::stdout().is_terminal(),
             };
             block_on(relay::demo::run(opts, async {
@@ -300,30 +305,26 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let admin_addr = std::net::SocketAddr::new(config.admin.address, config.admin.port);
     let token = config.admin.token.clone().filter(|t| !t.is_empty());
-    let admin_listener = tokio::net::TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| format!("cannot listen on the admin port {admin_addr}"))?;
     let relay = Arc::new(
         Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
     );
-    let admin = relay::admin::router(relay::admin::AdminState {
-        relay: relay.clone(),
-        token,
-        config_path: Some(path.clone()),
-    });
-    let admin_stop = tokio_util::sync::CancellationToken::new();
-    let admin_task = tokio::spawn({
-        let stop = admin_stop.clone();
-        async move {
-            let served = axum::serve(admin_listener, admin)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "the admin interface stopped");
-            }
+    let admin = relay::admin::serve(
+        relay::admin::AdminState {
+            relay: relay.clone(),
+            token,
+            config_path: Some(path.clone()),
+        },
+        admin_addr,
+    )
+    .await;
+    let admin = match admin {
+        Ok(a) => a,
+        Err(e) => {
+            relay.shutdown().await;
+            return Err(e);
         }
-    });
-    tracing::info!(admin = %admin_addr, "admin interface listening");
+    };
+    tracing::info!(console = %format!("http://{}/", admin.addr), "admin interface and web console listening");
     tracing::info!(
         client = %relay.client_addr(),
         bypass = %relay.bypass_addr(),
@@ -332,8 +333,7 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     wait_for_stop(&relay, &path).await?;
     tracing::info!("stop requested");
     relay.shutdown().await;
-    admin_stop.cancel();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin_task).await;
+    admin.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

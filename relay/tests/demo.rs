@@ -13,6 +13,8 @@ fn the_demo_connects_both_switches_serves_its_applications_and_stops_by_itself()
             "16000",
             "--switch-port",
             "15002",
+            "--admin-port",
+            "0",
         ])
         .output()
         .unwrap();
@@ -25,6 +27,7 @@ fn the_demo_connects_both_switches_serves_its_applications_and_stops_by_itself()
     let last = stdout.rsplit("CTI relay demo:").next().unwrap();
     for expected in [
         "applications connect to 127.0.0.1:16000 (bypass 16500)",
+        "Web console: http://127.0.0.1:",
         "Switches (2 configured, 2 enabled, 2 connected)",
         "127.0.1.1:15002",
         "[Call: 2201 - SW(1)]",
