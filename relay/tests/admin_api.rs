@@ -286,6 +286,47 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, _) = call(&api, "GET", "/api/status", Some("t0ken"), "").await;
     assert_eq!(code, StatusCode::OK);
+    for path in ["/metrics", "/api/notifications/live", "/api/config"] {
+        let (code, _) = call(&api, "GET", path, None, "").await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{path}");
+    }
+
+    // The console's page and assets hold no data: served without the token, same-origin only.
+    let res = api
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'; script-src 'self';"));
+    let page = res.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    assert!(page.contains(r#"<script src="/console.js" defer></script>"#));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing from elsewhere"
+    );
+    for (path, kind) in [
+        ("/console.js", "text/javascript; charset=utf-8"),
+        ("/console.css", "text/css; charset=utf-8"),
+    ] {
+        let res = api
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                res.status(),
+                res.headers()["content-type"].to_str().unwrap()
+            ),
+            (StatusCode::OK, kind)
+        );
+    }
     let (code, body) = call(
         &api,
         "POST",

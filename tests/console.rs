@@ -1,0 +1,298 @@
+//! The web console in a real browser: Debian's Chromium, headless, driven over WebDriver by
+//! chromedriver, against a relay with a simulated switch. It adds a user through the user
+//! dialog, sees the validation error for a duplicate address, sees a new session appear live
+//! and closes it from the console.
+//!
+//! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
+//! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
+//! Without them the test fails under CI and, elsewhere, says it did not run and why.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_sim::SimApp;
+use fantoccini::{Client, ClientBuilder, Locator};
+use relay::admin::{AdminServer, AdminState};
+use relay::config::SwitchConfig;
+use relay::net::TcpNetwork;
+use relay::protocol::LinkMsg;
+use relay::{Config, Listeners, Relay, RelayParts};
+use switch_sim::{Settings, SimSwitch};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(env).unwrap_or_else(|| default.into()));
+    path.exists().then_some(path)
+}
+
+/// chromedriver, and a session of headless Chromium through it.
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let (Some(chromium), Some(chromedriver)) = (
+            tool("RELAY_CHROMIUM", "/usr/bin/chromium"),
+            tool("RELAY_CHROMEDRIVER", "/usr/bin/chromedriver"),
+        ) else {
+            let why = "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)";
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("NOT RUN: the browser test of the web console: {why}");
+            return None;
+        };
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1300,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = tokio::time::Instant::now();
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() > Duration::from_secs(20) => {
+                    panic!("chromedriver did not start a browser session: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    async fn click(&self, css: &str) {
+        self.visible(css).await.click().await.unwrap();
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.visible(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// The element `css` once it exists (waiting up to 10 s).
+    async fn visible(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} within 10 s: {e}"))
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.visible(css).await.text().await.unwrap()
+    }
+
+    /// Waits until no element matches `css`.
+    async fn gone(&self, css: &str) {
+        let started = tokio::time::Instant::now();
+        while !self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(started.elapsed() < WAIT, "{css} still there after 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// With `RELAY_CONSOLE_SCREENSHOTS=DIR`, saves what the browser shows as `DIR/name.png`.
+    async fn screenshot(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("RELAY_CONSOLE_SCREENSHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+/// A relay with one simulated switch, its configuration file, and the admin interface.
+struct Site {
+    relay: Arc<Relay>,
+    admin: AdminServer,
+    config_path: PathBuf,
+    _switch: SimSwitch,
+    _dir: tempfile::TempDir,
+}
+
+async fn site() -> Site {
+    let switch = SimSwitch::start("127.0.1.71:0".parse().unwrap(), Settings::officeserv(1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        state_dir: dir.path().join("state"),
+        ..Config::default()
+    };
+    config.switches.push(SwitchConfig::new(
+        1,
+        "127.0.1.71",
+        switch.addr().port(),
+        "1234",
+    ));
+    let config_path = dir.path().join("relay.yaml");
+    config.save_atomic(&config_path).unwrap();
+    let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
+    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners).unwrap());
+    let admin = relay::admin::serve(
+        AdminState {
+            relay: relay.clone(),
+            token: None,
+            config_path: Some(config_path.clone()),
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    Site {
+        relay,
+        admin,
+        config_path,
+        _switch: switch,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let site = site().await;
+    browser
+        .client
+        .goto(&format!("http://{}/", site.admin.addr))
+        .await
+        .unwrap();
+    assert_eq!(browser.client.title().await.unwrap(), "CTI relay console");
+
+    // The main window shows the switch's link as it comes up.
+    assert_eq!(
+        browser
+            .text("#switches tr[data-switch='1'] td.link-up")
+            .await,
+        "up"
+    );
+    browser.visible("#notifications li[data-seq]").await;
+    browser.screenshot("main").await;
+
+    // Add a user through the dialog.
+    browser.click("#open-users").await;
+    browser.type_into("#user-ip", "127.0.0.77").await;
+    browser.type_into("#user-name", "Pat").await;
+    browser.click("#user-save").await;
+    assert_eq!(
+        browser
+            .text("#user-table tr[data-ip='127.0.0.77'] td:nth-child(2)")
+            .await,
+        "Pat"
+    );
+    assert_eq!(
+        browser.text("#user-result:not([hidden])").await,
+        "User 127.0.0.77 saved (in force and written to the configuration file)."
+    );
+    let saved = Config::load(&site.config_path).unwrap();
+    assert_eq!(
+        (saved.users[0].ip.as_str(), saved.users[0].name.as_str()),
+        ("127.0.0.77", "Pat")
+    );
+
+    // The same address again: the rule's message, and the field marked.
+    browser.type_into("#user-ip", "127.0.0.77").await;
+    browser.type_into("#user-name", "Someone else").await;
+    browser.click("#user-save").await;
+    assert_eq!(
+        browser.text("#user-error:not([hidden])").await,
+        "127.0.0.77 is already registered by users[0] (users[1].ip)"
+    );
+    browser.visible("#user-ip.invalid").await;
+    browser.screenshot("user-dialog-duplicate").await;
+    assert_eq!(Config::load(&site.config_path).unwrap().users.len(), 1);
+    browser.click("#user-close").await;
+
+    // An application connects from that address: its session appears without a reload.
+    let (mut app, identified) = SimApp::identify_as(
+        site.relay.client_addr(),
+        Some(IpAddr::from([127, 0, 0, 77])),
+        2,
+        1,
+        &[(0, "2201")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(identified.result, 0);
+    let row = "#sessions tr[data-address='127.0.0.77']";
+    assert_eq!(browser.text(&format!("{row} td.product")).await, "Call");
+    assert_eq!(
+        browser.text(&format!("{row} td.devices")).await,
+        "[Call: 2201 - SW(1)]"
+    );
+
+    // Close it from the console: the application is told why, and the row goes.
+    browser.screenshot("session-live").await;
+    browser.click(&format!("{row} button.close-session")).await;
+    assert!(browser
+        .text("#confirm-text")
+        .await
+        .starts_with("Close session "));
+    browser.screenshot("close-confirm").await;
+    browser.click("#confirm-yes").await;
+    let frames = tokio::time::timeout(WAIT, app.read_to_end())
+        .await
+        .expect("the session is closed")
+        .unwrap();
+    assert_eq!(
+        LinkMsg::decode(frames.last().unwrap()).unwrap(),
+        LinkMsg::Close {
+            reason: 7,
+            text: "closed by the administrator".into()
+        }
+    );
+    browser.gone(row).await;
+
+    browser.stop().await;
+    site.relay.shutdown().await;
+    site.admin.stop().await;
+}
