@@ -276,6 +276,11 @@ impl Relay {
         }]
     }
 
+    /// Completes when the relay begins to stop (for streams that must end with it).
+    pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.stop.clone().cancelled_owned()
+    }
+
     /// Starts the supervisor of switch `no`, connecting now or waiting for an operator.
     fn supervise(&self, no: u8, connect_now: bool) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -614,3 +614,303 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     assert_eq!(done, "Done.\n");
     s.relay.shutdown().await;
 }
+
+/// Each SPEC §2 rule, through the API: the status, the message, and the field it names.
+#[tokio::test]
+async fn every_switch_and_user_rule_is_enforced_through_the_api() {
+    let s = site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.yaml");
+    (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+        config_path: Some(path.clone()),
+    });
+    let original = std::fs::read_to_string(&path).unwrap();
+    let refused = |field: &str, message: &str| {
+        format!(
+            r#"{{"error":"{message}","errors":[{{"field":"{field}","message":"{message}"}}],"field":"{field}"}}"#
+        )
+    };
+    let cases: Vec<(&str, &str, &str, StatusCode, String)> = vec![
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":0,"address":"10.0.0.2"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("switches[1].no", "0 is out of range: use 1..=8"),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":9,"address":"10.0.0.2"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("switches[1].no", "9 is out of range: use 1..=8"),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":1,"address":"10.0.0.2"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused(
+                "switches[1].no",
+                "switch number 1 is already used by switches[0]",
+            ),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":"127.0.1.61"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused(
+                "switches[1].address",
+                "127.0.1.61: address already assigned to switch 1",
+            ),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":" "}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused(
+                "switches[1].address",
+                "is empty: give the switch's IP address or host name",
+            ),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":"10.0.0.2","port":0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("switches[1].port", "0 is out of range: use 1..=65535"),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":"10.0.0.2","port":70000}"#,
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"invalid value: integer `70000`, expected a number in 0..=65535","field":"port"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":"10.0.0.2","type":"pbx"}"#,
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unknown variant `pbx`, expected `officeserv` or `general`","field":"type"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/switches",
+            r#"{"no":2,"address":"10.0.0.2","colour":"red"}"#,
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unknown field `colour`, expected one of `no`, `address`, `port`, `name`, `type`, `easyset_password`, `enabled`","field":"colour"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/users",
+            r#"{"ip":"10.1.1"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("users[0].ip", r#"\"10.1.1\" is not a valid IP address"#),
+        ),
+        (
+            "POST",
+            "/api/users",
+            r#"{"ip":"10.1.1.5","switches":[5]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("users[0].switches", "switch 5 is not configured"),
+        ),
+        (
+            "POST",
+            "/api/users",
+            r#"{"ip":"10.1.1.5","default_switch":3}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("users[0].default_switch", "switch 3 is not configured"),
+        ),
+        (
+            "PUT",
+            "/api/users/10.9.9.9",
+            r#"{"ip":"10.9.9.9"}"#,
+            StatusCode::NOT_FOUND,
+            r#"{"error":"no user 10.9.9.9 is configured","field":"ip","value":"10.9.9.9"}"#.into(),
+        ),
+        (
+            "DELETE",
+            "/api/switches/7",
+            "",
+            StatusCode::NOT_FOUND,
+            r#"{"error":"no switch 7 is configured","field":"no","value":"7"}"#.into(),
+        ),
+        (
+            "DELETE",
+            "/api/switches/1",
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused(
+                "switches[0]",
+                "switch 1 is connected: disconnect it before changing or deleting it",
+            ),
+        ),
+    ];
+    for (method, uri, body, code, expected) in &cases {
+        let answer = call(&api, method, uri, None, body).await;
+        assert_eq!(answer, (*code, expected.clone()), "{method} {uri} {body}");
+    }
+    let (code, answer) = call(&api, "POST", "/api/users", None, "ip=10.1.1.5").await;
+    assert_eq!(
+        (code, answer.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"the request body is not a JSON user: expected value"}"#
+        )
+    );
+    let form = Request::post("/api/users")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("ip=10.1.1.5"))
+        .unwrap();
+    let res = api.clone().oneshot(form).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        original,
+        "nothing refused was written"
+    );
+
+    // Live effects: a new enabled switch is dialled at once; a user's default switch must be
+    // among its switches; the global default switch cannot be deleted.
+    let second = SimSwitch::start("127.0.1.62:0".parse().unwrap(), Settings::officeserv(2))
+        .await
+        .unwrap();
+    let added = format!(
+        r#"{{"no":2,"address":"127.0.1.62","port":{},"easyset_password":"1234"}}"#,
+        second.addr().port()
+    );
+    let (code, answer) = call(&api, "POST", "/api/switches", None, &added).await;
+    assert_eq!(
+        (code, answer.as_str()),
+        (
+            StatusCode::OK,
+            r#"{"applied":true,"saved":true,"switches_added":[2]}"#
+        )
+    );
+    second.wait_opened(1).await;
+    assert_eq!(Config::load(&path).unwrap().switches.len(), 2);
+    let (code, answer) = call(
+        &api,
+        "POST",
+        "/api/users",
+        None,
+        r#"{"ip":"10.1.1.5","switches":[2],"default_switch":1}"#,
+    )
+    .await;
+    assert_eq!(
+        (code, answer),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused(
+                "users[0].default_switch",
+                "default switch 1 is not among the user's switches"
+            )
+        )
+    );
+    let (code, _) = call(&api, "POST", "/api/switches/1/disconnect", None, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    for _ in 0..500 {
+        if !s.relay.hub().slot(1).unwrap().is_up() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (code, answer) = call(&api, "DELETE", "/api/switches/1", None, "").await;
+    assert_eq!(
+        (code, answer),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refused("default_switch", "1 is not a configured switch")
+        )
+    );
+    s.relay.shutdown().await;
+}
+
+/// The live notification stream over real HTTP, and an attempt aborted by the operator: a
+/// switch that accepts the connection but never answers the open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let s = site().await;
+    let silent = tokio::net::TcpListener::bind("127.0.1.63:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let admin = relay::admin::serve(
+        AdminState {
+            relay: s.relay.clone(),
+            token: None,
+            config_path: None,
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let stream = tokio::net::TcpStream::connect(admin.addr).await.unwrap();
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(
+        b"GET /api/notifications/live HTTP/1.1\r\nHost: relay\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut lines = BufReader::new(rd).lines();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "HTTP/1.1 200 OK");
+
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: None,
+        config_path: None,
+    });
+    let body = format!(r#"{{"no":2,"address":"127.0.1.63","port":{silent_port}}}"#);
+    let (code, _) = call(&api, "POST", "/api/switches", None, &body).await;
+    assert_eq!(code, StatusCode::OK);
+    // Give the attempt time to reach the silent switch, then abort it.
+    let mut texts = Vec::new();
+    let mut aborted = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !texts
+        .iter()
+        .any(|t: &String| t.contains("Link attempt to switch 2 aborted by the operator"))
+    {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("notifications within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            texts.push(v["text"].as_str().unwrap().to_owned());
+            if !aborted
+                && v["text"]
+                    == "Connecting to switch 2 [127.0.1.63, ".to_owned()
+                        + &silent_port.to_string()
+                        + "]"
+            {
+                let (code, _) = call(&api, "POST", "/api/switches/2/abort", None, "").await;
+                assert_eq!(code, StatusCode::ACCEPTED);
+                aborted = true;
+            }
+        }
+    }
+    assert_eq!(
+        texts,
+        [
+            format!("Connecting to switch 2 [127.0.1.63, {silent_port}]"),
+            "Link attempt to switch 2 aborted by the operator".to_owned(),
+        ]
+    );
+    held.abort();
+    s.relay.shutdown().await;
+    admin.stop().await;
+}

@@ -1,8 +1,9 @@
 //! Switch and user management (SPEC §2 rules, §3 live effects): every change is validated
 //! whole, written to the configuration file atomically, then applied.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -44,17 +45,46 @@ fn refused(errors: Vec<ConfigError>) -> Response {
         .into_response()
 }
 
-fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the request body is not valid: {e}"),
-        )
+/// The request body as a `T`; a body that is not one is refused naming the field at fault.
+fn body<T: Entry>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the entry as JSON, with Content-Type: application/json",
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let field = e.path().to_string();
+        let text = e.inner().to_string();
+        // The field is named on its own; say the range rather than the Rust type.
+        let text = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(t, _)| t);
+        let text = text
+            .replace("expected u16", "expected a number in 0..=65535")
+            .replace("expected u8", "expected a number in 0..=255");
+        if field == "." {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not a JSON {}: {text}", T::WHAT),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, text).at(&field)
+        }
     })
 }
 
-fn not_found(what: &str, field: &str, value: serde_json::Value) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no {what} {value}")).on(field, value)
+fn not_found(what: &str, field: &str, key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no {what} {key} is configured"),
+    )
+    .on(field, json!(key))
 }
 
 /// An entry of a configuration list the API manages (switches by number, users by address).
@@ -87,12 +117,14 @@ impl Entry for User {
     }
 }
 
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
 /// `POST`: adds an entry (a taken number or address is refused by the configuration rules,
 /// which name the field).
-pub async fn add<T: Entry>(State(s): State<AdminState>, b: JsonBody<T>) -> Response {
-    let item = match body(b) {
+pub async fn add<T: Entry>(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let item: T = match body(&headers, &bytes) {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -106,9 +138,10 @@ pub async fn add<T: Entry>(State(s): State<AdminState>, b: JsonBody<T>) -> Respo
 pub async fn put<T: Entry>(
     State(s): State<AdminState>,
     Path(key): Path<String>,
-    b: JsonBody<T>,
+    headers: HeaderMap,
+    bytes: Bytes,
 ) -> Response {
-    let item = match body(b) {
+    let item: T = match body(&headers, &bytes) {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
@@ -116,7 +149,7 @@ pub async fn put<T: Entry>(
         let slot = T::list(c)
             .iter_mut()
             .find(|x| x.key() == key)
-            .ok_or_else(|| not_found(T::WHAT, T::KEY, json!(key)))?;
+            .ok_or_else(|| not_found(T::WHAT, T::KEY, &key))?;
         *slot = item;
         Ok(())
     })
@@ -129,7 +162,7 @@ pub async fn remove<T: Entry>(State(s): State<AdminState>, Path(key): Path<Strin
         let before = list.len();
         list.retain(|x| x.key() != key);
         if list.len() == before {
-            return Err(not_found(T::WHAT, T::KEY, json!(key)));
+            return Err(not_found(T::WHAT, T::KEY, &key));
         }
         Ok(())
     })

@@ -67,6 +67,11 @@ impl ApiError {
         }
     }
 
+    fn at(mut self, field: &str) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
     fn on(mut self, field: &str, value: serde_json::Value) -> ApiError {
         self.field = Some(field.into());
         self.value = Some(value);
@@ -338,10 +343,13 @@ async fn live_notifications(
     State(s): State<AdminState>,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
     let receiver = s.relay.hub().notices.subscribe();
+    let stopping = s.relay.stopping();
     let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |item| {
         let entry = item.ok()?;
         let data = serde_json::to_string(&view(&s, &entry)).ok()?;
         Some(Ok(Event::default().event("notification").data(data)))
     });
+    // The stream ends when the relay stops, so that stopping never waits for a browser.
+    let stream = futures_util::StreamExt::take_until(stream, stopping);
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
