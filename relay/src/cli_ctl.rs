@@ -476,20 +476,21 @@ fn status_table(v: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<3} {:<22} {:<5} {:<17} {:>8}",
+        "  {:<3} {:<22} {:<16} {:<17} {:>8}",
         "no", "address", "link", "model", "sessions"
     );
     for sw in s["switches"].as_array().into_iter().flatten() {
+        let link = match sw["link"].as_str().unwrap_or("") {
+            "connecting" => format!("connecting {}/{}", sw["attempt"], sw["attempts"]),
+            "waiting" => format!("waiting {}/{}", sw["attempt"], sw["attempts"]),
+            other => other.to_owned(),
+        };
         let _ = writeln!(
             out,
-            "  {:<3} {:<22} {:<5} {:<17} {:>8}",
+            "  {:<3} {:<22} {:<16} {:<17} {:>8}",
             sw["no"].to_string(),
             format!("{}:{}", sw["address"].as_str().unwrap_or(""), sw["port"]),
-            if sw["up"].as_bool() == Some(true) {
-                "up"
-            } else {
-                "down"
-            },
+            link,
             sw["model"].as_str().unwrap_or("-"),
             sw["sessions"].to_string()
         );

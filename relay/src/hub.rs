@@ -119,6 +119,35 @@ pub struct SwitchSlot {
     pub subscribers: ArcSwap<Subscribers>,
     pub link: ArcSwapOption<LinkHandle>,
     pub counters: LinkCounters,
+    /// What the switch's supervisor is doing ([`LinkPhase`] as a byte).
+    phase: std::sync::atomic::AtomicU8,
+    /// The number of the attempt in progress or last made in the current series (1-based).
+    pub attempt: std::sync::atomic::AtomicU32,
+}
+
+/// What a switch's supervisor is doing, for status views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkPhase {
+    /// Not trying: waiting for an operator's connect (or not yet started).
+    Idle = 0,
+    /// An attempt is in progress.
+    Connecting = 1,
+    /// The link is open.
+    Up = 2,
+    /// Between attempts, on the recovery schedule.
+    Waiting = 3,
+}
+
+impl LinkPhase {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkPhase::Idle => "idle",
+            LinkPhase::Connecting => "connecting",
+            LinkPhase::Up => "up",
+            LinkPhase::Waiting => "waiting",
+        }
+    }
 }
 
 /// What has crossed one switch's link since the relay started (for `/metrics`).
@@ -135,6 +164,19 @@ pub struct LinkCounters {
 }
 
 impl SwitchSlot {
+    pub fn phase(&self) -> LinkPhase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => LinkPhase::Connecting,
+            2 => LinkPhase::Up,
+            3 => LinkPhase::Waiting,
+            _ => LinkPhase::Idle,
+        }
+    }
+
+    pub fn set_phase(&self, phase: LinkPhase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
     pub fn is_up(&self) -> bool {
         self.link.load().is_some()
     }
@@ -183,6 +225,8 @@ impl Hub {
                 subscribers: ArcSwap::from_pointee(Subscribers::default()),
                 link: ArcSwapOption::empty(),
                 counters: LinkCounters::default(),
+                phase: Default::default(),
+                attempt: Default::default(),
             }),
             membership: Mutex::new(()),
             sessions: Mutex::new(BTreeMap::new()),

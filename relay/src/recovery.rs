@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, LinkPhase};
 use crate::notify::{LinkFailure, LossCause, Notice};
 use crate::switch_link::{establish, run, Open};
 
@@ -56,9 +56,11 @@ pub async fn supervise(
     } else {
         Next::Idle
     };
+    let slot = hub.slot(no).expect("switch numbers are 1..=8");
     loop {
         next = match next {
             Next::Idle => loop {
+                slot.set_phase(LinkPhase::Idle);
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => return,
@@ -99,17 +101,19 @@ async fn attempts(
             cycle_minutes: recovery.cycle_minutes,
         });
     }
+    let slot = hub.slot(no).expect("switch numbers are 1..=8");
     let mut made = 0;
     loop {
         made += 1;
+        slot.attempt.store(made, Ordering::Relaxed);
+        slot.set_phase(LinkPhase::Connecting);
         match attempt(hub, no, stop, commands).await? {
             Attempt::Disconnect => return Some(Next::Idle),
             Attempt::Open(open) => {
+                slot.set_phase(LinkPhase::Up);
                 if recovering {
                     hub.notices.emit(Notice::RecoveryCompleted { switch: no });
-                    if let Some(slot) = hub.slot(no) {
-                        slot.counters.recoveries.fetch_add(1, Ordering::Relaxed);
-                    }
+                    slot.counters.recoveries.fetch_add(1, Ordering::Relaxed);
                 }
                 let link_stop = stop.child_token();
                 let link = run(hub, no, open, &link_stop);
@@ -127,9 +131,7 @@ async fn attempts(
                 let cause = if operator { LossCause::Operator } else { cause };
                 let stopping = cause == LossCause::Stopping;
                 if !stopping && !operator {
-                    if let Some(slot) = hub.slot(no) {
-                        slot.counters.losses.fetch_add(1, Ordering::Relaxed);
-                    }
+                    slot.counters.losses.fetch_add(1, Ordering::Relaxed);
                 }
                 hub.link_lost(no, cause);
                 return if stopping {
@@ -152,6 +154,7 @@ async fn attempts(
                 }
             }
         }
+        slot.set_phase(LinkPhase::Waiting);
         hub.notices.emit(Notice::RecoveryWaiting {
             switch: no,
             minutes: recovery.cycle_minutes,

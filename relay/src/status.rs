@@ -10,6 +10,12 @@ pub struct SwitchStatus {
     pub port: u16,
     pub enabled: bool,
     pub up: bool,
+    /// `disabled`, `idle` (waiting for an operator), `connecting`, `up`, or `waiting` (for
+    /// the next attempt on the recovery schedule).
+    pub link: String,
+    /// The attempt in progress or last made in the current series, and how many it allows.
+    pub attempt: u32,
+    pub attempts: u32,
     pub model: Option<String>,
     pub sessions: usize,
     pub requests_in_flight: usize,
@@ -58,6 +64,21 @@ impl Status {
                     port: sw.port,
                     enabled: sw.enabled,
                     up: link.is_some(),
+                    link: if !sw.enabled {
+                        "disabled".into()
+                    } else if link.is_some() {
+                        "up".into()
+                    } else {
+                        let phase = slot.map_or(crate::hub::LinkPhase::Idle, |s| s.phase());
+                        match phase {
+                            // The link closed and its supervisor has not yet moved on.
+                            crate::hub::LinkPhase::Up => "connecting".into(),
+                            other => other.name().into(),
+                        }
+                    },
+                    attempt: slot
+                        .map_or(0, |s| s.attempt.load(std::sync::atomic::Ordering::Relaxed)),
+                    attempts: config.options.recovery.attempts,
                     model: link.as_ref().map(|l| l.info.model.to_string()),
                     sessions: slot.map_or(0, |s| s.subscribers.load().list.len()),
                     requests_in_flight: link.as_ref().map_or(0, |l| l.invokes().len()),

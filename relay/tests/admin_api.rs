@@ -881,7 +881,7 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !texts
         .iter()
-        .any(|t: &String| t.contains("Link attempt to switch 2 aborted by the operator"))
+        .any(|t: &String| t.starts_with("Switch 2 link will be reactivated"))
     {
         let line = tokio::time::timeout_at(deadline, lines.next_line())
             .await
@@ -897,6 +897,7 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
                         + &silent_port.to_string()
                         + "]"
             {
+                assert_eq!(link_of_switch_2(&api).await, ("connecting".into(), 1, 30));
                 let (code, _) = call(&api, "POST", "/api/switches/2/abort", None, "").await;
                 assert_eq!(code, StatusCode::ACCEPTED);
                 aborted = true;
@@ -908,9 +909,33 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
         [
             format!("Connecting to switch 2 [127.0.1.63, {silent_port}]"),
             "Link attempt to switch 2 aborted by the operator".to_owned(),
+            "Switch 2 link will be reactivated after 1 minute(s)".to_owned(),
         ]
     );
+    // The schedule goes on after an abort; a disconnect stops it.
+    assert_eq!(link_of_switch_2(&api).await, ("waiting".into(), 1, 30));
+    let (code, _) = call(&api, "POST", "/api/switches/2/disconnect", None, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    for _ in 0..500 {
+        if link_of_switch_2(&api).await.0 == "idle" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(link_of_switch_2(&api).await, ("idle".into(), 1, 30));
     held.abort();
     s.relay.shutdown().await;
     admin.stop().await;
+}
+
+/// Switch 2's link state in `/api/status`: what its supervisor does, attempt, attempts.
+async fn link_of_switch_2(api: &axum::Router) -> (String, u64, u64) {
+    let (_, body) = call(api, "GET", "/api/status", None, "").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sw = &v["status"]["switches"][1];
+    (
+        sw["link"].as_str().unwrap().to_owned(),
+        sw["attempt"].as_u64().unwrap(),
+        sw["attempts"].as_u64().unwrap(),
+    )
 }

@@ -127,23 +127,29 @@ async function act(method, path, what) {
 
 // ---- The main window ---------------------------------------------------------------------
 
-function switchRow(sw) {
-  const link = !sw.enabled ? ["disabled", "link-disabled"] : sw.up ? ["up", "link-up"] : ["down", "link-down"];
-  const actions = el("td", { class: "actions" });
-  if (sw.enabled) {
-    const path = "/api/switches/" + sw.no + "/";
-    if (sw.up) {
-      actions.append(el("button", { type: "button", class: "danger", onclick: () => act("POST", path + "disconnect", "Disconnect switch " + sw.no) }, "Disconnect"));
-    } else {
-      actions.append(
-        el("button", { type: "button", onclick: () => act("POST", path + "connect", "Connect switch " + sw.no) }, "Connect"),
-        el("button", { type: "button", onclick: () => act("POST", path + "abort", "Abort switch " + sw.no) }, "Abort attempt"),
-      );
-    }
+// The link column: what the switch's supervisor is doing, in words.
+function linkText(sw) {
+  switch (sw.link) {
+    case "connecting": return "connecting (attempt " + sw.attempt + " of " + sw.attempts + ")";
+    case "waiting": return "waiting to retry (" + sw.attempt + " of " + sw.attempts + " attempts made)";
+    case "idle": return "not connected";
+    default: return sw.link;
   }
-  return el("tr", { dataset: { switch: sw.no } },
+}
+
+function switchRow(sw) {
+  const css = sw.link === "up" ? "link-up" : sw.link === "disabled" ? "link-disabled" : "link-down";
+  const actions = el("td", { class: "actions" });
+  const path = "/api/switches/" + sw.no + "/";
+  const button = (action, label, danger) =>
+    el("button", { type: "button", class: danger ? "danger" : "", onclick: () => act("POST", path + action, label + " switch " + sw.no) }, label);
+  if (sw.link === "connecting") actions.append(button("abort", "Abort attempt"), button("disconnect", "Disconnect", true));
+  if (sw.link === "waiting") actions.append(button("connect", "Connect"), button("disconnect", "Disconnect", true));
+  if (sw.link === "idle") actions.append(button("connect", "Connect"));
+  if (sw.link === "up") actions.append(button("disconnect", "Disconnect", true));
+  return el("tr", { dataset: { switch: sw.no, link: sw.link } },
     el("td", {}, sw.no), el("td", {}, sw.name), el("td", {}, sw.address + ":" + sw.port),
-    el("td", { class: link[1] + " link" }, link[0]), el("td", {}, sw.model || "–"),
+    el("td", { class: css + " link" }, linkText(sw)), el("td", {}, sw.model || "–"),
     el("td", {}, sw.sessions), el("td", {}, sw.requests_in_flight), actions);
 }
 
