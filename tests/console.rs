@@ -5,7 +5,8 @@
 //!
 //! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
 //! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
-//! Without them the test fails under CI and, elsewhere, says it did not run and why.
+//! Without them the test fails under CI (`CI` set); elsewhere it is reported as ignored, and
+//! the reason is printed.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,17 +37,22 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// Chromium and chromedriver, or why they cannot be used.
+fn tools() -> Result<(PathBuf, PathBuf), String> {
+    match (
+        tool("RELAY_CHROMIUM", "/usr/bin/chromium"),
+        tool("RELAY_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) {
+        (Some(chromium), Some(chromedriver)) => Ok((chromium, chromedriver)),
+        _ => Err(
+            "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)"
+                .into(),
+        ),
+    }
+}
+
 impl Browser {
-    async fn start() -> Option<Browser> {
-        let (Some(chromium), Some(chromedriver)) = (
-            tool("RELAY_CHROMIUM", "/usr/bin/chromium"),
-            tool("RELAY_CHROMEDRIVER", "/usr/bin/chromedriver"),
-        ) else {
-            let why = "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)";
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("NOT RUN: the browser test of the web console: {why}");
-            return None;
-        };
+    async fn start(chromium: PathBuf, chromedriver: PathBuf) -> Browser {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -88,11 +94,11 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
-        Some(Browser {
+        Browser {
             client,
             driver,
             _profile: profile,
-        })
+        }
     }
 
     async fn click(&self, css: &str) {
@@ -195,11 +201,38 @@ async fn site() -> Site {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session() {
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let name = "the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session";
+    let missing = tools().err();
+    let ignored = missing.is_some() && std::env::var_os("CI").is_none();
+    if let (true, Some(why)) = (ignored, &missing) {
+        println!("note: {name} is ignored here: {why}");
+    }
+    let trial = libtest_mimic::Trial::test(name, || {
+        let (chromium, chromedriver) = tools()?;
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(
+                the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
+                    chromium,
+                    chromedriver,
+                ),
+            );
+        Ok(())
+    })
+    .with_ignored_flag(ignored);
+    libtest_mimic::run(&args, vec![trial]).exit_code()
+}
+
+async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let browser = Browser::start(chromium, chromedriver).await;
     let site = site().await;
     browser
         .client
