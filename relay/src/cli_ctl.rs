@@ -396,67 +396,105 @@ fn error_text(body: &str) -> String {
     }
 }
 
-fn switch_list(config: &Value) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<3} {:<22} {:<20} {:<11} enabled",
-        "no", "address", "name", "type"
-    );
-    for sw in config["switches"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{:<3} {:<22} {:<20} {:<11} {}",
-            sw["no"].to_string(),
-            format!("{}:{}", sw["address"].as_str().unwrap_or(""), sw["port"]),
-            sw["name"].as_str().unwrap_or(""),
-            sw["type"].as_str().unwrap_or(""),
-            if sw["enabled"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no"
-            }
-        );
+/// Left-aligned columns as wide as their widest cell, two spaces apart, each line indented.
+fn table(indent: &str, headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = indent.to_owned();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn numbers(v: &Value) -> String {
+    let list: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(",")
+    }
+}
+
+fn yes_no(v: &Value) -> String {
+    if v.as_bool() == Some(true) {
+        "yes"
+    } else {
+        "no"
+    }
+    .into()
+}
+
+fn switch_list(config: &Value) -> String {
+    let rows = config["switches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|sw| {
+            vec![
+                text(&sw["no"]),
+                format!("{}:{}", text(&sw["address"]), sw["port"]),
+                text(&sw["name"]),
+                text(&sw["type"]),
+                yes_no(&sw["enabled"]),
+            ]
+        })
+        .collect();
+    let mut out = table("", &["no", "address", "name", "type", "enabled"], rows);
     let _ = writeln!(out, "Default switch: {}", config["default_switch"]);
     out
 }
 
 fn user_list(config: &Value) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} {:<16} {:<9} {:<8} {:<9} info",
-        "address", "name", "switches", "default", "filtering"
+    let rows = config["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| {
+            vec![
+                text(&u["ip"]),
+                text(&u["name"]),
+                numbers(&u["switches"]),
+                text(&u["default_switch"]),
+                yes_no(&u["filtering"]),
+                text(&u["info"]),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        "",
+        &[
+            "address",
+            "name",
+            "switches",
+            "default",
+            "filtering",
+            "info",
+        ],
+        rows,
     );
-    for u in config["users"].as_array().into_iter().flatten() {
-        let switches: Vec<String> = u["switches"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|n| n.to_string())
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:<16} {:<16} {:<9} {:<8} {:<9} {}",
-            u["ip"].as_str().unwrap_or(""),
-            u["name"].as_str().unwrap_or(""),
-            if switches.is_empty() {
-                "-".into()
-            } else {
-                switches.join(",")
-            },
-            u["default_switch"]
-                .as_u64()
-                .map_or("-".into(), |n| n.to_string()),
-            if u["filtering"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no"
-            },
-            u["info"].as_str().unwrap_or("")
-        );
-    }
     let allow = config["access"]["allow_unregistered"].as_bool() == Some(true);
     let _ = writeln!(
         out,
@@ -474,27 +512,31 @@ fn status_table(v: &Value) -> String {
         "Switches: {} configured, {} enabled, {} connected",
         s["switches_configured"], s["switches_enabled"], s["switches_connected"]
     );
-    let _ = writeln!(
-        out,
-        "  {:<3} {:<22} {:<16} {:<17} {:>8}",
-        "no", "address", "link", "model", "sessions"
-    );
-    for sw in s["switches"].as_array().into_iter().flatten() {
-        let link = match sw["link"].as_str().unwrap_or("") {
-            "connecting" => format!("connecting {}/{}", sw["attempt"], sw["attempts"]),
-            "waiting" => format!("waiting {}/{}", sw["attempt"], sw["attempts"]),
-            other => other.to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "  {:<3} {:<22} {:<16} {:<17} {:>8}",
-            sw["no"].to_string(),
-            format!("{}:{}", sw["address"].as_str().unwrap_or(""), sw["port"]),
-            link,
-            sw["model"].as_str().unwrap_or("-"),
-            sw["sessions"].to_string()
-        );
-    }
+    let rows = s["switches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|sw| {
+            let link = match sw["link"].as_str().unwrap_or("") {
+                "connecting" => format!("connecting {}/{}", sw["attempt"], sw["attempts"]),
+                "waiting" => format!("waiting {}/{}", sw["attempt"], sw["attempts"]),
+                other => other.to_owned(),
+            };
+            vec![
+                text(&sw["no"]),
+                text(&sw["name"]),
+                format!("{}:{}", text(&sw["address"]), sw["port"]),
+                link,
+                text(&sw["model"]),
+                text(&sw["sessions"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        "  ",
+        &["no", "name", "address", "link", "model", "sessions"],
+        rows,
+    ));
     out.push_str(&sessions_table(&s["sessions"]));
     out.push_str(&licence_line(&s["licence"]));
     let m = &v["monitors"];
@@ -507,32 +549,26 @@ fn status_table(v: &Value) -> String {
 }
 
 fn sessions_table(v: &Value) -> String {
-    let mut out = String::new();
     let list = v.as_array().cloned().unwrap_or_default();
-    let _ = writeln!(out, "Sessions: {}", list.len());
-    let _ = writeln!(
-        out,
-        "  {:<4} {:<16} {:<6} {:<6} {:<9} state",
-        "id", "address", "port", "proto", "switches"
-    );
-    for s in list {
-        let switches: Vec<String> = s["switches"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|n| n.to_string())
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {:<4} {:<16} {:<6} {:<6} {:<9} {}",
-            s["id"].to_string(),
-            s["address"].as_str().unwrap_or(""),
-            s["port"].to_string(),
-            s["protocol"].to_string(),
-            switches.join(","),
-            s["state"].as_str().unwrap_or("")
-        );
-    }
+    let mut out = format!("Sessions: {}\n", list.len());
+    let rows = list
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s["id"]),
+                text(&s["address"]),
+                text(&s["port"]),
+                text(&s["protocol"]),
+                numbers(&s["switches"]),
+                text(&s["state"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        "  ",
+        &["id", "address", "port", "proto", "switches", "state"],
+        rows,
+    ));
     out
 }
 

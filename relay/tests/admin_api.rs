@@ -527,8 +527,8 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     .unwrap();
     assert_eq!(
         users,
-        "address          name             switches  default  filtering info\n\
-         10.1.1.5         Alex             -         -        yes       front desk\n\
+        "address   name  switches  default  filtering  info\n\
+         10.1.1.5  Alex  -         -        yes        front desk\n\
          Unregistered addresses: allowed\n"
     );
     assert_eq!(
@@ -595,11 +595,16 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     .await
     .unwrap()
     .unwrap();
-    assert!(
-        switches.starts_with(
-            "no  address                name                 type        enabled\n1   127.0.1.61:"
-        ),
-        "{switches}"
+    let address = format!("127.0.1.61:{}", s.switch.addr().port());
+    assert_eq!(
+        switches,
+        format!(
+            "no  {:<w$}  name      type        enabled\n\
+             1   {address}  Switch 1  officeserv  yes\n\
+             Default switch: 1\n",
+            "address",
+            w = address.len()
+        )
     );
     let done = ctl(
         false,
