@@ -325,6 +325,50 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     );
     browser.gone(row).await;
 
+    // The switch table refuses an address already in use, naming the field.
+    browser.click("#open-switches").await;
+    assert_eq!(
+        browser
+            .text("#switch-table tr[data-switch='1'] td:nth-child(3)")
+            .await,
+        "127.0.1.71"
+    );
+    browser
+        .type_into("#switch-form input[name=address]", "127.0.1.71")
+        .await;
+    browser.click("#switch-save").await;
+    assert_eq!(
+        browser.text("#switch-error:not([hidden])").await,
+        "127.0.1.71: address already assigned to switch 1 (switches[1].address)"
+    );
+    browser.screenshot("switch-dialog-duplicate").await;
+    browser.click("#switch-close").await;
+
+    // The bypass session viewer: an ACD on the bypass port, against its limit.
+    let (_acd, identified) = SimApp::identify_as(site.relay.bypass_addr(), None, 3, 0x41, &[])
+        .await
+        .unwrap();
+    assert_eq!(identified.result, 0);
+    browser.visible("#sessions td.product").await;
+    browser.click("#open-bypass").await;
+    assert_eq!(browser.text("#bypass-sessions td.product").await, "ACD");
+    assert_eq!(
+        browser.text("#bypass-limits tbody tr:first-child").await,
+        "ACD 1 1"
+    );
+    browser.screenshot("bypass-dialog").await;
+    browser.click("#bypass-close").await;
+
+    // Licence registration: a malformed key is refused with the reason.
+    browser.click("#open-licence").await;
+    browser.type_into("#licence-key", "NOT-A-KEY").await;
+    browser.click("#licence-register").await;
+    assert_eq!(
+        browser.text("#licence-error:not([hidden])").await,
+        "a key is 18 groups of 8 characters joined by '-'; this one has 3 group(s) (key)"
+    );
+    browser.screenshot("licence-dialog").await;
+
     browser.stop().await;
     site.relay.shutdown().await;
     site.admin.stop().await;

@@ -182,11 +182,8 @@ function render(view) {
   $("session-count").textContent = "(" + st.sessions.length + ")";
 
   $("licence-standing").textContent = licenceHeadline(l);
-  // Counted products show use against their limit; flag products where they are active.
   const counted = l.products.map((p) => {
-    const flag = p[1] === "yes" || p[1] === "no";
-    const use = flag ? (p[1] === "no" ? "–" : p[2] === "none" ? "not active" : "active on " + p[2]) : p[2];
-    const limit = flag ? (p[1] === "yes" ? "licensed" : "not licensed") : p[1];
+    const [use, limit] = productUse(p);
     return el("tr", {}, el("td", {}, p[0]), el("td", {}, use), el("td", {}, limit));
   });
   counted.push(el("tr", { class: "total" }, el("th", {}, "Licensed sessions"), el("th", {}, l.licensed_in_use), el("th", {}, l.access_limit)));
@@ -201,6 +198,14 @@ function render(view) {
 
   if ($("bypass-dialog").open) renderBypass();
   if ($("licence-dialog").open) renderLicenceDetails();
+}
+
+// A licence product [name, limit, use] as [use, limit] in words: counted products show use
+// against their limit; flag products whether they are licensed and where they are active.
+function productUse(p) {
+  if (p[1] !== "yes" && p[1] !== "no") return [p[2], p[1]];
+  if (p[1] === "no") return ["–", "not licensed"];
+  return [p[2] === "none" ? "not active" : "active on " + p[2], "licensed"];
 }
 
 function licenceHeadline(l) {
@@ -475,7 +480,10 @@ function renderLicenceDetails() {
     ["Connected switches' MACs", l.switch_macs.join(", ") || "none"],
     ["Licensed sessions", l.licensed_in_use + " of " + l.access_limit],
   ];
-  for (const p of l.products) rows.push([p[0], p[2] + " / " + p[1]]);
+  for (const p of l.products) {
+    const [use, limit] = productUse(p);
+    rows.push([p[0], limit === "licensed" || limit === "not licensed" ? limit + (use === "–" ? "" : ", " + use) : use + " of " + limit]);
+  }
   $("licence-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
