@@ -188,9 +188,10 @@ async fn site() -> Site {
             token: None,
             config_path: Some(config_path.clone()),
         },
-        "127.0.0.1:0".parse().unwrap(),
+        relay::admin::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
     )
-    .await
     .unwrap();
     Site {
         relay,

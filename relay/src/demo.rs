@@ -74,6 +74,11 @@ pub async fn run(
     config.state_dir = state_dir.path().to_owned();
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
+    let admin_listener = crate::admin::bind(SocketAddr::new(
+        IpAddr::from([127, 0, 0, 1]),
+        opts.admin_port,
+    ))
+    .await?;
     let relay = Arc::new(Relay::start(RelayParts::new(config), listeners)?);
     let admin = crate::admin::serve(
         crate::admin::AdminState {
@@ -81,16 +86,8 @@ pub async fn run(
             token: None,
             config_path: None,
         },
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), opts.admin_port),
-    )
-    .await;
-    let admin = match admin {
-        Ok(a) => a,
-        Err(e) => {
-            relay.shutdown().await;
-            return Err(e);
-        }
-    };
+        admin_listener,
+    )?;
     let started = Instant::now();
     while !(relay.hub().slot(1).is_some_and(|s| s.is_up())
         && relay.hub().slot(2).is_some_and(|s| s.is_up()))

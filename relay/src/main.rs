@@ -304,6 +304,7 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let admin_addr = std::net::SocketAddr::new(config.admin.address, config.admin.port);
+    let admin_listener = relay::admin::bind(admin_addr).await?;
     let token = config.admin.token.clone().filter(|t| !t.is_empty());
     let relay = Arc::new(
         Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
@@ -314,16 +315,8 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
             token,
             config_path: Some(path.clone()),
         },
-        admin_addr,
-    )
-    .await;
-    let admin = match admin {
-        Ok(a) => a,
-        Err(e) => {
-            relay.shutdown().await;
-            return Err(e);
-        }
-    };
+        admin_listener,
+    )?;
     tracing::info!(console = %format!("http://{}/", admin.addr), "admin interface and web console listening");
     tracing::info!(
         client = %relay.client_addr(),

@@ -59,6 +59,35 @@ async fn site_with(tuning: relay::hub::Tuning) -> Site {
     }
 }
 
+/// The API over `s`, writing changes back to a configuration file of its own.
+fn api_with_file(
+    s: &Site,
+    token: Option<&str>,
+) -> (axum::Router, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.yaml");
+    (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
+    let api = router(AdminState {
+        relay: s.relay.clone(),
+        token: token.map(str::to_owned),
+        config_path: Some(path.clone()),
+    });
+    (api, path, dir)
+}
+
+/// Disconnects switch 1 through the API and waits until its link is down.
+async fn disconnect_switch_1(api: &axum::Router, s: &Site) {
+    let (code, _) = call(api, "POST", "/api/switches/1/disconnect", None, "").await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    for _ in 0..500 {
+        if !s.relay.hub().slot(1).unwrap().is_up() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("switch 1 still up 2.5 s after its disconnect");
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -152,14 +181,7 @@ async fn switch_operations_notifications_and_metrics() {
             r#"{"error":"a switch number is 1..=8","field":"no","value":"9"}"#
         )
     );
-    let (code, _) = call(&api, "POST", "/api/switches/1/disconnect", None, "").await;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    for _ in 0..500 {
-        if !s.relay.hub().slot(1).unwrap().is_up() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    disconnect_switch_1(&api, &s).await;
     let (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
     assert!(
         metrics.contains("cti_switch_link_up{switch=\"1\"} 0\n"),
@@ -346,14 +368,7 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
 #[tokio::test]
 async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     let s = site().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("relay.yaml");
-    (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: Some(path.clone()),
-    });
+    let (api, path, _dir) = api_with_file(&s, None);
     let user =
         r#"{"ip":"10.1.1.5","name":"Alex","switches":[1],"default_switch":1,"filtering":true}"#;
     let (code, body) = call(&api, "POST", "/api/users", None, user).await;
@@ -387,7 +402,7 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
 
     // A failed write refuses the change and leaves the file as it was.
     let before = std::fs::read_to_string(&path).unwrap();
-    std::fs::create_dir(dir.path().join(".relay.yaml.tmp")).unwrap();
+    std::fs::create_dir(path.with_file_name(".relay.yaml.tmp")).unwrap();
     let (code, body) = call(&api, "DELETE", "/api/users/10.1.1.5", None, "").await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(
@@ -624,14 +639,7 @@ async fn relay_ctl_prints_tables_json_and_errors() {
 #[tokio::test]
 async fn every_switch_and_user_rule_is_enforced_through_the_api() {
     let s = site().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("relay.yaml");
-    (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: Some(path.clone()),
-    });
+    let (api, path, _dir) = api_with_file(&s, None);
     let original = std::fs::read_to_string(&path).unwrap();
     let refused = |field: &str, message: &str| {
         format!(
@@ -818,14 +826,7 @@ async fn every_switch_and_user_rule_is_enforced_through_the_api() {
             )
         )
     );
-    let (code, _) = call(&api, "POST", "/api/switches/1/disconnect", None, "").await;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    for _ in 0..500 {
-        if !s.relay.hub().slot(1).unwrap().is_up() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    disconnect_switch_1(&api, &s).await;
     let (code, answer) = call(&api, "DELETE", "/api/switches/1", None, "").await;
     assert_eq!(
         (code, answer),
@@ -857,9 +858,10 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
             token: None,
             config_path: None,
         },
-        "127.0.0.1:0".parse().unwrap(),
+        relay::admin::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
     )
-    .await
     .unwrap();
 
     let stream = tokio::net::TcpStream::connect(admin.addr).await.unwrap();

@@ -92,12 +92,16 @@ pub struct AdminServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Serves the API, the metrics and the web console on `addr`.
-pub async fn serve(state: AdminState, addr: std::net::SocketAddr) -> anyhow::Result<AdminServer> {
+/// Binds the admin port (before the relay starts, so that a taken port stops nothing).
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(addr)
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on the admin port {addr}"))?;
+        .with_context(|| format!("cannot listen on the admin port {addr}"))
+}
+
+/// Serves the API, the metrics and the web console on `listener`.
+pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn({
