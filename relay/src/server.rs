@@ -117,6 +117,17 @@ pub struct Relay {
     bypass_addr: SocketAddr,
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// Held while a configuration change is worked out and applied, one at a time.
+    changes: std::sync::Mutex<()>,
+}
+
+/// Why an operator's edit of the configuration was not applied.
+#[derive(Debug)]
+pub enum EditRefused<E> {
+    /// The edit itself could not be made (say, no such entry).
+    Edit(E),
+    /// The result breaks a rule, cannot change while running, or could not be saved.
+    Config(Vec<crate::config::ConfigError>),
 }
 
 impl Relay {
@@ -165,6 +176,7 @@ impl Relay {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             switches: Default::default(),
+            changes: Default::default(),
         };
         relay.tasks.spawn(crate::licence_watch::run(
             relay.hub.clone(),
@@ -369,19 +381,24 @@ impl Relay {
     /// or that changes what cannot change while running, is refused whole and the old one
     /// stays. Returns the switches added.
     pub fn reconfigure(&self, new: Config) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         self.change(new, None, false)
     }
 
-    /// An operator's change (admin interface): as [`Relay::reconfigure`], but switches that are
-    /// down may also be changed or deleted (a connected one is refused until it is
-    /// disconnected), and the result is first written to `path` atomically; if that write
-    /// fails, the change is refused and the old file and configuration stay.
-    pub fn apply_change(
+    /// An operator's change (admin interface): `edit` is applied to the configuration in
+    /// force, then as [`Relay::reconfigure`], except that switches that are down may also be
+    /// changed or deleted (a connected one is refused until it is disconnected), and the result
+    /// is first written to `path` atomically; if that write fails, the change is refused and
+    /// the old file and configuration stay. Edits run one at a time, so none is lost.
+    pub fn edit_config<E>(
         &self,
-        new: Config,
         path: Option<&std::path::Path>,
-    ) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
-        self.change(new, path, true)
+        edit: impl FnOnce(&mut Config) -> Result<(), E>,
+    ) -> Result<Vec<u8>, EditRefused<E>> {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (**self.hub.config.load()).clone();
+        edit(&mut next).map_err(EditRefused::Edit)?;
+        self.change(next, path, true).map_err(EditRefused::Config)
     }
 
     fn change(

@@ -946,3 +946,25 @@ async fn link_of_switch_2(api: &axum::Router) -> (String, u64, u64) {
         sw["attempts"].as_u64().unwrap(),
     )
 }
+
+/// Changes made at the same moment are applied one after another: none is lost, in force or
+/// in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_are_all_kept() {
+    let s = site().await;
+    let (api, path, _dir) = api_with_file(&s, None);
+    let mut adds = tokio::task::JoinSet::new();
+    for i in 1..=40 {
+        let api = api.clone();
+        adds.spawn(async move {
+            let user = format!(r#"{{"ip":"10.2.0.{i}","name":"User {i}"}}"#);
+            call(&api, "POST", "/api/users", None, &user).await.0
+        });
+    }
+    while let Some(code) = adds.join_next().await {
+        assert_eq!(code.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(s.relay.hub().config.load().users.len(), 40);
+    assert_eq!(Config::load(&path).unwrap().users.len(), 40);
+    s.relay.shutdown().await;
+}

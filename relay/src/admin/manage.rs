@@ -10,25 +10,23 @@ use serde_json::json;
 
 use super::{AdminState, ApiError};
 use crate::config::{Config, ConfigError, SwitchConfig, User};
+use crate::server::EditRefused;
 
 pub async fn config(State(s): State<AdminState>) -> Response {
     Json((**s.relay.hub().config.load()).clone()).into_response()
 }
 
-/// Applies `edit` to a copy of the configuration and, if every rule holds, saves and applies it.
+/// Applies `edit` to the configuration and, if every rule holds, saves and applies it.
 fn change(s: &AdminState, edit: impl FnOnce(&mut Config) -> Result<(), ApiError>) -> Response {
-    let mut next = (**s.relay.hub().config.load()).clone();
-    if let Err(e) = edit(&mut next) {
-        return e.into_response();
-    }
-    match s.relay.apply_change(next, s.config_path.as_deref()) {
+    match s.relay.edit_config(s.config_path.as_deref(), edit) {
         Ok(added) => Json(json!({
             "applied": true,
             "saved": s.config_path.is_some(),
             "switches_added": added,
         }))
         .into_response(),
-        Err(errors) => refused(errors),
+        Err(EditRefused::Edit(e)) => e.into_response(),
+        Err(EditRefused::Config(errors)) => refused(errors),
     }
 }
 
