@@ -1,7 +1,8 @@
 //! The web console in a real browser: Debian's Chromium, headless, driven over WebDriver by
-//! chromedriver, against a relay with a simulated switch. It adds a user through the user
-//! dialog, sees the validation error for a duplicate address, sees a new session appear live
-//! and closes it from the console.
+//! chromedriver, against a relay with a simulated switch and an admin token. It gives the
+//! token, adds a user through the user dialog, sees the validation error for a duplicate
+//! address, sees a new session appear live and closes it from the console; then the switch
+//! table's validation, the bypass session viewer and licence registration.
 //!
 //! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
 //! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
@@ -24,6 +25,8 @@ use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Settings, SimSwitch};
 
 const WAIT: Duration = Duration::from_secs(10);
+/// The relay's admin token, which the console asks for.
+const TOKEN: &str = "console-t0ken";
 
 fn tool(env: &str, default: &str) -> Option<PathBuf> {
     let path = PathBuf::from(std::env::var_os(env).unwrap_or_else(|| default.into()));
@@ -185,7 +188,7 @@ async fn site() -> Site {
     let admin = relay::admin::serve(
         AdminState {
             relay: relay.clone(),
-            token: None,
+            token: Some(TOKEN.into()),
             config_path: Some(config_path.clone()),
         },
         relay::admin::bind("127.0.0.1:0".parse().unwrap())
@@ -241,6 +244,10 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         .await
         .unwrap();
     assert_eq!(browser.client.title().await.unwrap(), "CTI relay console");
+
+    // The API wants the token: the console asks for it once, then shows the relay.
+    browser.type_into("#token-dialog[open] #token", TOKEN).await;
+    browser.click("#token-form button[type=submit]").await;
 
     // The main window shows the switch's link as it comes up.
     assert_eq!(
