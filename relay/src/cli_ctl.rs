@@ -39,9 +39,13 @@ pub enum CtlCommand {
     /// The licence in force, limits and use.
     Licence,
     /// Register or change the licence key.
+    #[command(alias = "change")]
     Register { key: String },
-    /// The kept notifications.
-    Notifications,
+    /// The kept notifications; with --follow, then each new one as it comes, until Ctrl-C.
+    Notifications {
+        #[arg(long, short)]
+        follow: bool,
+    },
 }
 
 /// Operations on one switch, or on the switch table.
@@ -324,12 +328,73 @@ impl Ctl {
             CtlCommand::Register { key } => {
                 ("POST", "/api/licence".into(), Some(json!({ "key": key })))
             }
-            CtlCommand::Notifications => ("GET", "/api/notifications".into(), None),
+            CtlCommand::Notifications { .. } => ("GET", "/api/notifications".into(), None),
         })
+    }
+
+    /// Writes the kept notifications, then each new one as it comes, to `out`; returns after
+    /// `limit` new ones (tests), or when the relay ends the stream.
+    pub fn follow(&self, out: &mut dyn std::io::Write, limit: Option<usize>) -> anyhow::Result<()> {
+        use std::io::BufRead;
+        // Subscribe first, then read the kept list, so nothing falls between the two.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = agent.get(format!("{}/api/notifications/live", self.base));
+        if let Some(t) = &self.token {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        let response = request.call().map_err(|e| {
+            anyhow::anyhow!("cannot reach the admin interface at {}: {e}", self.base)
+        })?;
+        if !response.status().is_success() {
+            let text = response.into_body().read_to_string().unwrap_or_default();
+            anyhow::bail!("{}", error_text(&text));
+        }
+        let (_, kept) = self.call("GET", "/api/notifications", None)?;
+        let kept: Value = serde_json::from_str(&kept)?;
+        let json = self.json;
+        let show = |n: &Value, out: &mut dyn std::io::Write| -> std::io::Result<u64> {
+            if json {
+                writeln!(out, "{n}")?;
+            } else {
+                out.write_all(notification_line(n).as_bytes())?;
+            }
+            out.flush()?;
+            Ok(n["seq"].as_u64().unwrap_or(0))
+        };
+        let mut last = 0;
+        for n in kept.as_array().into_iter().flatten() {
+            last = show(n, out)?;
+        }
+        let mut seen = 0;
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line?;
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let n: Value = serde_json::from_str(data.trim_start())?;
+            if n["seq"].as_u64().unwrap_or(0) <= last {
+                continue;
+            }
+            show(&n, out)?;
+            seen += 1;
+            if limit.is_some_and(|l| seen >= l) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Runs a command and returns what to print.
     pub fn run(&self, command: &CtlCommand) -> anyhow::Result<String> {
+        if let CtlCommand::Notifications { follow: true } = command {
+            self.follow(&mut std::io::stdout().lock(), None)?;
+            return Ok(String::new());
+        }
         let (method, path, body) = self.request(command)?;
         let (_, text) = self.call(method, &path, body)?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -350,7 +415,7 @@ impl Ctl {
             CtlCommand::Status => status_table(&v),
             CtlCommand::Sessions => sessions_table(&v),
             CtlCommand::Licence => licence_line(&v),
-            CtlCommand::Notifications => notifications_list(&v),
+            CtlCommand::Notifications { .. } => notifications_list(&v),
             CtlCommand::Register { .. } => format!(
                 "Licence {} is in force: {}\n",
                 v["serial"],
@@ -598,20 +663,23 @@ fn licence_line(l: &Value) -> String {
 }
 
 fn notifications_list(v: &Value) -> String {
-    let mut out = String::new();
-    for n in v.as_array().into_iter().flatten() {
-        let ms = n["time_ms"].as_u64().unwrap_or(0);
-        let switch = n["switch"]
-            .as_u64()
-            .map(|s| format!("SW{s} "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{} {:<5} {switch}{}",
-            crate::monitor_cli::time_text(ms),
-            n["level"].as_str().unwrap_or(""),
-            n["text"].as_str().unwrap_or("")
-        );
-    }
-    out
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(notification_line)
+        .collect()
+}
+
+fn notification_line(n: &Value) -> String {
+    let ms = n["time_ms"].as_u64().unwrap_or(0);
+    let switch = n["switch"]
+        .as_u64()
+        .map(|s| format!("SW{s} "))
+        .unwrap_or_default();
+    format!(
+        "{} {:<5} {switch}{}\n",
+        crate::monitor_cli::time_text(ms),
+        n["level"].as_str().unwrap_or(""),
+        n["text"].as_str().unwrap_or("")
+    )
 }

@@ -260,6 +260,11 @@ impl Notices {
     pub fn subscribe(&self) -> broadcast::Receiver<Entry> {
         self.live.subscribe()
     }
+
+    /// How many follow the live stream now.
+    pub fn followers(&self) -> usize {
+        self.live.receiver_count()
+    }
 }
 
 #[cfg(test)]

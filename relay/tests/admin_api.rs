@@ -75,6 +75,27 @@ fn api_with_file(
     (api, path, dir)
 }
 
+/// What a writer on another thread has written so far.
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Disconnects switch 1 through the API and waits until its link is down.
 async fn disconnect_switch_1(api: &axum::Router, s: &Site) {
     let (code, _) = call(api, "POST", "/api/switches/1/disconnect", None, "").await;
@@ -434,7 +455,10 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, api).await });
+    tokio::spawn({
+        let api = api.clone();
+        async move { axum::serve(listener, api).await }
+    });
     let (_app, id) = SimApp::identify_as(s.relay.client_addr(), None, 2, 1, &[(0, "2201")])
         .await
         .unwrap();
@@ -632,6 +656,44 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     .unwrap()
     .unwrap();
     assert_eq!(done, "Done.\n");
+
+    // Following: the kept notifications, then each new one as it comes.
+    let printed = SharedBuffer::default();
+    let follower = {
+        let (addr, mut out) = (addr.clone(), printed.clone());
+        tokio::task::spawn_blocking(move || {
+            Ctl::new(&addr, Some("t0ken".into()), false).follow(&mut out, Some(1))
+        })
+    };
+    while s.relay.hub().notices.followers() == 0 || printed.text().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        printed.text().contains("info  CTI relay 0.1.0 started\n"),
+        "{}",
+        printed.text()
+    );
+    let (code, _) = call(
+        &api,
+        "POST",
+        "/api/switches/1/disconnect",
+        Some("t0ken"),
+        "",
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .expect("the new notification within 10 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        printed
+            .text()
+            .ends_with(" info  SW1 Switch 1 disconnected (disconnected by the operator)\n"),
+        "{}",
+        printed.text()
+    );
     s.relay.shutdown().await;
 }
 
