@@ -2,7 +2,8 @@
 //! application on the LAN.
 //!
 //! Module map:
-//! - [`admin`]: the admin HTTP API and Prometheus metrics; [`cli_ctl`]: `relay ctl`.
+//! - [`admin`]: the admin HTTP API, Prometheus metrics and the web console; [`cli_ctl`]:
+//!   `relay ctl`.
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
 //! - [`config`]: the configuration file, its defaults and every validation rule.

@@ -22,10 +22,10 @@ struct Site {
 }
 
 async fn site() -> Site {
-    site_with(relay::hub::Tuning::default()).await
+    site_with(relay::hub::Tuning::default(), |_| {}).await
 }
 
-async fn site_with(tuning: relay::hub::Tuning) -> Site {
+async fn site_with(tuning: relay::hub::Tuning, configure: impl FnOnce(&mut Config)) -> Site {
     let switch = SimSwitch::start("127.0.1.61:0".parse().unwrap(), Settings::officeserv(1))
         .await
         .unwrap();
@@ -40,6 +40,7 @@ async fn site_with(tuning: relay::hub::Tuning) -> Site {
         switch.addr().port(),
         "1234",
     ));
+    configure(&mut config);
     let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
     let parts = RelayParts {
         tuning,
@@ -240,10 +241,13 @@ fn sample(metrics: &str, name_and_labels: &str) -> u64 {
 
 #[tokio::test]
 async fn metrics_count_link_frames_recoveries_and_licence_use() {
-    let s = site_with(relay::hub::Tuning {
-        recovery_cycle: Some(Duration::from_millis(50)),
-        ..Default::default()
-    })
+    let s = site_with(
+        relay::hub::Tuning {
+            recovery_cycle: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+        |_| {},
+    )
     .await;
     let api = router(AdminState {
         relay: s.relay.clone(),
@@ -313,7 +317,11 @@ async fn metrics_count_link_frames_recoveries_and_licence_use() {
 
 #[tokio::test]
 async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
-    let s = site().await;
+    let s = site_with(Default::default(), |c| {
+        c.admin.token = Some("t0ken".into());
+        c.monitor.password = Some("m0nitor".into());
+    })
+    .await;
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: Some("t0ken".into()),
@@ -329,6 +337,10 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, _) = call(&api, "GET", "/api/status", Some("t0ken"), "").await;
     assert_eq!(code, StatusCode::OK);
+    let (_, config) = call(&api, "GET", "/api/config", Some("t0ken"), "").await;
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["admin"]["token"], "********", "never shown");
+    assert_eq!(config["monitor"]["password"], "********", "never shown");
     for path in ["/metrics", "/api/notifications/live", "/api/config"] {
         let (code, _) = call(&api, "GET", path, None, "").await;
         assert_eq!(code, StatusCode::UNAUTHORIZED, "{path}");

@@ -12,8 +12,18 @@ use super::{AdminState, ApiError};
 use crate::config::{Config, ConfigError, SwitchConfig, User};
 use crate::server::EditRefused;
 
+/// The configuration in force, with the admin token and the monitor password masked (neither
+/// can be changed here, and a console left open should not show them).
 pub async fn config(State(s): State<AdminState>) -> Response {
-    Json((**s.relay.hub().config.load()).clone()).into_response()
+    let mut config = (**s.relay.hub().config.load()).clone();
+    let mask = |secret: &mut Option<String>| {
+        if secret.is_some() {
+            *secret = Some("********".into());
+        }
+    };
+    mask(&mut config.admin.token);
+    mask(&mut config.monitor.password);
+    Json(config).into_response()
 }
 
 /// Applies `edit` to the configuration and, if every rule holds, saves and applies it.

@@ -9,7 +9,7 @@
 //!   applied live (a connected switch must be disconnected before it is changed).
 //! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
 //! - `GET /metrics`: Prometheus text.
-//! - `GET /`: the web console ([`console`]), which uses the routes above.
+//! - `GET /`: the web console (`console.rs`), which uses the routes above.
 //!
 //! A token is required when the API is bound to a non-loopback address (`Authorization:
 //! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
