@@ -173,10 +173,11 @@ function render(view) {
   const st = view.status;
   state.status = st;
   const l = st.licence;
-  const trial = l.standing === "trial" ? ", trial day " + (l.trial_days_used + 1) + " of 30" : "";
+  const standing = l.standing === "trial" ? "trial, day " + (l.trial_days_used + 1) + " of 30"
+    : l.standing === "licensed" ? "licence " + l.serial : "no licence in force";
   $("summary").textContent =
     st.switches_connected + " of " + st.switches_enabled + " enabled switches connected (" + st.switches_configured + " configured) · " +
-    st.sessions.length + " sessions · licence " + l.standing + trial + " · " + l.licensed_in_use + "/" + l.access_limit + " licensed sessions";
+    st.sessions.length + " sessions · " + standing + " · " + l.licensed_in_use + "/" + l.access_limit + " licensed sessions";
   fill($("switches").tBodies[0], st.switches.map(switchRow), "No switch is configured: add one in the switch table.", 8);
   fill($("sessions").tBodies[0], st.sessions.map((s) => sessionRow(s, true)), "No application is connected.", 9);
   $("session-count").textContent = "(" + st.sessions.length + ")";
