@@ -510,6 +510,8 @@ async fn relay_ctl_prints_tables_json_and_errors() {
         OptionalSwitch, SwitchCommand, SwitchFields, SwitchList, UserCommand, UserFields,
     };
     let run = |command: CtlCommand| ctl(false, Some("t0ken"), command);
+    let done = async |command: CtlCommand| run(command).await.unwrap().unwrap();
+    let refusal = async |command: CtlCommand| run(command).await.unwrap().unwrap_err().to_string();
     let alex = || UserFields {
         name: Some("Alex".into()),
         switches: Some(SwitchList(vec![1])),
@@ -517,46 +519,38 @@ async fn relay_ctl_prints_tables_json_and_errors() {
         filtering: Some(true),
         ..Default::default()
     };
-    let added = run(CtlCommand::User {
+    let added = done(CtlCommand::User {
         command: UserCommand::Add {
             ip: "10.1.1.5".into(),
             fields: alex(),
         },
     })
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert_eq!(added, "In force, and saved to the configuration file.\n");
-    let err = run(CtlCommand::User {
-        command: UserCommand::Add {
-            ip: "10.1.1.5".into(),
-            fields: alex(),
-        },
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        refusal(CtlCommand::User {
+            command: UserCommand::Add {
+                ip: "10.1.1.5".into(),
+                fields: alex(),
+            },
+        })
+        .await,
         "10.1.1.5 is already registered by users[0] (users[1].ip)"
     );
-    let err = run(CtlCommand::User {
-        command: UserCommand::Set {
-            ip: "10.1.1.5".into(),
-            fields: UserFields {
-                default_switch: Some(OptionalSwitch(Some(2))),
-                ..Default::default()
-            },
-        },
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        refusal(CtlCommand::User {
+            command: UserCommand::Set {
+                ip: "10.1.1.5".into(),
+                fields: UserFields {
+                    default_switch: Some(OptionalSwitch(Some(2))),
+                    ..Default::default()
+                },
+            },
+        })
+        .await,
         "switch 2 is not configured (users[0].default_switch)"
     );
-    run(CtlCommand::User {
+    done(CtlCommand::User {
         command: UserCommand::Set {
             ip: "10.1.1.5".into(),
             fields: UserFields {
@@ -567,15 +561,11 @@ async fn relay_ctl_prints_tables_json_and_errors() {
             },
         },
     })
-    .await
-    .unwrap()
-    .unwrap();
-    let users = run(CtlCommand::User {
+    .await;
+    let users = done(CtlCommand::User {
         command: UserCommand::List,
     })
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert_eq!(
         users,
         "address   name  switches  default  filtering  info\n\
@@ -587,65 +577,55 @@ async fn relay_ctl_prints_tables_json_and_errors() {
         "front desk",
         "written back"
     );
-    let err = run(CtlCommand::User {
-        command: UserCommand::Set {
-            ip: "10.9.9.9".into(),
-            fields: UserFields::default(),
-        },
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
-    assert_eq!(err.to_string(), "no user 10.9.9.9 is configured");
-    run(CtlCommand::User {
+    assert_eq!(
+        refusal(CtlCommand::User {
+            command: UserCommand::Set {
+                ip: "10.9.9.9".into(),
+                fields: UserFields::default(),
+            },
+        })
+        .await,
+        "no user 10.9.9.9 is configured"
+    );
+    done(CtlCommand::User {
         command: UserCommand::Delete {
             ip: "10.1.1.5".into(),
         },
     })
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert!(Config::load(&config_path).unwrap().users.is_empty());
 
-    let err = run(CtlCommand::Switch {
-        command: SwitchCommand::Add {
-            no: 2,
-            fields: SwitchFields {
-                address: Some("127.0.1.61".into()),
-                enabled: Some(false),
-                ..Default::default()
-            },
-        },
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        refusal(CtlCommand::Switch {
+            command: SwitchCommand::Add {
+                no: 2,
+                fields: SwitchFields {
+                    address: Some("127.0.1.61".into()),
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            },
+        })
+        .await,
         "127.0.1.61: address already assigned to switch 1 (switches[1].address)"
     );
-    let err = run(CtlCommand::Switch {
-        command: SwitchCommand::Set {
-            no: 1,
-            fields: SwitchFields {
-                name: Some("Main".into()),
-                ..Default::default()
-            },
-        },
-    })
-    .await
-    .unwrap()
-    .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        refusal(CtlCommand::Switch {
+            command: SwitchCommand::Set {
+                no: 1,
+                fields: SwitchFields {
+                    name: Some("Main".into()),
+                    ..Default::default()
+                },
+            },
+        })
+        .await,
         "switch 1 is connected: disconnect it before changing or deleting it (switches[0])"
     );
-    let switches = run(CtlCommand::Switch {
+    let switches = done(CtlCommand::Switch {
         command: SwitchCommand::List,
     })
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     let address = format!("127.0.1.61:{}", s.switch.addr().port());
     assert_eq!(
         switches,
