@@ -119,7 +119,8 @@ pub struct SwitchSlot {
     pub subscribers: ArcSwap<Subscribers>,
     pub link: ArcSwapOption<LinkHandle>,
     pub counters: LinkCounters,
-    /// What the switch's supervisor is doing ([`LinkPhase`] as a byte).
+    /// What the switch's link and supervisor are doing ([`LinkPhase`] as a byte): `Up` and
+    /// its end are set with the link itself, the rest by the supervisor.
     phase: std::sync::atomic::AtomicU8,
     /// The number of the attempt in progress or last made in the current series (1-based).
     pub attempt: std::sync::atomic::AtomicU32,
@@ -441,6 +442,7 @@ impl Hub {
         {
             let _membership = self.lock_membership();
             slot.link.store(Some(link));
+            slot.set_phase(LinkPhase::Up);
             let up = LinkMsg::SwitchState {
                 switch: no,
                 up: true,
@@ -469,6 +471,8 @@ impl Hub {
         let Some(link) = slot.link.swap(None) else {
             return;
         };
+        // Until the supervisor says what comes next (an attempt, or waiting for an operator).
+        slot.set_phase(LinkPhase::Idle);
         for pending in link.invokes().drain() {
             if let Some(session) = pending.session.upgrade() {
                 session.answer_pending(

@@ -110,7 +110,6 @@ async fn attempts(
         match attempt(hub, no, stop, commands).await? {
             Attempt::Disconnect => return Some(Next::Idle),
             Attempt::Open(open) => {
-                slot.set_phase(LinkPhase::Up);
                 if recovering {
                     hub.notices.emit(Notice::RecoveryCompleted { switch: no });
                     slot.counters.recoveries.fetch_add(1, Ordering::Relaxed);

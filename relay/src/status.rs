@@ -64,17 +64,12 @@ impl Status {
                     port: sw.port,
                     enabled: sw.enabled,
                     up: link.is_some(),
-                    link: if !sw.enabled {
-                        "disabled".into()
-                    } else if link.is_some() {
-                        "up".into()
+                    link: if sw.enabled {
+                        slot.map_or(crate::hub::LinkPhase::Idle, |s| s.phase())
+                            .name()
+                            .into()
                     } else {
-                        let phase = slot.map_or(crate::hub::LinkPhase::Idle, |s| s.phase());
-                        match phase {
-                            // The link closed and its supervisor has not yet moved on.
-                            crate::hub::LinkPhase::Up => "connecting".into(),
-                            other => other.name().into(),
-                        }
+                        "disabled".into()
                     },
                     attempt: slot
                         .map_or(0, |s| s.attempt.load(std::sync::atomic::Ordering::Relaxed)),
