@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Where the admin API is and how to call it.
@@ -638,38 +639,10 @@ fn sessions_table(v: &Value) -> String {
 }
 
 fn licence_line(l: &Value) -> String {
-    // Counted products (their limit is a number), then bypass products in use.
-    let mut uses: Vec<String> = l["products"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p[1].as_str().is_some_and(|n| n.parse::<u32>().is_ok()))
-        .map(|p| {
-            let name = p[0].as_str().unwrap_or("").split(" (").next().unwrap_or("");
-            format!("{name} {}/{}", text(&p[2]), text(&p[1]))
-        })
-        .collect();
-    let standing = match l["standing"].as_str().unwrap_or("") {
-        "trial" => format!(
-            "trial, day {} of 30",
-            l["trial_days_used"].as_u64().unwrap_or(0) + 1
-        ),
-        "licensed" => match l["expires"].as_str() {
-            Some(date) => format!("licence {} (expires {date})", l["serial"]),
-            None => format!("licence {}", l["serial"]),
-        },
-        _ => "none in force (the trial has ended)".into(),
-    };
-    uses.push(format!(
-        "licensed sessions {}/{}",
-        l["licensed_in_use"], l["access_limit"]
-    ));
-    for b in l["bypass"].as_array().into_iter().flatten() {
-        if b[2].as_u64().unwrap_or(0) > 0 {
-            uses.push(format!("bypass {} {}/{}", text(&b[0]), b[2], b[1]));
-        }
+    match crate::licensing::LicenceStatus::deserialize(l) {
+        Ok(status) => format!("Licence: {}\n", status.summary()),
+        Err(e) => format!("Licence: not understood ({e})\n"),
     }
-    format!("Licence: {standing}; {}\n", uses.join(", "))
 }
 
 fn notifications_list(v: &Value) -> String {

@@ -350,37 +350,7 @@ fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Dura
             s.state
         );
     }
-    let l = &status.licence;
-    let products: Vec<String> = l
-        .products
-        .iter()
-        .take(3)
-        .map(|(name, limit, used)| {
-            format!("{} {used}/{limit}", name.split(' ').next().unwrap_or(name))
-        })
-        .collect();
-    let bypass: Vec<String> = l
-        .bypass
-        .iter()
-        .filter(|(_, _, used)| *used > 0)
-        .map(|(name, limit, used)| format!("{name} {used}/{limit}"))
-        .collect();
-    let standing = match l.standing.as_str() {
-        "trial" => format!("trial, day {} of 30", l.trial_days_used + 1),
-        other => other.to_string(),
-    };
-    let _ = writeln!(
-        out,
-        "\nLicence: {standing}; {}; licensed sessions {}/{}; bypass {}",
-        products.join(", "),
-        l.licensed_in_use,
-        l.access_limit,
-        if bypass.is_empty() {
-            "none".into()
-        } else {
-            bypass.join(", ")
-        }
-    );
+    let _ = writeln!(out, "\nLicence: {}", status.licence.summary());
     let _ = writeln!(out, "\nApplications (simulated)");
     for a in apps {
         let _ = writeln!(

@@ -490,7 +490,7 @@ async fn relay_ctl_prints_tables_json_and_errors() {
         "{status}"
     );
     assert!(status.contains("[Call: 2201 - SW(1)]"), "{status}");
-    assert!(status.contains("Licence: trial, day 1 of 30; Call 1/20, OpenTSP 0/1, Operator 0/2, licensed sessions 1/23\n"), "{status}");
+    assert!(status.contains("Licence: trial, day 1 of 30; Call 1/20, OpenTSP 0/1, Operator 0/2; licensed sessions 1/23; bypass none\n"), "{status}");
     let json = ctl(true, Some("t0ken"), CtlCommand::Sessions)
         .await
         .unwrap()

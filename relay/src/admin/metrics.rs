@@ -9,6 +9,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AdminState;
+use crate::hub::LinkCounters;
+use crate::licensing::product_label;
+use crate::status::SwitchStatus;
 
 pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
     let hub = s.relay.hub();
@@ -21,71 +24,59 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             let _ = writeln!(out, "{name}{labels} {v}");
         }
     };
-    metric(
-        "cti_switch_link_up",
-        "Whether the switch link is up (1) or not (0).",
-        "gauge",
-        status
-            .switches
-            .iter()
-            .map(|sw| (format!("{{switch=\"{}\"}}", sw.no), u64::from(sw.up)))
-            .collect(),
-    );
-    metric(
-        "cti_switch_requests_in_flight",
-        "Requests waiting for the switch's answer.",
-        "gauge",
-        status
-            .switches
-            .iter()
-            .map(|sw| {
-                (
-                    format!("{{switch=\"{}\"}}", sw.no),
-                    sw.requests_in_flight as u64,
-                )
-            })
-            .collect(),
-    );
-    for (name, help, which) in [
+    // Per switch, from its status and its link's counters.
+    type PerSwitch = fn(&SwitchStatus, &LinkCounters) -> u64;
+    let per_switch: [(&str, &str, &str, PerSwitch); 6] = [
+        (
+            "cti_switch_link_up",
+            "Whether the switch link is up (1) or not (0).",
+            "gauge",
+            |sw, _| u64::from(sw.up),
+        ),
+        (
+            "cti_switch_requests_in_flight",
+            "Requests waiting for the switch's answer.",
+            "gauge",
+            |sw, _| sw.requests_in_flight as u64,
+        ),
         (
             "cti_switch_frames_in_total",
             "Frames read from the switch, link set-up included.",
-            0,
+            "counter",
+            |_, c| load(&c.frames_in),
         ),
         (
             "cti_switch_frames_out_total",
             "Frames sent to the switch, link set-up included.",
-            1,
+            "counter",
+            |_, c| load(&c.frames_out),
         ),
         (
             "cti_switch_link_losses_total",
             "Links lost other than by an operator's disconnect.",
-            2,
+            "counter",
+            |_, c| load(&c.losses),
         ),
         (
             "cti_switch_recoveries_total",
             "Links brought back up by the recovery schedule after a loss.",
-            3,
-        ),
-    ] {
-        metric(
-            name,
-            help,
             "counter",
-            status
-                .switches
-                .iter()
-                .filter_map(|sw| hub.slot(sw.no))
-                .map(|slot| {
-                    let c = &slot.counters;
-                    let v = [&c.frames_in, &c.frames_out, &c.losses, &c.recoveries][which];
-                    (
-                        format!("{{switch=\"{}\"}}", slot.no),
-                        v.load(Ordering::Relaxed),
-                    )
-                })
-                .collect(),
-        );
+            |_, c| load(&c.recoveries),
+        ),
+    ];
+    for (name, help, kind, value) in per_switch {
+        let samples = status
+            .switches
+            .iter()
+            .filter_map(|sw| Some((sw, hub.slot(sw.no)?)))
+            .map(|(sw, slot)| {
+                (
+                    format!("{{switch=\"{}\"}}", sw.no),
+                    value(sw, &slot.counters),
+                )
+            })
+            .collect();
+        metric(name, help, kind, samples);
     }
     let mut per_product: std::collections::BTreeMap<(String, u8), u64> = Default::default();
     for session in &status.sessions {
@@ -107,52 +98,51 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             })
             .collect(),
     );
-    let counter = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     for (name, help, value) in [
         (
             "cti_deliveries_total",
             "Events handed to sessions (events x receiving sessions).",
-            counter(&stats.deliveries),
+            load(&stats.deliveries),
         ),
         (
             "cti_requests_forwarded_total",
             "Requests forwarded to switches.",
-            counter(&stats.requests_forwarded),
+            load(&stats.requests_forwarded),
         ),
         (
             "cti_relay_answers_total",
             "Requests answered by the relay itself (0xE0-0xE4).",
-            counter(&stats.relay_answers),
+            load(&stats.relay_answers),
         ),
         (
             "cti_slow_session_closes_total",
             "Sessions closed for reading too slowly (X reason 3).",
-            counter(&stats.slow_closes),
+            load(&stats.slow_closes),
         ),
         (
             "cti_protocol_errors_total",
             "Connections closed for a protocol error.",
-            counter(&stats.protocol_errors),
+            load(&stats.protocol_errors),
         ),
         (
             "cti_connections_accepted_total",
             "Connections accepted on every port.",
-            counter(&stats.connections_accepted),
+            load(&stats.connections_accepted),
         ),
         (
             "cti_smdr_records_total",
             "SMDR records received from switches.",
-            counter(&stats.smdr_records),
+            load(&stats.smdr_records),
         ),
         (
             "cti_ucd_records_total",
             "UCD records received from switches.",
-            counter(&stats.ucd_records),
+            load(&stats.ucd_records),
         ),
         (
             "cti_monitor_gaps_total",
             "Frames monitors missed by reading too slowly (ended monitors).",
-            counter(&hub.monitors.gaps),
+            load(&hub.monitors.gaps),
         ),
     ] {
         metric(name, help, "counter", vec![(String::new(), value)]);
@@ -170,15 +160,10 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             ("{kind=\"limit\"}".into(), u64::from(licence.access_limit)),
         ],
     );
-    let mut products = Vec::new();
-    for (name, limit, used) in &licence.products {
-        // Counted products only; flag products (limit yes/no) are not a number.
-        if let (Ok(limit), Ok(used)) = (limit.parse::<u64>(), used.parse::<u64>()) {
-            let name = label(name);
-            products.push((format!("{{product=\"{name}\",kind=\"in_use\"}}"), used));
-            products.push((format!("{{product=\"{name}\",kind=\"limit\"}}"), limit));
-        }
-    }
+    let products = licence
+        .counted()
+        .flat_map(|(name, used, limit)| use_and_limit(name, used.unwrap_or(0), limit))
+        .collect();
     metric(
         "cti_licence_products",
         "Sessions of each counted licensed product in use, and the licence's limit.",
@@ -192,19 +177,7 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         licence
             .bypass
             .iter()
-            .flat_map(|(name, limit, used)| {
-                let name = label(name);
-                [
-                    (
-                        format!("{{product=\"{name}\",kind=\"in_use\"}}"),
-                        u64::from(*used),
-                    ),
-                    (
-                        format!("{{product=\"{name}\",kind=\"limit\"}}"),
-                        u64::from(*limit),
-                    ),
-                ]
-            })
+            .flat_map(|(name, limit, used)| use_and_limit(product_label(name), *used, *limit))
             .collect(),
     );
     let (sw, su, export) = hub.monitors.counts();
@@ -221,7 +194,16 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
-/// A product's display name without its remark: "Call (CallPlus counts as Call)" is "Call".
-fn label(name: &str) -> &str {
-    name.split(" (").next().unwrap_or(name)
+/// The two samples of a product: `{product="…",kind="in_use"}` and `kind="limit"`.
+fn use_and_limit(product: &str, used: u32, limit: u32) -> [(String, u64); 2] {
+    [("in_use", used), ("limit", limit)].map(|(kind, v)| {
+        (
+            format!("{{product=\"{product}\",kind=\"{kind}\"}}"),
+            u64::from(v),
+        )
+    })
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }

@@ -220,6 +220,60 @@ pub struct LicenceStatus {
     pub switch_macs: Vec<String>,
 }
 
+/// A product's display name without its remark: "Call (CallPlus counts as Call)" is "Call".
+pub fn product_label(name: &str) -> &str {
+    name.split(" (").next().unwrap_or(name)
+}
+
+impl LicenceStatus {
+    /// The counted products (their limit is a number): short name, use (`None` when no relay
+    /// reported it) and limit.
+    pub fn counted(&self) -> impl Iterator<Item = (&str, Option<u32>, u32)> {
+        self.products.iter().filter_map(|(name, limit, used)| {
+            Some((product_label(name), used.parse().ok(), limit.parse().ok()?))
+        })
+    }
+
+    /// One line for status views: the standing, counted use, licensed sessions against the
+    /// access limit, and bypass products in use.
+    pub fn summary(&self) -> String {
+        let standing = match (self.standing.as_str(), self.expires.as_deref()) {
+            ("trial", _) => format!("trial, day {} of 30", self.trial_days_used + 1),
+            ("licensed", Some(date)) if date != "never" => {
+                format!("licence {} (expires {date})", self.serial.unwrap_or(0))
+            }
+            ("licensed", _) => format!("licence {}", self.serial.unwrap_or(0)),
+            _ => "none in force (the trial has ended)".into(),
+        };
+        let counted: Vec<String> = self
+            .counted()
+            .map(|(name, used, limit)| {
+                let used = used.map_or("-".into(), |u| u.to_string());
+                format!("{name} {used}/{limit}")
+            })
+            .collect();
+        let mut line = format!(
+            "{standing}; {}; licensed sessions {}/{}",
+            counted.join(", "),
+            self.licensed_in_use,
+            self.access_limit
+        );
+        let bypass: Vec<String> = self
+            .bypass
+            .iter()
+            .filter(|(_, _, used)| *used > 0)
+            .map(|(name, limit, used)| format!("{name} {used}/{limit}"))
+            .collect();
+        line.push_str("; bypass ");
+        if bypass.is_empty() {
+            line.push_str("none");
+        } else {
+            line.push_str(&bypass.join(", "));
+        }
+        line
+    }
+}
+
 pub const STATUS_FILE: &str = "usage.yaml";
 
 impl LicenceStatus {
