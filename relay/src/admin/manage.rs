@@ -1,13 +1,13 @@
 //! Switch and user management (SPEC §2 rules, §3 live effects): every change is validated
 //! whole, written to the configuration file atomically, then applied.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::body::{JsonBody, Named};
 use super::{AdminState, ApiError};
 use crate::config::{Config, ConfigError, SwitchConfig, User};
 use crate::server::EditRefused;
@@ -53,40 +53,6 @@ fn refused(errors: Vec<ConfigError>) -> Response {
         .into_response()
 }
 
-/// The request body as a `T`; a body that is not one is refused naming the field at fault.
-fn body<T: Entry>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the entry as JSON, with Content-Type: application/json",
-        ));
-    }
-    let mut reader = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let field = e.path().to_string();
-        let text = e.inner().to_string();
-        // The field is named on its own; say the range rather than the Rust type.
-        let text = text
-            .rsplit_once(" at line ")
-            .map_or(text.as_str(), |(t, _)| t);
-        let text = text
-            .replace("expected u16", "expected a number in 0..=65535")
-            .replace("expected u8", "expected a number in 0..=255");
-        if field == "." {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not a JSON {}: {text}", T::WHAT),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, text).at(&field)
-        }
-    })
-}
-
 fn not_found(what: &str, field: &str, key: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -96,15 +62,17 @@ fn not_found(what: &str, field: &str, key: &str) -> ApiError {
 }
 
 /// An entry of a configuration list the API manages (switches by number, users by address).
-pub trait Entry: serde::de::DeserializeOwned + Send + 'static {
-    const WHAT: &'static str;
+pub trait Entry: Named + Send + 'static {
     const KEY: &'static str;
     fn key(&self) -> String;
     fn list(config: &mut Config) -> &mut Vec<Self>;
 }
 
-impl Entry for SwitchConfig {
+impl Named for SwitchConfig {
     const WHAT: &'static str = "switch";
+}
+
+impl Entry for SwitchConfig {
     const KEY: &'static str = "no";
     fn key(&self) -> String {
         self.no.to_string()
@@ -114,8 +82,11 @@ impl Entry for SwitchConfig {
     }
 }
 
-impl Entry for User {
+impl Named for User {
     const WHAT: &'static str = "user";
+}
+
+impl Entry for User {
     const KEY: &'static str = "ip";
     fn key(&self) -> String {
         self.ip.clone()
@@ -127,15 +98,7 @@ impl Entry for User {
 
 /// `POST`: adds an entry (a taken number or address is refused by the configuration rules,
 /// which name the field).
-pub async fn add<T: Entry>(
-    State(s): State<AdminState>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    let item: T = match body(&headers, &bytes) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+pub async fn add<T: Entry>(State(s): State<AdminState>, JsonBody(item): JsonBody<T>) -> Response {
     change(&s, |c| {
         T::list(c).push(item);
         Ok(())
@@ -146,13 +109,8 @@ pub async fn add<T: Entry>(
 pub async fn put<T: Entry>(
     State(s): State<AdminState>,
     Path(key): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    JsonBody(item): JsonBody<T>,
 ) -> Response {
-    let item: T = match body(&headers, &bytes) {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
     change(&s, |c| {
         let slot = T::list(c)
             .iter_mut()

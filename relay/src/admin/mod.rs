@@ -14,6 +14,7 @@
 //! A token is required when the API is bound to a non-loopback address (`Authorization:
 //! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
 
+mod body;
 mod console;
 mod manage;
 mod metrics;
@@ -286,20 +287,14 @@ struct LicenceRequest {
     key: String,
 }
 
+impl body::Named for LicenceRequest {
+    const WHAT: &'static str = "licence key (as {\"key\": \"…\"})";
+}
+
 async fn register_licence(
     State(s): State<AdminState>,
-    body: Result<Json<LicenceRequest>, axum::extract::rejection::JsonRejection>,
+    body::JsonBody(req): body::JsonBody<LicenceRequest>,
 ) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"key\": \"…\"}}: {e}"),
-            )
-            .into_response()
-        }
-    };
     match s.relay.register_licence(&req.key) {
         Ok(p) => Json(json!({
             "serial": p.serial,

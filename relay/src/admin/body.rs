@@ -1,0 +1,62 @@
+//! Request bodies: JSON only, and a body that does not fit is refused naming the field at
+//! fault, in words an operator reads (ranges, not Rust types).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+
+use super::ApiError;
+
+/// What a body is, for messages ("the request body is not a JSON user: …").
+pub trait Named: serde::de::DeserializeOwned {
+    const WHAT: &'static str;
+}
+
+/// A request body parsed as a `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: Named, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "send the {} as JSON, with Content-Type: application/json",
+                    T::WHAT
+                ),
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        let mut reader = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut reader)
+            .map(JsonBody)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let text = e.inner().to_string();
+                // The field is named on its own; say the range rather than the Rust type.
+                let text = text
+                    .rsplit_once(" at line ")
+                    .map_or(text.as_str(), |(t, _)| t);
+                let text = text
+                    .replace("expected u16", "expected a number in 0..=65535")
+                    .replace("expected u8", "expected a number in 0..=255");
+                if field == "." {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the request body is not a JSON {}: {text}", T::WHAT),
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, text).at(&field)
+                }
+            })
+    }
+}
