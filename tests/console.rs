@@ -291,6 +291,29 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     browser.visible("#user-ip.invalid").await;
     browser.screenshot("user-dialog-duplicate").await;
     assert_eq!(Config::load(&site.config_path).unwrap().users.len(), 1);
+
+    // Edit it: the form is filled from the entry, and the change replaces it.
+    browser
+        .click("#user-table tr[data-ip='127.0.0.77'] td.actions button:first-child")
+        .await;
+    assert_eq!(browser.text("#user-form-title").await, "User 127.0.0.77");
+    browser.type_into("#user-name", "Pat Smith").await;
+    browser.click("#user-save").await;
+    assert_eq!(
+        browser.text("#user-result:not([hidden])").await,
+        "User 127.0.0.77 saved (in force and written to the configuration file)."
+    );
+    assert_eq!(
+        browser
+            .text("#user-table tr[data-ip='127.0.0.77'] td:nth-child(2)")
+            .await,
+        "Pat Smith"
+    );
+    let saved = Config::load(&site.config_path).unwrap();
+    assert_eq!(
+        (saved.users.len(), saved.users[0].name.as_str()),
+        (1, "Pat Smith")
+    );
     browser.click("#user-close").await;
 
     // An application connects from that address: its session appears without a reload.

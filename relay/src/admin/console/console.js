@@ -309,74 +309,129 @@ function savedText(what, body) {
   return what + (body && body.saved ? " (in force and written to the configuration file)." : " (in force; this relay runs without a configuration file, so it is not saved).");
 }
 
-// Switch table.
-function renderSwitchTable() {
-  const rows = state.config.switches.map((sw) => el("tr", { dataset: { switch: sw.no } },
-    el("td", {}, sw.no), el("td", {}, sw.name), el("td", {}, sw.address), el("td", {}, sw.port),
-    el("td", {}, sw.type), el("td", {}, sw.enabled ? "yes" : "no"),
-    el("td", { class: "actions" },
-      el("button", { type: "button", onclick: () => editSwitch(sw) }, "Edit"),
-      el("button", { type: "button", class: "danger", onclick: () => deleteSwitch(sw) }, "Delete"))));
-  fill($("switch-table").tBodies[0], rows, "No switch is configured.", 7);
+// The switch table and user dialogs: one editor each, over the same mechanics.
+const editors = {
+  switch: {
+    list: "switches",
+    path: (key) => "/api/switches/" + key,
+    key: (sw) => sw.no,
+    title: (sw) => "Switch " + sw.no,
+    addTitle: "Add a switch",
+    deleteQuestion: (sw) => "Delete switch " + sw.no + " (" + sw.address + ")?",
+    render: renderSwitchTable,
+    fill(f, sw) {
+      for (const k of ["no", "name", "address", "port", "type", "easyset_password"]) f.elements[k].value = sw[k];
+      f.elements.enabled.checked = sw.enabled;
+    },
+    blank(f) {
+      const used = new Set(state.config.switches.map((s) => s.no));
+      f.elements.no.value = [1, 2, 3, 4, 5, 6, 7, 8].find((n) => !used.has(n)) || "";
+    },
+    read(f) {
+      const e = f.elements;
+      return {
+        no: Number(e.no.value), name: e.name.value, address: e.address.value.trim(), port: Number(e.port.value),
+        type: e.type.value, easyset_password: e.easyset_password.value, enabled: e.enabled.checked,
+      };
+    },
+  },
+  user: {
+    list: "users",
+    path: (key) => "/api/users/" + encodeURIComponent(key),
+    key: (u) => u.ip,
+    title: (u) => "User " + u.ip,
+    addTitle: "Add a user",
+    deleteQuestion: (u) => "Delete the user at " + u.ip + (u.name ? " (" + u.name + ")" : "") + "?",
+    render: renderUserTable,
+    fill(f, u) {
+      for (const k of ["ip", "name", "info"]) f.elements[k].value = u[k];
+      f.elements.default_switch.value = u.default_switch ?? "";
+      f.elements.filtering.checked = u.filtering;
+      for (const box of f.querySelectorAll("input[name=switch]")) box.checked = u.switches.includes(Number(box.value));
+    },
+    blank() {},
+    read(f) {
+      const e = f.elements;
+      return {
+        ip: e.ip.value.trim(), name: e.name.value, info: e.info.value,
+        switches: [...f.querySelectorAll("input[name=switch]:checked")].map((b) => Number(b.value)),
+        default_switch: e.default_switch.value ? Number(e.default_switch.value) : null,
+        filtering: e.filtering.checked,
+      };
+    },
+  },
+};
+
+const form = (kind) => $(kind + "-form");
+
+function editButtons(kind, entry) {
+  return el("td", { class: "actions" },
+    el("button", { type: "button", onclick: () => editEntry(kind, entry) }, "Edit"),
+    el("button", { type: "button", class: "danger", onclick: () => deleteEntry(kind, entry) }, "Delete"));
 }
 
-function resetSwitchForm() {
-  const f = $("switch-form");
+function resetForm(kind) {
+  const f = form(kind);
   f.reset();
   f.elements.editing.value = "";
-  const used = new Set(state.config.switches.map((s) => s.no));
-  const free = [1, 2, 3, 4, 5, 6, 7, 8].find((n) => !used.has(n));
-  f.elements.no.value = free || "";
-  $("switch-form-title").textContent = "Add a switch";
+  editors[kind].blank(f);
+  $(kind + "-form-title").textContent = editors[kind].addTitle;
 }
 
-function editSwitch(sw) {
-  const f = $("switch-form");
-  f.elements.editing.value = sw.no;
-  for (const k of ["no", "name", "address", "port", "type", "easyset_password"]) f.elements[k].value = sw[k];
-  f.elements.enabled.checked = sw.enabled;
-  $("switch-form-title").textContent = "Switch " + sw.no;
-  $("switch-error").hidden = true;
+function editEntry(kind, entry) {
+  const f = form(kind);
+  f.elements.editing.value = editors[kind].key(entry);
+  editors[kind].fill(f, entry);
+  $(kind + "-form-title").textContent = editors[kind].title(entry);
+  $(kind + "-error").hidden = true;
 }
 
-async function deleteSwitch(sw) {
-  if (!(await confirmAction("Delete switch " + sw.no + " (" + sw.address + ")?", "Delete"))) return;
-  const r = await api("DELETE", "/api/switches/" + sw.no);
-  formMessage($("switch-form"), "switch", r.ok ? savedText("Switch " + sw.no + " deleted", r.body) : r.body, r.ok);
+// After a change: the configuration again, the dialog's table, and the main window.
+async function reloadEditor(kind) {
   await loadConfig();
-  renderSwitchTable();
+  editors[kind].render();
   refresh();
 }
 
-async function saveSwitch(event) {
+async function deleteEntry(kind, entry) {
+  const ed = editors[kind];
+  if (!(await confirmAction(ed.deleteQuestion(entry), "Delete"))) return;
+  const r = await api("DELETE", ed.path(ed.key(entry)));
+  await reloadEditor(kind);
+  formMessage(form(kind), kind, r.ok ? savedText(ed.title(entry) + " deleted", r.body) : r.body, r.ok);
+}
+
+async function saveEntry(kind, event) {
   event.preventDefault();
-  const f = $("switch-form");
-  const e = f.elements;
-  const body = {
-    no: Number(e.no.value), name: e.name.value, address: e.address.value.trim(), port: Number(e.port.value),
-    type: e.type.value, easyset_password: e.easyset_password.value, enabled: e.enabled.checked,
-  };
-  const editing = e.editing.value;
-  const r = editing ? await api("PUT", "/api/switches/" + editing, body) : await api("POST", "/api/switches", body);
-  formMessage(f, "switch", r.ok ? savedText("Switch " + body.no + " saved", r.body) : r.body, r.ok);
+  const ed = editors[kind];
+  const f = form(kind);
+  const body = ed.read(f);
+  const editing = f.elements.editing.value;
+  const r = editing ? await api("PUT", ed.path(editing), body) : await api("POST", "/api/" + ed.list, body);
+  // The table is brought up to date before the outcome is shown.
   if (r.ok) {
-    await loadConfig();
-    renderSwitchTable();
-    resetSwitchForm();
-    refresh();
+    await reloadEditor(kind);
+    resetForm(kind);
   }
+  formMessage(f, kind, r.ok ? savedText(ed.title(body) + " saved", r.body) : r.body, r.ok);
 }
 
-async function openSwitches() {
+async function openEditor(kind) {
   if (!(await loadConfig())) return;
-  renderSwitchTable();
-  resetSwitchForm();
-  $("switch-error").hidden = true;
-  $("switch-result").hidden = true;
-  $("switch-dialog").showModal();
+  editors[kind].render();
+  resetForm(kind);
+  $(kind + "-error").hidden = true;
+  $(kind + "-result").hidden = true;
+  $(kind + "-dialog").showModal();
 }
 
-// Users.
+function renderSwitchTable() {
+  const rows = state.config.switches.map((sw) => el("tr", { dataset: { switch: sw.no } },
+    el("td", {}, sw.no), el("td", {}, sw.name), el("td", {}, sw.address), el("td", {}, sw.port),
+    el("td", {}, sw.type), el("td", {}, sw.enabled ? "yes" : "no"), editButtons("switch", sw)));
+  fill($("switch-table").tBodies[0], rows, "No switch is configured.", 7);
+}
+
 function renderUserTable() {
   const c = state.config;
   $("user-access").textContent = c.access.allow_unregistered
@@ -386,10 +441,7 @@ function renderUserTable() {
     el("td", {}, u.ip), el("td", {}, u.name), el("td", {}, u.info),
     el("td", {}, u.switches.length ? u.switches.join(", ") : "default rules"),
     el("td", {}, u.default_switch ?? "global (" + c.default_switch + ")"),
-    el("td", {}, u.filtering ? "yes" : "no"),
-    el("td", { class: "actions" },
-      el("button", { type: "button", onclick: () => editUser(u) }, "Edit"),
-      el("button", { type: "button", class: "danger", onclick: () => deleteUser(u) }, "Delete"))));
+    el("td", {}, u.filtering ? "yes" : "no"), editButtons("user", u)));
   fill($("user-table").tBodies[0], rows, "No user is registered.", 7);
 
   const box = $("user-switches");
@@ -397,68 +449,9 @@ function renderUserTable() {
   for (const sw of c.switches) {
     box.append(el("label", {}, el("input", { type: "checkbox", name: "switch", value: sw.no }), "Switch " + sw.no));
   }
-  const select = $("user-form").elements.default_switch;
+  const select = form("user").elements.default_switch;
   select.replaceChildren(el("option", { value: "" }, "Global default (" + c.default_switch + ")"),
     ...c.switches.map((sw) => el("option", { value: sw.no }, "Switch " + sw.no)));
-}
-
-function resetUserForm() {
-  const f = $("user-form");
-  f.reset();
-  f.elements.editing.value = "";
-  $("user-form-title").textContent = "Add a user";
-}
-
-function editUser(u) {
-  const f = $("user-form");
-  f.elements.editing.value = u.ip;
-  f.elements.ip.value = u.ip;
-  f.elements.name.value = u.name;
-  f.elements.info.value = u.info;
-  f.elements.default_switch.value = u.default_switch ?? "";
-  f.elements.filtering.checked = u.filtering;
-  for (const box of f.querySelectorAll("input[name=switch]")) box.checked = u.switches.includes(Number(box.value));
-  $("user-form-title").textContent = "User " + u.ip;
-  $("user-error").hidden = true;
-}
-
-async function deleteUser(u) {
-  if (!(await confirmAction("Delete the user at " + u.ip + (u.name ? " (" + u.name + ")" : "") + "?", "Delete"))) return;
-  const r = await api("DELETE", "/api/users/" + encodeURIComponent(u.ip));
-  formMessage($("user-form"), "user", r.ok ? savedText("User " + u.ip + " deleted", r.body) : r.body, r.ok);
-  await loadConfig();
-  renderUserTable();
-}
-
-async function saveUser(event) {
-  event.preventDefault();
-  const f = $("user-form");
-  const e = f.elements;
-  const body = {
-    ip: e.ip.value.trim(), name: e.name.value, info: e.info.value,
-    switches: [...f.querySelectorAll("input[name=switch]:checked")].map((b) => Number(b.value)),
-    default_switch: e.default_switch.value ? Number(e.default_switch.value) : null,
-    filtering: e.filtering.checked,
-  };
-  const editing = e.editing.value;
-  const r = editing
-    ? await api("PUT", "/api/users/" + encodeURIComponent(editing), body)
-    : await api("POST", "/api/users", body);
-  formMessage(f, "user", r.ok ? savedText("User " + body.ip + " saved", r.body) : r.body, r.ok);
-  if (r.ok) {
-    await loadConfig();
-    renderUserTable();
-    resetUserForm();
-  }
-}
-
-async function openUsers() {
-  if (!(await loadConfig())) return;
-  renderUserTable();
-  resetUserForm();
-  $("user-error").hidden = true;
-  $("user-result").hidden = true;
-  $("user-dialog").showModal();
 }
 
 // Bypass sessions.
@@ -510,8 +503,8 @@ function start() {
   $("disconnect-all").onclick = async () => {
     if (await confirmAction("Disconnect every switch? Every session is closed.", "Disconnect all")) act("POST", "/api/disconnect-all", "Disconnect all");
   };
-  $("open-switches").onclick = openSwitches;
-  $("open-users").onclick = openUsers;
+  $("open-switches").onclick = () => openEditor("switch");
+  $("open-users").onclick = () => openEditor("user");
   $("open-bypass").onclick = () => { renderBypass(); $("bypass-dialog").showModal(); };
   $("open-licence").onclick = () => {
     renderLicenceDetails();
@@ -519,11 +512,11 @@ function start() {
     $("licence-result").hidden = true;
     $("licence-dialog").showModal();
   };
-  $("switch-form").addEventListener("submit", saveSwitch);
-  $("user-form").addEventListener("submit", saveUser);
+  for (const kind of Object.keys(editors)) {
+    form(kind).addEventListener("submit", (event) => saveEntry(kind, event));
+    $(kind + "-new").onclick = () => resetForm(kind);
+  }
   $("licence-form").addEventListener("submit", registerLicence);
-  $("switch-new").onclick = resetSwitchForm;
-  $("user-new").onclick = resetUserForm;
   for (const name of ["switch", "user", "bypass", "licence"]) {
     $(name + "-close").onclick = () => $(name + "-dialog").close();
   }
