@@ -23,6 +23,17 @@ async fn monitor(site: &Site, port: MonitorPort, password: &str) -> (SimApp, u8)
 }
 
 /// (code, switch, inner frame) of the next `M` frame.
+/// One switch; monitors and the export port need the password `s3cret`.
+async fn protected_site() -> Site {
+    SiteSpec::switches(1)
+        .configure(|c| {
+            c.monitor.password = Some("s3cret".into());
+            c.export.password_protected = true;
+        })
+        .start()
+        .await
+}
+
 async fn next_m(app: &mut SimApp) -> (u8, u8, Vec<u8>) {
     let f: Frame = within("monitor frame", app.next_frame())
         .await
@@ -110,13 +121,7 @@ async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
 
 #[tokio::test]
 async fn a_wrong_password_costs_a_second_and_a_hundred_of_them_slow_no_one() {
-    let site = SiteSpec::switches(1)
-        .configure(|c| {
-            c.monitor.password = Some("s3cret".into());
-            c.export.password_protected = true;
-        })
-        .start()
-        .await;
+    let site = protected_site().await;
     let started = Instant::now();
     let (mut refused, result) = monitor(&site, MonitorPort::SwitchMessages, "guess").await;
     assert_eq!(result, 1);
@@ -167,13 +172,7 @@ async fn a_wrong_password_costs_a_second_and_a_hundred_of_them_slow_no_one() {
 
 #[tokio::test]
 async fn protected_export_needs_the_password_before_records_flow() {
-    let site = SiteSpec::switches(1)
-        .configure(|c| {
-            c.monitor.password = Some("s3cret".into());
-            c.export.password_protected = true;
-        })
-        .start()
-        .await;
+    let site = protected_site().await;
     let (mut export, result) = monitor(&site, MonitorPort::Export, "s3cret").await;
     assert_eq!(result, 0);
     site.wait_until_monitors(0, 1).await;
