@@ -847,14 +847,8 @@ fn record(
                     }
                     push(&log, start.elapsed(), render::app_frame(&f, p3));
                 }
-                Ok(None) => {
-                    push(&log, start.elapsed(), "closed by the relay".into());
-                    return;
-                }
-                Err(e) => {
-                    push(&log, start.elapsed(), format!("read error: {e}"));
-                    return;
-                }
+                Ok(None) => return push(&log, start.elapsed(), "closed by the relay".into()),
+                Err(e) => return push(&log, start.elapsed(), format!("read error: {e}")),
             }
         }
     })
@@ -870,14 +864,8 @@ fn record_monitor(mut app: SimApp, log: Log, start: Instant) -> tokio::task::Joi
                         push(&log, start.elapsed(), line);
                     }
                 }
-                Ok(None) => {
-                    push(&log, start.elapsed(), "closed by the relay".into());
-                    return;
-                }
-                Err(e) => {
-                    push(&log, start.elapsed(), format!("read error: {e}"));
-                    return;
-                }
+                Ok(None) => return push(&log, start.elapsed(), "closed by the relay".into()),
+                Err(e) => return push(&log, start.elapsed(), format!("read error: {e}")),
             }
         }
     })
