@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +15,20 @@ use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
 pub struct Identified {
     pub result: u8,
     pub switches: Vec<(u8, bool)>,
+}
+
+/// Who an application is: where it connects from and to, and what it identifies as.
+#[derive(Clone, Debug)]
+pub struct AppIdentity {
+    /// The port the product belongs on (client or bypass port).
+    pub relay: SocketAddr,
+    pub source: Option<IpAddr>,
+    /// 2 (single switch) or 3 (multi-switch).
+    pub protocol: u8,
+    pub product: u8,
+    pub name: String,
+    /// Devices watched from the start: (switch, device), switch 0 = the default switch.
+    pub devices: Vec<(u8, String)>,
 }
 
 pub struct SimApp {
@@ -43,6 +58,22 @@ impl SimApp {
             reader: FrameReader::new(),
             protocol: 2,
         })
+    }
+
+    /// Connects over `net` and identifies as `who`; a refusal is an error naming the result.
+    pub async fn admitted_on(net: &dyn Network, who: &AppIdentity) -> anyhow::Result<SimApp> {
+        let mut app = SimApp::connect_on(net, who.relay, who.source).await?;
+        let devices: Vec<(u8, &str)> = who.devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
+        let id = app
+            .identify(who.protocol, who.product, &who.name, &devices)
+            .await?;
+        anyhow::ensure!(
+            id.result == 0,
+            "identify refused with result {} ({})",
+            id.result,
+            wire::IdentifyResult::from_byte(id.result).map_or("unknown", |r| r.describe())
+        );
+        Ok(app)
     }
 
     /// Connects and identifies as `product` with `protocol` and `devices` (switch, device).
@@ -142,17 +173,21 @@ impl SimApp {
     }
 
     /// Splits into a reading half and a writing half, for applications that do both at once.
+    /// The reading half answers the relay's heartbeats through the writing half, as a real
+    /// application does, so a session that only listens is never closed as silent.
     pub fn into_split(self) -> (Reader, Writer) {
         let (rd, wr) = tokio::io::split(self.stream);
+        let writer = Writer {
+            wr: Arc::new(tokio::sync::Mutex::new(wr)),
+            protocol: self.protocol,
+        };
         (
             Reader {
                 rd,
                 reader: self.reader,
+                heartbeats: writer.clone(),
             },
-            Writer {
-                wr,
-                protocol: self.protocol,
-            },
+            writer,
         )
     }
 
@@ -236,29 +271,49 @@ impl SimApp {
 pub struct Reader {
     rd: ReadHalf<BoxStream>,
     reader: FrameReader,
+    /// Where heartbeat replies go.
+    heartbeats: Writer,
 }
 
 impl Reader {
-    /// The next frame; `None` once the relay has closed the connection.
+    /// The next frame; `None` once the relay has closed the connection. A heartbeat (`H`) is
+    /// answered with `h` before it is returned; a reply that cannot be written means the
+    /// connection is gone, and the frames still buffered are returned before `None`.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        read_frame(&mut self.rd, &mut self.reader).await
+        let frame = read_frame(&mut self.rd, &mut self.reader).await?;
+        if let Some(f) = &frame {
+            if f.kind() == Kind::Link && f.code() == b'H' {
+                let _ = self.heartbeats.send_link(&LinkMsg::HeartbeatReply).await;
+            }
+        }
+        Ok(frame)
     }
 }
 
-/// The writing half of an application connection.
+/// The writing half of an application connection; clones write to the same connection, one
+/// whole frame at a time.
+#[derive(Clone)]
 pub struct Writer {
-    wr: WriteHalf<BoxStream>,
+    wr: Arc<tokio::sync::Mutex<WriteHalf<BoxStream>>>,
     pub protocol: u8,
 }
 
 impl Writer {
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.wr.write_all(bytes).await
+    /// Writes whole frames; frames from clones are never interleaved.
+    pub async fn send_raw(&self, bytes: &[u8]) -> io::Result<()> {
+        self.wr.lock().await.write_all(bytes).await
+    }
+
+    pub async fn send_link(&self, msg: &LinkMsg) -> io::Result<()> {
+        let bytes = msg
+            .encode()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.send_raw(&bytes).await
     }
 
     /// Sends a request; `switch` is the SWITCH byte (protocol 3 only).
     pub async fn request(
-        &mut self,
+        &self,
         switch: Option<u8>,
         code: u8,
         invoke: u16,
@@ -266,6 +321,11 @@ impl Writer {
     ) -> io::Result<()> {
         let frame = request_frame(self.protocol, switch, code, invoke, body);
         self.send_raw(&frame).await
+    }
+
+    /// Closes the connection's sending direction (the relay then sees the application leave).
+    pub async fn shutdown(&self) -> io::Result<()> {
+        self.wr.lock().await.shutdown().await
     }
 }
 

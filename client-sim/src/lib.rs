@@ -4,8 +4,12 @@
 //! Module map:
 //! - [`app`]: one simulated application connection.
 //! - [`describe`]: frames rendered as readable one-line text (for logs and transcripts).
+//! - [`interactive`]: one verbose session printing every frame.
+//! - [`load`]: load mode: many sessions reporting events/s and latency each second.
 
 pub mod app;
 pub mod describe;
+pub mod interactive;
+pub mod load;
 
-pub use app::{str8_body, Identified, SimApp};
+pub use app::{str8_body, AppIdentity, Identified, SimApp};

@@ -13,7 +13,7 @@ use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
 
 use crate::config::{Config, SwitchConfig, User};
-use crate::net::TcpNetwork;
+use crate::net::{Network, TcpNetwork};
 use crate::notify::Level;
 use crate::protocol::{Kind, LinkMsg};
 use crate::server::{Listeners, Relay, RelayParts};
@@ -56,15 +56,35 @@ impl DemoApp {
     }
 }
 
-/// Runs the demo until `stop` resolves or the duration passes.
+/// Runs the demo on loopback TCP until `stop` resolves or the duration passes, printing the
+/// view every second.
 pub async fn run(
     opts: DemoOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let clear = opts.clear_screen;
+    run_on(Arc::new(TcpNetwork), opts, stop, |view| {
+        if clear {
+            print!("\x1b[2J\x1b[H{view}");
+        } else {
+            println!("{view}");
+        }
+    })
+    .await
+}
+
+/// Runs the demo on `net` (the switches, the relay and the applications; the admin interface
+/// is always on loopback TCP), handing each second's view to `show`.
+pub async fn run_on(
+    net: Arc<dyn Network>,
+    opts: DemoOptions,
+    stop: impl std::future::Future<Output = ()>,
+    mut show: impl FnMut(&str),
+) -> anyhow::Result<()> {
     let mut switches = Vec::new();
     for no in 1..=2u8 {
         let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), opts.switch_port);
-        let sim = SimSwitch::start(addr, Settings::officeserv(no))
+        let sim = SimSwitch::start_on(net.as_ref(), addr, Settings::officeserv(no))
             .await
             .with_context(|| format!("cannot start simulated switch {no} on {addr}"))?;
         switches.push(sim);
@@ -72,14 +92,17 @@ pub async fn run(
     let state_dir = tempfile::tempdir().context("cannot make a state directory for the demo")?;
     let mut config = demo_config(&switches, opts.client_port);
     config.state_dir = state_dir.path().to_owned();
-    let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let admin_listener = crate::admin::bind(SocketAddr::new(
         IpAddr::from([127, 0, 0, 1]),
         opts.admin_port,
     ))
     .await?;
-    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners)?);
+    let parts = RelayParts {
+        net: net.clone(),
+        ..RelayParts::new(config)
+    };
+    let relay = Arc::new(Relay::start(parts, listeners)?);
     let admin = crate::admin::serve(
         crate::admin::AdminState {
             relay: relay.clone(),
@@ -112,8 +135,9 @@ pub async fn run(
     let call = DemoApp::new("Call     127.0.0.51 (protocol 2, filtering on 2201)");
     let operator = DemoApp::new("Operator 127.0.0.52 (protocol 3, switches 1 and 2)");
     let acd = DemoApp::new("ACD      127.0.0.53 (bypass port, protocol 3)");
-    background.spawn(softphone(client, call.clone()));
+    background.spawn(softphone(net.clone(), client, call.clone()));
     background.spawn(listener(
+        net.clone(),
         client,
         52,
         3,
@@ -121,7 +145,7 @@ pub async fn run(
         &[(1, "2205"), (2, "2205")],
         operator.clone(),
     ));
-    background.spawn(listener(bypass, 53, 3, 0x41, &[], acd.clone()));
+    background.spawn(listener(net.clone(), bypass, 53, 3, 0x41, &[], acd.clone()));
     let apps = [call, operator, acd];
 
     let deadline = opts.duration.map(|d| Instant::now() + d);
@@ -132,12 +156,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = &mut stop => break,
         }
-        let view = render(&relay, admin.addr, &apps, started.elapsed());
-        if opts.clear_screen {
-            print!("\x1b[2J\x1b[H{view}");
-        } else {
-            println!("{view}");
-        }
+        show(&render(&relay, admin.addr, &apps, started.elapsed()));
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -188,8 +207,9 @@ fn demo_config(switches: &[SimSwitch], client_port: u16) -> Config {
 }
 
 /// A Call softphone on 2201 that also places and ends calls through the relay.
-async fn softphone(relay: SocketAddr, app: Arc<DemoApp>) {
-    let Ok(mut sim) = SimApp::connect(relay, Some(IpAddr::from([127, 0, 0, 51]))).await else {
+async fn softphone(net: Arc<dyn Network>, relay: SocketAddr, app: Arc<DemoApp>) {
+    let source = Some(IpAddr::from([127, 0, 0, 51]));
+    let Ok(mut sim) = SimApp::connect_on(net.as_ref(), relay, source).await else {
         app.set_state("could not connect");
         return;
     };
@@ -198,7 +218,7 @@ async fn softphone(relay: SocketAddr, app: Arc<DemoApp>) {
         Ok(id) => return app.set_state(format!("refused: result {}", id.result)),
         Err(e) => return app.set_state(format!("failed: {e}")),
     }
-    let (mut rd, mut wr) = split(sim);
+    let (mut rd, wr) = sim.into_split();
     let counter = app.clone();
     let reader = tokio::spawn(async move { count_frames(&mut rd, &counter).await });
     let mut invoke = 0u16;
@@ -226,8 +246,10 @@ async fn softphone(relay: SocketAddr, app: Arc<DemoApp>) {
     }
 }
 
-/// An application that identifies and then only reads.
+/// An application that identifies and then only reads (answering heartbeats, as every
+/// application does).
 async fn listener(
+    net: Arc<dyn Network>,
     relay: SocketAddr,
     host: u8,
     protocol: u8,
@@ -235,7 +257,8 @@ async fn listener(
     devices: &'static [(u8, &'static str)],
     app: Arc<DemoApp>,
 ) {
-    let Ok(mut sim) = SimApp::connect(relay, Some(IpAddr::from([127, 0, 0, host]))).await else {
+    let source = Some(IpAddr::from([127, 0, 0, host]));
+    let Ok(mut sim) = SimApp::connect_on(net.as_ref(), relay, source).await else {
         app.set_state("could not connect");
         return;
     };
@@ -244,12 +267,8 @@ async fn listener(
         Ok(id) => return app.set_state(format!("refused: result {}", id.result)),
         Err(e) => return app.set_state(format!("failed: {e}")),
     }
-    let (mut rd, _wr) = split(sim);
+    let (mut rd, _wr) = sim.into_split();
     count_frames(&mut rd, &app).await;
-}
-
-fn split(sim: SimApp) -> (client_sim::app::Reader, client_sim::app::Writer) {
-    sim.into_split()
 }
 
 async fn count_frames(rd: &mut client_sim::app::Reader, app: &DemoApp) {

@@ -150,7 +150,7 @@ type Log = Arc<Mutex<Vec<(Duration, String)>>>;
 struct App {
     spec: AppSpec,
     log: Log,
-    writer: Option<Arc<tokio::sync::Mutex<Writer>>>,
+    writer: Option<Writer>,
     idle_reader: Option<Reader>,
     recorder: Option<tokio::task::JoinHandle<()>>,
 }
@@ -334,7 +334,7 @@ impl Site {
             .push(format!("{at} {line}"));
     }
 
-    async fn writer(&mut self, name: &str) -> Result<Arc<tokio::sync::Mutex<Writer>>, String> {
+    async fn writer(&mut self, name: &str) -> Result<Writer, String> {
         self.app(name)?
             .writer
             .clone()
@@ -386,10 +386,8 @@ impl Site {
                     .idle_reader
                     .take()
                     .ok_or_else(|| format!("{name} is not waiting to read"))?;
-                let writer = app.writer.clone();
                 app.recorder = Some(record(
                     reader,
-                    writer,
                     app.log.clone(),
                     app.spec.protocol == 3,
                     start,
@@ -405,7 +403,6 @@ impl Site {
             } => {
                 let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
                 let w = self.writer(app).await?;
-                let mut w = w.lock().await;
                 w.request(*switch, code_byte(code)?, *invoke, &str8_body(&fields))
                     .await
                     .map_err(|e| e.to_string())
@@ -424,13 +421,11 @@ impl Site {
                 .encode()
                 .map_err(|e| e.to_string())?;
                 let w = self.writer(app).await?;
-                let mut w = w.lock().await;
                 w.send_raw(&frame).await.map_err(|e| e.to_string())
             }
             Step::Send { app, hex } => {
                 let bytes = parse_hex(hex)?;
                 let w = self.writer(app).await?;
-                let mut w = w.lock().await;
                 w.send_raw(&bytes).await.map_err(|e| e.to_string())
             }
             Step::Phone {
@@ -750,12 +745,10 @@ impl Site {
             }
         }
         let (reader, writer) = sim.into_split();
-        let writer = Arc::new(tokio::sync::Mutex::new(writer));
-        app.writer = Some(writer.clone());
+        app.writer = Some(writer);
         if app.spec.reads {
             app.recorder = Some(record(
                 reader,
-                Some(writer),
                 app.log.clone(),
                 app.spec.protocol == 3,
                 start,
@@ -826,23 +819,14 @@ impl Site {
     }
 }
 
-/// Records every frame an application receives, answering heartbeats as an application would.
-fn record(
-    mut reader: Reader,
-    writer: Option<Arc<tokio::sync::Mutex<Writer>>>,
-    log: Log,
-    p3: bool,
-    start: Instant,
-) -> tokio::task::JoinHandle<()> {
-    let reply = LinkMsg::HeartbeatReply.encode().expect("fits");
+/// Records every frame an application receives; the reader answers heartbeats as an
+/// application would, and they are left out of the record.
+fn record(mut reader: Reader, log: Log, p3: bool, start: Instant) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match reader.next_frame().await {
                 Ok(Some(f)) => {
                     if f.kind() == Kind::Link && f.code() == b'H' {
-                        if let Some(w) = &writer {
-                            let _ = w.lock().await.send_raw(&reply).await;
-                        }
                         continue;
                     }
                     push(&log, start.elapsed(), render::app_frame(&f, p3));

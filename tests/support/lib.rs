@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use client_sim::{Identified, SimApp};
 use relay::config::SwitchConfig;
-use relay::net::TcpNetwork;
+use relay::net::{Network, TcpNetwork};
 use relay::{Config, Listeners, Relay, RelayParts, Tuning};
 use switch_sim::{Settings, SimSwitch};
 
@@ -34,6 +34,8 @@ pub struct SiteSpec {
     pub tuning: Tuning,
     /// Wait for these switches' links before returning.
     pub wait_up: Vec<u8>,
+    /// Where the switches, the relay and the applications meet (loopback TCP by default).
+    pub net: Arc<dyn Network>,
 }
 
 impl SiteSpec {
@@ -50,7 +52,14 @@ impl SiteSpec {
             configure: Box::new(|_| {}),
             tuning: Tuning::default(),
             wait_up: (1..=n).collect(),
+            net: Arc::new(TcpNetwork),
         }
+    }
+
+    /// The site on `net` instead of loopback TCP (an in-memory network for paused-clock tests).
+    pub fn on_network(mut self, net: Arc<dyn Network>) -> SiteSpec {
+        self.net = net;
+        self
     }
 
     pub fn configure(mut self, f: impl FnOnce(&mut Config) + 'static) -> SiteSpec {
@@ -78,7 +87,7 @@ impl SiteSpec {
         for (i, settings) in self.switches.into_iter().enumerate() {
             let addr = SocketAddr::new(IpAddr::from([127, 0, 1, i as u8 + 1]), 0);
             switches.push(
-                SimSwitch::start(addr, settings)
+                SimSwitch::start_on(self.net.as_ref(), addr, settings)
                     .await
                     .expect("simulated switch listens"),
             );
@@ -95,10 +104,12 @@ impl SiteSpec {
         let state_dir = tempfile::tempdir().expect("a temporary directory");
         config.state_dir = state_dir.path().to_owned();
         (self.configure)(&mut config);
-        let net = Arc::new(TcpNetwork);
-        let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
-        let relay =
-            Relay::start(RelayParts::new(config).with_tuning(self.tuning), listeners).unwrap();
+        let listeners = Listeners::loopback(self.net.as_ref()).await.unwrap();
+        let parts = RelayParts {
+            net: self.net.clone(),
+            ..RelayParts::new(config).with_tuning(self.tuning)
+        };
+        let relay = Relay::start(parts, listeners).unwrap();
         let site = Site {
             relay,
             switches,

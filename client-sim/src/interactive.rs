@@ -1,0 +1,100 @@
+//! One verbose session: identify, send the requests given (one a second), and print every
+//! frame received, until the relay closes the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use netseam::Network;
+use wire::{LinkMsg, Product};
+
+use crate::app::{str8_body, AppIdentity, SimApp};
+use crate::describe::describe;
+
+/// A request given on the command line: `SWITCH:CODE:FIELD,FIELD…`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSpec {
+    pub switch: Option<u8>,
+    pub code: u8,
+    pub fields: Vec<String>,
+}
+
+impl std::str::FromStr for RequestSpec {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<RequestSpec, String> {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(sw), Some(code), fields) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("{spec:?}: use SWITCH:CODE:FIELD,FIELD"));
+        };
+        let switch = sw
+            .parse()
+            .map_err(|_| format!("{spec:?}: the switch {sw:?} is not a number"))?;
+        let [code] = code.as_bytes() else {
+            return Err(format!("{spec:?}: the code {code:?} must be one character"));
+        };
+        Ok(RequestSpec {
+            switch: Some(switch),
+            code: *code,
+            fields: fields.map_or_else(Vec::new, |f| f.split(',').map(str::to_owned).collect()),
+        })
+    }
+}
+
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Frames received, heartbeats included.
+    pub frames: u64,
+    /// The relay's `X`, when it sent one: reason and text.
+    pub close: Option<(u8, String)>,
+}
+
+/// Runs one session on `net`, printing each line through `print`, until the relay closes it.
+pub async fn run(
+    net: Arc<dyn Network>,
+    who: &AppIdentity,
+    requests: &[RequestSpec],
+    mut print: impl FnMut(String),
+) -> anyhow::Result<Ended> {
+    let app = SimApp::admitted_on(net.as_ref(), who).await?;
+    let product = Product::from_byte(who.product)
+        .map_or(format!("product {}", who.product), |p| p.to_string());
+    let from = who
+        .source
+        .map_or("the default address".to_string(), |ip| ip.to_string());
+    print(format!(
+        "identified as {product} (protocol {}) from {from}",
+        who.protocol
+    ));
+    let (mut rd, wr) = app.into_split();
+    let requests = requests.to_vec();
+    let sender = tokio::spawn(async move {
+        for (i, r) in requests.iter().enumerate() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let fields: Vec<&str> = r.fields.iter().map(String::as_str).collect();
+            let invoke = (i % 0xFFFF) as u16 + 1;
+            if wr
+                .request(r.switch, r.code, invoke, &str8_body(&fields))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut ended = Ended {
+        frames: 0,
+        close: None,
+    };
+    let p3 = who.protocol == 3;
+    while let Some(frame) = rd.next_frame().await? {
+        ended.frames += 1;
+        if let Ok(LinkMsg::Close { reason, text }) = LinkMsg::decode(&frame) {
+            ended.close = Some((reason, text.to_string()));
+        }
+        print(describe(&frame, p3));
+    }
+    print("closed by the relay".into());
+    sender.abort();
+    Ok(ended)
+}
