@@ -136,6 +136,7 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
         answer_opens: true,
         answer_delay: a.answer_delay,
         epoch_ms: None,
+        tag_events: false,
     })
 }
 

@@ -38,6 +38,10 @@ pub struct Settings {
     pub answer_delay: std::time::Duration,
     /// Wall time (Unix ms) at start, for SMDR dates; `None`: the system clock.
     pub epoch_ms: Option<u64>,
+    /// Append a sequence number (u32, counting every event this switch has sent) to each
+    /// event's body and keep a log of the events sent, so that a checker can tell exactly
+    /// which events each application should have received, in which order.
+    pub tag_events: bool,
 }
 
 impl Settings {
@@ -67,6 +71,7 @@ impl Settings {
             answer_opens: true,
             answer_delay: std::time::Duration::ZERO,
             epoch_ms: None,
+            tag_events: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! old), opens it as a real switch would, and takes commands to emit frames or misbehave.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,14 +23,56 @@ enum Command {
     Stall(Duration),
 }
 
+/// The open link's controls: its command channel, and whether it is open (set up), since a
+/// switch sends nothing on a link before the relay has opened it.
+struct LinkCtl {
+    tx: mpsc::UnboundedSender<Command>,
+    open: Arc<AtomicBool>,
+}
+
+/// One event as the switch sent it (with `tag_events`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentEvent {
+    /// Counts every event the switch has sent, over all its links.
+    pub seq: u32,
+    /// Which link carried it (the n-th accepted, from 1).
+    pub link: u64,
+    pub code: u8,
+    /// The device the event concerns (empty: switch-wide).
+    pub device: String,
+}
+
+/// What the switch sent (with `tag_events`).
+#[derive(Clone, Debug, Default)]
+pub struct SentLog {
+    /// The sequence number the next event gets.
+    pub next_seq: u32,
+    pub events: Vec<SentEvent>,
+    /// (link, seq): from this event on, that link may have lost what it carried (the switch
+    /// sent bytes that are not a frame, or a write failed), so the relay may never see them.
+    pub spoiled: Vec<(u64, u32)>,
+}
+
+impl SentLog {
+    /// Whether the relay may legitimately never have read this event.
+    pub fn spoiled(&self, e: &SentEvent) -> bool {
+        self.spoiled
+            .iter()
+            .any(|&(link, seq)| link == e.link && e.seq >= seq)
+    }
+}
+
 struct Inner {
     settings: Mutex<Settings>,
     model: Mutex<CallModel>,
     /// Switch time: `epoch_ms` at `origin`.
     epoch_ms: u64,
     origin: tokio::time::Instant,
-    /// The open link's command channel.
-    link: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    /// The current link's controls.
+    link: Mutex<Option<LinkCtl>>,
+    /// Links accepted so far.
+    accepted: Mutex<u64>,
+    sent: Mutex<SentLog>,
     /// Frames the relay sent on open links, after set-up.
     received: Mutex<Vec<Frame>>,
     refuse_opens: Mutex<u32>,
@@ -72,6 +115,8 @@ impl SimSwitch {
             origin: tokio::time::Instant::now(),
             settings: Mutex::new(settings),
             link: Mutex::new(None),
+            accepted: Mutex::new(0),
+            sent: Mutex::new(SentLog::default()),
             received: Mutex::new(Vec::new()),
             refuse_opens: Mutex::new(0),
             opened: watch::channel(0).0,
@@ -82,10 +127,21 @@ impl SimSwitch {
         tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
                 let (tx, rx) = mpsc::unbounded_channel();
-                if let Some(old) = lock(&accept_inner.link).replace(tx) {
-                    let _ = old.send(Command::Drop);
+                let open = Arc::new(AtomicBool::new(false));
+                let ctl = LinkCtl {
+                    tx,
+                    open: open.clone(),
+                };
+                if let Some(old) = lock(&accept_inner.link).replace(ctl) {
+                    let _ = old.tx.send(Command::Drop);
                 }
-                tokio::spawn(serve_link(accept_inner.clone(), stream, peer, rx));
+                let id = {
+                    let mut n = lock(&accept_inner.accepted);
+                    *n += 1;
+                    *n
+                };
+                let link = Link { id, peer, open };
+                tokio::spawn(serve_link(accept_inner.clone(), stream, link, rx));
             }
         });
         Ok(SimSwitch { inner, addr })
@@ -109,9 +165,35 @@ impl SimSwitch {
         *lock(&self.inner.refuse_opens) = n;
     }
 
-    /// Sends raw bytes on the open link. Returns false when no link is open.
+    /// Sends raw bytes on the open link. Returns false when no link is open (connected and
+    /// opened by the relay): a switch sends nothing before the link is open.
     pub fn send_raw(&self, bytes: Bytes) -> bool {
-        self.command(Command::Send(bytes))
+        let link = lock(&self.inner.link);
+        link.as_ref().is_some_and(|l| {
+            l.open.load(Ordering::Acquire) && l.tx.send(Command::Send(bytes)).is_ok()
+        })
+    }
+
+    /// Restores healthy behaviour after faults: answers through the call model, promptly,
+    /// answers opens and heartbeats, and refuses no opens.
+    pub fn heal(&self) {
+        self.configure(|s| {
+            s.answering = Answering::CallModel;
+            s.answer_delay = Duration::ZERO;
+            s.answer_opens = true;
+            s.heartbeat_replies = true;
+        });
+        self.refuse_next_opens(0);
+    }
+
+    /// What the switch has sent (events are logged with `tag_events` only).
+    pub fn sent(&self) -> SentLog {
+        lock(&self.inner.sent).clone()
+    }
+
+    /// Reads the log of what the switch has sent without copying it.
+    pub fn with_sent<T>(&self, f: impl FnOnce(&SentLog) -> T) -> T {
+        f(&lock(&self.inner.sent))
     }
 
     /// Sends an event about `device` (empty: switch-wide) with `extra` after the device.
@@ -205,7 +287,7 @@ impl SimSwitch {
     fn command(&self, c: Command) -> bool {
         lock(&self.inner.link)
             .as_ref()
-            .is_some_and(|tx| tx.send(c).is_ok())
+            .is_some_and(|l| l.tx.send(c).is_ok())
     }
 
     /// Links opened so far.
@@ -272,10 +354,86 @@ pub fn event_frame(code: u8, device: &str, extra: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// One accepted link.
+struct Link {
+    id: u64,
+    peer: SocketAddr,
+    /// Set once the relay has opened the link (its MAC query, the last set-up step).
+    open: Arc<AtomicBool>,
+}
+
+/// Writes `bytes` on the link, tagging and logging events first when the switch does that.
+async fn write_out(
+    inner: &Inner,
+    link: &Link,
+    stream: &mut BoxStream,
+    bytes: Bytes,
+) -> std::io::Result<()> {
+    if !lock(&inner.settings).tag_events {
+        return stream.write_all(&bytes).await;
+    }
+    let (tagged, first) = tag_events(inner, link.id, &bytes);
+    let written = stream.write_all(&tagged).await;
+    if written.is_err() {
+        lock(&inner.sent).spoiled.push((link.id, first));
+    }
+    written
+}
+
+/// Appends each event's sequence number to its body and logs it. Returns the bytes to send
+/// and the first sequence number they use.
+fn tag_events(inner: &Inner, link: u64, bytes: &[u8]) -> (Bytes, u32) {
+    let mut log = lock(&inner.sent);
+    let first = log.next_seq;
+    let mut out = BytesMut::with_capacity(bytes.len() + 64);
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = match wire::frame::check(&bytes[at..]) {
+            Ok(Some(len)) => len,
+            // Not a whole frame: the relay will drop the link on these bytes.
+            _ => {
+                let seq = log.next_seq;
+                log.spoiled.push((link, seq));
+                out.extend_from_slice(&bytes[at..]);
+                break;
+            }
+        };
+        let raw = &bytes[at..at + len];
+        at += len;
+        let frame = match Frame::new(Bytes::copy_from_slice(raw)) {
+            Ok(f) if f.kind() == Kind::Event && f.body().len() + 4 <= MAX_BODY => f,
+            _ => {
+                out.extend_from_slice(raw);
+                continue;
+            }
+        };
+        let seq = log.next_seq;
+        log.next_seq += 1;
+        let mut body = frame.body().to_vec();
+        body.extend_from_slice(&seq.to_be_bytes());
+        let device = body
+            .first()
+            .and_then(|&n| body.get(1..1 + n as usize))
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .unwrap_or_default();
+        log.events.push(SentEvent {
+            seq,
+            link,
+            code: frame.code(),
+            device,
+        });
+        out.extend_from_slice(Frame::build(Kind::Event, frame.code(), NO_INVOKE, &body).as_bytes());
+    }
+    (out.freeze(), first)
+}
+
+/// The largest body a frame can carry (LEN 4094 less KIND, CODE and INVOKE).
+const MAX_BODY: usize = 4094 - 4;
+
 async fn serve_link(
     inner: Arc<Inner>,
     mut stream: BoxStream,
-    peer: SocketAddr,
+    link: Link,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut reader = FrameReader::new();
@@ -288,10 +446,10 @@ async fn serve_link(
                 // A switch drops a link that sends garbage.
                 Err(_) => break 'link,
             };
-            match respond(&inner, &frame, peer, &mut open) {
+            match respond(&inner, &frame, link.peer, &mut open) {
                 Reply::None => {}
                 Reply::Later(delay, out) => {
-                    let tx = lock(&inner.link).clone();
+                    let tx = lock(&inner.link).as_ref().map(|l| l.tx.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         if let Some(tx) = tx {
@@ -300,14 +458,17 @@ async fn serve_link(
                     });
                 }
                 Reply::Frames(out) => {
-                    if stream.write_all(&out).await.is_err() {
+                    if write_out(&inner, &link, &mut stream, out).await.is_err() {
                         break 'link;
                     }
                 }
                 Reply::FramesThenClose(out) => {
-                    let _ = stream.write_all(&out).await;
+                    let _ = write_out(&inner, &link, &mut stream, out).await;
                     break 'link;
                 }
+            }
+            if open {
+                link.open.store(true, Ordering::Release);
             }
         }
         tokio::select! {
@@ -318,7 +479,7 @@ async fn serve_link(
             },
             command = commands.recv() => match command {
                 Some(Command::Send(bytes)) => {
-                    if stream.write_all(&bytes).await.is_err() {
+                    if write_out(&inner, &link, &mut stream, bytes).await.is_err() {
                         break;
                     }
                 }
@@ -336,6 +497,7 @@ async fn serve_link(
             },
         }
     }
+    link.open.store(false, Ordering::Release);
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
     inner.closed.send_modify(|n| *n += 1);
 }
