@@ -347,6 +347,18 @@ impl Relay {
     }
 
     /// Connects every enabled switch.
+    /// Closes a session as the operator (`X` reason 7). False when there is no such session.
+    pub fn close_session(&self, id: u64) -> bool {
+        let Some(session) = self.hub.session(id) else {
+            return false;
+        };
+        session.close(
+            crate::protocol::CloseReason::Administrator,
+            "closed by the administrator",
+        );
+        true
+    }
+
     pub fn connect_all(&self) {
         for no in self.supervised() {
             self.connect_switch(no);

@@ -6,9 +6,17 @@
 //! - [`schema`]: the scenario file format (see `scenarios/README.md`).
 //! - [`runner`]: builds the site and plays the steps.
 //! - [`render`]: frames and notifications as transcript lines.
+//! - [`observe`]: what each application did and received, as data; [`invariants`]: what
+//!   every history must keep, checked after every step.
+//! - [`world`]: random worlds made from a seed; [`explore`]: plays them and shrinks a
+//!   violation to a scenario the runner replays (the `explore` binary).
 
+pub mod explore;
+pub mod invariants;
+pub mod observe;
 pub mod render;
 pub mod runner;
 pub mod schema;
+pub mod world;
 
-pub use runner::{run_file, run_file_timed, run_scenario, run_scenario_timed};
+pub use runner::{play_checked, run_file, run_file_timed, run_scenario, run_scenario_timed};

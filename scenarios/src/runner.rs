@@ -20,6 +20,8 @@ use switch_sim::{Answering, Settings, SimSwitch};
 use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
+use crate::invariants::{self, Checker, Violation};
+use crate::observe::{self, End, Observations};
 use crate::render;
 use crate::schema::{
     AppSpec, Fault, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step, SwitchSpec,
@@ -62,6 +64,9 @@ pub struct Transcript {
     /// Why the scenario could not be played to the end, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The first invariant broken (scenarios with `invariants: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<String>,
 }
 
 impl Transcript {
@@ -76,8 +81,17 @@ impl Transcript {
             licences: Vec::new(),
             reconfigurations: Vec::new(),
             error: None,
+            violation: None,
         }
     }
+}
+
+/// A checked play: the transcript, the first invariant broken and after which step (0-based;
+/// the number of steps when it was found at the end), and the virtual time it took.
+pub struct Checked {
+    pub transcript: Transcript,
+    pub violation: Option<(usize, Violation)>,
+    pub virtual_time: Duration,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -133,6 +147,13 @@ pub fn run_scenario(scenario: &Scenario) -> Transcript {
 
 /// [`run_scenario`], also returning how much virtual time the scenario took.
 pub fn run_scenario_timed(scenario: &Scenario) -> (Transcript, Duration) {
+    let c = play_checked(scenario);
+    (c.transcript, c.virtual_time)
+}
+
+/// Plays a scenario on its own paused-clock runtime, checking invariants after every step
+/// when the scenario asks for it.
+pub fn play_checked(scenario: &Scenario) -> Checked {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -140,8 +161,12 @@ pub fn run_scenario_timed(scenario: &Scenario) -> (Transcript, Duration) {
         .expect("a current-thread runtime");
     rt.block_on(async {
         let start = Instant::now();
-        let t = Site::play(scenario).await;
-        (t, start.elapsed())
+        let (transcript, violation) = Site::play(scenario).await;
+        Checked {
+            transcript,
+            violation,
+            virtual_time: start.elapsed(),
+        }
     })
 }
 
@@ -153,6 +178,8 @@ struct App {
     writer: Option<Writer>,
     idle_reader: Option<Reader>,
     recorder: Option<tokio::task::JoinHandle<()>>,
+    /// The current connection's index in the observations.
+    conn: Option<usize>,
 }
 
 /// A monitor connection and what it received.
@@ -163,13 +190,17 @@ struct Monitor {
     recorder: Option<tokio::task::JoinHandle<()>>,
 }
 
-struct Site {
+pub(crate) struct Site {
     start: Instant,
+    /// Whether invariants are checked (switches tag their events).
+    checked: bool,
+    /// What every application did and received, for the invariant checker.
+    pub(crate) obs: Observations,
     monitors: BTreeMap<String, Monitor>,
     _state_dir: tempfile::TempDir,
     net: MemNetwork,
-    relay: Relay,
-    switches: BTreeMap<u8, SimSwitch>,
+    pub(crate) relay: Relay,
+    pub(crate) switches: BTreeMap<u8, SimSwitch>,
     switch_actions: BTreeMap<u8, Vec<String>>,
     apps: BTreeMap<String, App>,
     checkpoints: Vec<Checkpoint>,
@@ -189,26 +220,66 @@ fn secs(d: Duration) -> String {
 }
 
 impl Site {
-    async fn play(scenario: &Scenario) -> Transcript {
+    async fn play(scenario: &Scenario) -> (Transcript, Option<(usize, Violation)>) {
         let start = Instant::now();
         let mut transcript = Transcript::new(scenario.description.trim().to_owned());
         let mut site = match Site::build(scenario, start).await {
             Ok(site) => site,
             Err(e) => {
                 transcript.error = Some(e);
-                return transcript;
+                return (transcript, None);
             }
         };
         tokio::time::sleep(SETTLE * 10).await;
+        let mut checker = scenario.invariants.then(|| Checker::new(&site));
+        let mut violation = None;
         for (i, step) in scenario.steps.iter().map(|e| &e.0).enumerate() {
             if let Err(e) = site.step(step).await {
                 transcript.error = Some(format!("step {} ({step:?}): {e}", i + 1));
                 break;
             }
             tokio::time::sleep(SETTLE).await;
+            if let Some(Err(v)) = checker.as_mut().map(|c| c.after_step(&site)) {
+                violation = Some((i, v));
+                break;
+            }
         }
         tokio::time::sleep(SETTLE * 10).await;
-        site.finish(transcript).await
+        if let (Some(c), None) = (checker.as_mut(), &violation) {
+            // Time for every answer, the relay's own after 30 s included.
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            let mut end = c.at_end(&site);
+            if end.is_ok() {
+                site.leave_all();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                end = c.baseline(&site);
+            }
+            violation = end.err().map(|v| (scenario.steps.len(), v));
+        }
+        if let Some((i, v)) = &violation {
+            let after = match scenario.steps.get(*i) {
+                Some(step) => format!("after step {} ({:?})", i + 1, step.0),
+                None => "at the end".to_owned(),
+            };
+            transcript.violation = Some(format!("{after}: {v}"));
+        }
+        (site.finish(transcript).await, violation)
+    }
+
+    /// Every application closes its connection.
+    fn leave_all(&mut self) {
+        for app in self.apps.values_mut() {
+            if let Some(r) = app.recorder.take() {
+                r.abort();
+            }
+            app.writer = None;
+            app.idle_reader = None;
+            if let Some(c) = app.conn {
+                self.obs.with(c, |c| {
+                    c.end.get_or_insert(End::Left);
+                });
+            }
+        }
     }
 
     async fn build(scenario: &Scenario, start: Instant) -> Result<Site, String> {
@@ -217,7 +288,9 @@ impl Site {
         let mut config = Config::default();
         for spec in &scenario.switches {
             let addr = SocketAddr::new(IpAddr::from([10, 0, 1, spec.no]), 5002);
-            let sim = SimSwitch::start_on(&net, addr, switch_settings(spec)?)
+            let mut settings = switch_settings(spec)?;
+            settings.tag_events = scenario.invariants;
+            let sim = SimSwitch::start_on(&net, addr, settings)
                 .await
                 .map_err(|e| format!("switch {}: {e}", spec.no))?;
             let mut sc = SwitchConfig::new(
@@ -270,6 +343,7 @@ impl Site {
                         writer: None,
                         idle_reader: None,
                         recorder: None,
+                        conn: None,
                     },
                 );
             }
@@ -296,6 +370,8 @@ impl Site {
             .collect();
         Ok(Site {
             start,
+            checked: scenario.invariants,
+            obs: Observations::default(),
             monitors,
             _state_dir: state_dir,
             net,
@@ -341,6 +417,16 @@ impl Site {
             .ok_or_else(|| format!("{name} is not connected"))
     }
 
+    /// A write on a connection the relay has closed is what a real application meets too:
+    /// it goes in the application's record, and the scenario goes on.
+    fn sent(&mut self, name: &str, result: std::io::Result<()>) -> Result<(), String> {
+        if let Err(e) = result {
+            let at = self.now();
+            push(&self.app(name)?.log, at, format!("send failed: {e}"));
+        }
+        Ok(())
+    }
+
     async fn step(&mut self, step: &Step) -> Result<(), String> {
         match step {
             Step::Connect(name) => {
@@ -367,6 +453,11 @@ impl Site {
                 app.writer = None;
                 app.idle_reader = None;
                 push(&app.log, at, "disconnected".into());
+                if let Some(c) = app.conn {
+                    self.obs.with(c, |c| {
+                        c.end.get_or_insert(End::Left);
+                    });
+                }
                 Ok(())
             }
             Step::Resume(name) if self.monitors.contains_key(name) => {
@@ -381,16 +472,22 @@ impl Site {
             }
             Step::Resume(name) => {
                 let start = self.start;
+                let obs = self.obs.clone();
                 let app = self.app(name)?;
                 let reader = app
                     .idle_reader
                     .take()
                     .ok_or_else(|| format!("{name} is not waiting to read"))?;
+                let conn = app.conn.map(|c| (obs, c));
+                if let Some((obs, c)) = &conn {
+                    obs.with(*c, |c| c.reads = true);
+                }
                 app.recorder = Some(record(
                     reader,
                     app.log.clone(),
                     app.spec.protocol == 3,
                     start,
+                    conn,
                 ));
                 Ok(())
             }
@@ -403,9 +500,22 @@ impl Site {
             } => {
                 let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
                 let w = self.writer(app).await?;
-                w.request(*switch, code_byte(code)?, *invoke, &str8_body(&fields))
-                    .await
-                    .map_err(|e| e.to_string())
+                let code = code_byte(code)?;
+                if let Some(c) = self.app(app)?.conn {
+                    self.obs.with(c, |c| {
+                        c.requests.push(observe::Request {
+                            switch: if c.protocol == 3 {
+                                Some(switch.unwrap_or(0))
+                            } else {
+                                None
+                            },
+                            invoke: *invoke,
+                            code,
+                        })
+                    });
+                }
+                let sent = w.request(*switch, code, *invoke, &str8_body(&fields)).await;
+                self.sent(app, sent)
             }
             Step::Device {
                 app,
@@ -421,12 +531,27 @@ impl Site {
                 .encode()
                 .map_err(|e| e.to_string())?;
                 let w = self.writer(app).await?;
-                w.send_raw(&frame).await.map_err(|e| e.to_string())
+                if let Some(c) = self.app(app)?.conn {
+                    self.obs.with(c, |c| {
+                        let resolved = match (*switch, c.protocol) {
+                            (0, _) | (_, 2) => c.default_switch,
+                            (n, _) => n,
+                        };
+                        c.touched.insert((resolved, device.clone()));
+                        c.touched.insert((*switch, device.clone()));
+                    });
+                }
+                let sent = w.send_raw(&frame).await;
+                self.sent(app, sent)
             }
             Step::Send { app, hex } => {
                 let bytes = parse_hex(hex)?;
                 let w = self.writer(app).await?;
-                w.send_raw(&bytes).await.map_err(|e| e.to_string())
+                if let Some(c) = self.app(app)?.conn {
+                    self.obs.with(c, |c| c.raw = true);
+                }
+                let sent = w.send_raw(&bytes).await;
+                self.sent(app, sent)
             }
             Step::Phone {
                 switch,
@@ -547,6 +672,16 @@ impl Site {
                         sw.configure(|s| s.answer_opens = true);
                         true
                     }
+                    Fault::SlowAnswers(d) => {
+                        let d = duration(d)?;
+                        sw.configure(|s| s.answer_delay = d);
+                        true
+                    }
+                    Fault::Stall(d) => sw.stall(duration(d)?),
+                    Fault::Heal => {
+                        sw.heal();
+                        true
+                    }
                 };
                 self.act(*switch, format!("fault: {:?}", fault.0));
                 Ok(())
@@ -577,10 +712,45 @@ impl Site {
                 self.act(no, line);
                 Ok(())
             }
+            Step::ConnectAll => {
+                self.relay.connect_all();
+                for no in self.switches.keys().copied().collect::<Vec<_>>() {
+                    self.act(no, "operator: connect all".into());
+                }
+                Ok(())
+            }
+            Step::DisconnectAll => {
+                self.relay.disconnect_all();
+                for no in self.switches.keys().copied().collect::<Vec<_>>() {
+                    self.act(no, "operator: disconnect all".into());
+                }
+                Ok(())
+            }
+            Step::CloseSession(name) => {
+                let at = self.now();
+                let app = self.app(name)?;
+                let (ip, product) = (app.spec.address, app.spec.product.clone());
+                let log = app.log.clone();
+                let product = Product::parse(&product);
+                let session = self
+                    .relay
+                    .hub()
+                    .sessions()
+                    .into_iter()
+                    .filter(|s| s.peer.ip() == ip && Some(s.product) == product)
+                    .min_by_key(|s| s.id);
+                let line = match session {
+                    Some(s) => {
+                        self.relay.close_session(s.id);
+                        format!("operator closes session {}", s.id)
+                    }
+                    None => "operator finds no session to close".into(),
+                };
+                push(&log, at, line);
+                Ok(())
+            }
             Step::Advance(text) => {
-                let d = humantime::parse_duration(text)
-                    .map_err(|e| format!("advance {text:?}: {e}"))?;
-                tokio::time::sleep(d).await;
+                tokio::time::sleep(duration(text)?).await;
                 Ok(())
             }
             Step::Checkpoint(name) => {
@@ -684,12 +854,15 @@ impl Site {
         let start = self.start;
         let client_port = self.relay.client_addr().port();
         let net = self.net.clone();
-        let app = self.app(name)?;
-        let product = Product::parse(&app.spec.product)
+        let (spec, log) = {
+            let app = self.app(name)?;
+            (app.spec.clone(), app.log.clone())
+        };
+        let product = Product::parse(&spec.product)
             .map(|p| p.byte())
-            .or_else(|| app.spec.product.parse::<u8>().ok())
-            .ok_or_else(|| format!("unknown product {:?}", app.spec.product))?;
-        let bypass = match app.spec.port.as_deref() {
+            .or_else(|| spec.product.parse::<u8>().ok())
+            .ok_or_else(|| format!("unknown product {:?}", spec.product))?;
+        let bypass = match spec.port.as_deref() {
             Some("bypass") => true,
             Some("licensed") => false,
             Some(other) => return Err(format!("port {other:?}: use licensed or bypass")),
@@ -701,49 +874,70 @@ impl Site {
             client_port
         };
         let relay_addr = SocketAddr::new(IpAddr::from(RELAY_IP), port);
-        let mut sim = match SimApp::connect_on(&net, relay_addr, Some(app.spec.address)).await {
+        let devices: Vec<(u8, String)> = spec
+            .devices
+            .iter()
+            .map(|d| {
+                let (sw, dev) = d
+                    .split_once(':')
+                    .ok_or_else(|| format!("device {d:?}: use SWITCH:DEVICE"))?;
+                Ok((
+                    sw.parse()
+                        .map_err(|_| format!("device {d:?}: bad switch"))?,
+                    dev.to_owned(),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        let config = self.relay.hub().config.load_full();
+        let mut conn = invariants::expect_conn(&config, &spec, product, bypass, &devices);
+        conn.raw = raw.is_some();
+        let sim = match SimApp::connect_on(&net, relay_addr, Some(spec.address)).await {
             Ok(sim) => sim,
             Err(e) => {
-                push(&app.log, at, format!("connect failed: {e}"));
+                push(&log, at, format!("connect failed: {e}"));
                 return Ok(());
             }
         };
+        let mut sim = sim;
         if let Some(bytes) = raw {
             sim.send_raw(&bytes).await.map_err(|e| e.to_string())?;
-            push(&app.log, at, format!("sent {} raw byte(s)", bytes.len()));
+            push(&log, at, format!("sent {} raw byte(s)", bytes.len()));
         } else {
-            let devices: Vec<(u8, String)> = app
-                .spec
-                .devices
-                .iter()
-                .map(|d| {
-                    let (sw, dev) = d
-                        .split_once(':')
-                        .ok_or_else(|| format!("device {d:?}: use SWITCH:DEVICE"))?;
-                    Ok((
-                        sw.parse()
-                            .map_err(|_| format!("device {d:?}: bad switch"))?,
-                        dev.to_owned(),
-                    ))
-                })
-                .collect::<Result<_, String>>()?;
             let devs: Vec<(u8, &str)> = devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
-            match sim.identify(app.spec.protocol, product, name, &devs).await {
-                Ok(id) => push(
-                    &app.log,
-                    start.elapsed(),
-                    render::link(&LinkMsg::IdentifyResult {
-                        result: id.result,
-                        switches: id.switches,
-                    }),
-                ),
-                Err(e) => push(
-                    &app.log,
-                    start.elapsed(),
-                    format!("no identify result: {e}"),
-                ),
+            match sim.identify(spec.protocol, product, name, &devs).await {
+                Ok(id) => {
+                    push(
+                        &log,
+                        start.elapsed(),
+                        render::link(&LinkMsg::IdentifyResult {
+                            result: id.result,
+                            switches: id.switches.clone(),
+                        }),
+                    );
+                    conn.identify = Some((id.result, id.switches));
+                }
+                Err(e) => push(&log, start.elapsed(), format!("no identify result: {e}")),
             }
         }
+        if self.checked {
+            // Every event a switch sends from now on is due to this connection.
+            for (no, sw) in &self.switches {
+                conn.admitted_at_seq
+                    .insert(*no, sw.with_sent(|log| log.next_seq));
+            }
+            if conn.admitted() && !bypass {
+                let hub = self.relay.hub();
+                let limit = hub
+                    .standing()
+                    .entitlements()
+                    .map_or(0, |e| e.access_limit());
+                conn.licensed_after_admit = Some((hub.licensing.usage().licensed_total(), limit));
+            }
+        }
+        let index = self.obs.add(conn);
+        let obs = self.obs.clone();
+        let app = self.app(name)?;
+        app.conn = Some(index);
         let (reader, writer) = sim.into_split();
         app.writer = Some(writer);
         if app.spec.reads {
@@ -752,6 +946,7 @@ impl Site {
                 app.log.clone(),
                 app.spec.protocol == 3,
                 start,
+                Some((obs, index)),
             ));
         } else {
             app.idle_reader = Some(reader);
@@ -821,8 +1016,22 @@ impl Site {
 
 /// Records every frame an application receives; the reader answers heartbeats as an
 /// application would, and they are left out of the record.
-fn record(mut reader: Reader, log: Log, p3: bool, start: Instant) -> tokio::task::JoinHandle<()> {
+fn record(
+    mut reader: Reader,
+    log: Log,
+    p3: bool,
+    start: Instant,
+    conn: Option<(Observations, usize)>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let observe = |end: End, line: String| {
+            if let Some((obs, c)) = &conn {
+                obs.with(*c, |c| {
+                    c.end.get_or_insert(end);
+                });
+            }
+            push(&log, start.elapsed(), line);
+        };
         loop {
             match reader.next_frame().await {
                 Ok(Some(f)) => {
@@ -830,9 +1039,12 @@ fn record(mut reader: Reader, log: Log, p3: bool, start: Instant) -> tokio::task
                         continue;
                     }
                     push(&log, start.elapsed(), render::app_frame(&f, p3));
+                    if let Some((obs, c)) = &conn {
+                        obs.with(*c, |c| c.frames.push((start.elapsed(), f)));
+                    }
                 }
-                Ok(None) => return push(&log, start.elapsed(), "closed by the relay".into()),
-                Err(e) => return push(&log, start.elapsed(), format!("read error: {e}")),
+                Ok(None) => return observe(End::Closed, "closed by the relay".into()),
+                Err(e) => return observe(End::Error(e.to_string()), format!("read error: {e}")),
             }
         }
     })
@@ -898,6 +1110,10 @@ fn switch_settings(spec: &SwitchSpec) -> Result<Settings, String> {
         s.easyset_password = p.clone();
     }
     s.cti_server = spec.cti_server;
+    if let Some(mac) = &spec.mac {
+        s.mac = relay::config::parse_mac(mac)
+            .ok_or_else(|| format!("switch {}: mac {mac:?}: use 02:00:00:00:00:01", spec.no))?;
+    }
     if let Some(range) = &spec.keysets {
         let (a, b) = range
             .split_once('-')
@@ -1009,6 +1225,10 @@ fn licence_text(spec: &LicenceSpec) -> Result<String, String> {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
         .join("-"))
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("duration {text:?}: {e}"))
 }
 
 fn code_byte(code: &str) -> Result<u8, String> {

@@ -2,10 +2,10 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One scenario file.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// What the scenario shows, in a sentence or two.
@@ -23,10 +23,21 @@ pub struct Scenario {
     #[serde(default)]
     pub monitors: Vec<MonitorSpec>,
     pub steps: Vec<StepEntry>,
+    /// Check the explorer's invariants after every step (switches then tag their events with
+    /// sequence numbers); the first violation ends the scenario and is recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invariants: bool,
+}
+
+impl Scenario {
+    /// The scenario as a file the runner reads back.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(&readable(self)).unwrap_or_default()
+    }
 }
 
 /// A monitor program or call-accounting program on a monitor or export port.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorSpec {
     pub name: String,
@@ -40,10 +51,47 @@ pub struct MonitorSpec {
     pub reads: bool,
 }
 
-/// A step written as a one-key mapping (`- connect: alex`).
-#[derive(Debug, Deserialize)]
+/// A step written as a one-key mapping (`- connect: alex`) or a name (`- connect_all`).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(try_from = "serde_yaml::Value")]
 pub struct StepEntry(pub Step);
+
+impl Serialize for StepEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        readable(&self.0).serialize(s)
+    }
+}
+
+impl Serialize for FaultEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        readable(&self.0).serialize(s)
+    }
+}
+
+/// `value` in the readable form [`enum_from_yaml`] reads: every enum as a name or a one-key
+/// mapping rather than a YAML tag, and fields that are not set left out.
+fn readable<T: Serialize>(value: &T) -> serde_yaml::Value {
+    fn untag(v: serde_yaml::Value) -> serde_yaml::Value {
+        use serde_yaml::Value;
+        match v {
+            Value::Tagged(t) => {
+                let name = t.tag.to_string().trim_start_matches('!').to_owned();
+                let mut map = serde_yaml::Mapping::new();
+                map.insert(Value::String(name), untag(t.value));
+                Value::Mapping(map)
+            }
+            Value::Mapping(m) => Value::Mapping(
+                m.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, untag(v)))
+                    .collect(),
+            ),
+            Value::Sequence(items) => Value::Sequence(items.into_iter().map(untag).collect()),
+            other => other,
+        }
+    }
+    untag(serde_yaml::to_value(value).unwrap_or(serde_yaml::Value::Null))
+}
 
 impl TryFrom<serde_yaml::Value> for StepEntry {
     type Error = String;
@@ -54,7 +102,7 @@ impl TryFrom<serde_yaml::Value> for StepEntry {
 }
 
 /// A fault written as a name (`drop`) or a one-key mapping (`refuse_opens: 2`).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(try_from = "serde_yaml::Value")]
 pub struct FaultEntry(pub Fault);
 
@@ -93,7 +141,7 @@ fn enum_from_yaml<T: serde::de::DeserializeOwned>(
     serde_yaml::from_value(value).map_err(|e| format!("{what}: {e}"))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuningSpec {
     pub session_queue_bytes: Option<usize>,
@@ -101,7 +149,7 @@ pub struct TuningSpec {
 }
 
 /// A simulated switch, reachable at 10.0.1.`no`:5002.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSpec {
     pub no: u8,
@@ -119,6 +167,9 @@ pub struct SwitchSpec {
     /// MMC 830: the only address allowed to open the link.
     #[serde(default)]
     pub cti_server: Option<IpAddr>,
+    /// The switch's MAC, `02:00:00:00:00:01`; default 00:00:F0:5A:00:`no`.
+    #[serde(default)]
+    pub mac: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Keysets, e.g. `3201-3232`; default 2201-2232.
@@ -131,7 +182,7 @@ pub struct SwitchSpec {
 }
 
 /// A simulated application.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     pub name: String,
@@ -165,7 +216,7 @@ fn yes() -> bool {
 
 /// One step of the timeline. Time advances only in `advance` (and by a few milliseconds while
 /// each step settles).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Connect and identify.
@@ -233,6 +284,12 @@ pub enum Step {
     Fault { switch: u8, fault: FaultEntry },
     /// An operator acts on a switch's link.
     Operator(OperatorAction),
+    /// An operator connects every enabled switch.
+    ConnectAll,
+    /// An operator disconnects every switch (every session is closed, `X` reason 2).
+    DisconnectAll,
+    /// An operator closes the application's session (`X` reason 7).
+    CloseSession(String),
     /// Let virtual time pass (e.g. 31s, 2m).
     Advance(String),
     /// Record the relay's status under this name.
@@ -240,7 +297,7 @@ pub enum Step {
 }
 
 /// `connect: N`, `disconnect: N` or `abort: N` (the attempt in progress on switch N).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct OperatorAction {
     #[serde(default)]
@@ -252,7 +309,7 @@ pub struct OperatorAction {
 }
 
 /// A licence for the scenarios' test issuer to sign.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicenceSpec {
     pub serial: u32,
@@ -282,7 +339,7 @@ pub struct LicenceSpec {
     pub forge: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Close the link.
@@ -303,4 +360,11 @@ pub enum Fault {
     MuteOpens,
     /// Answer opens again.
     AnswerOpens,
+    /// Answer each request only after this long (e.g. 2s).
+    SlowAnswers(String),
+    /// Stop reading and writing for this long (e.g. 5s), then carry on.
+    Stall(String),
+    /// Behave again: answer through the call model, promptly; answer opens and heartbeats;
+    /// refuse no opens.
+    Heal,
 }

@@ -33,7 +33,6 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 
 use crate::config::{SwitchConfig, User};
-use crate::protocol::CloseReason;
 use crate::Relay;
 
 /// What every handler shares.
@@ -222,14 +221,12 @@ async fn close_session(State(s): State<AdminState>, Path(id): Path<String>) -> R
             .on("id", json!(id))
             .into_response();
     };
-    match s.relay.hub().session(id) {
-        Some(session) => {
-            session.close(CloseReason::Administrator, "closed by the administrator");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}"))
+    if s.relay.close_session(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no session {id}"))
             .on("id", json!(id))
-            .into_response(),
+            .into_response()
     }
 }
 

@@ -1,0 +1,568 @@
+//! The invariants every history must keep, checked after every step of a scenario that asks
+//! for them (and of every world the explorer makes). Expectations come from SPEC.md and
+//! PROTOCOL.md, computed here independently of the relay's own code:
+//! - every request gets exactly one answer, with the asker's own INVOKE, and no connection
+//!   receives an answer it did not ask for;
+//! - per connection and switch, events arrive in the order the switch sent them, only from
+//!   served switches, only for watched devices under filtering, and with no gap unless the
+//!   connection was closed (a gap before the close is allowed, none before the last event);
+//! - a healthy application (one that reads, and so answers `H`) is closed only for a reason
+//!   the spec allows it (link loss, shutdown or disconnect, licence change, operator), and
+//!   never without an `X`;
+//! - served switches follow SPEC §4 for the configuration in force at identify;
+//! - licence and bypass use equal the sessions admitted, and admission keeps the access limit;
+//! - after every application has gone, sessions, licence use, requests in flight and the
+//!   relay's tasks return to their baseline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use relay::config::Config;
+use switch_sim::switch::SentLog;
+use wire::{CallMsg, Kind, LinkMsg, Port, Product};
+
+use crate::observe::{Conn, End};
+use crate::runner::Site;
+use crate::schema::AppSpec;
+
+/// A broken invariant: which one, and what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+fn violation(invariant: &'static str, detail: String) -> Result<(), Violation> {
+    Err(Violation { invariant, detail })
+}
+
+/// What a connection should be, by SPEC §4, for the configuration in force when it connects.
+pub fn expect_conn(
+    config: &Config,
+    spec: &AppSpec,
+    product: u8,
+    bypass: bool,
+    devices: &[(u8, String)],
+) -> Conn {
+    let user = config
+        .users
+        .iter()
+        .find(|u| u.ip.parse::<IpAddr>().is_ok_and(|ip| ip == spec.address));
+    let global = config.default_switch;
+    let user_default = user.and_then(|u| u.default_switch);
+    let (served, default_switch) = if spec.protocol == 2 {
+        let d = user_default.unwrap_or(global);
+        (vec![d], d)
+    } else {
+        let mut served: Vec<u8> = match user {
+            Some(u) if !u.switches.is_empty() => u.switches.clone(),
+            Some(_) => vec![user_default.unwrap_or(global)],
+            None => config
+                .switches
+                .iter()
+                .filter(|s| s.enabled)
+                .map(|s| s.no)
+                .collect(),
+        };
+        served.sort_unstable();
+        served.dedup();
+        let wanted = user_default.unwrap_or(global);
+        let d = if served.contains(&wanted) {
+            wanted
+        } else {
+            served.first().copied().unwrap_or(wanted)
+        };
+        (served, d)
+    };
+    let filterable = matches!(
+        Product::from_byte(product),
+        Some(Product::Call | Product::CallPlus)
+    );
+    let watched = devices
+        .iter()
+        .map(|(sw, d)| (if *sw == 0 { default_switch } else { *sw }, d.clone()))
+        .filter(|(sw, _)| served.contains(sw))
+        .collect();
+    Conn {
+        app: spec.name.clone(),
+        address: spec.address,
+        protocol: spec.protocol,
+        product,
+        bypass_port: bypass,
+        reads: spec.reads,
+        stalled: !spec.reads,
+        raw: false,
+        identify: None,
+        expected_served: served,
+        default_switch,
+        filtering: filterable && user.is_some_and(|u| u.filtering),
+        watched,
+        touched: BTreeSet::new(),
+        admitted_at_seq: BTreeMap::new(),
+        licensed_after_admit: None,
+        requests: Vec::new(),
+        frames: Vec::new(),
+        end: None,
+    }
+}
+
+/// Where the checker has got to in one connection.
+#[derive(Default)]
+struct Cursor {
+    /// Frames checked so far.
+    seen: usize,
+    identify_checked: bool,
+    answers: BTreeMap<u16, u32>,
+    /// Per switch, the sequence number of the last event received.
+    last_seq: BTreeMap<u8, u32>,
+    /// The `X` received, if any.
+    close: Option<u8>,
+}
+
+/// Checks a site's invariants step by step.
+pub(crate) struct Checker {
+    cursors: Vec<Cursor>,
+    /// The relay's tasks with no application connected, and the switches configured then.
+    baseline_tasks: usize,
+    baseline_switches: usize,
+}
+
+impl Checker {
+    /// A checker for `site`, taking its baseline now (before any application connects).
+    pub(crate) fn new(site: &Site) -> Checker {
+        Checker {
+            cursors: Vec::new(),
+            baseline_tasks: site.relay.tasks_alive(),
+            baseline_switches: site.relay.hub().config.load().switches.len(),
+        }
+    }
+
+    /// After every application has gone: no session, no licence or bypass use, no request in
+    /// flight, and the relay's tasks back to the baseline (one supervisor more for each switch
+    /// added since).
+    pub(crate) fn baseline(&self, site: &Site) -> Result<(), Violation> {
+        let hub = site.relay.hub();
+        let sessions = hub.sessions();
+        if !sessions.is_empty() {
+            return violation(
+                "everything returns to its baseline",
+                format!(
+                    "{} sessions remain after every application left",
+                    sessions.len()
+                ),
+            );
+        }
+        let usage = hub.licensing.usage();
+        let bypass: u32 = Product::ALL.into_iter().map(|p| usage.bypass(p)).sum();
+        if usage.licensed_total() != 0 || bypass != 0 {
+            return violation(
+                "everything returns to its baseline",
+                format!(
+                    "licence use {} and bypass use {bypass} remain after every application left",
+                    usage.licensed_total()
+                ),
+            );
+        }
+        drop(usage);
+        for no in 1..=8 {
+            let in_flight = hub
+                .slot(no)
+                .and_then(|s| s.link_handle())
+                .map_or(0, |l| l.invokes().len());
+            if in_flight != 0 {
+                return violation(
+                    "everything returns to its baseline",
+                    format!("{in_flight} requests remain in flight on switch {no}"),
+                );
+            }
+        }
+        let switches = hub.config.load().switches.len();
+        let expected = self.baseline_tasks + switches.saturating_sub(self.baseline_switches);
+        if site.relay.tasks_alive() != expected {
+            return violation(
+                "everything returns to its baseline",
+                format!(
+                    "{} relay tasks remain; {expected} with no application",
+                    site.relay.tasks_alive()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks everything that has happened since the last call.
+    pub(crate) fn after_step(&mut self, site: &Site) -> Result<(), Violation> {
+        let logs: BTreeMap<u8, SentLog> = site
+            .switches
+            .iter()
+            .map(|(no, sw)| (*no, sw.sent()))
+            .collect();
+        let conns = site.obs.lock().clone();
+        self.cursors.resize_with(conns.len(), Cursor::default);
+        for (conn, cursor) in conns.iter().zip(self.cursors.iter_mut()) {
+            check_conn(conn, cursor, &logs)?;
+        }
+        self.check_accounting(site, &conns)
+    }
+
+    /// At the end, with time enough passed for every answer (including the relay's own after
+    /// 30 s): every request of a connection still open was answered, and every event due to
+    /// it arrived.
+    pub(crate) fn at_end(&mut self, site: &Site) -> Result<(), Violation> {
+        self.after_step(site)?;
+        let logs: BTreeMap<u8, SentLog> = site
+            .switches
+            .iter()
+            .map(|(no, sw)| (*no, sw.sent()))
+            .collect();
+        let conns = site.obs.lock().clone();
+        for (conn, cursor) in conns.iter().zip(self.cursors.iter()) {
+            if !healthy_and_open(conn, cursor) {
+                continue;
+            }
+            for r in &conn.requests {
+                let n = cursor.answers.get(&r.invoke).copied().unwrap_or(0);
+                if n != 1 {
+                    return violation(
+                        "every request gets exactly one answer",
+                        format!(
+                            "{} sent request '{}' INVOKE {} and received {n} answers",
+                            conn.app,
+                            r.code.escape_ascii(),
+                            r.invoke
+                        ),
+                    );
+                }
+            }
+            for &sw in &conn.expected_served {
+                let Some(log) = logs.get(&sw) else { continue };
+                let from = from_seq(conn, cursor, sw);
+                if let Some(missed) = due(conn, log, sw, from, log.next_seq).next() {
+                    return violation(
+                        "events arrive without gaps",
+                        format!(
+                            "{} never received event #{} ('{}' about {:?}) of switch {sw}",
+                            conn.app,
+                            missed.seq,
+                            missed.code.escape_ascii(),
+                            missed.device
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Licence and bypass use against the sessions admitted.
+    fn check_accounting(&self, site: &Site, conns: &[Conn]) -> Result<(), Violation> {
+        let hub = site.relay.hub();
+        let sessions = hub.sessions();
+        let usage = hub.licensing.usage();
+        let licensed: Vec<_> = sessions
+            .iter()
+            .filter(|s| s.product.port() == Port::Licensed)
+            .collect();
+        for p in [Product::Call, Product::OpenTsp, Product::Operator] {
+            let admitted = licensed
+                .iter()
+                .filter(|s| {
+                    s.product == p || (p == Product::Call && s.product == Product::CallPlus)
+                })
+                .count() as u32;
+            if usage.counted(p) != admitted {
+                return violation(
+                    "licence use equals the sessions admitted",
+                    format!("{p} use is {} with {admitted} sessions", usage.counted(p)),
+                );
+            }
+        }
+        if usage.licensed_total() != licensed.len() as u32 {
+            return violation(
+                "licence use equals the sessions admitted",
+                format!(
+                    "licensed use is {} with {} licensed-port sessions",
+                    usage.licensed_total(),
+                    licensed.len()
+                ),
+            );
+        }
+        for p in Product::ALL
+            .into_iter()
+            .filter(|p| p.port() == Port::Bypass)
+        {
+            let admitted = sessions.iter().filter(|s| s.product == p).count() as u32;
+            if usage.bypass(p) != admitted {
+                return violation(
+                    "bypass use equals the sessions admitted",
+                    format!("{p} use is {} with {admitted} sessions", usage.bypass(p)),
+                );
+            }
+        }
+        drop(usage);
+        for c in conns {
+            if let Some((used, limit)) = c.licensed_after_admit {
+                if used > limit {
+                    return violation(
+                        "admission keeps the access limit",
+                        format!("{} admitted as licensed session {used} of {limit}", c.app),
+                    );
+                }
+            }
+        }
+        // The relay's sessions against the connections the applications hold: every healthy
+        // open one is a session, and no session is without a connection.
+        let mut held: BTreeMap<(IpAddr, u8), (usize, usize)> = BTreeMap::new();
+        for (c, cursor) in conns.iter().zip(self.cursors.iter()) {
+            if !c.admitted() || c.end.is_some() || cursor.close.is_some() {
+                continue;
+            }
+            let e = held.entry((c.address, c.product)).or_default();
+            if c.stalled {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+        let mut relay_side: BTreeMap<(IpAddr, u8), usize> = BTreeMap::new();
+        for s in &sessions {
+            *relay_side
+                .entry((s.peer.ip(), s.product.byte()))
+                .or_default() += 1;
+        }
+        for (key, n) in &relay_side {
+            let (healthy, stalled) = held.get(key).copied().unwrap_or_default();
+            if *n < healthy || *n > healthy + stalled {
+                return violation(
+                    "the relay's sessions are the applications' connections",
+                    format!(
+                        "{} sessions of product {} from {}; the applications hold {healthy} (and {stalled} that do not read)",
+                        n, key.1, key.0
+                    ),
+                );
+            }
+        }
+        for (key, (healthy, _)) in &held {
+            if *healthy > 0 && !relay_side.contains_key(key) {
+                return violation(
+                    "the relay's sessions are the applications' connections",
+                    format!(
+                        "no session of product {} from {} though {healthy} application(s) hold one",
+                        key.1, key.0
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Admitted, still open, never closed by the relay, and reading.
+fn healthy_and_open(conn: &Conn, cursor: &Cursor) -> bool {
+    conn.admitted() && conn.end.is_none() && cursor.close.is_none() && conn.reads
+}
+
+/// The first sequence number due to a connection on a switch: from admission, after the last
+/// event received.
+fn from_seq(conn: &Conn, cursor: &Cursor, sw: u8) -> u32 {
+    let admitted = conn.admitted_at_seq.get(&sw).copied().unwrap_or(0);
+    cursor
+        .last_seq
+        .get(&sw)
+        .map_or(admitted, |last| (last + 1).max(admitted))
+}
+
+/// Events of `sw` with sequence numbers in `from..to` that the connection must receive.
+fn due<'a>(
+    conn: &'a Conn,
+    log: &'a SentLog,
+    sw: u8,
+    from: u32,
+    to: u32,
+) -> impl Iterator<Item = &'a switch_sim::switch::SentEvent> + 'a {
+    let start = log.events.partition_point(|e| e.seq < from);
+    log.events[start..]
+        .iter()
+        .take_while(move |e| e.seq < to)
+        .filter(move |e| !log.spoiled(e) && passes(conn, sw, &e.device) == Some(true))
+}
+
+/// Whether filtering lets an event about `device` through: `None` when the device's watch
+/// changed during the session (either answer is right).
+fn passes(conn: &Conn, sw: u8, device: &str) -> Option<bool> {
+    if !conn.filtering || device.is_empty() {
+        return Some(true);
+    }
+    let key = (sw, device.to_owned());
+    if conn.touched.contains(&key) {
+        return None;
+    }
+    Some(conn.watched.contains(&key))
+}
+
+fn check_conn(
+    conn: &Conn,
+    cursor: &mut Cursor,
+    logs: &BTreeMap<u8, SentLog>,
+) -> Result<(), Violation> {
+    if !cursor.identify_checked {
+        cursor.identify_checked = true;
+        if let Some((0, served)) = &conn.identify {
+            let got: Vec<u8> = served.iter().map(|(no, _)| *no).collect();
+            if got != conn.expected_served {
+                return violation(
+                    "served switches follow SPEC §4",
+                    format!(
+                        "{} (protocol {} from {}) is served {got:?}; SPEC §4 says {:?}",
+                        conn.app, conn.protocol, conn.address, conn.expected_served
+                    ),
+                );
+            }
+        }
+    }
+    let p3 = conn.protocol == 3;
+    for (at, frame) in &conn.frames[cursor.seen..] {
+        let at = format!("{:.3} s", at.as_secs_f64());
+        if cursor.close.is_some() && frame.kind() != Kind::Link {
+            return violation(
+                "nothing follows X",
+                format!("{} received {:?} at {at} after X", conn.app, frame.kind()),
+            );
+        }
+        match frame.kind() {
+            Kind::Answer => {
+                let Ok(m) = CallMsg::decode(frame, p3) else {
+                    return violation("frames decode", format!("{} at {at}: {frame:?}", conn.app));
+                };
+                let Some(req) = conn.requests.iter().find(|r| r.invoke == m.invoke) else {
+                    return violation(
+                        "answers go only to the asker",
+                        format!(
+                            "{} received an answer with INVOKE {} at {at} and sent no such request",
+                            conn.app, m.invoke
+                        ),
+                    );
+                };
+                if p3 && m.switch != req.switch {
+                    return violation(
+                        "answers go only to the asker",
+                        format!(
+                            "{} asked switch {:?} with INVOKE {} and the answer names switch {:?}",
+                            conn.app, req.switch, m.invoke, m.switch
+                        ),
+                    );
+                }
+                let n = cursor.answers.entry(m.invoke).or_default();
+                *n += 1;
+                if *n > 1 {
+                    return violation(
+                        "every request gets exactly one answer",
+                        format!(
+                            "{} received answer number {n} to INVOKE {} at {at}",
+                            conn.app, m.invoke
+                        ),
+                    );
+                }
+            }
+            Kind::Event => {
+                let Ok(m) = CallMsg::decode(frame, p3) else {
+                    return violation("frames decode", format!("{} at {at}: {frame:?}", conn.app));
+                };
+                let sw = if p3 { m.switch } else { conn.single_switch() };
+                let Some(sw) = sw.filter(|s| conn.expected_served.contains(s)) else {
+                    return violation(
+                        "events come only from served switches",
+                        format!("{} received an event of switch {sw:?} at {at}", conn.app),
+                    );
+                };
+                let body = &m.body;
+                let device = body
+                    .first()
+                    .and_then(|&n| body.get(1..1 + n as usize))
+                    .map(|d| String::from_utf8_lossy(d).into_owned())
+                    .unwrap_or_default();
+                let Some(seq) = body
+                    .len()
+                    .checked_sub(4)
+                    .map(|i| u32::from_be_bytes(body[i..].try_into().expect("four bytes")))
+                else {
+                    continue;
+                };
+                if passes(conn, sw, &device) == Some(false) {
+                    return violation(
+                        "filtering passes only watched devices",
+                        format!(
+                            "{} (filtering on {:?}) received event #{seq} about {device:?} of switch {sw}",
+                            conn.app, conn.watched
+                        ),
+                    );
+                }
+                if let Some(last) = cursor.last_seq.get(&sw) {
+                    if seq <= *last {
+                        return violation(
+                            "events arrive in the order the switch sent them",
+                            format!(
+                                "{} received event #{seq} of switch {sw} at {at} after #{last}",
+                                conn.app
+                            ),
+                        );
+                    }
+                }
+                if let Some(log) = logs.get(&sw) {
+                    let from = from_seq(conn, cursor, sw);
+                    if let Some(missed) = due(conn, log, sw, from, seq).next() {
+                        return violation(
+                            "events arrive without gaps",
+                            format!(
+                                "{} received event #{seq} of switch {sw} at {at} but not #{} ('{}' about {:?})",
+                                conn.app,
+                                missed.seq,
+                                missed.code.escape_ascii(),
+                                missed.device
+                            ),
+                        );
+                    }
+                }
+                cursor.last_seq.insert(sw, seq);
+            }
+            Kind::Link => {
+                if let Ok(LinkMsg::Close { reason, text }) = LinkMsg::decode(frame) {
+                    cursor.close = Some(reason);
+                    let allowed = match reason {
+                        1 | 2 | 5 | 7 => true,
+                        3 | 6 => conn.stalled,
+                        4 => conn.raw,
+                        _ => false,
+                    };
+                    if !allowed {
+                        return violation(
+                            "a healthy application is closed only for a reason the spec allows",
+                            format!("{} received X {reason} {text:?} at {at}", conn.app),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    cursor.seen = conn.frames.len();
+    if conn.end == Some(End::Closed)
+        && conn.admitted()
+        && cursor.close.is_none()
+        && !conn.raw
+        && !conn.stalled
+    {
+        return violation(
+            "the relay says why it closes",
+            format!("{} was disconnected without X", conn.app),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! What each simulated application did and received, as data (the transcript has it as text),
+//! for the invariant checker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use wire::Frame;
+
+/// A request an application sent.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The SWITCH byte as sent (protocol 3), `None` on protocol 2.
+    pub switch: Option<u8>,
+    pub invoke: u16,
+    pub code: u8,
+}
+
+/// How a connection ended, seen from the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The relay closed the connection.
+    Closed,
+    /// Reading failed.
+    Error(String),
+    /// The application closed it (a `disconnect` step).
+    Left,
+}
+
+/// One application connection, from connect to its end.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub app: String,
+    pub address: IpAddr,
+    pub protocol: u8,
+    pub product: u8,
+    /// Connected to the bypass port.
+    pub bypass_port: bool,
+    /// Whether the application reads (and so answers heartbeats) now.
+    pub reads: bool,
+    /// It did not read for a while (declared `reads: false`): the relay may have closed it as
+    /// too slow or silent.
+    pub stalled: bool,
+    /// The application sent bytes of its own (not an identify, or frames a test wrote by
+    /// hand): a protocol error is then its own doing.
+    pub raw: bool,
+    /// The relay's identify result and served switches, when it answered.
+    pub identify: Option<(u8, Vec<(u8, bool)>)>,
+    /// Switches SPEC §4 says this connection is served, for the configuration at identify.
+    pub expected_served: Vec<u8>,
+    /// What switch 0 means for this connection.
+    pub default_switch: u8,
+    /// Whether filtering mode applies (Call or CallPlus of a user with filtering on).
+    pub filtering: bool,
+    /// Devices watched since identify, switch 0 resolved.
+    pub watched: BTreeSet<(u8, String)>,
+    /// Devices added or removed later: their events may or may not be delivered around the
+    /// change, so the checker passes over them.
+    pub touched: BTreeSet<(u8, String)>,
+    /// Per switch: the sequence number of the switch's next event when identify was answered;
+    /// every event from then on is due to this connection.
+    pub admitted_at_seq: BTreeMap<u8, u32>,
+    /// Licensed sessions in use and the access limit just after this connection was admitted.
+    pub licensed_after_admit: Option<(u32, u32)>,
+    pub requests: Vec<Request>,
+    /// Everything received, in order, with the virtual time.
+    pub frames: Vec<(Duration, Frame)>,
+    pub end: Option<End>,
+}
+
+impl Conn {
+    pub fn admitted(&self) -> bool {
+        matches!(self.identify, Some((0, _)))
+    }
+
+    /// Still connected as far as the application knows.
+    pub fn open(&self) -> bool {
+        self.end.is_none()
+    }
+
+    /// The switch that protocol-2 frames concern (the one switch served).
+    pub fn single_switch(&self) -> Option<u8> {
+        match &self.identify {
+            Some((0, served)) => served.first().map(|(no, _)| *no),
+            _ => None,
+        }
+    }
+}
+
+/// Every connection of a scenario, shared with the tasks that record what they receive.
+#[derive(Clone, Default)]
+pub struct Observations(Arc<Mutex<Vec<Conn>>>);
+
+impl Observations {
+    pub fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a connection and returns its index.
+    pub fn add(&self, conn: Conn) -> usize {
+        let mut all = self.lock();
+        all.push(conn);
+        all.len() - 1
+    }
+
+    pub fn with<T>(&self, index: usize, f: impl FnOnce(&mut Conn) -> T) -> T {
+        f(&mut self.lock()[index])
+    }
+}
