@@ -6,10 +6,13 @@
 //! - [`describe`]: frames rendered as readable one-line text (for logs and transcripts).
 //! - [`interactive`]: one verbose session printing every frame.
 //! - [`load`]: load mode: many sessions reporting events/s and latency each second.
+//! - [`soak`]: the real-time soak: its own switches, living applications, link faults and
+//!   the explorer's invariants, reported once a minute.
 
 pub mod app;
 pub mod describe;
 pub mod interactive;
 pub mod load;
+pub mod soak;
 
 pub use app::{str8_body, AppIdentity, Identified, SimApp};

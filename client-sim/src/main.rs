@@ -15,9 +15,12 @@ use wire::Product;
 #[command(
     name = "client-sim",
     version,
-    about = "Simulated CTI applications for the relay"
+    about = "Simulated CTI applications for the relay",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The relay's client port; bypass products go to this port + 500.
     #[arg(long, default_value = "127.0.0.1:6000")]
     relay: SocketAddr,
@@ -47,6 +50,88 @@ struct Args {
     /// Stop after this long; until the relay closes (or Ctrl-C) when absent.
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Soak a running relay in real time: simulated switches (list them in the relay's
+    /// configuration), living applications, link faults, and invariants checked throughout;
+    /// a report each minute, and a non-zero exit on any violation.
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// The relay's client port (bypass = this + 500).
+    #[arg(long, default_value = "127.0.0.1:6000")]
+    relay: SocketAddr,
+    /// How many simulated switches (1..=8).
+    #[arg(long, default_value_t = 2)]
+    switches: u8,
+    /// Where switch 1 listens; switch N at the address N-1 above, same port.
+    #[arg(long, default_value = "127.0.1.1:5002")]
+    switch_base: SocketAddr,
+    /// Applications (mostly multi-switch bypass programs, some single-switch ones, and up to
+    /// 15 Call softphones).
+    #[arg(long, default_value_t = 50)]
+    apps: usize,
+    /// Requests per second over all applications.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long = "for", value_parser = humantime::parse_duration, default_value = "1h")]
+    duration: Duration,
+    /// A link fault on a random switch this often; 0s turns faults off.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    faults: Duration,
+    /// Each switch's phone users act this often.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20ms")]
+    traffic: Duration,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The relay's process id, for its resident memory in the report (found by name when
+    /// left out and one process is named `relay`).
+    #[arg(long)]
+    relay_pid: Option<u32>,
+    /// How often a report line is printed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+    report_every: Duration,
+}
+
+/// The one process named `relay`, if there is exactly one.
+fn find_relay() -> Option<u32> {
+    let mut found = std::fs::read_dir("/proc").ok()?.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "relay").then_some(pid)
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+fn soak(a: SoakArgs) -> anyhow::Result<()> {
+    let opts = client_sim::soak::SoakOptions {
+        relay: a.relay,
+        switch_base: a.switch_base,
+        switches: a.switches,
+        apps: a.apps,
+        rate: a.rate,
+        duration: a.duration,
+        faults: (!a.faults.is_zero()).then_some(a.faults),
+        traffic: a.traffic,
+        seed: a.seed,
+        relay_pid: a.relay_pid.or_else(find_relay),
+        report_every: a.report_every,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let summary = rt.block_on(client_sim::soak::run(Arc::new(TcpNetwork), opts, |line| {
+        println!("{line}")
+    }))?;
+    anyhow::ensure!(
+        summary.violations == 0,
+        "{} invariant violation(s)",
+        summary.violations
+    );
+    Ok(())
 }
 
 fn product(name: &str) -> anyhow::Result<Product> {
@@ -81,6 +166,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Soak(a)) = args.command {
+        return soak(a);
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let product = product(&args.product)?;

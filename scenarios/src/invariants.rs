@@ -488,11 +488,7 @@ fn check_conn(
                     .and_then(|&n| body.get(1..1 + n as usize))
                     .map(|d| String::from_utf8_lossy(d).into_owned())
                     .unwrap_or_default();
-                let Some(seq) = body
-                    .len()
-                    .checked_sub(4)
-                    .map(|i| u32::from_be_bytes(body[i..].try_into().expect("four bytes")))
-                else {
+                let Some(seq) = switch_sim::switch::event_seq(body) else {
                     continue;
                 };
                 if passes(conn, sw, &device) == Some(false) {

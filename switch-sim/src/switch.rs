@@ -191,6 +191,14 @@ impl SimSwitch {
         lock(&self.inner.sent).clone()
     }
 
+    /// Forgets the events logged so far (keeping the sequence count and the spoiled marks), so
+    /// that a long run's log stays small.
+    pub fn forget_sent_events(&self) {
+        let mut log = lock(&self.inner.sent);
+        log.events.clear();
+        log.events.shrink_to(1024);
+    }
+
     /// Reads the log of what the switch has sent without copying it.
     pub fn with_sent<T>(&self, f: impl FnOnce(&SentLog) -> T) -> T {
         f(&lock(&self.inner.sent))
@@ -425,6 +433,13 @@ fn tag_events(inner: &Inner, link: u64, bytes: &[u8]) -> (Bytes, u32) {
         out.extend_from_slice(Frame::build(Kind::Event, frame.code(), NO_INVOKE, &body).as_bytes());
     }
     (out.freeze(), first)
+}
+
+/// The sequence number a tagging switch appended to an event body (the body after any
+/// SWITCH byte), if it is long enough to carry one.
+pub fn event_seq(body: &[u8]) -> Option<u32> {
+    let tail = body.get(body.len().checked_sub(4)?..)?;
+    Some(u32::from_be_bytes(tail.try_into().ok()?))
 }
 
 /// The largest body a frame can carry (LEN 4094 less KIND, CODE and INVOKE).
