@@ -45,9 +45,8 @@ pub struct ShrinkBudget {
     pub wall: Duration,
 }
 
-/// The shortest scenario found that still breaks `invariant`: the steps after the violation
-/// cut, then runs of steps removed while the violation stays, then applications no step
-/// names. Each candidate is one ordinary play.
+/// The shortest scenario found that still breaks `invariant`: see [`reduce`]. Each candidate
+/// is one ordinary play, within `budget`.
 pub fn shrink(
     scenario: &Scenario,
     at_step: usize,
@@ -55,21 +54,38 @@ pub fn shrink(
     budget: &ShrinkBudget,
 ) -> Scenario {
     let started = Instant::now();
-    let plays = std::cell::Cell::new(0);
-    let spent = || plays.get() >= budget.plays || started.elapsed() >= budget.wall;
-    let still_fails = |candidate: &Scenario| {
-        if spent() {
+    let mut plays = 0;
+    let mut best = reduce(scenario, at_step, |candidate| {
+        if plays >= budget.plays || started.elapsed() >= budget.wall {
             return false;
         }
-        plays.set(plays.get() + 1);
+        plays += 1;
         play_checked(candidate)
             .violation
             .is_some_and(|(_, v)| v.invariant == invariant)
-    };
+    });
+    best.description = format!(
+        "{} Shrunk from {} steps to {} that still break \"{invariant}\".",
+        scenario.description.trim_end_matches('.'),
+        scenario.steps.len(),
+        best.steps.len()
+    );
+    best
+}
+
+/// The smallest scenario found for which `still_fails` holds (delta debugging): the steps
+/// after `at_step` cut, then runs of steps removed (halving the run length) while it holds,
+/// then the applications no step names. `scenario` itself is assumed to fail; once
+/// `still_fails` starts refusing everything (a spent budget), the best so far is returned.
+pub fn reduce(
+    scenario: &Scenario,
+    at_step: usize,
+    mut still_fails: impl FnMut(&Scenario) -> bool,
+) -> Scenario {
     let mut best = scenario.clone();
     best.steps.truncate(at_step + 1);
     if !still_fails(&best) {
-        // The violation needs the steps after it (found at the end): keep them all.
+        // The failure needs the steps after it (found at the end): keep them all.
         best = scenario.clone();
     }
     let mut chunk = best.steps.len().div_ceil(2).max(1);
@@ -93,9 +109,6 @@ pub fn shrink(
         if !removed_any {
             chunk = chunk.div_ceil(2);
         }
-        if spent() {
-            break;
-        }
     }
     let named = world::named_apps(&best.steps);
     let mut candidate = best.clone();
@@ -103,12 +116,6 @@ pub fn shrink(
     if still_fails(&candidate) {
         best = candidate;
     }
-    best.description = format!(
-        "{} Shrunk from {} steps to {} that still break \"{invariant}\".",
-        scenario.description.trim_end_matches('.'),
-        scenario.steps.len(),
-        best.steps.len()
-    );
     best
 }
 

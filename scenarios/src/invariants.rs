@@ -562,3 +562,245 @@ fn check_conn(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use switch_sim::switch::SentEvent;
+    use wire::{CallMsg, Frame, Str8};
+
+    use super::*;
+    use crate::observe::Request;
+
+    /// An admitted protocol-3 Call session served switch 1, filtering on 2201.
+    fn conn() -> Conn {
+        Conn {
+            app: "alex".into(),
+            address: IpAddr::from([10, 0, 0, 51]),
+            protocol: 3,
+            product: Product::Call.byte(),
+            bypass_port: false,
+            reads: true,
+            stalled: false,
+            raw: false,
+            identify: Some((0, vec![(1, true)])),
+            expected_served: vec![1],
+            default_switch: 1,
+            filtering: true,
+            watched: [(1, "2201".to_owned())].into(),
+            touched: BTreeSet::new(),
+            admitted_at_seq: [(1, 10)].into(),
+            licensed_after_admit: Some((1, 23)),
+            requests: vec![Request {
+                switch: Some(1),
+                invoke: 7,
+                code: b'K',
+            }],
+            frames: Vec::new(),
+            end: None,
+        }
+    }
+
+    /// Switch 1 sent events #10..#14 on link 1: about 2201, 2202, 2201, "", 2201.
+    fn logs() -> BTreeMap<u8, SentLog> {
+        let events = ["2201", "2202", "2201", "", "2201"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| SentEvent {
+                seq: 10 + i as u32,
+                link: 1,
+                code: b'n',
+                device: (*d).to_owned(),
+            })
+            .collect();
+        let log = SentLog {
+            next_seq: 15,
+            events,
+            spoiled: Vec::new(),
+        };
+        [(1, log)].into()
+    }
+
+    fn event(seq: u32, device: &str) -> (Duration, Frame) {
+        let mut body = vec![device.len() as u8];
+        body.extend_from_slice(device.as_bytes());
+        body.extend_from_slice(&seq.to_be_bytes());
+        let bytes = CallMsg {
+            kind: Kind::Event,
+            code: b'n',
+            invoke: 0xFFFF,
+            switch: Some(1),
+            body: Bytes::from(body),
+        }
+        .encode();
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    fn answer(invoke: u16) -> (Duration, Frame) {
+        let bytes = CallMsg {
+            kind: Kind::Answer,
+            code: b'K',
+            invoke,
+            switch: Some(1),
+            body: Bytes::from_static(&[0]),
+        }
+        .encode();
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    fn close(reason: u8) -> (Duration, Frame) {
+        let bytes = LinkMsg::Close {
+            reason,
+            text: Str8::lossy("why"),
+        }
+        .encode()
+        .unwrap();
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    fn check(c: &Conn) -> Result<(), Violation> {
+        check_conn(c, &mut Cursor::default(), &logs())
+    }
+
+    fn broken(c: &Conn) -> &'static str {
+        check(c).expect_err("a violation").invariant
+    }
+
+    #[test]
+    fn a_history_that_keeps_every_rule_passes() {
+        let mut c = conn();
+        c.frames = vec![
+            answer(7),
+            event(10, "2201"),
+            event(12, "2201"),
+            event(13, ""),
+            event(14, "2201"),
+        ];
+        assert_eq!(check(&c), Ok(()));
+    }
+
+    #[test]
+    fn an_answer_nobody_asked_for_or_a_second_one_is_caught() {
+        let mut c = conn();
+        c.frames = vec![answer(8)];
+        assert_eq!(broken(&c), "answers go only to the asker");
+        c.frames = vec![answer(7), answer(7)];
+        assert_eq!(broken(&c), "every request gets exactly one answer");
+    }
+
+    #[test]
+    fn a_missing_event_before_one_received_is_a_gap() {
+        let mut c = conn();
+        c.frames = vec![event(10, "2201"), event(14, "2201")];
+        let v = check(&c).unwrap_err();
+        assert_eq!(v.invariant, "events arrive without gaps");
+        assert_eq!(
+            v.detail,
+            "alex received event #14 of switch 1 at 0.000 s but not #12 ('n' about \"2201\")"
+        );
+    }
+
+    #[test]
+    fn events_out_of_order_are_caught() {
+        let mut c = conn();
+        c.frames = vec![event(12, "2201"), event(10, "2201")];
+        // #10 was due before #12: a gap first.
+        assert_eq!(broken(&c), "events arrive without gaps");
+        c.admitted_at_seq = [(1, 12)].into();
+        assert_eq!(broken(&c), "events arrive in the order the switch sent them");
+    }
+
+    #[test]
+    fn filtering_passes_only_watched_devices_unless_the_watch_changed() {
+        let mut c = conn();
+        c.frames = vec![event(10, "2201"), event(11, "2202")];
+        assert_eq!(broken(&c), "filtering passes only watched devices");
+        c.touched.insert((1, "2202".into()));
+        assert_eq!(check(&c), Ok(()));
+    }
+
+    #[test]
+    fn a_spoiled_link_excuses_what_it_lost() {
+        let mut c = conn();
+        c.frames = vec![event(10, "2201"), event(14, "2201")];
+        let mut logs = logs();
+        logs.get_mut(&1).unwrap().spoiled.push((1, 11));
+        assert_eq!(check_conn(&c, &mut Cursor::default(), &logs), Ok(()));
+    }
+
+    #[test]
+    fn a_reading_application_closed_as_silent_or_slow_is_a_violation() {
+        for reason in [3, 6] {
+            let mut c = conn();
+            c.frames = vec![close(reason)];
+            assert_eq!(
+                broken(&c),
+                "a healthy application is closed only for a reason the spec allows"
+            );
+            c.stalled = true;
+            assert_eq!(check(&c), Ok(()));
+        }
+        for reason in [1, 2, 5, 7] {
+            let mut c = conn();
+            c.frames = vec![close(reason)];
+            assert_eq!(check(&c), Ok(()), "reason {reason}");
+        }
+    }
+
+    #[test]
+    fn a_close_without_x_or_an_event_after_x_is_caught() {
+        let mut c = conn();
+        c.end = Some(End::Closed);
+        assert_eq!(broken(&c), "the relay says why it closes");
+        let mut c = conn();
+        c.frames = vec![close(7), event(10, "2201")];
+        assert_eq!(broken(&c), "nothing follows X");
+    }
+
+    #[test]
+    fn served_switches_are_checked_against_spec_section_4() {
+        let mut c = conn();
+        c.identify = Some((0, vec![(1, true), (2, true)]));
+        assert_eq!(broken(&c), "served switches follow SPEC §4");
+    }
+
+    #[test]
+    fn spec_section_4_expectations() {
+        let config = Config::parse(
+            r#"
+switches:
+  - { no: 1, address: 10.0.1.1 }
+  - { no: 2, address: 10.0.1.2 }
+  - { no: 3, address: 10.0.1.3, enabled: false }
+default_switch: 2
+users:
+  - { ip: 10.0.0.51, switches: [1, 3], default_switch: 3, filtering: true }
+  - { ip: 10.0.0.52, default_switch: 1 }
+"#,
+        )
+        .unwrap();
+        let app = |ip: [u8; 4], protocol| AppSpec {
+            name: "a".into(),
+            address: IpAddr::from(ip),
+            protocol,
+            product: "call".into(),
+            devices: Vec::new(),
+            port: None,
+            reads: true,
+            copies: 1,
+        };
+        let devices = [(0, "2201".to_owned())];
+        let expect = |ip, protocol| {
+            let c = expect_conn(&config, &app(ip, protocol), 1, false, &devices);
+            (c.expected_served, c.default_switch, c.filtering, c.watched)
+        };
+        let watched = |sw: u8| BTreeSet::from([(sw, "2201".to_owned())]);
+        assert_eq!(expect([10, 0, 0, 51], 2), (vec![3], 3, true, watched(3)));
+        assert_eq!(expect([10, 0, 0, 51], 3), (vec![1, 3], 3, true, watched(3)));
+        assert_eq!(expect([10, 0, 0, 52], 3), (vec![1], 1, false, watched(1)));
+        assert_eq!(expect([10, 0, 0, 99], 2), (vec![2], 2, false, watched(2)));
+        assert_eq!(expect([10, 0, 0, 99], 3), (vec![1, 2], 2, false, watched(2)));
+    }
+}
