@@ -23,6 +23,7 @@ use hdrhistogram::Histogram;
 use netseam::Network;
 use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use wire::{CallMsg, Kind, LinkMsg, Product};
 
 use crate::app::{str8_body, AppIdentity, SimApp};
@@ -300,7 +301,8 @@ impl Session {
             let (me, shared) = (self.clone(), shared.clone());
             let mut next = *invoke;
             let every = Duration::from_secs_f64(1.0 / rate.max(0.001));
-            tokio::spawn(async move {
+            // Aborted with this session, also when the soak ends while it runs.
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -318,7 +320,7 @@ impl Session {
                     }
                     next = if next >= 0xFFFE { 1 } else { next + 1 };
                 }
-            })
+            }))
         };
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         let mut close: Option<(u8, String)> = None;
@@ -482,8 +484,8 @@ impl Session {
     }
 }
 
-/// A link fault on a random switch every `every`: the link dropped, the switch stalled for
-/// 2 s, bytes that are not a frame, or a refused reopen after a drop.
+/// A link fault on a random switch every `every`: the link dropped (half of them), the switch
+/// stalled for 2 s, or bytes that are not a frame.
 async fn faults(shared: Arc<Shared>, every: Duration, seed: u64) {
     let mut rng = switch_sim::traffic::Rng::new(seed ^ 0x5EED);
     let mut tick = tokio::time::interval(every);
