@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_sim::soak::{self, SoakOptions};
+use client_sim::soak::{self, RelayProcess, SoakOptions};
 use relay::net::MemNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 
@@ -38,7 +38,7 @@ async fn two_minutes_of_faults_break_no_invariant() {
         faults: Some(Duration::from_secs(5)),
         traffic: Duration::from_millis(50),
         seed: 7,
-        relay_pid: None,
+        relay_process: RelayProcess::Unknown,
         report_every: Duration::from_secs(60),
     };
     let mut lines = Vec::new();
@@ -60,10 +60,7 @@ async fn two_minutes_of_faults_break_no_invariant() {
     assert!(summary.answers >= summary.requests * 9 / 10, "{summary:?}");
     assert!(summary.events > 1_000, "{summary:?}");
     // The soak's applications went with it: the relay keeps none of them.
-    integration_tests::wait_until("every session gone", || {
-        relay.hub().sessions().is_empty()
-    })
-    .await;
+    integration_tests::wait_until("every session gone", || relay.hub().sessions().is_empty()).await;
 }
 
 fn relay_client(config: &Config) -> std::net::SocketAddr {

@@ -8,6 +8,7 @@ use clap::Parser;
 use client_sim::app::AppIdentity;
 use client_sim::interactive::RequestSpec;
 use client_sim::load::LoadOptions;
+use client_sim::soak::RelayProcess;
 use netseam::TcpNetwork;
 use wire::Product;
 
@@ -97,17 +98,6 @@ struct SoakArgs {
     report_every: Duration,
 }
 
-/// The one process named `relay`, if there is exactly one.
-fn find_relay() -> Option<u32> {
-    let mut found = std::fs::read_dir("/proc").ok()?.filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        (comm.trim() == "relay").then_some(pid)
-    });
-    let first = found.next()?;
-    found.next().is_none().then_some(first)
-}
-
 fn soak(a: SoakArgs) -> anyhow::Result<()> {
     let opts = client_sim::soak::SoakOptions {
         relay: a.relay,
@@ -119,7 +109,9 @@ fn soak(a: SoakArgs) -> anyhow::Result<()> {
         faults: (!a.faults.is_zero()).then_some(a.faults),
         traffic: a.traffic,
         seed: a.seed,
-        relay_pid: a.relay_pid.or_else(find_relay),
+        relay_process: a
+            .relay_pid
+            .map_or(RelayProcess::Named("relay".into()), RelayProcess::Pid),
         report_every: a.report_every,
     };
     let rt = tokio::runtime::Runtime::new()?;

@@ -46,7 +46,7 @@ pub struct SoakOptions {
     pub traffic: Duration,
     pub seed: u64,
     /// The relay's process, for its resident memory.
-    pub relay_pid: Option<u32>,
+    pub relay_process: RelayProcess,
     /// How often a report line is printed.
     pub report_every: Duration,
 }
@@ -512,6 +512,42 @@ async fn faults(shared: Arc<Shared>, every: Duration, seed: u64) {
     }
 }
 
+/// Which process the relay is, for its resident memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayProcess {
+    /// Not measured.
+    Unknown,
+    Pid(u32),
+    /// The one process of this name, looked for at each report until found: the relay may
+    /// start after the soak.
+    Named(String),
+}
+
+impl RelayProcess {
+    fn resolve(&mut self) -> Option<u32> {
+        match self {
+            RelayProcess::Unknown => None,
+            RelayProcess::Pid(pid) => Some(*pid),
+            RelayProcess::Named(name) => {
+                let pid = find_process(name)?;
+                *self = RelayProcess::Pid(pid);
+                Some(pid)
+            }
+        }
+    }
+}
+
+/// The one process named `name`, if there is exactly one.
+pub fn find_process(name: &str) -> Option<u32> {
+    let mut found = std::fs::read_dir("/proc").ok()?.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == name).then_some(pid)
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
 /// The relay's resident memory in KiB, from /proc.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -528,6 +564,7 @@ async fn report(shared: &Shared, opts: &SoakOptions) -> SoakSummary {
     let mut tick = tokio::time::interval(opts.report_every);
     tick.tick().await;
     let (mut rss_first, mut rss_last) = (None, None);
+    let mut process = opts.relay_process.clone();
     let mut events_before = 0;
     let mut total = histogram();
     loop {
@@ -546,7 +583,7 @@ async fn report(shared: &Shared, opts: &SoakOptions) -> SoakSummary {
             histogram(),
         );
         let _ = total.add(&h);
-        let rss = opts.relay_pid.and_then(rss_kib);
+        let rss = process.resolve().and_then(rss_kib);
         if rss_first.is_none() {
             rss_first = rss;
         }

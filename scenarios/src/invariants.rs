@@ -709,7 +709,10 @@ mod tests {
         // #10 was due before #12: a gap first.
         assert_eq!(broken(&c), "events arrive without gaps");
         c.admitted_at_seq = [(1, 12)].into();
-        assert_eq!(broken(&c), "events arrive in the order the switch sent them");
+        assert_eq!(
+            broken(&c),
+            "events arrive in the order the switch sent them"
+        );
     }
 
     #[test]
@@ -801,6 +804,9 @@ users:
         assert_eq!(expect([10, 0, 0, 51], 3), (vec![1, 3], 3, true, watched(3)));
         assert_eq!(expect([10, 0, 0, 52], 3), (vec![1], 1, false, watched(1)));
         assert_eq!(expect([10, 0, 0, 99], 2), (vec![2], 2, false, watched(2)));
-        assert_eq!(expect([10, 0, 0, 99], 3), (vec![1, 2], 2, false, watched(2)));
+        assert_eq!(
+            expect([10, 0, 0, 99], 3),
+            (vec![1, 2], 2, false, watched(2))
+        );
     }
 }

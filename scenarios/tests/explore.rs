@@ -49,8 +49,8 @@ fn seeds_make_different_worlds() {
 fn a_world_written_as_a_scenario_file_reads_back_the_same() {
     for seed in [0, 5, 11] {
         let yaml = world(seed, MINUTES).to_yaml();
-        let parsed: Scenario = serde_yaml::from_str(&yaml)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{yaml}"));
+        let parsed: Scenario =
+            serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{yaml}"));
         assert_eq!(parsed.to_yaml(), yaml, "seed {seed}");
     }
 }
