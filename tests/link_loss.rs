@@ -275,3 +275,26 @@ async fn stopping_the_relay_sends_x_reason_2_to_every_session_first() {
     }
     switches[0].wait_closed(1).await;
 }
+
+/// The operator's disconnect marks the links down before it returns: an identify sent right
+/// after it is refused (result 10, no switch up), never admitted and then closed with `X` 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identify_right_after_disconnect_all_is_refused_not_admitted_then_closed() {
+    let site = SiteSpec::switches(2)
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_secs(3600)))
+        .start()
+        .await;
+    for round in 0..20 {
+        // Connected before the operator acts, identified right after.
+        let mut app = client_sim::SimApp::connect(site.client(), Some(loopback(51)))
+            .await
+            .unwrap();
+        site.relay.disconnect_all();
+        let id = app.identify(3, OPERATOR, "operator", &[]).await.unwrap();
+        assert_eq!(id.result, 10, "round {round}: {id:?}");
+        assert!(!site.is_up(1) && !site.is_up(2), "round {round}");
+        site.relay.connect_all();
+        site.wait_switch_up(1).await;
+        site.wait_switch_up(2).await;
+    }
+}

@@ -87,6 +87,74 @@ async fn a_switch_message_monitor_sees_both_directions_in_order() {
     );
 }
 
+/// The monitor's order is the link's order: a request is shown before its answer, also when
+/// the switch answers faster than the relay's sending thread reaches the monitors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+async fn a_switch_message_monitor_never_shows_an_answer_before_its_request() {
+    const REQUESTS: u16 = 3000;
+    const APPS: u8 = 6;
+    let site = SiteSpec::switches(1).start().await;
+    let (mut mon, result) = monitor(&site, MonitorPort::SwitchMessages, "").await;
+    assert_eq!(result, 0);
+    // The monitor is read all along, so that it keeps up and misses nothing, until it has
+    // been quiet for 2 s (heartbeats aside). Requests the relay answers itself (too many in
+    // flight) never reach the switch: not every request has a switch answer.
+    let watcher = tokio::spawn(async move {
+        let mut requested = std::collections::HashSet::new();
+        let mut answered = 0;
+        let quiet = Duration::from_secs(2);
+        while let Ok(Ok(Some(f))) = tokio::time::timeout(quiet, mon.next_non_heartbeat()).await {
+            let (code, inner) = (f.code(), &f.body()[9..]);
+            if inner[2] == b'L' {
+                continue;
+            }
+            let invoke = u16::from_be_bytes([inner[4], inner[5]]);
+            match (code, inner[2]) {
+                (b'>', b'R') => assert!(requested.insert(invoke), "INVOKE {invoke} twice"),
+                (b'<', b'A') => {
+                    assert!(
+                        requested.remove(&invoke),
+                        "the answer with link INVOKE {invoke} was shown before its request"
+                    );
+                    answered += 1;
+                }
+                other => panic!("unexpected monitor frame {other:?}: {f:?}"),
+            }
+        }
+        answered
+    });
+    // Several applications at once, on more threads than cores: the relay's sending thread
+    // is preempted now and then between queueing a request and whatever comes next.
+    let mut apps = Vec::new();
+    for host in 51..51 + APPS {
+        let app = site.admitted(host, 2, CALL, &[]).await;
+        apps.push(tokio::spawn(async move {
+            let (mut rd, wr) = app.into_split();
+            let sender = tokio::spawn(async move {
+                for invoke in 1..=REQUESTS {
+                    wr.request(None, b'K', invoke, b"\x042201\x042202")
+                        .await
+                        .unwrap();
+                }
+                wr
+            });
+            let mut answers = 0;
+            while answers < REQUESTS {
+                let f = within("answer", rd.next_frame()).await.unwrap().unwrap();
+                if f.kind() == Kind::Answer {
+                    answers += 1;
+                }
+            }
+            sender.await.unwrap()
+        }));
+    }
+    for app in apps {
+        app.await.unwrap();
+    }
+    let answered = within("the monitor's view", watcher).await.unwrap();
+    assert!(answered >= 1000, "{answered} answers shown");
+}
+
 #[tokio::test]
 async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
     let site = SiteSpec::switches(1).start().await;

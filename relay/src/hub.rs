@@ -182,6 +182,14 @@ impl SwitchSlot {
         self.link.load().is_some()
     }
 
+    /// Whether `link` is this switch's link (not yet marked down).
+    pub fn holds(&self, link: &LinkHandle) -> bool {
+        self.link
+            .load()
+            .as_deref()
+            .is_some_and(|l| std::ptr::eq(l, link))
+    }
+
     /// The link, when up.
     pub fn link_handle(&self) -> Option<Arc<LinkHandle>> {
         self.link.load_full()
@@ -245,18 +253,20 @@ impl Hub {
 
     /// Queues a frame to a switch (if its queue has room), showing it to link monitors.
     pub fn send_to_switch(&self, link: &LinkHandle, frame: bytes::Bytes) -> bool {
-        let shown = self.monitors.watching_links().then(|| frame.clone());
-        if !link.out.offer(frame) {
-            return false;
+        // Link monitors see the frame before the switch can answer it.
+        let watching = self.monitors.watching_links();
+        let sent = link.out.offer_then(frame, |f| {
+            if watching {
+                self.monitors
+                    .link_frame(self.clock.now_ms(), link.no, true, f);
+            }
+        });
+        if sent {
+            if let Some(slot) = self.slot(link.no) {
+                slot.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        if let Some(slot) = self.slot(link.no) {
-            slot.counters.frames_out.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(f) = shown {
-            self.monitors
-                .link_frame(self.clock.now_ms(), link.no, true, &f);
-        }
-        true
+        sent
     }
 
     /// This host's MACs: `license.host_macs` when set, else the interfaces'.

@@ -72,10 +72,18 @@ impl OutQueue {
 
     /// Queues `frame` only if it fits, without ending the queue when it does not.
     pub fn offer(&self, frame: Bytes) -> bool {
+        self.offer_then(frame, |_| {})
+    }
+
+    /// As [`OutQueue::offer`], calling `accepted` with the frame once it is known to fit and
+    /// before the writer can take it: whatever `accepted` records comes before anything the
+    /// frame causes at the other end.
+    pub fn offer_then(&self, frame: Bytes, accepted: impl FnOnce(&Bytes)) -> bool {
         let st = self.lock();
         if st.ending.is_some() || st.bytes + frame.len() > self.limit {
             return false;
         }
+        accepted(&frame);
         self.enqueue(st, frame);
         true
     }

@@ -127,6 +127,9 @@ async fn attempts(
                         },
                     }
                 };
+                // The operator's disconnect marks the link down at once; the link may see
+                // that (and end) before this loop sees the command.
+                let operator = operator || cause == LossCause::Operator;
                 let cause = if operator { LossCause::Operator } else { cause };
                 let stopping = cause == LossCause::Stopping;
                 if !stopping && !operator {

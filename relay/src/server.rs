@@ -326,9 +326,15 @@ impl Relay {
         self.command(no, SwitchCommand::Connect)
     }
 
-    /// Disconnects switch `no` (or stops trying) until it is connected again.
+    /// Disconnects switch `no` (or stops trying) until it is connected again. The link is
+    /// down when this returns (an identify that comes after is refused, not admitted and
+    /// then closed); its supervisor closes the socket after.
     pub fn disconnect_switch(&self, no: u8) -> bool {
-        self.command(no, SwitchCommand::Disconnect)
+        let known = self.command(no, SwitchCommand::Disconnect);
+        if known {
+            self.hub.link_lost(no, crate::notify::LossCause::Operator);
+        }
+        known
     }
 
     /// Aborts the attempt in progress on switch `no`; the recovery schedule goes on.

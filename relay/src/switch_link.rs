@@ -303,6 +303,11 @@ fn dispatch(
     run: &Run,
     scratch: &mut Scratch,
 ) -> Result<(), LossCause> {
+    // An operator disconnected the link (marked down before the socket closes): nothing
+    // more of it reaches anyone.
+    if !slot.holds(link) {
+        return Err(LossCause::Operator);
+    }
     // Consecutive events, and how many.
     let mut events: Option<(std::ops::Range<usize>, u64)> = None;
     // Link monitors see every frame; checked once per run.
