@@ -298,3 +298,28 @@ async fn an_identify_right_after_disconnect_all_is_refused_not_admitted_then_clo
         site.wait_switch_up(2).await;
     }
 }
+
+/// Every series of attempts that runs out says so: at start-up and after an operator's
+/// connect as much as after a loss.
+#[tokio::test]
+async fn recovery_that_runs_out_says_so_at_start_up_and_after_an_operator_connect() {
+    let gave_up = "Automatic link recovery of switch 1 gave up after 2 attempt(s)";
+    let site = SiteSpec::switches(1)
+        .switch_settings(1, |s| s.easyset_password = "9999".into())
+        .configure(|c| c.options.recovery.attempts = 2)
+        .tuning(fast_redial)
+        .wait_up(&[])
+        .start()
+        .await;
+    site.wait_notice(gave_up).await;
+    let count = |site: &Site| {
+        site.notices()
+            .iter()
+            .filter(|n| n.contains(gave_up))
+            .count()
+    };
+    assert_eq!(count(&site), 1);
+    assert!(site.relay.connect_switch(1));
+    wait_until("a second give-up", || count(&site) == 2).await;
+    assert!(!site.is_up(1));
+}

@@ -118,12 +118,19 @@ async fn attempts(
                 let link = run(hub, no, open, &link_stop);
                 tokio::pin!(link);
                 let mut operator = false;
+                // An operator's connect that comes while the disconnected link winds down.
+                let mut connect_again = false;
                 let cause = loop {
                     tokio::select! {
                         cause = &mut link => break cause,
-                        c = commands.recv() => if let Some(SwitchCommand::Disconnect) | None = c {
-                            operator = true;
-                            link_stop.cancel();
+                        c = commands.recv() => match c {
+                            Some(SwitchCommand::Disconnect) | None => {
+                                operator = true;
+                                connect_again = false;
+                                link_stop.cancel();
+                            }
+                            Some(SwitchCommand::Connect) => connect_again = operator,
+                            Some(SwitchCommand::Abort) => {}
                         },
                     }
                 };
@@ -138,6 +145,8 @@ async fn attempts(
                 hub.link_lost(no, cause);
                 return if stopping {
                     None
+                } else if operator && connect_again {
+                    Some(Next::Try { recovering: false })
                 } else if operator {
                     Some(Next::Idle)
                 } else {
@@ -146,12 +155,11 @@ async fn attempts(
             }
             Attempt::Failed => {
                 if made >= recovery.attempts {
-                    if recovering {
-                        hub.notices.emit(Notice::RecoveryExhausted {
-                            switch: no,
-                            attempts: made,
-                        });
-                    }
+                    // At start-up, after an operator's connect or after a loss alike.
+                    hub.notices.emit(Notice::RecoveryExhausted {
+                        switch: no,
+                        attempts: made,
+                    });
                     return Some(Next::Idle);
                 }
             }
