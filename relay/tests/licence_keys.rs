@@ -120,7 +120,7 @@ fn each_refusal_has_its_own_reason() {
     assert_eq!(
         reason(&good.replacen('A', "1", 1), &trusted),
         format!(
-            "character {} of the key, '1', is not one of A-Z, 2-7 or '-'",
+            "character {} of the key, '1', is not one of A-Z (either case), 2-7 or '-'",
             good.find('A').unwrap() + 1
         )
     );

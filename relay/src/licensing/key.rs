@@ -40,7 +40,9 @@ pub struct Payload {
 /// Why a key is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("character {position} of the key, {found:?}, is not one of A-Z, 2-7 or '-'")]
+    #[error(
+        "character {position} of the key, {found:?}, is not one of A-Z (either case), 2-7 or '-'"
+    )]
     BadCharacter { position: usize, found: char },
     #[error("a key is 18 groups of 8 characters joined by '-'; this one has {groups} group(s)")]
     BadGroupCount { groups: usize },
