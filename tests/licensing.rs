@@ -95,3 +95,56 @@ async fn a_licence_registered_in_the_running_relay_applies_to_the_next_identify(
         .notices()
         .contains(&"Licence 8 is in force: Call 0, OpenTSP 0, Operator 3".to_string()));
 }
+
+/// A key written to the state file (as `relay license change` does with no relay to ask)
+/// that is bound to a switch the relay does not have never replaces the licence in force:
+/// it waits (checked every second, so it takes over once its switch is connected) and says
+/// so once.
+#[tokio::test]
+async fn a_switch_bound_key_in_the_state_file_waits_for_its_switch() {
+    let issuer = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let public = data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes());
+    let site = SiteSpec::switches(1)
+        .configure(move |c| {
+            c.license.issuer_keys = vec![public];
+            c.license.host_macs = Some(vec!["02:00:00:00:00:07".into()]);
+        })
+        .start()
+        .await;
+    let licence = |serial, mac_type, mac: [u8; 6]| {
+        Payload {
+            serial,
+            mac_type,
+            mac,
+            call: 0,
+            opentsp: 0,
+            operator: 4,
+            easyset: false,
+            news: false,
+            dataview: false,
+            expires: 0,
+        }
+        .sign(&issuer)
+    };
+    site.relay
+        .register_licence(&licence(8, MacType::Computer, [2, 0, 0, 0, 0, 7]))
+        .unwrap();
+    let foreign = [2, 0, 0x5A, 0, 0, 0x99];
+    relay::licensing::store::write(site.state_dir.path(), &licence(9, MacType::Switch, foreign))
+        .unwrap();
+    site.wait_notice(
+        "Licence 9 is bound to switch MAC 02:00:5A:00:00:99, which is not connected: the licence \
+         in force stays until that switch connects",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let in_force = site.relay.hub().licensing.registered.load_full().unwrap();
+    assert_eq!(in_force.payload.serial, 8);
+    let waits = site
+        .notices()
+        .iter()
+        .filter(|n| n.starts_with("Licence 9 "))
+        .count();
+    assert_eq!(waits, 1, "said once: {:#?}", site.notices());
+    assert_eq!(site.app(51, 3, OPERATOR, &[]).await.1.result, 0);
+}

@@ -100,6 +100,13 @@ pub fn notice(n: &Notice, lang: Language) -> String {
             It => format!("La licenza {serial} è in vigore: {grants}"),
             Ru => format!("Лицензия {serial} действует: {grants}"),
         },
+        Notice::LicenceWaiting { serial, mac } => match lang {
+            En => format!("Licence {serial} is bound to switch MAC {mac}, which is not connected: the licence in force stays until that switch connects"),
+            Ko => format!("라이선스 {serial}은(는) 연결되지 않은 교환기 MAC {mac}에 묶여 있습니다: 그 교환기가 연결될 때까지 현재 라이선스가 유지됩니다"),
+            De => format!("Lizenz {serial} ist an die Anlagen-MAC {mac} gebunden, die nicht verbunden ist: die geltende Lizenz bleibt, bis diese Anlage verbunden ist"),
+            It => format!("La licenza {serial} è legata al MAC del centralino {mac}, che non è connesso: la licenza in vigore resta finché quel centralino non si connette"),
+            Ru => format!("Лицензия {serial} привязана к MAC станции {mac}, которая не подключена: действующая лицензия сохраняется, пока эта станция не подключится"),
+        },
         Notice::LicenceRefused { reason } => match lang {
             En => format!("Licence key refused: {reason}; the previous licence state stays in force"),
             Ko => format!("라이선스 키 거부됨: {reason}; 이전 라이선스 상태가 유지됩니다"),

@@ -171,14 +171,45 @@ pub fn register(config_path: &Path, text: &str, replace: bool) -> anyhow::Result
             String::new()
         }
         MacType::Switch => {
-            licensing::valid_now(&payload, now, &[], &[payload.mac])?;
-            format!(
-                "\nIt is bound to switch MAC {}: it holds while that switch is connected.",
-                key::mac_text(&payload.mac)
-            )
+            let mac = key::mac_text(&payload.mac);
+            match running_status(&config, now) {
+                // A running relay knows its switches: a key for none of them is refused, as
+                // the admin interface refuses it, and the licence in force stays.
+                Some(status) => {
+                    let connected: Vec<[u8; 6]> = status
+                        .switch_macs
+                        .iter()
+                        .filter_map(|m| parse_mac(m))
+                        .collect();
+                    licensing::valid_now(&payload, now, &[], &connected).map_err(|e| {
+                        anyhow::anyhow!(
+                            "{e} of the running relay: the key is refused and the licence in \
+                             force stays"
+                        )
+                    })?;
+                    format!("\nIt is bound to switch MAC {mac}, connected now.")
+                }
+                None => {
+                    licensing::valid_now(&payload, now, &[], &[payload.mac])?;
+                    let stays = match &existing {
+                        Some(_) => "the licence registered now stays in force",
+                        None => "the trial terms apply",
+                    };
+                    format!(
+                        "\nIt is bound to switch MAC {mac}. No relay is running, so that can only \
+                         be checked once the relay has connected that switch: until then {stays} \
+                         (a notification says so)."
+                    )
+                }
+            }
         }
     };
-    store::write(&config.state_dir, text)?;
+    if payload.mac_type == MacType::Switch {
+        store::write_keeping_previous(&config.state_dir, text)?;
+    } else {
+        store::write(&config.state_dir, text)?;
+        store::remove_previous(&config.state_dir);
+    }
     Ok(format!(
         "Licence {} registered: {}.{note}\nA running relay applies it within 2 seconds.\n",
         payload.serial,

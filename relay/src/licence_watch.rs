@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::licensing::key::{self, Payload};
+use crate::licensing::key::{self, MacType, Payload};
 use crate::licensing::{grants_text, store, valid_now, LicenceError, Registered};
 use crate::notify::Notice;
 
@@ -30,7 +30,9 @@ pub fn check(hub: &Hub, text: &str) -> Result<Payload, LicenceError> {
 pub fn register(hub: &Hub, text: &str) -> Result<Payload, LicenceError> {
     let payload = check(hub, text)?;
     let text = text.trim().to_owned();
-    store::write(&hub.config.load().state_dir, &text)?;
+    let dir = hub.config.load().state_dir.clone();
+    store::write(&dir, &text)?;
+    store::remove_previous(&dir);
     apply(
         hub,
         Registered {
@@ -91,9 +93,36 @@ pub async fn run(hub: Arc<Hub>, stop: CancellationToken) {
                         },
                     );
                 match verdict {
+                    // A licence in force is not given up for one whose switch is not here:
+                    // the new key waits (checked again every second) until it is.
+                    Ok(payload)
+                        if current.is_some()
+                            && payload.mac_type == MacType::Switch
+                            && !hub.switch_macs().contains(&payload.mac) =>
+                    {
+                        drop(refused);
+                        let mut waiting = hub
+                            .licensing
+                            .waiting_text
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        if waiting.as_deref() != Some(text.as_str()) {
+                            *waiting = Some(text);
+                            drop(waiting);
+                            hub.notices.emit(Notice::LicenceWaiting {
+                                serial: payload.serial,
+                                mac: key::mac_text(&payload.mac),
+                            });
+                        }
+                    }
                     Ok(payload) => {
                         *refused = None;
                         drop(refused);
+                        *hub.licensing
+                            .waiting_text
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = None;
+                        store::remove_previous(&dir);
                         apply(&hub, Registered { text, payload });
                     }
                     Err(e) => {

@@ -107,6 +107,11 @@ pub enum Notice {
         serial: u32,
         grants: String,
     },
+    /// A switch-bound key waits for its switch before it replaces the licence in force.
+    LicenceWaiting {
+        serial: u32,
+        mac: String,
+    },
     LicenceRefused {
         reason: String,
     },
@@ -150,7 +155,8 @@ impl Notice {
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }
             | Notice::ListenFailed { .. }
-            | Notice::LicenceRefused { .. } => Level::Fault,
+            | Notice::LicenceRefused { .. }
+            | Notice::LicenceWaiting { .. } => Level::Fault,
             _ => Level::Info,
         }
     }

@@ -143,3 +143,103 @@ fn show_after_the_trial_with_no_licence() {
         "{out}"
     );
 }
+
+/// What a running relay publishes each second, with the switches connected to it.
+fn running_relay_status(dir: &Path, switch_macs: &[&str]) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let status = relay::licensing::LicenceStatus {
+        at_ms: now_ms,
+        standing: "licensed".into(),
+        serial: Some(1001),
+        mac_type: Some("computer".into()),
+        allowed_mac: Some("02:00:00:00:00:01".into()),
+        expires: None,
+        trial_started: "2026-11-01".into(),
+        trial_days_used: 1,
+        trial_days_left: 29,
+        products: Vec::new(),
+        access_limit: 0,
+        licensed_in_use: 0,
+        bypass: Vec::new(),
+        switch_macs: switch_macs.iter().map(|m| m.to_string()).collect(),
+    };
+    std::fs::write(
+        dir.join("state").join(relay::licensing::STATUS_FILE),
+        serde_yaml::to_string(&status).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Issues a key with `relay license issue`.
+fn issue(signing_key: &str, mac_type: &str, mac: &str, serial: &str) -> String {
+    let (ok, key, err) = relay(&[
+        "license",
+        "issue",
+        "--signing-key",
+        signing_key,
+        "--mac-type",
+        mac_type,
+        "--mac",
+        mac,
+        "--call",
+        "5",
+        "--serial",
+        serial,
+    ]);
+    assert!(ok, "{err}");
+    key.trim().to_owned()
+}
+
+/// SPEC §5: an invalid key is refused and the old state stays. A key bound to a switch the
+/// running relay does not have is refused as the admin interface refuses it; with no relay
+/// running it is kept beside the licence in force, which stays until that switch connects.
+#[test]
+fn a_key_for_a_switch_that_is_not_connected_never_replaces_a_working_licence() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("issuer.key");
+    let key_path = key_file.to_str().unwrap();
+    let (ok, out, _) = relay(&["license", "keygen", "--out", key_path]);
+    assert!(ok);
+    let config = write_config(dir.path(), out.lines().last().unwrap());
+    let working = issue(key_path, "computer", "02:00:00:00:00:01", "1001");
+    let (ok, _, err) = relay(&["license", "register", &working, "--config", &config]);
+    assert!(ok, "{err}");
+    let foreign = issue(key_path, "switch", "02:00:5A:00:00:99", "1002");
+
+    running_relay_status(dir.path(), &["02:00:5A:00:00:01"]);
+    let (ok, _, err) = relay(&["license", "change", &foreign, "--config", &config]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: the licensed MAC 02:00:5A:00:00:99 is not that of a connected switch of the \
+         running relay: the key is refused and the licence in force stays\n"
+    );
+    let state = dir.path().join("state");
+    let on_disk = std::fs::read_to_string(state.join("license.key")).unwrap();
+    assert_eq!(on_disk.trim(), working);
+
+    // No relay running: written, with the working key kept in force until the switch is seen.
+    std::fs::remove_file(state.join(relay::licensing::STATUS_FILE)).unwrap();
+    let (ok, out, err) = relay(&["license", "change", &foreign, "--config", &config]);
+    assert!(ok, "{err}");
+    assert!(
+        out.ends_with(
+            "It is bound to switch MAC 02:00:5A:00:00:99. No relay is running, so that can only be \
+             checked once the relay has connected that switch: until then the licence registered \
+             now stays in force (a notification says so).\nA running relay applies it within 2 \
+             seconds.\n"
+        ),
+        "{out}"
+    );
+    let previous = std::fs::read_to_string(state.join("license.previous.key")).unwrap();
+    assert_eq!(previous.trim(), working);
+    let licensing = relay::licensing::Licensing::open(&state, 0).unwrap();
+    let in_force = licensing.registered.load_full().unwrap();
+    assert_eq!(
+        in_force.payload.serial, 1001,
+        "the working licence is what a start loads"
+    );
+}

@@ -62,13 +62,16 @@ pub struct Licensing {
     pub usage: Mutex<Usage>,
     /// The last licence text refused from the state file (so it is reported once).
     pub refused_text: Mutex<Option<String>>,
+    /// A valid licence text in the state file that waits for its switch to connect before it
+    /// replaces the one in force (so the wait is reported once).
+    pub waiting_text: Mutex<Option<String>>,
 }
 
 impl Licensing {
     /// Reads (or, at the first start, records) the trial start and any registered licence.
     pub fn open(state_dir: &Path, now_ms: u64) -> std::io::Result<Licensing> {
         let trial_start_ms = trial::start(state_dir, now_ms)?;
-        let registered = store::read(state_dir)?.and_then(|text| {
+        let read = |text: String| {
             // A key that no longer verifies (e.g. its issuer was removed) is ignored here and
             // reported by the watcher.
             Some(Registered {
@@ -80,12 +83,24 @@ impl Licensing {
                 .ok()?,
                 text,
             })
-        });
+        };
+        // A key registered while no relay ran that is bound to a switch waits for that
+        // switch: the key it replaced stays in force until then (see the watcher).
+        let registered = match (
+            store::read(state_dir)?.and_then(read),
+            store::read_previous(state_dir).and_then(read),
+        ) {
+            (Some(new), Some(previous)) if new.payload.mac_type == key::MacType::Switch => {
+                Some(previous)
+            }
+            (new, _) => new,
+        };
         Ok(Licensing {
             trial_start_ms,
             registered: ArcSwapOption::from_pointee(registered),
             usage: Mutex::new(Usage::default()),
             refused_text: Mutex::new(None),
+            waiting_text: Mutex::new(None),
         })
     }
 
