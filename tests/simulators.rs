@@ -1,0 +1,49 @@
+//! The simulators behave as the real peers do, in what the relay can see: a simulated switch
+//! sends nothing before its link is open, and its load rate is a rate, not a backlog.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::SiteSpec;
+use relay::net::MemNetwork;
+
+#[tokio::test(start_paused = true)]
+async fn a_load_rate_is_kept_across_the_time_without_a_link() {
+    let net = Arc::new(MemNetwork::new());
+    let site = SiteSpec::switches(1)
+        .configure(|c| c.options.auto_connect = false)
+        .wait_up(&[])
+        .on_network(net)
+        .start()
+        .await;
+    let load = tokio::spawn(switch_sim::load::run(
+        site.switch(1).clone(),
+        1000,
+        "2201".into(),
+        0,
+    ));
+    // Five seconds with no link: nothing is sent, and nothing is owed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(site.relay.connect_switch(1));
+    site.wait_switch_up(1).await;
+    let frames_in = || {
+        site.relay
+            .hub()
+            .slot(1)
+            .unwrap()
+            .counters
+            .frames_in
+            .load(Ordering::Relaxed)
+    };
+    let at_open = frames_in();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let in_two_seconds = frames_in() - at_open;
+    // 2 000 load events, and a heartbeat or two; 5 000 more if the dead time were owed.
+    assert!(
+        (1990..=2010).contains(&in_two_seconds),
+        "{in_two_seconds} frames in the first 2 s of the link ({at_open} during its set-up)"
+    );
+    assert!(at_open < 20, "{at_open} frames during the link's set-up");
+    load.abort();
+}
