@@ -549,9 +549,18 @@ impl Config {
 
     /// Writes the configuration to `path` atomically: a temporary file beside it, fsynced,
     /// then renamed over it (and the directory fsynced). A failure leaves the old file whole.
+    /// The file is rewritten from the configuration, so the operator's comments and layout
+    /// are not kept in it: the file it replaces is kept whole as `<path>.bak`, and the new
+    /// one says so in its first lines.
     pub fn save_atomic(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
-        let text = serde_yaml::to_string(self).map_err(std::io::Error::other)?;
+        let backup = backup_path(path);
+        let text = format!(
+            "# Written by the relay's admin interface, which rewrites this file without comments.\n\
+             # The file it replaced, comments and all, is {}.\n{}",
+            backup.display(),
+            serde_yaml::to_string(self).map_err(std::io::Error::other)?
+        );
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -561,6 +570,9 @@ impl Config {
             .ok_or_else(|| std::io::Error::other("the configuration path has no file name"))?;
         let temp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
         let written = (|| {
+            if path.exists() {
+                std::fs::copy(path, &backup)?;
+            }
             let mut f = std::fs::File::create(&temp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
@@ -585,6 +597,13 @@ impl Config {
             .iter()
             .find(|u| u.ip.trim().parse::<IpAddr>().ok() == Some(ip))
     }
+}
+
+/// Where [`Config::save_atomic`] keeps the file it replaces: `relay.yaml` → `relay.yaml.bak`.
+pub fn backup_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".bak");
+    name.into()
 }
 
 /// Parses `AA:BB:CC:DD:EE:FF` (or with `-`).

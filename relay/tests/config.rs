@@ -205,3 +205,32 @@ fn saving_is_atomic_and_a_failed_write_leaves_the_old_file_whole() {
         "the old file is whole"
     );
 }
+
+/// Saving from the admin interface rewrites the file without the operator's comments; the
+/// file it replaces is kept whole as `relay.yaml.bak`, and the new one says so.
+#[test]
+fn saving_keeps_the_commented_file_it_replaces_as_bak() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.yaml");
+    let original =
+        "# Head office switches\nswitches:\n  - { no: 1, address: 10.0.0.1 }  # the main PBX\n";
+    std::fs::write(&path, original).unwrap();
+    let mut config = Config::parse(original).unwrap();
+    config.default_switch = 1;
+    config.save_atomic(&path).unwrap();
+    let bak = dir.path().join("relay.yaml.bak");
+    assert_eq!(std::fs::read_to_string(&bak).unwrap(), original);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        saved.lines().take(2).collect::<Vec<_>>(),
+        [
+            "# Written by the relay's admin interface, which rewrites this file without comments."
+                .to_string(),
+            format!(
+                "# The file it replaced, comments and all, is {}.",
+                bak.display()
+            ),
+        ]
+    );
+    assert_eq!(Config::parse(&saved).unwrap(), config);
+}
