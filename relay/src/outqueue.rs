@@ -225,6 +225,7 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
                         if let Err(e) = written {
                             return WriterEnd::Io(e);
                         }
+                        out.release_excess();
                     }
                     _ = queue.discarded() => out.keep_partial_only(),
                 }
@@ -257,7 +258,19 @@ struct Pending {
     partial: bool,
 }
 
+/// Entries a drained batch keeps room for; a burst's larger room is given back, so that a
+/// connection's memory after a burst returns to that of a quiet one.
+const ENTRIES_KEPT: usize = 64;
+
 impl Pending {
+    /// Gives back the room a burst needed once it is written (the batch and the queue swap
+    /// these, so both stay small between bursts).
+    fn release_excess(&mut self) {
+        if self.batch.is_empty() && self.batch.capacity() > 4 * ENTRIES_KEPT {
+            self.batch.shrink_to(ENTRIES_KEPT);
+        }
+    }
+
     /// Drops every entry not yet started, keeping the rest of a partly written one.
     fn keep_partial_only(&mut self) {
         let keep = usize::from(self.partial);
@@ -302,6 +315,27 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_burst_gives_its_room_back() {
+        let mut out = Pending {
+            batch: VecDeque::with_capacity(10_000),
+            partial: false,
+        };
+        out.batch.push_back(Bytes::from_static(b"ab"));
+        out.release_excess();
+        assert!(
+            out.batch.capacity() >= 10_000,
+            "a batch not yet written keeps its room"
+        );
+        out.batch.clear();
+        out.release_excess();
+        assert!(
+            out.batch.capacity() < 4 * ENTRIES_KEPT,
+            "{}",
+            out.batch.capacity()
+        );
+    }
 
     #[tokio::test]
     async fn writes_everything_queued_in_order_then_the_last_frame() {
