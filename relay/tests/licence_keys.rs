@@ -147,6 +147,30 @@ fn each_refusal_has_its_own_reason() {
     );
 }
 
+/// SPEC §5: the reserved u16 is 0 and the flags have three bits; a payload that sets any
+/// other bit is refused, so that one payload has one meaning.
+#[test]
+fn a_payload_with_reserved_bits_set_is_refused() {
+    let good = vector_payload().encode();
+    assert_eq!(Payload::decode(&good), Ok(vector_payload()));
+    let mut reserved = good;
+    reserved[25] = 1;
+    assert_eq!(
+        Payload::decode(&reserved).unwrap_err().to_string(),
+        "the key sets bits that format 1 leaves zero (flags 0x05, reserved 0x0001): it was made \
+         for another version of the relay"
+    );
+    let mut flags = good;
+    flags[19] |= 0x80;
+    assert_eq!(
+        Payload::decode(&flags),
+        Err(KeyError::ReservedBits {
+            flags: 0x85,
+            reserved: 0
+        })
+    );
+}
+
 #[test]
 fn expiry_and_mac_bindings() {
     let p = vector_payload();

@@ -56,6 +56,11 @@ pub enum KeyError {
     UnknownLicenceType(u8),
     #[error("the key's MAC type {0} is neither 1 (computer) nor 2 (switch)")]
     UnknownMacType(u8),
+    #[error(
+        "the key sets bits that format 1 leaves zero (flags {flags:#04x}, reserved {reserved:#06x}): \
+         it was made for another version of the relay"
+    )]
+    ReservedBits { flags: u8, reserved: u16 },
     #[error("no issuer key is configured (license.issuer_keys): add the issuer's public key")]
     NoIssuerKeys,
     #[error("the key is not signed by a configured issuer (unknown issuer or bad signature)")]
@@ -98,6 +103,13 @@ impl Payload {
             other => return Err(KeyError::UnknownMacType(other)),
         };
         let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        // One payload, one meaning: bits format 1 does not define must be zero.
+        if b[19] & !0b111 != 0 || u16_at(24) != 0 {
+            return Err(KeyError::ReservedBits {
+                flags: b[19],
+                reserved: u16_at(24),
+            });
+        }
         Ok(Payload {
             serial: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
             mac_type,
