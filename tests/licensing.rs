@@ -42,8 +42,9 @@ async fn the_trial_start_survives_a_restart_and_a_deleted_licence() {
     assert_eq!(names, [relay::licensing::trial::FILE]);
 }
 
-#[tokio::test]
-async fn a_licence_registered_in_the_running_relay_applies_to_the_next_identify() {
+/// One switch, a relay that trusts the issuer returned and whose host MAC is
+/// 02:00:00:00:00:07.
+async fn site_with_issuer() -> (Site, ed25519_dalek::SigningKey) {
     let issuer = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
     let public = data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes());
     let site = SiteSpec::switches(1)
@@ -53,6 +54,12 @@ async fn a_licence_registered_in_the_running_relay_applies_to_the_next_identify(
         })
         .start()
         .await;
+    (site, issuer)
+}
+
+#[tokio::test]
+async fn a_licence_registered_in_the_running_relay_applies_to_the_next_identify() {
+    let (site, issuer) = site_with_issuer().await;
     let licence = |serial, operator, mac: [u8; 6]| {
         Payload {
             serial,
@@ -102,15 +109,7 @@ async fn a_licence_registered_in_the_running_relay_applies_to_the_next_identify(
 /// so once.
 #[tokio::test]
 async fn a_switch_bound_key_in_the_state_file_waits_for_its_switch() {
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-    let public = data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes());
-    let site = SiteSpec::switches(1)
-        .configure(move |c| {
-            c.license.issuer_keys = vec![public];
-            c.license.host_macs = Some(vec!["02:00:00:00:00:07".into()]);
-        })
-        .start()
-        .await;
+    let (site, issuer) = site_with_issuer().await;
     let licence = |serial, mac_type, mac: [u8; 6]| {
         Payload {
             serial,
