@@ -33,6 +33,8 @@ pub struct Tuning {
     pub session_queue_bytes: usize,
     /// Bytes of requests queued for a switch before new ones are answered 0xE3.
     pub switch_queue_bytes: usize,
+    /// Bytes a monitor may have waiting before frames are dropped (and counted with `G`).
+    pub monitor_queue_bytes: usize,
     /// Requests one session may have in flight before new ones are answered 0xE3.
     pub max_in_flight: usize,
     /// Devices one session may watch.
@@ -53,6 +55,7 @@ impl Default for Tuning {
         Tuning {
             session_queue_bytes: 4 << 20,
             switch_queue_bytes: 1 << 20,
+            monitor_queue_bytes: 1 << 20,
             max_in_flight: 256,
             max_devices: 1024,
             identify_timeout: Duration::from_secs(10),

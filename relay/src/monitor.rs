@@ -16,14 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
 use crate::net::BoxStream;
-use crate::protocol::frame::{put_header, MAX_LEN, NO_INVOKE};
-use crate::protocol::{FrameReader, Kind, LinkMsg};
+use crate::protocol::{FrameReader, LinkMsg};
 
 /// Which port a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,9 +31,6 @@ pub enum MonitorPort {
     SmdrUcd,
     Export,
 }
-
-/// Bytes a monitor may have waiting before frames are dropped.
-const MONITOR_QUEUE_BYTES: usize = 1 << 20;
 
 /// A monitor's outgoing frames: bounded, dropping and counting when full.
 pub struct MonitorQueue {
@@ -74,7 +70,7 @@ impl MonitorQueue {
         if st.closed {
             return;
         }
-        let gap = (st.dropped > 0).then(|| gap_frame(st.dropped));
+        let gap = (st.dropped > 0).then(|| wire::monitor::encode_gap(st.dropped));
         let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
         if st.bytes + need > self.limit {
             st.dropped = st.dropped.saturating_add(1);
@@ -118,7 +114,7 @@ impl MonitorQueue {
                 let mut batch: Vec<Bytes> = st.frames.drain(..).collect();
                 // Caught up: report what was missed now rather than before the next frame.
                 if st.dropped > 0 {
-                    batch.push(gap_frame(st.dropped));
+                    batch.push(wire::monitor::encode_gap(st.dropped));
                     st.dropped = 0;
                 }
                 batch
@@ -137,27 +133,6 @@ impl MonitorQueue {
             }
         }
     }
-}
-
-fn gap_frame(dropped: u32) -> Bytes {
-    let mut out = BytesMut::with_capacity(10);
-    put_header(&mut out, Kind::Monitor, b'G', NO_INVOKE, 4);
-    out.put_u32(dropped);
-    out.freeze()
-}
-
-/// An `M` frame wrapping `frame` (as on the switch link). `None` if it cannot fit.
-pub fn monitor_frame(code: u8, time_ms: u64, switch: u8, frame: &[u8]) -> Option<Bytes> {
-    let body = 8 + 1 + frame.len();
-    if body + 4 > MAX_LEN as usize {
-        return None;
-    }
-    let mut out = BytesMut::with_capacity(6 + body);
-    put_header(&mut out, Kind::Monitor, code, NO_INVOKE, body);
-    out.put_u64(time_ms);
-    out.put_u8(switch);
-    out.put_slice(frame);
-    Some(out.freeze())
 }
 
 /// The monitors attached now, per port; replaced whole when one comes or goes.
@@ -190,7 +165,7 @@ impl Monitors {
             return;
         }
         let code = if to_switch { b'>' } else { b'<' };
-        match monitor_frame(code, time_ms, switch, frame) {
+        match wire::monitor::encode_link(code, time_ms, switch, frame) {
             Some(m) => list.iter().for_each(|q| q.push(m.clone())),
             None => list.iter().for_each(|q| q.skip()),
         }
@@ -201,7 +176,7 @@ impl Monitors {
         let monitors = self.smdr_ucd.load();
         if !monitors.is_empty() {
             let code = frame[2];
-            match monitor_frame(code, time_ms, switch, frame) {
+            match wire::monitor::encode_link(code, time_ms, switch, frame) {
                 Some(m) => monitors.iter().for_each(|q| q.push(m.clone())),
                 None => monitors.iter().for_each(|q| q.skip()),
             }
@@ -244,9 +219,12 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
     let password = config.monitor.password.clone().unwrap_or_default();
     let needs_password = port != MonitorPort::Export || config.export.password_protected;
     let mut reader = FrameReader::with_capacity(512);
+    let queue = Arc::new(MonitorQueue::new(hub.tuning.monitor_queue_bytes));
     if needs_password {
-        match handshake(&hub, &mut stream, &mut reader, &password).await {
-            Ok(true) => {}
+        match check_password(&hub, &mut stream, &mut reader, &password).await {
+            // The acceptance goes out first, and every frame the monitor is owed after it: a
+            // monitor that read `p` has missed nothing since.
+            Ok(true) => queue.push(password_result(true)),
             Ok(false) => {
                 tracing::info!(%peer, ?port, "monitor password refused");
                 return;
@@ -254,7 +232,6 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
             Err(()) => return,
         }
     }
-    let queue = Arc::new(MonitorQueue::new(MONITOR_QUEUE_BYTES));
     hub.monitors.attach(port, queue.clone());
     tracing::info!(%peer, ?port, "monitor attached");
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -281,8 +258,9 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
     tracing::info!(%peer, ?port, "monitor detached");
 }
 
-/// Reads `P`, answers `p`. A wrong password costs the peer a second before the answer.
-async fn handshake(
+/// Reads `P`. A wrong password costs the peer a second, then `p` refused and the close; an
+/// accepted one is answered by the caller, in order with the frames that follow.
+async fn check_password(
     hub: &Hub,
     stream: &mut BoxStream,
     reader: &mut FrameReader,
@@ -301,22 +279,25 @@ async fn handshake(
         }
     };
     let ok = matches!(LinkMsg::decode(&frame), Ok(LinkMsg::Password { password: p }) if p.as_bytes() == password.as_bytes());
-    if !ok {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    if ok {
+        return Ok(true);
     }
-    let answer = LinkMsg::PasswordResult {
-        result: u8::from(!ok),
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = tokio::time::timeout(
+        hub.tuning.close_grace,
+        stream.write_all(&password_result(false)),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+    Ok(false)
+}
+
+fn password_result(accepted: bool) -> Bytes {
+    LinkMsg::PasswordResult {
+        result: u8::from(!accepted),
     }
     .encode()
-    .expect("fits");
-    let sent = tokio::time::timeout(hub.tuning.close_grace, stream.write_all(&answer)).await;
-    if !ok {
-        let _ = stream.shutdown().await;
-    }
-    match sent {
-        Ok(Ok(())) => Ok(ok),
-        _ => Err(()),
-    }
+    .expect("fits")
 }
 
 #[cfg(test)]
@@ -342,11 +323,5 @@ mod tests {
             frames,
             [&[0, 8, b'M', b'G', 0xFF, 0xFF, 0, 0, 0, 2][..], b"next"]
         );
-    }
-
-    #[test]
-    fn a_maximal_switch_frame_does_not_fit_a_monitor_frame() {
-        assert!(monitor_frame(b'<', 0, 1, &[0u8; 4081]).is_some());
-        assert!(monitor_frame(b'<', 0, 1, &[0u8; 4082]).is_none());
     }
 }

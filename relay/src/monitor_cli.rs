@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn switch_messages_show_time_arrow_switch_code_and_hex() {
         let inner = [0u8, 9, b'E', b'e', 0xFF, 0xFF, 4, b'2', b'2', b'0', b'1'];
-        let m = crate::monitor::monitor_frame(b'<', 1_764_000_000_123, 2, &inner).unwrap();
+        let m = wire::monitor::encode_link(b'<', 1_764_000_000_123, 2, &inner).unwrap();
         let (line, kind) = render(&Frame::new(m).unwrap()).unwrap();
         assert_eq!(
             line,
@@ -262,7 +262,7 @@ mod tests {
         );
         assert_eq!(kind, Some(Kind::Event));
         let smdr = [&[0u8, 13, b'S', b'S', 0xFF, 0xFF][..], b"2201 701 x"].concat();
-        let m = crate::monitor::monitor_frame(b'S', 0, 1, &smdr).unwrap();
+        let m = wire::monitor::encode_link(b'S', 0, 1, &smdr).unwrap();
         assert_eq!(
             render(&Frame::new(m).unwrap()).unwrap().0,
             "1970-01-01 00:00:00.000 <- SW1 SMDR 2201 701 x"

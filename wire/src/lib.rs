@@ -4,6 +4,7 @@
 //! - [`frame`]: LEN/KIND/CODE/INVOKE framing, checked before parsed; the per-connection reader.
 //! - [`link`]: typed link-control (`L`) messages of every link.
 //! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping.
+//! - [`monitor`]: the monitor ports' `M` frames.
 //! - [`product`]: application products and identify results.
 //! - [`text`]: the byte-exact `str8` field.
 //! - [`date`]: calendar dates of records and licences.
@@ -16,11 +17,13 @@ pub mod call;
 pub mod date;
 pub mod frame;
 pub mod link;
+pub mod monitor;
 pub mod product;
 pub mod text;
 
 pub use call::{relay_result, CallMsg};
 pub use frame::{Frame, FrameError, FrameReader, Kind, NO_INVOKE};
 pub use link::{DeviceRef, LinkMsg, Station, StationKind};
+pub use monitor::MonitorMsg;
 pub use product::{CloseReason, IdentifyResult, Port, Product};
 pub use text::Str8;
