@@ -11,6 +11,9 @@
 //!   never without an `X`;
 //! - served switches follow SPEC §4 for the configuration in force at identify;
 //! - licence and bypass use equal the sessions admitted, and admission keeps the access limit;
+//! - a switch-message monitor sees each switch link's frames in the link's order: a request
+//!   before its answer, events in the switch's order, and no event of a link missing before
+//!   one received unless a `G` counted frames missed;
 //! - after every application has gone, sessions, licence use, requests in flight and the
 //!   relay's tasks return to their baseline.
 
@@ -20,9 +23,9 @@ use std::net::IpAddr;
 
 use relay::config::Config;
 use switch_sim::switch::SentLog;
-use wire::{CallMsg, Kind, LinkMsg, Port, Product};
+use wire::{CallMsg, Kind, LinkMsg, MonitorMsg, Port, Product};
 
-use crate::observe::{Conn, End};
+use crate::observe::{Conn, End, MonitorConn};
 use crate::runner::Site;
 use crate::schema::AppSpec;
 
@@ -126,9 +129,22 @@ struct Cursor {
     close: Option<u8>,
 }
 
+/// Where the checker has got to in one monitor connection.
+#[derive(Default)]
+struct MonitorCursor {
+    seen: usize,
+    /// Frames reported missed (`G`) so far.
+    missed: u64,
+    /// Per switch: the last event received, and `missed` then.
+    last_event: BTreeMap<u8, (u32, u64)>,
+    /// Per switch and INVOKE: `None` while a request is out, `Some(missed)` once answered.
+    invokes: BTreeMap<(u8, u16), Option<u64>>,
+}
+
 /// Checks a site's invariants step by step.
 pub(crate) struct Checker {
     cursors: Vec<Cursor>,
+    monitor_cursors: Vec<MonitorCursor>,
     /// The relay's tasks with no application connected, and the switches configured then.
     baseline_tasks: usize,
     baseline_switches: usize,
@@ -139,6 +155,7 @@ impl Checker {
     pub(crate) fn new(site: &Site) -> Checker {
         Checker {
             cursors: Vec::new(),
+            monitor_cursors: Vec::new(),
             baseline_tasks: site.relay.tasks_alive(),
             baseline_switches: site.relay.hub().config.load().switches.len(),
         }
@@ -209,6 +226,12 @@ impl Checker {
         for (conn, cursor) in conns.iter().zip(self.cursors.iter_mut()) {
             check_conn(conn, cursor, &logs)?;
         }
+        let monitors = site.obs.monitors().clone();
+        self.monitor_cursors
+            .resize_with(monitors.len(), MonitorCursor::default);
+        for (monitor, cursor) in monitors.iter().zip(self.monitor_cursors.iter_mut()) {
+            check_monitor(monitor, cursor, &logs)?;
+        }
         self.check_accounting(site, &conns)
     }
 
@@ -217,6 +240,7 @@ impl Checker {
     /// it arrived.
     pub(crate) fn at_end(&mut self, site: &Site) -> Result<(), Violation> {
         self.after_step(site)?;
+
         let logs: BTreeMap<u8, SentLog> = site
             .switches
             .iter()
@@ -563,6 +587,116 @@ fn check_conn(
     Ok(())
 }
 
+/// A switch-message monitor against what the switches sent.
+fn check_monitor(
+    monitor: &MonitorConn,
+    cursor: &mut MonitorCursor,
+    logs: &BTreeMap<u8, SentLog>,
+) -> Result<(), Violation> {
+    const ORDER: &str = "a monitor sees each link's frames in the link's order";
+    for (at, frame) in &monitor.frames[cursor.seen..] {
+        let at = format!("{:.3} s", at.as_secs_f64());
+        if frame.kind() != Kind::Monitor {
+            continue;
+        }
+        let (code, sw, inner) = match MonitorMsg::decode(frame) {
+            Ok(MonitorMsg::Gap { dropped }) => {
+                cursor.missed += u64::from(dropped);
+                continue;
+            }
+            Ok(MonitorMsg::Link {
+                code,
+                switch,
+                frame,
+                ..
+            }) => (code, switch, frame),
+            Err(e) => return violation("frames decode", format!("{} at {at}: {e}", monitor.name)),
+        };
+        match (code, inner.kind()) {
+            (b'>', Kind::Request) => {
+                cursor.invokes.insert((sw, inner.invoke()), None);
+            }
+            (b'<', Kind::Answer) => {
+                let invoke = inner.invoke();
+                let excused = match cursor.invokes.get(&(sw, invoke)) {
+                    Some(None) => true,
+                    // Answered before, or never seen: the request may be among frames missed
+                    // since.
+                    Some(Some(missed_then)) => cursor.missed > *missed_then,
+                    None => cursor.missed > 0,
+                };
+                if !excused {
+                    return violation(
+                        ORDER,
+                        format!(
+                            "{} saw switch {sw}'s answer '{}' INVOKE {invoke} at {at} before the request",
+                            monitor.name,
+                            inner.code().escape_ascii()
+                        ),
+                    );
+                }
+                cursor.invokes.insert((sw, invoke), Some(cursor.missed));
+            }
+            (b'<', Kind::Event) => {
+                let Ok(m) = CallMsg::decode(&inner, false) else {
+                    return violation(
+                        "frames decode",
+                        format!("{} at {at}: {inner:?}", monitor.name),
+                    );
+                };
+                let Some(seq) = switch_sim::switch::event_seq(&m.body) else {
+                    continue;
+                };
+                let Some(log) = logs.get(&sw) else { continue };
+                let from = match cursor.last_event.get(&sw) {
+                    Some((last, _)) if seq <= *last => {
+                        return violation(
+                            ORDER,
+                            format!(
+                                "{} saw event #{seq} of switch {sw} at {at} after #{last}",
+                                monitor.name
+                            ),
+                        );
+                    }
+                    Some((last, _)) => last + 1,
+                    None => monitor.accepted_at_seq.get(&sw).copied().unwrap_or(seq),
+                };
+                let missed_before = cursor.last_event.get(&sw).map_or(0, |(_, m)| *m);
+                let reported = cursor.missed - missed_before;
+                // The relay reads a link in order: an event of this link sent before this one
+                // and not seen was lost on the way, which only a `G` may explain.
+                if let Ok(i) = log.events.binary_search_by_key(&seq, |e| e.seq) {
+                    let link = log.events[i].link;
+                    let start = log.events.partition_point(|e| e.seq < from);
+                    let lost = log.events[start.min(i)..i]
+                        .iter()
+                        .filter(|e| e.link == link && !log.spoiled(e))
+                        .count() as u64;
+                    if lost > reported {
+                        return violation(
+                            ORDER,
+                            format!(
+                                "{} saw event #{seq} of switch {sw} at {at} but not {lost} earlier event(s) of its link; {reported} frame(s) were reported missed",
+                                monitor.name
+                            ),
+                        );
+                    }
+                }
+                cursor.last_event.insert(sw, (seq, cursor.missed));
+            }
+            _ => {}
+        }
+    }
+    cursor.seen = monitor.frames.len();
+    if monitor.end == Some(End::Closed) {
+        return violation(
+            "a monitor is closed only by its own side",
+            format!("{} was closed by the relay", monitor.name),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -808,5 +942,145 @@ users:
             expect([10, 0, 0, 99], 3),
             (vec![1, 2], 2, false, watched(2))
         );
+    }
+
+    /// An `M` frame of switch 1's link.
+    fn seen(code: u8, inner: &(Duration, Frame)) -> (Duration, Frame) {
+        let bytes = wire::monitor::encode_link(code, 0, 1, inner.1.as_bytes()).unwrap();
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    /// An event or answer as the switch sends it (no SWITCH byte).
+    fn on_link(kind: Kind, code: u8, invoke: u16, body: Vec<u8>) -> (Duration, Frame) {
+        let bytes = CallMsg {
+            kind,
+            code,
+            invoke,
+            switch: None,
+            body: Bytes::from(body),
+        }
+        .encode();
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    fn switch_event(seq: u32) -> (Duration, Frame) {
+        let mut body = vec![4];
+        body.extend_from_slice(b"2201");
+        body.extend_from_slice(&seq.to_be_bytes());
+        seen(b'<', &on_link(Kind::Event, b'n', 0xFFFF, body))
+    }
+
+    fn request(invoke: u16) -> (Duration, Frame) {
+        seen(
+            b'>',
+            &on_link(Kind::Request, b'K', invoke, b"2201".to_vec()),
+        )
+    }
+
+    fn switch_answer(invoke: u16) -> (Duration, Frame) {
+        seen(b'<', &on_link(Kind::Answer, b'K', invoke, vec![0]))
+    }
+
+    fn gap(dropped: u32) -> (Duration, Frame) {
+        let bytes = wire::monitor::encode_gap(dropped);
+        (Duration::ZERO, Frame::new(bytes).unwrap())
+    }
+
+    fn monitor(frames: Vec<(Duration, Frame)>) -> MonitorConn {
+        MonitorConn {
+            name: "trace".into(),
+            accepted_at_seq: [(1, 10)].into(),
+            frames,
+            end: None,
+        }
+    }
+
+    fn check_mon(m: &MonitorConn, logs: &BTreeMap<u8, SentLog>) -> Result<(), Violation> {
+        check_monitor(m, &mut MonitorCursor::default(), logs)
+    }
+
+    #[test]
+    fn a_monitor_that_saw_every_frame_in_order_passes() {
+        let m = monitor(vec![
+            switch_event(10),
+            request(3),
+            switch_event(11),
+            switch_answer(3),
+            request(3),
+            switch_answer(3),
+            switch_event(12),
+            switch_event(13),
+            switch_event(14),
+        ]);
+        assert_eq!(check_mon(&m, &logs()), Ok(()));
+    }
+
+    #[test]
+    fn an_answer_before_its_request_is_caught_unless_frames_were_missed() {
+        let m = monitor(vec![switch_answer(3), request(3)]);
+        let v = check_mon(&m, &logs()).expect_err("a violation");
+        assert_eq!(
+            v.detail,
+            "trace saw switch 1's answer 'K' INVOKE 3 at 0.000 s before the request"
+        );
+        // A second answer to one request is as wrong.
+        let m = monitor(vec![request(3), switch_answer(3), switch_answer(3)]);
+        assert!(check_mon(&m, &logs()).is_err());
+        let m = monitor(vec![gap(1), switch_answer(3), request(3)]);
+        assert_eq!(check_mon(&m, &logs()), Ok(()));
+    }
+
+    #[test]
+    fn a_missed_event_needs_a_gap_report_that_counts_it() {
+        let m = monitor(vec![switch_event(10), switch_event(13)]);
+        let v = check_mon(&m, &logs()).expect_err("a violation");
+        assert_eq!(
+            v.detail,
+            "trace saw event #13 of switch 1 at 0.000 s but not 2 earlier event(s) of its link; 0 frame(s) were reported missed"
+        );
+        let m = monitor(vec![switch_event(10), gap(1), switch_event(13)]);
+        assert!(check_mon(&m, &logs()).is_err());
+        let m = monitor(vec![switch_event(10), gap(2), switch_event(13)]);
+        assert_eq!(check_mon(&m, &logs()), Ok(()));
+        // The first event due is the switch's next one when the password was accepted.
+        let m = monitor(vec![switch_event(11)]);
+        assert!(check_mon(&m, &logs()).is_err());
+    }
+
+    #[test]
+    fn events_lost_with_an_earlier_link_or_out_of_order_are_judged_apart() {
+        let mut logs = logs();
+        let log = logs.get_mut(&1).unwrap();
+        for e in &mut log.events[..3] {
+            e.link = 1;
+        }
+        for e in &mut log.events[3..] {
+            e.link = 2;
+        }
+        // #11 and #12 went with link 1; #13 came on link 2.
+        let m = monitor(vec![switch_event(10), switch_event(13)]);
+        assert_eq!(check_mon(&m, &logs), Ok(()));
+        let m = monitor(vec![
+            switch_event(10),
+            gap(1),
+            switch_event(12),
+            switch_event(11),
+        ]);
+        assert_eq!(
+            check_mon(&m, &logs).expect_err("a violation").detail,
+            "trace saw event #11 of switch 1 at 0.000 s after #12"
+        );
+    }
+
+    #[test]
+    fn a_monitor_closed_by_the_relay_is_caught() {
+        let mut m = monitor(vec![switch_event(10)]);
+        m.end = Some(End::Closed);
+        assert_eq!(
+            check_mon(&m, &logs()).expect_err("a violation").invariant,
+            "a monitor is closed only by its own side"
+        );
+        m.end = Some(End::Left);
+        assert_eq!(check_mon(&m, &logs()), Ok(()));
     }
 }

@@ -1,4 +1,4 @@
-//! What each simulated application did and received, as data (the transcript has it as text),
+//! What each simulated application and monitor did and received, as data (the transcript has it as text),
 //! for the invariant checker.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,13 +88,43 @@ impl Conn {
     }
 }
 
+/// One switch-message monitor connection, from connect to its end.
+#[derive(Clone, Debug, Default)]
+pub struct MonitorConn {
+    pub name: String,
+    /// Per switch: the sequence number of the switch's next event when the relay accepted the
+    /// password; every event the relay reads from then on is due to this monitor.
+    pub accepted_at_seq: BTreeMap<u8, u32>,
+    /// Everything received, in order, with the virtual time.
+    pub frames: Vec<(Duration, Frame)>,
+    pub end: Option<End>,
+}
+
 /// Every connection of a scenario, shared with the tasks that record what they receive.
 #[derive(Clone, Default)]
-pub struct Observations(Arc<Mutex<Vec<Conn>>>);
+pub struct Observations {
+    conns: Arc<Mutex<Vec<Conn>>>,
+    monitors: Arc<Mutex<Vec<MonitorConn>>>,
+}
 
 impl Observations {
     pub fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn monitors(&self) -> MutexGuard<'_, Vec<MonitorConn>> {
+        self.monitors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a monitor connection and returns its index.
+    pub fn add_monitor(&self, monitor: MonitorConn) -> usize {
+        let mut all = self.monitors();
+        all.push(monitor);
+        all.len() - 1
+    }
+
+    pub fn with_monitor<T>(&self, index: usize, f: impl FnOnce(&mut MonitorConn) -> T) -> T {
+        f(&mut self.monitors()[index])
     }
 
     /// Adds a connection and returns its index.

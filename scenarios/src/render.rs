@@ -1,6 +1,6 @@
 //! Frames as transcript lines: names and fields, not bytes.
 
-use wire::{CallMsg, Frame, IdentifyResult, Kind, LinkMsg};
+use wire::{CallMsg, Frame, IdentifyResult, Kind, LinkMsg, MonitorMsg};
 
 /// A frame an application received.
 pub fn app_frame(frame: &Frame, p3: bool) -> String {
@@ -67,36 +67,35 @@ pub fn call(m: &CallMsg) -> String {
 /// A frame on a monitor or export connection.
 pub fn monitor_frame(frame: &Frame) -> Option<String> {
     match frame.kind() {
-        Kind::Monitor => {
-            let body = frame.body();
-            if frame.code() == b'G' {
-                let n = u32::from_be_bytes(body.get(..4)?.try_into().ok()?);
-                return Some(format!("G: {n} frame(s) missed"));
+        Kind::Monitor => match MonitorMsg::decode(frame) {
+            Ok(MonitorMsg::Gap { dropped }) => Some(format!("G: {dropped} frame(s) missed")),
+            Ok(MonitorMsg::Link {
+                code,
+                switch,
+                frame: inner,
+                ..
+            }) => {
+                // Heartbeats are left out, as for applications.
+                if inner.kind() == Kind::Link && matches!(inner.code(), b'H' | b'h') {
+                    return None;
+                }
+                let what = match inner.kind() {
+                    Kind::Request => switch_frame(&inner),
+                    Kind::Answer | Kind::Event => match CallMsg::decode(&inner, false) {
+                        Ok(m) => call(&m),
+                        Err(e) => format!("malformed: {e}"),
+                    },
+                    Kind::Link => match LinkMsg::decode(&inner) {
+                        Ok(m) => format!("{m:?}"),
+                        Err(e) => format!("malformed link-control: {e}"),
+                    },
+                    Kind::Smdr | Kind::Ucd => record(&inner),
+                    Kind::Monitor => "M".into(),
+                };
+                Some(format!("{} sw={switch} {what}", code.escape_ascii()))
             }
-            let switch = *body.get(8)?;
-            let inner = Frame::new(bytes::Bytes::copy_from_slice(body.get(9..)?)).ok()?;
-            // Heartbeats are left out, as for applications.
-            if inner.kind() == Kind::Link && matches!(inner.code(), b'H' | b'h') {
-                return None;
-            }
-            let what = match inner.kind() {
-                Kind::Request => switch_frame(&inner),
-                Kind::Answer | Kind::Event => match CallMsg::decode(&inner, false) {
-                    Ok(m) => call(&m),
-                    Err(e) => format!("malformed: {e}"),
-                },
-                Kind::Link => match LinkMsg::decode(&inner) {
-                    Ok(m) => format!("{m:?}"),
-                    Err(e) => format!("malformed link-control: {e}"),
-                },
-                Kind::Smdr | Kind::Ucd => record(&inner),
-                Kind::Monitor => "M".into(),
-            };
-            Some(format!(
-                "{} sw={switch} {what}",
-                frame.code().escape_ascii()
-            ))
-        }
+            Err(e) => Some(format!("malformed monitor frame: {e}")),
+        },
         Kind::Smdr | Kind::Ucd => Some(format!("export {}", record(frame))),
         Kind::Link => match LinkMsg::decode(frame) {
             Ok(LinkMsg::PasswordResult { result }) => Some(format!(

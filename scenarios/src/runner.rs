@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
 use crate::invariants::{self, Checker, Violation};
-use crate::observe::{self, End, Observations};
+use crate::observe::{self, End, MonitorConn, Observations};
 use crate::render;
 use crate::schema::{
     AppSpec, Fault, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step, SwitchSpec,
@@ -188,6 +188,8 @@ struct Monitor {
     log: Log,
     idle: Option<SimApp>,
     recorder: Option<tokio::task::JoinHandle<()>>,
+    /// The current connection's index in the observations (invariants checked).
+    conn: Option<usize>,
 }
 
 pub(crate) struct Site {
@@ -266,7 +268,7 @@ impl Site {
         (site.finish(transcript).await, violation)
     }
 
-    /// Every application closes its connection.
+    /// Every application and monitor closes its connection.
     fn leave_all(&mut self) {
         for app in self.apps.values_mut() {
             if let Some(r) = app.recorder.take() {
@@ -277,6 +279,17 @@ impl Site {
             if let Some(c) = app.conn {
                 self.obs.with(c, |c| {
                     c.end.get_or_insert(End::Left);
+                });
+            }
+        }
+        for m in self.monitors.values_mut() {
+            if let Some(r) = m.recorder.take() {
+                r.abort();
+            }
+            m.idle = None;
+            if let Some(c) = m.conn {
+                self.obs.with_monitor(c, |m| {
+                    m.end.get_or_insert(End::Left);
                 });
             }
         }
@@ -317,6 +330,9 @@ impl Site {
         }
         if let Some(n) = scenario.tuning.max_in_flight {
             tuning.max_in_flight = n;
+        }
+        if let Some(b) = scenario.tuning.monitor_queue_bytes {
+            tuning.monitor_queue_bytes = b;
         }
         let clock = Arc::new(FixedStartClock::new(EPOCH_MS));
         let listeners = Listeners::bind(&net, &config)
@@ -364,6 +380,7 @@ impl Site {
                         log: Arc::default(),
                         idle: None,
                         recorder: None,
+                        conn: None,
                     },
                 )
             })
@@ -467,7 +484,9 @@ impl Site {
                     .idle
                     .take()
                     .ok_or_else(|| format!("{name} is not waiting to read"))?;
-                m.recorder = Some(record_monitor(app, m.log.clone(), start));
+                let seen = self.monitor_seen(name);
+                let m = self.monitors.get_mut(name).expect("checked");
+                m.recorder = Some(record_monitor(app, m.log.clone(), start, seen));
                 Ok(())
             }
             Step::Resume(name) => {
@@ -841,8 +860,17 @@ impl Site {
             .map_err(|e| e.to_string())?;
             app.send_raw(&hello).await.map_err(|e| e.to_string())?;
         }
+        if self.checked {
+            let index = self.obs.add_monitor(MonitorConn {
+                name: name.to_owned(),
+                ..MonitorConn::default()
+            });
+            m.conn = Some(index);
+        }
+        let seen = self.monitor_seen(name);
+        let m = self.monitors.get_mut(name).expect("checked");
         if m.spec.reads {
-            m.recorder = Some(record_monitor(app, m.log.clone(), start));
+            m.recorder = Some(record_monitor(app, m.log.clone(), start, seen));
         } else {
             m.idle = Some(app);
         }
@@ -1050,18 +1078,76 @@ fn record(
     })
 }
 
+/// Where a checked monitor's frames go: its observation, and the switches whose next event
+/// numbers are noted when its password is accepted.
+struct MonitorSeen {
+    obs: Observations,
+    index: usize,
+    switches: BTreeMap<u8, SimSwitch>,
+}
+
+impl Site {
+    fn monitor_seen(&self, name: &str) -> Option<MonitorSeen> {
+        let index = self.monitors.get(name)?.conn?;
+        Some(MonitorSeen {
+            obs: self.obs.clone(),
+            index,
+            switches: self.switches.clone(),
+        })
+    }
+}
+
 /// Records what a monitor connection receives.
-fn record_monitor(mut app: SimApp, log: Log, start: Instant) -> tokio::task::JoinHandle<()> {
+fn record_monitor(
+    mut app: SimApp,
+    log: Log,
+    start: Instant,
+    seen: Option<MonitorSeen>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let end = |how: End| {
+            if let Some(s) = &seen {
+                s.obs.with_monitor(s.index, |m| {
+                    m.end.get_or_insert(how);
+                });
+            }
+        };
         loop {
             match app.next_frame().await {
                 Ok(Some(f)) => {
                     if let Some(line) = render::monitor_frame(&f) {
                         push(&log, start.elapsed(), line);
                     }
+                    if let Some(s) = &seen {
+                        let accepted = f.kind() == Kind::Link
+                            && matches!(
+                                LinkMsg::decode(&f),
+                                Ok(LinkMsg::PasswordResult { result: 0 })
+                            );
+                        let next: BTreeMap<u8, u32> = if accepted {
+                            s.switches
+                                .iter()
+                                .map(|(no, sw)| (*no, sw.sent().next_seq))
+                                .collect()
+                        } else {
+                            BTreeMap::new()
+                        };
+                        s.obs.with_monitor(s.index, |m| {
+                            if accepted {
+                                m.accepted_at_seq = next;
+                            }
+                            m.frames.push((start.elapsed(), f));
+                        });
+                    }
                 }
-                Ok(None) => return push(&log, start.elapsed(), "closed by the relay".into()),
-                Err(e) => return push(&log, start.elapsed(), format!("read error: {e}")),
+                Ok(None) => {
+                    end(End::Closed);
+                    return push(&log, start.elapsed(), "closed by the relay".into());
+                }
+                Err(e) => {
+                    end(End::Error(e.to_string()));
+                    return push(&log, start.elapsed(), format!("read error: {e}"));
+                }
             }
         }
     })

@@ -146,6 +146,7 @@ fn enum_from_yaml<T: serde::de::DeserializeOwned>(
 pub struct TuningSpec {
     pub session_queue_bytes: Option<usize>,
     pub max_in_flight: Option<usize>,
+    pub monitor_queue_bytes: Option<usize>,
 }
 
 /// A simulated switch, reachable at 10.0.1.`no`:5002.

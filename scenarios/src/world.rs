@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_yaml::{Mapping, Value};
 
 use crate::schema::{
-    AppSpec, Fault, FaultEntry, LicenceSpec, OperatorAction, Scenario, Step, StepEntry, SwitchSpec,
-    TuningSpec,
+    AppSpec, Fault, FaultEntry, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step,
+    StepEntry, SwitchSpec, TuningSpec,
 };
 
 /// Virtual time each step takes to settle in the runner.
@@ -121,14 +121,29 @@ impl Gen {
                 self.queue_bytes
             }),
             max_in_flight: self.chance(0.2).then(|| self.rng.random_range(1..=16)),
+            monitor_queue_bytes: None,
         };
         let config = self.config_value();
-        let mut steps = Vec::new();
+        let monitors = self.make_monitors();
+        let mut tuning = tuning;
+        if monitors.iter().any(|m| !m.reads) && self.chance(0.7) {
+            // Small enough that a monitor which stops reading loses frames.
+            tuning.monitor_queue_bytes = Some(self.rng.random_range(1..=16) << 10);
+        }
+        let mut steps: Vec<StepEntry> = monitors
+            .iter()
+            .map(|m| StepEntry(Step::ConnectMonitor(m.name.clone())))
+            .collect();
         let mut elapsed = Duration::ZERO;
         while elapsed < length {
             let (step, took) = self.step();
             elapsed += took + SETTLE;
             steps.push(StepEntry(step));
+        }
+        // A monitor that does not read for a while, then catches up.
+        for m in monitors.iter().filter(|m| !m.reads) {
+            let at = self.rng.random_range(monitors.len()..=steps.len());
+            steps.insert(at, StepEntry(Step::Resume(m.name.clone())));
         }
         Scenario {
             description: format!(
@@ -141,10 +156,32 @@ impl Gen {
             tuning,
             switches,
             apps,
-            monitors: Vec::new(),
+            monitors,
             steps,
             invariants: true,
         }
+    }
+
+    /// Switch-message monitors: often one that reads, sometimes one that falls behind.
+    fn make_monitors(&mut self) -> Vec<MonitorSpec> {
+        let mut monitors = Vec::new();
+        if self.chance(0.5) {
+            monitors.push(MonitorSpec {
+                name: "trace".into(),
+                port: "sw".into(),
+                password: Some(String::new()),
+                reads: true,
+            });
+        }
+        if self.chance(0.2) {
+            monitors.push(MonitorSpec {
+                name: "lagging".into(),
+                port: "sw".into(),
+                password: Some(String::new()),
+                reads: false,
+            });
+        }
+        monitors
     }
 
     fn make_switches(&mut self) -> Vec<SwitchSpec> {
