@@ -104,3 +104,16 @@ write("monitor_password", {
     "not-a-password": IDENTIFY_P3,
     "garbage": b"\x00\x01",
 })
+
+SHORT = (b"  59369  2501   8503      12/23 08:45:42 00:04:38 IC 0712345600         Incoming          0.0        0498765478        \r\n")
+LONG = SHORT[:118] + b"ACME SALES".ljust(18) + b" " + b"5004".ljust(6) + b"00:00:01\r\n"
+assert len(SHORT) == 121 and len(LONG) == 153, (len(SHORT), len(LONG))
+write("smdr_record", {
+    "short": SHORT,
+    "long": LONG,
+    "page-header": b"\x0cSMDR REPORT FOR MAIN 12/23 08:45:42\r\n" + b"=" * 119 + b"\r\n"
+                   + b"  CALLID EXT    TRUNK     DATE  TIME     DURATION TY DIALLED            ACCOUNT           COST       CALLER ID         \r\n"
+                   + SHORT,
+    "status": SHORT[:50] + b"SU DND ON            " + SHORT[71:],
+    "bad-month": SHORT[:26] + b"13" + SHORT[28:],
+})

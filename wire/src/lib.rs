@@ -5,6 +5,7 @@
 //! - [`link`]: typed link-control (`L`) messages of every link.
 //! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping.
 //! - [`monitor`]: the monitor ports' `M` frames.
+//! - [`smdr`]: the switch's native SMDR record layout.
 //! - [`product`]: application products and identify results.
 //! - [`text`]: the byte-exact `str8` field.
 //! - [`date`]: calendar dates of records and licences.
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod link;
 pub mod monitor;
 pub mod product;
+pub mod smdr;
 pub mod text;
 
 pub use call::{relay_result, CallMsg};
