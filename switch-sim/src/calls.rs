@@ -21,6 +21,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use wire::frame::{put_header, NO_INVOKE};
 use wire::{Kind, Station, StationKind, Str8};
 
+use crate::smdr::{Leg, LegRecord, Printer, SmdrOptions};
+
 pub mod result {
     pub const OK: u8 = 0;
     pub const UNKNOWN_DEVICE: u8 = 1;
@@ -47,8 +49,14 @@ struct Call {
     digits: String,
     /// The trunk carrying an outside party, if any.
     trunk: Option<String>,
+    /// Milliseconds (switch clock) when the call reached its current extension.
+    started_ms: u64,
     /// Milliseconds (switch clock) when the call was answered.
     answered_ms: Option<u64>,
+    /// The SMDR call id, shared by the records of every leg.
+    record_id: u32,
+    /// It rang at the extension a forward sent it to.
+    forwarded: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -72,8 +80,9 @@ pub struct CallModel {
     devices: BTreeMap<String, Device>,
     calls: BTreeMap<u16, Call>,
     next_call: u16,
-    /// caps bit1: SMDR records go to the CTI link.
-    smdr: bool,
+    /// Prints SMDR records when caps bit1 sends them to the CTI link.
+    smdr: Option<Printer>,
+    next_record_id: u32,
     /// Finished calls per UCD group: (offered, answered).
     ucd: BTreeMap<String, (u32, u32)>,
 }
@@ -98,9 +107,18 @@ impl CallModel {
             devices,
             calls: BTreeMap::new(),
             next_call: 1,
-            smdr: caps & 0b010 != 0,
+            smdr: (caps & 0b010 != 0).then(|| Printer::new(SmdrOptions::default())),
+            next_record_id: 1,
             ucd: BTreeMap::new(),
         }
+    }
+
+    /// Prints SMDR with `options` (when caps send SMDR at all).
+    pub fn with_smdr(mut self, options: SmdrOptions) -> CallModel {
+        if self.smdr.is_some() {
+            self.smdr = Some(Printer::new(options));
+        }
+        self
     }
 
     pub fn state(&self, device: &str) -> Option<State> {
@@ -151,7 +169,7 @@ impl CallModel {
         }
         match code {
             b'K' => match second {
-                Some(digits) => self.make_call(&device, &digits, None),
+                Some(digits) => self.make_call(&device, &digits, None, now_ms),
                 None => fail(result::MALFORMED),
             },
             b'N' => self.answer(&device, now_ms),
@@ -159,7 +177,7 @@ impl CallModel {
             b'H' => self.hold(&device, true),
             b'G' => self.hold(&device, false),
             b'T' => match second {
-                Some(target) => self.transfer(&device, &target),
+                Some(target) => self.transfer(&device, &target, now_ms),
                 None => fail(result::MALFORMED),
             },
             b'F' => match second {
@@ -178,25 +196,33 @@ impl CallModel {
         }
     }
 
-    /// An outside call arriving on `trunk` for `device`.
-    pub fn incoming(&mut self, trunk: &str, device: &str) -> Outcome {
+    /// An outside call arriving on `trunk` for `device` at switch time `now_ms`.
+    pub fn incoming(&mut self, trunk: &str, device: &str, now_ms: u64) -> Outcome {
         match self.devices.get(trunk) {
             Some(d) if d.kind == StationKind::Trunk && d.state == State::Idle => {}
             Some(_) => return fail(result::BUSY),
             None => return fail(result::UNKNOWN_DEVICE),
         }
-        self.make_call(trunk, device, Some(trunk.to_owned()))
+        self.make_call(trunk, device, Some(trunk.to_owned()), now_ms)
     }
 
-    fn make_call(&mut self, caller: &str, digits: &str, trunk: Option<String>) -> Outcome {
+    fn make_call(
+        &mut self,
+        caller: &str,
+        digits: &str,
+        trunk: Option<String>,
+        now_ms: u64,
+    ) -> Outcome {
         if self.devices[caller].state != State::Idle {
             return fail(result::BUSY);
         }
         // An outside number (leading 0 or 9) goes out on the first idle trunk.
+        let mut forwarded = false;
         let (callee, trunk) = if self.devices.contains_key(digits) {
             let mut callee = digits.to_owned();
             if let Some(fwd) = self.devices[digits].forward.clone() {
                 callee = fwd;
+                forwarded = true;
             }
             (callee, trunk)
         } else if digits.starts_with('0') || digits.starts_with('9') {
@@ -216,6 +242,13 @@ impl CallModel {
         }
         let id = self.next_call;
         self.next_call = self.next_call.checked_add(1).unwrap_or(1);
+        let record_id = self.next_record_id;
+        // Six columns of call id.
+        self.next_record_id = if record_id >= 999_999 {
+            1
+        } else {
+            record_id + 1
+        };
         self.calls.insert(
             id,
             Call {
@@ -223,7 +256,10 @@ impl CallModel {
                 callee: callee.clone(),
                 digits: digits.to_owned(),
                 trunk,
+                started_ms: now_ms,
                 answered_ms: None,
+                record_id,
+                forwarded,
             },
         );
         self.set(caller, State::Dialling, Some(id));
@@ -279,10 +315,55 @@ impl CallModel {
             entry.0 += 1;
             entry.1 += u32::from(call.answered_ms.is_some());
         }
-        if let (true, Some(answered)) = (self.smdr, call.answered_ms) {
-            out.frames.push(smdr_frame(&call, answered, now_ms));
+        if let Some(leg) = self.leg_at_end(&call) {
+            out.frames.extend(self.print(&call, leg, now_ms));
         }
         out
+    }
+
+    /// The SMDR leg a cleared outside call ends with: internal calls print nothing, nor does
+    /// an outgoing call nobody answered.
+    fn leg_at_end(&self, call: &Call) -> Option<Leg> {
+        let trunk = call.trunk.as_deref()?;
+        let incoming = call.caller == trunk;
+        Some(match (incoming, call.answered_ms.is_some()) {
+            (false, true) => Leg::Outgoing,
+            (false, false) => return None,
+            (true, true) if call.forwarded => Leg::Forwarded,
+            (true, true) => Leg::Incoming,
+            (true, false) => Leg::Abandoned,
+        })
+    }
+
+    /// The record of one leg of an outside call, if the switch prints SMDR.
+    fn print(&mut self, call: &Call, leg: Leg, now_ms: u64) -> Option<Bytes> {
+        let printer = self.smdr.as_mut()?;
+        let trunk = call.trunk.as_deref()?;
+        let incoming = call.caller == trunk;
+        let extension = if incoming { &call.callee } else { &call.caller };
+        let group = if self.devices.get(extension).map(|d| d.kind) == Some(StationKind::Group) {
+            extension.as_str()
+        } else {
+            ""
+        };
+        // An outside caller's number, made up from the call id, as the trunk would present it.
+        let caller_id = if incoming {
+            format!("04{:08}", call.record_id)
+        } else {
+            String::new()
+        };
+        Some(printer.print(&LegRecord {
+            call_id: call.record_id,
+            leg,
+            extension,
+            trunk,
+            digits: &call.digits,
+            caller_id: &caller_id,
+            started_ms: call.started_ms,
+            answered_ms: call.answered_ms,
+            ended_ms: now_ms,
+            group,
+        }))
     }
 
     fn hold(&mut self, device: &str, hold: bool) -> Outcome {
@@ -300,7 +381,7 @@ impl CallModel {
         out
     }
 
-    fn transfer(&mut self, device: &str, target: &str) -> Outcome {
+    fn transfer(&mut self, device: &str, target: &str, now_ms: u64) -> Outcome {
         let Some(id) = self.call_of(device, &[State::Connected, State::Held]) else {
             return fail(result::NO_CALL);
         };
@@ -311,12 +392,28 @@ impl CallModel {
             return fail(result::BUSY);
         }
         let other = self.partner(id, device);
+        // An outside call's leg at this extension ends here, with a record of its own.
+        let before = self.calls[&id].clone();
+        let outgoing = before.trunk.as_deref().is_some_and(|t| t != before.caller);
+        let record = match (before.trunk.is_some(), before.answered_ms.is_some()) {
+            (true, true) => {
+                let leg = if outgoing {
+                    Leg::OutgoingTransferred
+                } else {
+                    Leg::Transferred
+                };
+                self.print(&before, leg, now_ms)
+            }
+            _ => None,
+        };
         let call = self.calls.get_mut(&id).expect("listed");
         if call.caller == device {
             call.caller = other.clone();
         }
         call.callee = target.to_owned();
         call.answered_ms = None;
+        call.started_ms = now_ms;
+        call.forwarded = false;
         self.set(device, State::Idle, None);
         self.set(&other, State::Dialling, Some(id));
         self.set(target, State::Ringing, Some(id));
@@ -324,6 +421,7 @@ impl CallModel {
         out.frames.push(self.event(b't', device, id, target, &[]));
         out.frames.push(self.event(b't', &other, id, target, &[]));
         out.frames.push(self.event(b'n', target, id, &other, &[]));
+        out.frames.extend(record);
         out
     }
 
@@ -398,41 +496,11 @@ fn fail(result: u8) -> Outcome {
     }
 }
 
-/// An SMDR line in the usual columns: extension, trunk, date, start time, duration, digits.
-fn smdr_frame(call: &Call, answered_ms: u64, now_ms: u64) -> Bytes {
-    let extension = if call.trunk.as_deref() == Some(call.caller.as_str()) {
-        &call.callee
-    } else {
-        &call.caller
-    };
-    let (date, time) = civil(answered_ms / 1000);
-    let secs = now_ms.saturating_sub(answered_ms) / 1000;
-    let line = format!(
-        "{extension:<6} {trunk:<5} {date} {time} {:02}:{:02}:{:02} {digits}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        trunk = call.trunk.as_deref().unwrap_or("-"),
-        digits = call.digits,
-    );
-    record_frame(Kind::Smdr, b'S', &line)
-}
-
 fn record_frame(kind: Kind, code: u8, line: &str) -> Bytes {
     let mut out = BytesMut::new();
     put_header(&mut out, kind, code, NO_INVOKE, line.len());
     out.put_slice(line.as_bytes());
     out.freeze()
-}
-
-/// `YYYY/MM/DD` and `HH:MM:SS` (UTC) of a Unix time.
-fn civil(unix_secs: u64) -> (String, String) {
-    let (y, m, d) = wire::date::civil_from_days((unix_secs / 86_400) as i64);
-    let secs = unix_secs % 86_400;
-    (
-        format!("{y:04}/{m:02}/{d:02}"),
-        format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
-    )
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -489,12 +557,72 @@ mod tests {
         let o = m.request(b'N', &body(&["2202"]), 1_764_000_000_000);
         assert_eq!(codes(&o), [('e', "2201".into()), ('e', "2202".into())]);
         let o = m.request(b'D', &body(&["2201"]), 1_764_000_083_000);
+        // An internal call: no SMDR record.
         assert_eq!(codes(&o), [('x', "2201".into()), ('x', "2202".into())]);
-        assert_eq!(
-            &o.frames[2][6..],
-            b"2201   -     2025/11/24 16:00:00 00:01:23 2202"
-        );
+        assert_eq!(o.frames.len(), 2);
         assert_eq!(m.state("2201"), Some(State::Idle));
+    }
+
+    /// The SMDR records of an outside call's frames.
+    fn records(o: &Outcome) -> Vec<wire::smdr::SmdrRecord> {
+        o.frames
+            .iter()
+            .filter(|f| f[2] == b'S')
+            .map(|f| wire::smdr::SmdrRecord::parse(&f[6..]).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn outside_calls_print_one_native_record_per_leg_with_one_call_id() {
+        let s = Settings::officeserv(1);
+        let mut m = CallModel::new(&s.stations, s.caps);
+        const T0: u64 = 1_764_000_000_000; // 2025-11-24 16:00:00 UTC
+                                           // Outgoing, answered, 83 s: `O`.
+        m.request(b'K', &body(&["2201", "0212345678"]), T0);
+        m.request(b'N', &body(&["701"]), T0 + 5_000);
+        let o = m.request(b'D', &body(&["2201"]), T0 + 88_000);
+        let r = &records(&o)[0];
+        assert_eq!(
+            String::from_utf8(r.to_line()).unwrap(),
+            "  1      2201   701       11/24 16:00:05 00:01:23 O  0212345678                           0.20                         \r\n"
+        );
+        // Incoming, answered at 2202, transferred to 2203 after 60 s, then 30 s there:
+        // `IT` then `IC`, both with call id 2.
+        m.incoming("702", "2202", T0);
+        m.request(b'N', &body(&["2202"]), T0 + 10_000);
+        let o = m.request(b'T', &body(&["2202", "2203"]), T0 + 70_000);
+        let it = records(&o);
+        m.request(b'N', &body(&["2203"]), T0 + 72_000);
+        let o = m.request(b'D', &body(&["2203"]), T0 + 102_000);
+        let ic = records(&o);
+        let legs: Vec<(&str, &str, &str, u32)> = it
+            .iter()
+            .chain(&ic)
+            .map(|r| {
+                (
+                    r.call_id.as_str(),
+                    r.flag.as_str(),
+                    r.extension.as_str(),
+                    r.duration.secs(),
+                )
+            })
+            .collect();
+        assert_eq!(legs, [("2", "IT", "2202", 60), ("2", "IC", "2203", 30)]);
+        assert_eq!(ic[0].caller_id, "0400000002");
+        // Incoming, never answered: `IA`. An outgoing call nobody answered prints nothing.
+        m.incoming("703", "2204", T0);
+        let o = m.request(b'D', &body(&["2204"]), T0 + 20_000);
+        assert_eq!(records(&o)[0].flag, "IA");
+        m.request(b'K', &body(&["2205", "0299"]), T0);
+        let o = m.request(b'D', &body(&["2205"]), T0 + 20_000);
+        assert!(records(&o).is_empty());
+        // Forwarded: `FI` at the extension the call was sent to.
+        m.request(b'F', &body(&["2206", "2207"]), T0);
+        m.incoming("704", "2206", T0);
+        m.request(b'N', &body(&["2207"]), T0 + 1_000);
+        let o = m.request(b'D', &body(&["2207"]), T0 + 2_000);
+        assert_eq!(records(&o)[0].flag, "FI");
+        assert_eq!(records(&o)[0].extension, "2207");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
+use switch_sim::smdr::{Layout, SmdrOptions};
 use switch_sim::{Answering, Settings, SimSwitch};
 use wire::{Station, StationKind, Str8};
 
@@ -55,6 +56,13 @@ struct Args {
     /// Do not answer the relay's heartbeats.
     #[arg(long)]
     no_heartbeat_replies: bool,
+    /// The SMDR record layout (MMC 725): short (121 bytes) or long (153 bytes, with the
+    /// caller name, group and ring time).
+    #[arg(long, default_value = "short")]
+    smdr_layout: String,
+    /// Print an SMDR page header before every N-th record (0: never).
+    #[arg(long, default_value_t = 0)]
+    smdr_page_every: u32,
     /// Refuse the first N opens with result 1.
     #[arg(long, default_value_t = 0)]
     refuse_opens: u32,
@@ -122,6 +130,11 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
         "silent" => Answering::Silent,
         other => anyhow::bail!("--answering {other:?}: use model, echo or silent"),
     };
+    let layout = match a.smdr_layout.as_str() {
+        "short" => Layout::Short,
+        "long" => Layout::Long,
+        other => anyhow::bail!("--smdr-layout {other:?}: use short or long"),
+    };
     Ok(Settings {
         model: a.model.clone(),
         software: a.software.clone(),
@@ -137,6 +150,10 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
         answer_delay: a.answer_delay,
         epoch_ms: None,
         tag_events: false,
+        smdr: SmdrOptions {
+            layout,
+            page_every: a.smdr_page_every,
+        },
     })
 }
 

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use wire::{Station, StationKind, Str8};
 
+use crate::smdr::SmdrOptions;
+
 /// How the switch answers requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answering {
@@ -42,6 +44,8 @@ pub struct Settings {
     /// event's body and keep a log of the events sent, so that a checker can tell exactly
     /// which events each application should have received, in which order.
     pub tag_events: bool,
+    /// How SMDR records are printed (MMC 725).
+    pub smdr: SmdrOptions,
 }
 
 impl Settings {
@@ -72,6 +76,7 @@ impl Settings {
             answer_delay: std::time::Duration::ZERO,
             epoch_ms: None,
             tag_events: false,
+            smdr: SmdrOptions::default(),
         }
     }
 }

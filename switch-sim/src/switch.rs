@@ -110,7 +110,9 @@ impl SimSwitch {
                 .map_or(0, |d| d.as_millis() as u64)
         });
         let inner = Arc::new(Inner {
-            model: Mutex::new(CallModel::new(&settings.stations, settings.caps)),
+            model: Mutex::new(
+                CallModel::new(&settings.stations, settings.caps).with_smdr(settings.smdr.clone()),
+            ),
             epoch_ms,
             origin: tokio::time::Instant::now(),
             settings: Mutex::new(settings),
@@ -263,7 +265,7 @@ impl SimSwitch {
 
     /// An outside call arrives on `trunk` for `device`.
     pub fn incoming_call(&self, trunk: &str, device: &str) -> u8 {
-        let outcome = lock(&self.inner.model).incoming(trunk, device);
+        let outcome = lock(&self.inner.model).incoming(trunk, device, self.inner.now_ms());
         self.send_outcome_frames(&outcome);
         outcome.result
     }
