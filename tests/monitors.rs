@@ -4,8 +4,10 @@ use std::time::{Duration, Instant};
 
 use client_sim::SimApp;
 use integration_tests::*;
+use relay::config::ExportFormat;
 use relay::monitor::MonitorPort;
 use relay::protocol::{Frame, Kind, LinkMsg};
+use wire::smdr::{Hms, SmdrRecord};
 
 /// Connects to a monitor port and sends the password; returns the app and the result byte.
 async fn monitor(site: &Site, port: MonitorPort, password: &str) -> (SimApp, u8) {
@@ -23,15 +25,37 @@ async fn monitor(site: &Site, port: MonitorPort, password: &str) -> (SimApp, u8)
 }
 
 /// (code, switch, inner frame) of the next `M` frame.
-/// One switch; monitors and the export port need the password `s3cret`.
-async fn protected_site() -> Site {
+/// One switch; monitors and the export port (in `format`) need the password `s3cret`.
+async fn protected_site(format: ExportFormat) -> Site {
     SiteSpec::switches(1)
-        .configure(|c| {
+        .configure(move |c| {
             c.monitor.password = Some("s3cret".into());
             c.export.password_protected = true;
+            c.export.format = format;
         })
         .start()
         .await
+}
+
+/// An SMDR record in the switch's own layout, in an `S` frame.
+fn native_smdr() -> (Vec<u8>, bytes::Bytes) {
+    let record = SmdrRecord {
+        call_id: "59369".into(),
+        extension: "2501".into(),
+        trunk: "8503".into(),
+        month: 12,
+        day: 23,
+        start: Hms::from_secs(8 * 3600 + 45 * 60 + 42),
+        duration: Hms::from_secs(278),
+        flag: "IC".into(),
+        digits: "0712345600".into(),
+        cost: "0.0".into(),
+        caller_id: "0498765478".into(),
+        ..SmdrRecord::default()
+    }
+    .to_line();
+    let frame = Frame::build(Kind::Smdr, b'S', 0xFFFF, &record).into_bytes();
+    (record, frame)
 }
 
 async fn next_m(app: &mut SimApp) -> (u8, u8, Vec<u8>) {
@@ -156,7 +180,7 @@ async fn a_switch_message_monitor_never_shows_an_answer_before_its_request() {
 }
 
 #[tokio::test]
-async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
+async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_as_the_switch_sent_them() {
     let site = SiteSpec::switches(1).start().await;
     let (mut mon, _) = monitor(&site, MonitorPort::SmdrUcd, "").await;
     // Export without protection: records flow from the moment the connection opens.
@@ -165,21 +189,20 @@ async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
         .unwrap();
     let mut app = site.admitted(51, 3, OPERATOR, &[]).await;
     site.wait_until_monitors(1, 1).await;
-    let smdr = Frame::build(
-        Kind::Smdr,
-        b'S',
-        0xFFFF,
-        b"2201   701   2026/11/24 09:00:00",
-    )
-    .into_bytes();
+    let (record, smdr) = native_smdr();
     let ucd = Frame::build(Kind::Ucd, b'U', 0xFFFF, b"UCD GROUP 500 OFFERED 3").into_bytes();
     site.switch(1).send_raw(smdr.clone());
     site.switch(1).send_raw(ucd.clone());
     assert_eq!(next_m(&mut mon).await, (b'S', 1, smdr.to_vec()));
     assert_eq!(next_m(&mut mon).await, (b'U', 1, ucd.to_vec()));
-    let mut got = vec![0u8; smdr.len() + ucd.len()];
+    // The native export: each record's text, then one NUL; a collector slices the columns.
+    let mut got = vec![0u8; 121 + 1 + 23 + 1];
     export.read_exact_bytes(&mut got).await.unwrap();
-    assert_eq!(got, [smdr.as_ref(), ucd.as_ref()].concat());
+    let records: Vec<&[u8]> = got.split(|b| *b == 0).collect();
+    assert_eq!(records, [&record[..], b"UCD GROUP 500 OFFERED 3", b""]);
+    assert_eq!(&records[0][9..13], b"2501");
+    assert_eq!(&records[0][50..52], b"IC");
+    assert_eq!(&records[0][119..], b"\r\n");
     // Applications never see records.
     assert!(app
         .next_frame_within(Duration::from_millis(200))
@@ -189,7 +212,7 @@ async fn smdr_and_ucd_reach_the_su_monitor_and_the_export_port_byte_for_byte() {
 
 #[tokio::test]
 async fn a_wrong_password_costs_a_second_and_a_hundred_of_them_slow_no_one() {
-    let site = protected_site().await;
+    let site = protected_site(ExportFormat::Frames).await;
     let started = Instant::now();
     let (mut refused, result) = monitor(&site, MonitorPort::SwitchMessages, "guess").await;
     assert_eq!(result, 1);
@@ -240,7 +263,7 @@ async fn a_wrong_password_costs_a_second_and_a_hundred_of_them_slow_no_one() {
 
 #[tokio::test]
 async fn protected_export_needs_the_password_before_records_flow() {
-    let site = protected_site().await;
+    let site = protected_site(ExportFormat::Frames).await;
     let (mut export, result) = monitor(&site, MonitorPort::Export, "s3cret").await;
     assert_eq!(result, 0);
     site.wait_until_monitors(0, 1).await;
@@ -249,6 +272,34 @@ async fn protected_export_needs_the_password_before_records_flow() {
     let mut got = vec![0u8; smdr.len()];
     export.read_exact_bytes(&mut got).await.unwrap();
     assert_eq!(got, smdr.to_vec());
+}
+
+#[tokio::test]
+async fn a_native_collector_sends_its_password_as_a_line_and_a_wrong_one_is_closed() {
+    let site = protected_site(ExportFormat::Native).await;
+    let addr = site.relay.monitor_addr(MonitorPort::Export).unwrap();
+    let started = Instant::now();
+    let mut wrong = SimApp::connect(addr, None).await.unwrap();
+    wrong.send_raw(b"guess\r\n").await.unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        wrong.read_exact_bytes(&mut byte).await.is_err(),
+        "closed without a byte"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut collector = SimApp::connect(addr, None).await.unwrap();
+    collector.send_raw(b"s3cret\r\n").await.unwrap();
+    site.wait_until_monitors(0, 1).await;
+    let (record, smdr) = native_smdr();
+    site.switch(1).send_raw(smdr);
+    let mut got = vec![0u8; record.len() + 1];
+    collector.read_exact_bytes(&mut got).await.unwrap();
+    assert_eq!(got, [&record[..], b"\0"].concat());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

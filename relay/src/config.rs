@@ -191,6 +191,18 @@ impl Default for Monitor {
 pub struct Export {
     pub port: Option<u16>,
     pub password_protected: bool,
+    pub format: ExportFormat,
+}
+
+/// What the export port sends (PROTOCOL §6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// The switch's own record stream: each record's text, then one NUL.
+    #[default]
+    Native,
+    /// Every `S` and `U` frame byte for byte.
+    Frames,
 }
 
 impl Default for Export {
@@ -198,6 +210,7 @@ impl Default for Export {
         Export {
             port: Some(6003),
             password_protected: false,
+            format: ExportFormat::Native,
         }
     }
 }

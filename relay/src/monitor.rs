@@ -3,7 +3,9 @@
 //! - Switch-message monitors get every frame on every switch link, both directions, as
 //!   `M '>'` (to the switch) and `M '<'` (from it), with time and switch number.
 //! - SMDR/UCD monitors get every `S`/`U` record as `M 'S'`/`M 'U'`.
-//! - Export connections get the switch's `S`/`U` frames byte for byte.
+//! - Export connections get the switch's own record stream (`native`: each record's text and
+//!   one NUL; a protected port first reads the collector's password line) or the `S`/`U`
+//!   frames byte for byte (`frames`).
 //!
 //! A monitor that reads too slowly loses frames, never slows the relay: its queue drops and
 //! counts, and the count goes out as `M 'G'` before the next frame it can take. With no
@@ -20,6 +22,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use wire::frame::HEADER_LEN;
+
+use crate::config::ExportFormat;
 use crate::hub::Hub;
 use crate::net::BoxStream;
 use crate::protocol::{FrameReader, LinkMsg};
@@ -32,11 +37,23 @@ pub enum MonitorPort {
     Export,
 }
 
+/// What a queue's connection is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// `M` frames, and `M 'G'` for what was dropped.
+    Monitor,
+    /// Export, `frames` format: `S`/`U` frames byte for byte, nothing else.
+    RecordFrames,
+    /// Export, `native` format: each record's text and one NUL, nothing else.
+    NativeRecords,
+}
+
 /// A monitor's outgoing frames: bounded, dropping and counting when full.
 pub struct MonitorQueue {
     state: Mutex<GapState>,
     wake: Notify,
     limit: usize,
+    form: Form,
     /// Frames dropped over the monitor's life.
     pub dropped_total: AtomicU64,
 }
@@ -51,11 +68,12 @@ struct GapState {
 }
 
 impl MonitorQueue {
-    pub fn new(limit: usize) -> MonitorQueue {
+    pub fn new(limit: usize, form: Form) -> MonitorQueue {
         MonitorQueue {
             state: Mutex::new(GapState::default()),
             wake: Notify::new(),
             limit,
+            form,
             dropped_total: AtomicU64::new(0),
         }
     }
@@ -70,7 +88,8 @@ impl MonitorQueue {
         if st.closed {
             return;
         }
-        let gap = (st.dropped > 0).then(|| wire::monitor::encode_gap(st.dropped));
+        let gap = (st.dropped > 0 && self.form == Form::Monitor)
+            .then(|| wire::monitor::encode_gap(st.dropped));
         let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
         if st.bytes + need > self.limit {
             st.dropped = st.dropped.saturating_add(1);
@@ -113,7 +132,7 @@ impl MonitorQueue {
                 st.bytes = 0;
                 let mut batch: Vec<Bytes> = st.frames.drain(..).collect();
                 // Caught up: report what was missed now rather than before the next frame.
-                if st.dropped > 0 {
+                if st.dropped > 0 && self.form == Form::Monitor {
                     batch.push(wire::monitor::encode_gap(st.dropped));
                     st.dropped = 0;
                 }
@@ -181,8 +200,25 @@ impl Monitors {
                 None => monitors.iter().for_each(|q| q.skip()),
             }
         }
-        for q in self.export.load().iter() {
-            q.push(frame.clone());
+        let export = self.export.load();
+        if export.is_empty() {
+            return;
+        }
+        // The switch's own stream: the record's text as the switch sent it, then one NUL.
+        let native = export
+            .iter()
+            .any(|q| q.form == Form::NativeRecords)
+            .then(|| {
+                let mut text = Vec::with_capacity(frame.len() - HEADER_LEN + 1);
+                text.extend_from_slice(&frame[HEADER_LEN..]);
+                text.push(0);
+                Bytes::from(text)
+            });
+        for q in export.iter() {
+            match (q.form, &native) {
+                (Form::NativeRecords, Some(text)) => q.push(text.clone()),
+                _ => q.push(frame.clone()),
+            }
         }
     }
 
@@ -219,8 +255,20 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
     let password = config.monitor.password.clone().unwrap_or_default();
     let needs_password = port != MonitorPort::Export || config.export.password_protected;
     let mut reader = FrameReader::with_capacity(512);
-    let queue = Arc::new(MonitorQueue::new(hub.tuning.monitor_queue_bytes));
-    if needs_password {
+    let form = match (port, config.export.format) {
+        (MonitorPort::Export, ExportFormat::Native) => Form::NativeRecords,
+        (MonitorPort::Export, ExportFormat::Frames) => Form::RecordFrames,
+        _ => Form::Monitor,
+    };
+    let queue = Arc::new(MonitorQueue::new(hub.tuning.monitor_queue_bytes, form));
+    if form == Form::NativeRecords && needs_password {
+        // A collector of the switch's own stream sends its password as one line; nothing
+        // answers it but the records, or the close.
+        if !password_line(&hub, &mut stream, &password).await {
+            tracing::info!(%peer, ?port, "export password refused");
+            return;
+        }
+    } else if needs_password {
         match check_password(&hub, &mut stream, &mut reader, &password).await {
             // The acceptance goes out first, and every frame the monitor is owed after it: a
             // monitor that read `p` has missed nothing since.
@@ -292,6 +340,36 @@ async fn check_password(
     Ok(false)
 }
 
+/// Longest password line a collector may send, CR LF included.
+const PASSWORD_LINE_MAX: usize = 258;
+
+/// Reads a collector's password line (ending in CR LF). A wrong or missing one costs the peer
+/// a second, then the close.
+async fn password_line(hub: &Hub, stream: &mut BoxStream, password: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + hub.tuning.identify_timeout;
+    let mut line = Vec::with_capacity(64);
+    let ok = loop {
+        if let Some(end) = line.windows(2).position(|w| w == b"\r\n") {
+            // Bytes after the line are not expected; a collector only reads.
+            break &line[..end] == password.as_bytes();
+        }
+        if line.len() >= PASSWORD_LINE_MAX {
+            break false;
+        }
+        let mut byte = [0u8; 64];
+        let room = (PASSWORD_LINE_MAX - line.len()).min(byte.len());
+        match tokio::time::timeout_at(deadline, stream.read(&mut byte[..room])).await {
+            Ok(Ok(n)) if n > 0 => line.extend_from_slice(&byte[..n]),
+            _ => break false,
+        }
+    };
+    if !ok {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = stream.shutdown().await;
+    }
+    ok
+}
+
 fn password_result(accepted: bool) -> Bytes {
     LinkMsg::PasswordResult {
         result: u8::from(!accepted),
@@ -306,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_counts_and_reports_the_gap_first() {
-        let q = MonitorQueue::new(30);
+        let q = MonitorQueue::new(30, Form::Monitor);
         q.push(Bytes::from(vec![1u8; 20]));
         q.push(Bytes::from(vec![2u8; 20]));
         q.push(Bytes::from(vec![3u8; 20]));
