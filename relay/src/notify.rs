@@ -204,6 +204,11 @@ impl Entry {
     }
 }
 
+/// Notifications a live follower may fall behind by before it skips ahead (what it skipped
+/// stays in the kept list). Every slot holds a notification once that many have been sent, so
+/// this is memory the relay fills in its first hours and keeps.
+const LIVE_BACKLOG: usize = 256;
+
 /// The newest notifications and the live stream of new ones.
 pub struct Notices {
     kept: Mutex<(u64, VecDeque<Entry>)>,
@@ -217,7 +222,7 @@ impl Notices {
         Notices {
             kept: Mutex::new((0, VecDeque::with_capacity(capacity.min(1024)))),
             capacity: std::sync::atomic::AtomicUsize::new(capacity.max(1)),
-            live: broadcast::channel(1024).0,
+            live: broadcast::channel(LIVE_BACKLOG).0,
             clock,
         }
     }
