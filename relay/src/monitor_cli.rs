@@ -76,7 +76,11 @@ pub fn render(frame: &Frame) -> Option<(String, Option<Kind>)> {
                 Kind::Ucd
             };
             let label = if kind == Kind::Smdr { "SMDR" } else { "UCD" };
-            let text = String::from_utf8_lossy(inner.get(6..).unwrap_or_default()).into_owned();
+            // One line per record: a page header the switch printed before it is left out,
+            // and so are its line end and trailing padding.
+            let (_, record) = wire::smdr::split_page_header(inner.get(6..).unwrap_or_default());
+            let record = record.trim_ascii_end();
+            let text = String::from_utf8_lossy(record).into_owned();
             Some((format!("{when} <- SW{switch} {label} {text}"), Some(kind)))
         }
         other => Some((
@@ -266,6 +270,27 @@ mod tests {
         assert_eq!(
             render(&Frame::new(m).unwrap()).unwrap().0,
             "1970-01-01 00:00:00.000 <- SW1 SMDR 2201 701 x"
+        );
+        // A native record after a page header: the record's line, without its CR LF and padding.
+        let record = wire::smdr::SmdrRecord {
+            call_id: "7".into(),
+            extension: "2201".into(),
+            month: 1,
+            day: 5,
+            flag: "O".into(),
+            ..Default::default()
+        }
+        .to_line();
+        let mut body = wire::smdr::page_header("MAIN", 1, 5, Default::default(), false);
+        body.extend_from_slice(&record);
+        let smdr = Frame::build(Kind::Smdr, b'S', 0xFFFF, &body);
+        let m = wire::monitor::encode_link(b'S', 0, 1, smdr.as_bytes()).unwrap();
+        assert_eq!(
+            render(&Frame::new(m).unwrap()).unwrap().0,
+            format!(
+                "1970-01-01 00:00:00.000 <- SW1 SMDR {}",
+                std::str::from_utf8(&record).unwrap().trim_end()
+            )
         );
     }
 }
