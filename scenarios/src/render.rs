@@ -118,6 +118,11 @@ fn record(frame: &Frame) -> String {
     format!("{label} {}", frame.body().escape_ascii())
 }
 
+/// One record of the export port's native stream (its bytes before the NUL).
+pub fn native_record(text: &[u8]) -> String {
+    format!("export native {}", text.escape_ascii())
+}
+
 /// A frame the switch received from the relay.
 pub fn switch_frame(frame: &Frame) -> String {
     let fields =

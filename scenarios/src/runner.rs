@@ -13,10 +13,11 @@ use client_sim::app::{Reader, Writer};
 use client_sim::{str8_body, SimApp};
 use netseam::MemNetwork;
 use relay::clock::FixedStartClock;
-use relay::config::{Config, SwitchConfig};
+use relay::config::{Config, ExportFormat, SwitchConfig};
 use relay::{Listeners, Relay, RelayParts, Tuning};
 use serde::Serialize;
 use switch_sim::{Answering, Settings, SimSwitch};
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
@@ -190,6 +191,8 @@ struct Monitor {
     recorder: Option<tokio::task::JoinHandle<()>>,
     /// The current connection's index in the observations (invariants checked).
     conn: Option<usize>,
+    /// A collector of the export port's native stream (records and NULs, not frames).
+    native: bool,
 }
 
 pub(crate) struct Site {
@@ -381,6 +384,7 @@ impl Site {
                         idle: None,
                         recorder: None,
                         conn: None,
+                        native: false,
                     },
                 )
             })
@@ -486,7 +490,11 @@ impl Site {
                     .ok_or_else(|| format!("{name} is not waiting to read"))?;
                 let seen = self.monitor_seen(name);
                 let m = self.monitors.get_mut(name).expect("checked");
-                m.recorder = Some(record_monitor(app, m.log.clone(), start, seen));
+                m.recorder = Some(if m.native {
+                    record_native_export(app, m.log.clone(), start)
+                } else {
+                    record_monitor(app, m.log.clone(), start, seen)
+                });
                 Ok(())
             }
             Step::Resume(name) => {
@@ -848,11 +856,20 @@ impl Site {
                 .monitor_addr(which)
                 .ok_or_else(|| format!("the {} port is off", m.spec.port))?
         };
+        let native = self.relay.hub().config.load().export.format == ExportFormat::Native;
         let m = self.monitors.get_mut(name).expect("checked");
         let mut app = SimApp::connect_on(&net, port, Some(IpAddr::from([10, 0, 0, 200])))
             .await
             .map_err(|e| e.to_string())?;
-        if let Some(p) = &m.spec.password {
+        m.native = m.spec.port == "export" && native;
+        if m.native {
+            // A collector of the switch's own stream sends its password as one line.
+            if let Some(p) = &m.spec.password {
+                app.send_raw(format!("{p}\r\n").as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        } else if let Some(p) = &m.spec.password {
             let hello = LinkMsg::Password {
                 password: Str8::lossy(p),
             }
@@ -869,7 +886,9 @@ impl Site {
         }
         let seen = self.monitor_seen(name);
         let m = self.monitors.get_mut(name).expect("checked");
-        if m.spec.reads {
+        if m.spec.reads && m.native {
+            m.recorder = Some(record_native_export(app, m.log.clone(), start));
+        } else if m.spec.reads {
             m.recorder = Some(record_monitor(app, m.log.clone(), start, seen));
         } else {
             m.idle = Some(app);
@@ -1148,6 +1167,29 @@ fn record_monitor(
                     end(End::Error(e.to_string()));
                     return push(&log, start.elapsed(), format!("read error: {e}"));
                 }
+            }
+        }
+    })
+}
+
+/// Records what a collector of the native export stream receives: one line per record (the
+/// bytes up to each NUL).
+fn record_native_export(app: SimApp, log: Log, start: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = app.into_stream();
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return push(&log, start.elapsed(), "closed by the relay".into()),
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.iter().position(|b| *b == 0) {
+                        let record: Vec<u8> = pending.drain(..=end).collect();
+                        push(&log, start.elapsed(), render::native_record(&record[..end]));
+                    }
+                }
+                Err(e) => return push(&log, start.elapsed(), format!("read error: {e}")),
             }
         }
     })
