@@ -134,11 +134,13 @@ impl CallModel {
             .collect()
     }
 
-    /// Keysets that are connected or ringing, in order.
-    pub fn busy_keysets(&self) -> Vec<(String, State)> {
+    /// Keysets and trunks that are in a call, in order.
+    pub fn busy_stations(&self) -> Vec<(String, State)> {
         self.devices
             .iter()
-            .filter(|(_, d)| d.kind == StationKind::Keyset && d.state != State::Idle)
+            .filter(|(_, d)| {
+                matches!(d.kind, StationKind::Keyset | StationKind::Trunk) && d.state != State::Idle
+            })
             .map(|(n, d)| (n.clone(), d.state))
             .collect()
     }

@@ -33,26 +33,38 @@ impl Rng {
     }
 }
 
-/// Takes one action on `switch`, as its phone users would.
+/// Takes one action on `switch`, as its phone users and the outside parties would: answer a
+/// ringing phone (an extension, or the far end of an outgoing call), hang up a call, give up
+/// waiting, or start a call (internal, outgoing, or incoming on a trunk).
 pub fn step(switch: &SimSwitch, rng: &mut Rng) {
-    let busy = switch.with_model(|m| m.busy_keysets());
-    let ringing: Vec<&String> = busy
-        .iter()
-        .filter(|(_, s)| *s == State::Ringing)
-        .map(|(d, _)| d)
-        .collect();
-    if !ringing.is_empty() && rng.chance(70) {
-        switch.phone(b'N', ringing[rng.below(ringing.len())], None);
-        return;
+    let busy = switch.with_model(|m| m.busy_stations());
+    let pick = |rng: &mut Rng, state: State| -> Option<String> {
+        let all: Vec<&String> = busy
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(d, _)| d)
+            .collect();
+        (!all.is_empty()).then(|| all[rng.below(all.len())].clone())
+    };
+    if rng.chance(70) {
+        if let Some(ringing) = pick(rng, State::Ringing) {
+            switch.phone(b'N', &ringing, None);
+            return;
+        }
     }
-    let connected: Vec<&String> = busy
-        .iter()
-        .filter(|(_, s)| *s == State::Connected)
-        .map(|(d, _)| d)
-        .collect();
-    if !connected.is_empty() && rng.chance(40) {
-        switch.phone(b'D', connected[rng.below(connected.len())], None);
-        return;
+    if rng.chance(40) {
+        if let Some(talking) = pick(rng, State::Connected) {
+            switch.phone(b'D', &talking, None);
+            return;
+        }
+    }
+    // A caller who waited long enough hangs up (an incoming call abandoned, or an outgoing
+    // call nobody answered).
+    if rng.chance(5) {
+        if let Some(waiting) = pick(rng, State::Dialling) {
+            switch.phone(b'D', &waiting, None);
+            return;
+        }
     }
     let idle = switch.with_model(|m| m.idle_keysets());
     if idle.len() < 2 {
