@@ -221,12 +221,14 @@ impl Checker {
             .iter()
             .map(|(no, sw)| (*no, sw.sent()))
             .collect();
-        let conns = site.obs.lock().clone();
+        let conns = site.obs.lock();
         self.cursors.resize_with(conns.len(), Cursor::default);
         for (conn, cursor) in conns.iter().zip(self.cursors.iter_mut()) {
             check_conn(conn, cursor, &logs)?;
         }
-        let monitors = site.obs.monitors().clone();
+        // Checked in place: the frames only grow, and copying them every step would cost the
+        // whole history each time.
+        let monitors = site.obs.monitors();
         self.monitor_cursors
             .resize_with(monitors.len(), MonitorCursor::default);
         for (monitor, cursor) in monitors.iter().zip(self.monitor_cursors.iter_mut()) {
@@ -246,7 +248,7 @@ impl Checker {
             .iter()
             .map(|(no, sw)| (*no, sw.sent()))
             .collect();
-        let conns = site.obs.lock().clone();
+        let conns = site.obs.lock();
         for (conn, cursor) in conns.iter().zip(self.cursors.iter()) {
             if !healthy_and_open(conn, cursor) {
                 continue;

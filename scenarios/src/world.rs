@@ -115,7 +115,7 @@ impl Gen {
         let switches = self.make_switches();
         self.make_users();
         let apps = self.make_apps();
-        let tuning = TuningSpec {
+        let mut tuning = TuningSpec {
             session_queue_bytes: self.chance(0.2).then(|| {
                 self.queue_bytes = self.rng.random_range(32..=256) << 10;
                 self.queue_bytes
@@ -125,7 +125,6 @@ impl Gen {
         };
         let config = self.config_value();
         let monitors = self.make_monitors();
-        let mut tuning = tuning;
         if monitors.iter().any(|m| !m.reads) && self.chance(0.7) {
             // Small enough that a monitor which stops reading loses frames.
             tuning.monitor_queue_bytes = Some(self.rng.random_range(1..=16) << 10);
@@ -164,22 +163,18 @@ impl Gen {
 
     /// Switch-message monitors: often one that reads, sometimes one that falls behind.
     fn make_monitors(&mut self) -> Vec<MonitorSpec> {
+        let monitor = |name: &str, reads| MonitorSpec {
+            name: name.into(),
+            port: "sw".into(),
+            password: Some(String::new()),
+            reads,
+        };
         let mut monitors = Vec::new();
         if self.chance(0.5) {
-            monitors.push(MonitorSpec {
-                name: "trace".into(),
-                port: "sw".into(),
-                password: Some(String::new()),
-                reads: true,
-            });
+            monitors.push(monitor("trace", true));
         }
         if self.chance(0.2) {
-            monitors.push(MonitorSpec {
-                name: "lagging".into(),
-                port: "sw".into(),
-                password: Some(String::new()),
-                reads: false,
-            });
+            monitors.push(monitor("lagging", false));
         }
         monitors
     }
