@@ -12,8 +12,60 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A byte stream to a peer.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The stream as its concrete type, for what only some transports can tell.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Tells how many bytes written to a TCP connection its peer has not acknowledged yet: what a
+/// sender must be ready to send again if the connection fails.
+#[derive(Debug)]
+pub struct AckProbe {
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::RawFd,
+}
+
+impl AckProbe {
+    /// A probe of `stream`, when the transport can tell (TCP on Linux); `None` otherwise, and
+    /// then a byte counts as delivered once written. The probe is used only while the stream
+    /// is open: the caller keeps both together.
+    pub fn of(stream: &dyn Stream) -> Option<AckProbe> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let tcp = stream.as_any().downcast_ref::<tokio::net::TcpStream>()?;
+            Some(AckProbe {
+                fd: tcp.as_raw_fd(),
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = stream;
+            None
+        }
+    }
+
+    /// Bytes written but not yet acknowledged by the peer (sent or not), or `None` when the
+    /// socket cannot say (closed).
+    #[allow(unsafe_code)]
+    pub fn unacknowledged(&self) -> Option<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one int through the pointer,
+            // which points at `queued`; `fd` belongs to a stream the caller still holds open.
+            let rc = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut queued) };
+            (rc == 0).then_some(queued.max(0) as usize)
+        }
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+}
 
 pub type BoxStream = Box<dyn Stream>;
 

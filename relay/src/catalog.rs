@@ -3,6 +3,7 @@
 
 use crate::config::Language;
 use crate::notify::{LinkFailure, LossCause, Notice};
+use crate::spool::DropReason;
 
 use Language::{De, En, It, Ko, Ru};
 
@@ -182,6 +183,26 @@ pub fn notice(n: &Notice, lang: Language) -> String {
             De => format!("Verbindungsversuch zu Anlage {switch} vom Bediener abgebrochen"),
             It => format!("Tentativo di collegamento al centralino {switch} annullato dall'operatore"),
             Ru => format!("Попытка подключения к АТС {switch} прервана оператором"),
+        },
+        Notice::SpoolDropped { count, reason } => {
+            let limit = match reason {
+                DropReason::Size => "export.spool.max_mb",
+                DropReason::Age => "export.spool.max_days",
+            };
+            match lang {
+                En => format!("{count} call record(s) never reached a collector and were removed from the export spool ({limit}); they remain in the call-record store"),
+                Ko => format!("수집기에 전달되지 않은 통화 기록 {count}건이 내보내기 스풀에서 삭제되었습니다 ({limit}). 통화 기록 저장소에는 남아 있습니다"),
+                De => format!("{count} Gesprächsdatensatz/-sätze haben nie einen Sammler erreicht und wurden aus dem Export-Spool entfernt ({limit}); sie bleiben im Gesprächsdatenspeicher"),
+                It => format!("{count} record di chiamata non hanno mai raggiunto un collettore e sono stati rimossi dallo spool di esportazione ({limit}); restano nell'archivio dei record"),
+                Ru => format!("{count} запис(ей) о вызовах так и не дошли до сборщика и удалены из очереди экспорта ({limit}); они остаются в хранилище записей"),
+            }
+        }
+        Notice::SpoolWriteFailed { error } => match lang {
+            En => format!("The export spool cannot write its journal ({error}): records are kept in memory only until it can; check the disk of state_dir"),
+            Ko => format!("내보내기 스풀이 저널을 쓸 수 없습니다 ({error}): 쓸 수 있을 때까지 기록은 메모리에만 보관됩니다. state_dir 디스크를 확인하십시오"),
+            De => format!("Der Export-Spool kann sein Journal nicht schreiben ({error}): Datensätze bleiben nur im Speicher, bis es wieder geht; prüfen Sie den Datenträger von state_dir"),
+            It => format!("Lo spool di esportazione non può scrivere il suo journal ({error}): i record restano solo in memoria finché non potrà; controllare il disco di state_dir"),
+            Ru => format!("Очередь экспорта не может записать журнал ({error}): записи хранятся только в памяти, пока запись не станет возможной; проверьте диск state_dir"),
         },
     }
 }

@@ -18,6 +18,7 @@ pub struct Config {
     pub options: Options,
     pub monitor: Monitor,
     pub export: Export,
+    pub calls: Calls,
     pub users: Vec<User>,
     pub access: Access,
     pub bypass_limits: BypassLimits,
@@ -36,6 +37,7 @@ impl Default for Config {
             options: Options::default(),
             monitor: Monitor::default(),
             export: Export::default(),
+            calls: Calls::default(),
             users: Vec::new(),
             access: Access::default(),
             bypass_limits: BypassLimits::default(),
@@ -192,6 +194,45 @@ pub struct Export {
     pub port: Option<u16>,
     pub password_protected: bool,
     pub format: ExportFormat,
+    pub spool: SpoolLimits,
+}
+
+/// How much of the records not yet delivered to a collector the spool keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolLimits {
+    /// MiB of undelivered records, 1..=65536.
+    pub max_mb: u32,
+    /// Days an undelivered record is kept, 1..=3650.
+    pub max_days: u32,
+}
+
+impl Default for SpoolLimits {
+    fn default() -> SpoolLimits {
+        SpoolLimits {
+            max_mb: 256,
+            max_days: 31,
+        }
+    }
+}
+
+/// The call-record store: every SMDR record, parsed, kept in `state_dir/calls.sqlite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Calls {
+    /// Whether records are stored at all.
+    pub store: bool,
+    /// Days a stored record is kept, 1..=3650.
+    pub keep_days: u32,
+}
+
+impl Default for Calls {
+    fn default() -> Calls {
+        Calls {
+            store: true,
+            keep_days: 400,
+        }
+    }
 }
 
 /// What the export port sends (PROTOCOL §6).
@@ -211,6 +252,7 @@ impl Default for Export {
             port: Some(6003),
             password_protected: false,
             format: ExportFormat::Native,
+            spool: SpoolLimits::default(),
         }
     }
 }
@@ -436,6 +478,25 @@ impl Config {
             err(
                 "options.notification_lines".into(),
                 format!("{} is out of range: use 100..=9999", o.notification_lines),
+            );
+        }
+        let spool = self.export.spool;
+        if !(1..=65536).contains(&spool.max_mb) {
+            err(
+                "export.spool.max_mb".into(),
+                format!("{} is out of range: use 1..=65536", spool.max_mb),
+            );
+        }
+        if !(1..=3650).contains(&spool.max_days) {
+            err(
+                "export.spool.max_days".into(),
+                format!("{} is out of range: use 1..=3650", spool.max_days),
+            );
+        }
+        if !(1..=3650).contains(&self.calls.keep_days) {
+            err(
+                "calls.keep_days".into(),
+                format!("{} is out of range: use 1..=3650", self.calls.keep_days),
             );
         }
         if !(1..=999).contains(&o.recovery.attempts) {

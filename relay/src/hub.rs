@@ -213,6 +213,8 @@ pub struct Hub {
     pub stats: Stats,
     pub licensing: Licensing,
     pub monitors: crate::monitor::Monitors,
+    /// SMDR/UCD records kept for collectors.
+    pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
     pub system_macs: Vec<[u8; 6]>,
 }
@@ -227,6 +229,7 @@ impl Hub {
         clock: Arc<dyn WallClock>,
         tuning: Tuning,
         licensing: Licensing,
+        spool: Arc<crate::spool::Spool>,
     ) -> Hub {
         let system_macs = crate::licensing::host_macs(&Config::default());
         let lines = config.options.notification_lines as usize;
@@ -250,6 +253,7 @@ impl Hub {
             stats: Stats::default(),
             licensing,
             monitors: Default::default(),
+            spool,
             system_macs,
         }
     }

@@ -20,13 +20,17 @@
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
 //! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
-//! - [`monitor`]: monitor ports and the SMDR/UCD export port; [`monitor_cli`] and
+//! - [`spool`]: SMDR/UCD records made durable and kept until a collector has them;
+//!   [`calls`]: the call-record store (SQLite) behind `GET /api/calls`.
+//! - [`export`]: the SMDR/UCD export port, served from the spool.
+//! - [`monitor`]: monitor ports; [`monitor_cli`] and
 //!   [`monitor_files`]: the `relay monitor` programs and their saved files.
 //! - [`notify`]: notifications, whose texts in five languages are in [`catalog`]; [`status`]: the status view; [`stats`]: counters.
 
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
 pub use wire as protocol;
 
+pub mod calls;
 pub mod catalog;
 pub mod cli_ctl;
 pub mod cli_license;
@@ -34,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod debug_log;
 pub mod demo;
+pub mod export;
 pub mod fanout;
 pub mod hub;
 pub mod invoke;
@@ -53,6 +58,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod session_handle;
+pub mod spool;
 pub mod stats;
 pub mod status;
 pub mod switch_link;

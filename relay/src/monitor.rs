@@ -3,9 +3,8 @@
 //! - Switch-message monitors get every frame on every switch link, both directions, as
 //!   `M '>'` (to the switch) and `M '<'` (from it), with time and switch number.
 //! - SMDR/UCD monitors get every `S`/`U` record as `M 'S'`/`M 'U'`.
-//! - Export connections get the switch's own record stream (`native`: each record's text and
-//!   one NUL; a protected port first reads the collector's password line) or the `S`/`U`
-//!   frames byte for byte (`frames`).
+//! - The export port is served from the spool by [`crate::export`]; it shares the password
+//!   checks here.
 //!
 //! A monitor that reads too slowly loses frames, never slows the relay: its queue drops and
 //! counts, and the count goes out as `M 'G'` before the next frame it can take. With no
@@ -13,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,9 +21,6 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use wire::frame::HEADER_LEN;
-
-use crate::config::ExportFormat;
 use crate::hub::Hub;
 use crate::net::BoxStream;
 use crate::protocol::{FrameReader, LinkMsg};
@@ -37,23 +33,11 @@ pub enum MonitorPort {
     Export,
 }
 
-/// What a queue's connection is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Form {
-    /// `M` frames, and `M 'G'` for what was dropped.
-    Monitor,
-    /// Export, `frames` format: `S`/`U` frames byte for byte, nothing else.
-    RecordFrames,
-    /// Export, `native` format: each record's text and one NUL, nothing else.
-    NativeRecords,
-}
-
 /// A monitor's outgoing frames: bounded, dropping and counting when full.
 pub struct MonitorQueue {
     state: Mutex<GapState>,
     wake: Notify,
     limit: usize,
-    form: Form,
     /// Frames dropped over the monitor's life.
     pub dropped_total: AtomicU64,
 }
@@ -68,12 +52,11 @@ struct GapState {
 }
 
 impl MonitorQueue {
-    pub fn new(limit: usize, form: Form) -> MonitorQueue {
+    pub fn new(limit: usize) -> MonitorQueue {
         MonitorQueue {
             state: Mutex::new(GapState::default()),
             wake: Notify::new(),
             limit,
-            form,
             dropped_total: AtomicU64::new(0),
         }
     }
@@ -88,8 +71,7 @@ impl MonitorQueue {
         if st.closed {
             return;
         }
-        let gap = (st.dropped > 0 && self.form == Form::Monitor)
-            .then(|| wire::monitor::encode_gap(st.dropped));
+        let gap = (st.dropped > 0).then(|| wire::monitor::encode_gap(st.dropped));
         let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
         if st.bytes + need > self.limit {
             st.dropped = st.dropped.saturating_add(1);
@@ -132,7 +114,7 @@ impl MonitorQueue {
                 st.bytes = 0;
                 let mut batch: Vec<Bytes> = st.frames.drain(..).collect();
                 // Caught up: report what was missed now rather than before the next frame.
-                if st.dropped > 0 && self.form == Form::Monitor {
+                if st.dropped > 0 {
                     batch.push(wire::monitor::encode_gap(st.dropped));
                     st.dropped = 0;
                 }
@@ -159,7 +141,8 @@ impl MonitorQueue {
 pub struct Monitors {
     pub switch_messages: ArcSwap<Vec<Arc<MonitorQueue>>>,
     pub smdr_ucd: ArcSwap<Vec<Arc<MonitorQueue>>>,
-    pub export: ArcSwap<Vec<Arc<MonitorQueue>>>,
+    /// Collectors connected to the export port.
+    pub collectors: AtomicUsize,
     pub gaps: AtomicU64,
 }
 
@@ -168,7 +151,7 @@ impl Monitors {
         match port {
             MonitorPort::SwitchMessages => &self.switch_messages,
             MonitorPort::SmdrUcd => &self.smdr_ucd,
-            MonitorPort::Export => &self.export,
+            MonitorPort::Export => unreachable!("the export port is served from the spool"),
         }
     }
 
@@ -200,26 +183,6 @@ impl Monitors {
                 None => monitors.iter().for_each(|q| q.skip()),
             }
         }
-        let export = self.export.load();
-        if export.is_empty() {
-            return;
-        }
-        // The switch's own stream: the record's text as the switch sent it, then one NUL.
-        let native = export
-            .iter()
-            .any(|q| q.form == Form::NativeRecords)
-            .then(|| {
-                let mut text = Vec::with_capacity(frame.len() - HEADER_LEN + 1);
-                text.extend_from_slice(&frame[HEADER_LEN..]);
-                text.push(0);
-                Bytes::from(text)
-            });
-        for q in export.iter() {
-            match (q.form, &native) {
-                (Form::NativeRecords, Some(text)) => q.push(text.clone()),
-                _ => q.push(frame.clone()),
-            }
-        }
     }
 
     fn attach(&self, port: MonitorPort, q: Arc<MonitorQueue>) {
@@ -244,41 +207,29 @@ impl Monitors {
         (
             self.switch_messages.load().len(),
             self.smdr_ucd.load().len(),
-            self.export.load().len(),
+            self.collectors.load(Ordering::Relaxed),
         )
     }
 }
 
-/// Serves one monitor or export connection to its end.
+/// Serves one monitor connection to its end.
 pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: MonitorPort) {
+    if port == MonitorPort::Export {
+        return crate::export::serve(hub, stream, peer).await;
+    }
     let config = hub.config.load_full();
     let password = config.monitor.password.clone().unwrap_or_default();
-    let needs_password = port != MonitorPort::Export || config.export.password_protected;
     let mut reader = FrameReader::with_capacity(512);
-    let form = match (port, config.export.format) {
-        (MonitorPort::Export, ExportFormat::Native) => Form::NativeRecords,
-        (MonitorPort::Export, ExportFormat::Frames) => Form::RecordFrames,
-        _ => Form::Monitor,
-    };
-    let queue = Arc::new(MonitorQueue::new(hub.tuning.monitor_queue_bytes, form));
-    if form == Form::NativeRecords && needs_password {
-        // A collector of the switch's own stream sends its password as one line; nothing
-        // answers it but the records, or the close.
-        if !password_line(&hub, &mut stream, &password).await {
-            tracing::info!(%peer, ?port, "export password refused");
+    let queue = Arc::new(MonitorQueue::new(hub.tuning.monitor_queue_bytes));
+    match check_password(&hub, &mut stream, &mut reader, &password).await {
+        // The acceptance goes out first, and every frame the monitor is owed after it: a
+        // monitor that read `p` has missed nothing since.
+        Ok(true) => queue.push(password_result(true)),
+        Ok(false) => {
+            tracing::info!(%peer, ?port, "monitor password refused");
             return;
         }
-    } else if needs_password {
-        match check_password(&hub, &mut stream, &mut reader, &password).await {
-            // The acceptance goes out first, and every frame the monitor is owed after it: a
-            // monitor that read `p` has missed nothing since.
-            Ok(true) => queue.push(password_result(true)),
-            Ok(false) => {
-                tracing::info!(%peer, ?port, "monitor password refused");
-                return;
-            }
-            Err(()) => return,
-        }
+        Err(()) => return,
     }
     hub.monitors.attach(port, queue.clone());
     tracing::info!(%peer, ?port, "monitor attached");
@@ -308,7 +259,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
 
 /// Reads `P`. A wrong password costs the peer a second, then `p` refused and the close; an
 /// accepted one is answered by the caller, in order with the frames that follow.
-async fn check_password(
+pub(crate) async fn check_password(
     hub: &Hub,
     stream: &mut BoxStream,
     reader: &mut FrameReader,
@@ -345,7 +296,7 @@ const PASSWORD_LINE_MAX: usize = 258;
 
 /// Reads a collector's password line (ending in CR LF). A wrong or missing one costs the peer
 /// a second, then the close.
-async fn password_line(hub: &Hub, stream: &mut BoxStream, password: &str) -> bool {
+pub(crate) async fn password_line(hub: &Hub, stream: &mut BoxStream, password: &str) -> bool {
     let deadline = tokio::time::Instant::now() + hub.tuning.identify_timeout;
     let mut line = Vec::with_capacity(64);
     let ok = loop {
@@ -370,7 +321,7 @@ async fn password_line(hub: &Hub, stream: &mut BoxStream, password: &str) -> boo
     ok
 }
 
-fn password_result(accepted: bool) -> Bytes {
+pub(crate) fn password_result(accepted: bool) -> Bytes {
     LinkMsg::PasswordResult {
         result: u8::from(!accepted),
     }
@@ -384,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_counts_and_reports_the_gap_first() {
-        let q = MonitorQueue::new(30, Form::Monitor);
+        let q = MonitorQueue::new(30);
         q.push(Bytes::from(vec![1u8; 20]));
         q.push(Bytes::from(vec![2u8; 20]));
         q.push(Bytes::from(vec![3u8; 20]));

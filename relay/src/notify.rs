@@ -141,6 +141,15 @@ pub enum Notice {
     ConfigReloadRefused {
         reason: String,
     },
+    /// Undelivered SMDR/UCD records removed from the export spool by retention.
+    SpoolDropped {
+        count: u64,
+        reason: crate::spool::DropReason,
+    },
+    /// The export spool could not write or sync its journal.
+    SpoolWriteFailed {
+        error: String,
+    },
 }
 
 impl Notice {
@@ -156,7 +165,9 @@ impl Notice {
             | Notice::SessionTooSlow { .. }
             | Notice::ListenFailed { .. }
             | Notice::LicenceRefused { .. }
-            | Notice::LicenceWaiting { .. } => Level::Fault,
+            | Notice::LicenceWaiting { .. }
+            | Notice::SpoolDropped { .. }
+            | Notice::SpoolWriteFailed { .. } => Level::Fault,
             _ => Level::Info,
         }
     }

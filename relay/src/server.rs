@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, warn, Instrument};
 
+use crate::calls::CallStore;
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::hub::{Hub, Tuning};
@@ -18,6 +19,7 @@ use crate::notify::Notice;
 use crate::protocol::Port;
 use crate::recovery::SwitchCommand;
 use crate::session;
+use crate::spool::{Committer, CommitterParts, Spool};
 use crate::status::Status;
 
 /// Everything a relay is made from.
@@ -158,12 +160,37 @@ impl Relay {
                         parts.config.state_dir.display()
                     )
                 })?;
+        let state_dir = parts.config.state_dir.clone();
+        let store = match parts.config.calls.store {
+            true => Some(
+                CallStore::open(&state_dir, parts.config.calls.keep_days).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open the call-record store {}: {e}",
+                        state_dir.join(crate::calls::FILE).display()
+                    )
+                })?,
+            ),
+            false => None,
+        };
+        let stored = match &store {
+            Some(s) => s.last_seq()?,
+            None => 0,
+        };
+        let spool_dir = state_dir.join("spool");
+        let (spool, committer, damaged) = Spool::open(&spool_dir, stored + 1).map_err(|e| {
+            anyhow::anyhow!("cannot open the export spool {}: {e}", spool_dir.display())
+        })?;
+        for d in &damaged {
+            warn!("export spool: a damaged entry ends a segment: {d}");
+        }
+        let spool = Arc::new(spool);
         let hub = Arc::new(Hub::new(
             parts.config,
             parts.net,
             parts.clock,
             parts.tuning,
             licensing,
+            spool.clone(),
         ));
         hub.notices.emit(Notice::RelayStarted {
             version: env!("CARGO_PKG_VERSION"),
@@ -178,6 +205,7 @@ impl Relay {
             switches: Default::default(),
             changes: Default::default(),
         };
+        relay.start_committer(committer, store);
         relay.tasks.spawn(crate::licence_watch::run(
             relay.hub.clone(),
             relay.stop.clone(),
@@ -207,6 +235,38 @@ impl Relay {
             relay.supervise(no, auto);
         }
         Ok(relay)
+    }
+
+    /// Starts the spool's committer; records it recovered go to the store again (a crash may
+    /// have come between the journal and the store; the store keeps each record once).
+    fn start_committer(&self, committer: Committer, mut store: Option<CallStore>) {
+        if let Some(store) = store.as_mut() {
+            let pending: Vec<crate::spool::Entry> = self
+                .hub
+                .spool
+                .read_from(0, usize::MAX)
+                .iter()
+                .map(|e| (**e).clone())
+                .collect();
+            store.insert(&pending);
+        }
+        let hub = self.hub.clone();
+        let (h1, h2, h3) = (hub.clone(), hub.clone(), hub.clone());
+        let parts = CommitterParts {
+            limits: Box::new(move || h1.config.load().export.spool),
+            now_ms: Box::new(move || h2.clock.now_ms()),
+            dropped: Box::new(move |count, reason| {
+                h3.notices.emit(Notice::SpoolDropped { count, reason });
+            }),
+            write_failed: Box::new(move |e| {
+                hub.notices.emit(Notice::SpoolWriteFailed {
+                    error: e.to_string(),
+                });
+            }),
+            store,
+        };
+        self.tasks
+            .spawn(committer.run(self.hub.spool.clone(), parts, self.stop.clone()));
     }
 
     /// Accepts connections on `listener` until the relay stops, serving each with `serve`.

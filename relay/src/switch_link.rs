@@ -349,8 +349,12 @@ fn dispatch(
                     &hub.stats.ucd_records
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                hub.monitors
-                    .record(hub.clock.now_ms(), link.no, frame.bytes());
+                let now = hub.clock.now_ms();
+                let bytes = frame.bytes();
+                hub.monitors.record(now, link.no, bytes);
+                let for_collectors = hub.config.load().export.port.is_some();
+                hub.spool
+                    .append(now, link.no, bytes.clone(), for_collectors);
             }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(
