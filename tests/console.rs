@@ -2,7 +2,8 @@
 //! chromedriver, against a relay with a simulated switch and an admin token. It gives the
 //! token, adds a user through the user dialog, sees the validation error for a duplicate
 //! address, sees a new session appear live and closes it from the console; then the switch
-//! table's validation, the bypass session viewer and licence registration.
+//! table's validation, the bypass session viewer, licence registration, and the call-record
+//! page (records from the switch, a filter, a refused filter).
 //!
 //! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
 //! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
@@ -18,9 +19,12 @@ use std::time::Duration;
 use client_sim::SimApp;
 use fantoccini::{Client, ClientBuilder, Locator};
 use relay::admin::{AdminServer, AdminState};
+use relay::calls::CallQuery;
 use relay::config::SwitchConfig;
 use relay::net::TcpNetwork;
 use relay::protocol::LinkMsg;
+use wire::frame::{Frame, Kind};
+use wire::smdr::{Hms, SmdrRecord};
 use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Settings, SimSwitch};
 
@@ -399,6 +403,68 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         "a key is 18 groups of 8 characters joined by '-'; this one has 3 group(s) (key)"
     );
     browser.screenshot("licence-dialog").await;
+    browser.click("#licence-close").await;
+
+    // Call records: three SMDR records from the switch, stored, searched and filtered.
+    for (call, ext, flag) in [("101", "2501", "O"), ("102", "2502", "IC"), ("103", "2501", "IA")] {
+        let record = SmdrRecord {
+            call_id: call.into(),
+            extension: ext.into(),
+            trunk: "8503".into(),
+            month: 12,
+            day: 23,
+            start: Hms::from_secs(8 * 3600 + 45 * 60 + 42),
+            duration: Hms::from_secs(278),
+            flag: flag.into(),
+            digits: "0712345600".into(),
+            cost: "0.0".into(),
+            caller_id: "0498765478".into(),
+            ..SmdrRecord::default()
+        }
+        .to_line();
+        site._switch
+            .send_raw(Frame::build(Kind::Smdr, b'S', 0xFFFF, &record).into_bytes());
+    }
+    let state_dir = site.relay.hub().config.load().state_dir.clone();
+    let started = tokio::time::Instant::now();
+    while relay::calls::query(&state_dir, &CallQuery::default(), 100)
+        .unwrap()
+        .calls
+        .len()
+        < 3
+    {
+        assert!(started.elapsed() < WAIT, "the records were not stored within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.click("#open-calls").await;
+    assert_eq!(
+        browser.text("#calls-count").await,
+        "3 record(s) shown."
+    );
+    let year = relay::calls::query(&state_dir, &CallQuery::default(), 100).unwrap().calls[0]
+        .start
+        .clone()
+        .unwrap();
+    assert_eq!(
+        browser.text("#calls-table tbody tr:first-child").await,
+        format!("1 1 {year} 101 2501 8503 O 00:04:38 0712345600 0498765478")
+    );
+    browser.type_into("#calls-form input[name=extension]", "2501").await;
+    browser.click("#calls-search").await;
+    browser.gone("#calls-table tbody tr:nth-child(3)").await;
+    assert_eq!(
+        browser.text("#calls-table tbody tr:nth-child(2) td:nth-child(7)").await,
+        "IA"
+    );
+    assert_eq!(browser.text("#calls-count").await, "2 record(s) shown.");
+    browser.screenshot("calls-dialog").await;
+    // A filter the store cannot read is refused, naming the field.
+    browser.type_into("#calls-form input[name=from]", "23/12").await;
+    browser.click("#calls-search").await;
+    assert_eq!(
+        browser.text("#calls-error:not([hidden])").await,
+        "from: \"23/12\" is not a time; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (from)"
+    );
 
     browser.stop().await;
     site.relay.shutdown().await;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use serde::Deserialize;
+use crate::calls::{CallPage, CallQuery};
 use serde_json::{json, Value};
 
 /// Where the admin API is and how to call it.
@@ -47,6 +48,53 @@ pub enum CtlCommand {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Stored call records (SMDR), oldest first, filtered; --csv for CSV.
+    Calls(CallsArgs),
+}
+
+/// Filters of `relay ctl calls` (the same as `GET /api/calls`).
+#[derive(Debug, Default, clap::Args)]
+pub struct CallsArgs {
+    /// Calls that started at or after (switch time): YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Calls that started before, same forms.
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long)]
+    pub extension: Option<String>,
+    /// Call-type flag: O, IC, IA, IT, FI…
+    #[arg(long)]
+    pub flag: Option<String>,
+    #[arg(long)]
+    pub call_id: Option<String>,
+    #[arg(long)]
+    pub switch: Option<u8>,
+    /// Records after this id (the `next` a previous page gave).
+    #[arg(long)]
+    pub after: Option<i64>,
+    /// Records per page (default 100, CSV: all).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// CSV instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl CallsArgs {
+    fn query(&self) -> CallQuery {
+        CallQuery {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            extension: self.extension.clone(),
+            flag: self.flag.clone(),
+            call_id: self.call_id.clone(),
+            switch: self.switch,
+            after: self.after,
+            limit: self.limit,
+            format: self.csv.then(|| "csv".into()),
+        }
+    }
 }
 
 /// Operations on one switch, or on the switch table.
@@ -330,6 +378,10 @@ impl Ctl {
                 ("POST", "/api/licence".into(), Some(json!({ "key": key })))
             }
             CtlCommand::Notifications { .. } => ("GET", "/api/notifications".into(), None),
+            CtlCommand::Calls(args) => {
+                let query = serde_urlencoded::to_string(args.query())?;
+                ("GET", format!("/api/calls?{query}"), None)
+            }
         })
     }
 
@@ -398,6 +450,14 @@ impl Ctl {
         }
         let (method, path, body) = self.request(command)?;
         let (_, text) = self.call(method, &path, body)?;
+        if let CtlCommand::Calls(args) = command {
+            if args.csv || self.json {
+                return Ok(text);
+            }
+            let page: CallPage = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("the relay's answer is not a page of calls: {e}"))?;
+            return Ok(calls_table(&page));
+        }
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if self.json {
             let shown = match command {
@@ -442,6 +502,51 @@ impl Ctl {
             _ => "Done.\n".into(),
         })
     }
+}
+
+fn calls_table(page: &CallPage) -> String {
+    let rows = page
+        .calls
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.switch.to_string(),
+                c.start.clone().unwrap_or_else(|| "-".into()),
+                c.call_id.clone(),
+                c.extension.clone(),
+                c.trunk.clone(),
+                c.flag.clone(),
+                c.duration_s
+                    .map(|s| wire::smdr::Hms::from_secs(u64::from(s)).to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.digits.clone(),
+                c.caller_id.clone(),
+                if c.layout == "unknown" {
+                    c.raw.clone()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        "",
+        &[
+            "ID", "SW", "START", "CALL", "EXT", "TRUNK", "FLAG", "DURATION", "DIGITS", "CALLER",
+            "RAW",
+        ],
+        rows,
+    );
+    match page.next {
+        Some(next) => {
+            let _ = writeln!(out, "More: relay ctl calls --after {next} (same filters).");
+        }
+        None => {
+            let _ = writeln!(out, "{} record(s).", page.calls.len());
+        }
+    }
+    out
 }
 
 /// An API error body as one line per error: the message and the field it concerns.

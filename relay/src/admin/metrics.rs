@@ -1,5 +1,5 @@
 //! `GET /metrics`: Prometheus text exposition of link state, traffic, sessions, licence use
-//! and monitors.
+//! monitors and the export spool.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -191,6 +191,48 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             ("{port=\"export\"}".into(), export as u64),
         ],
     );
+    let spool = &hub.spool.counters;
+    let (pending, pending_bytes) = hub.spool.pending();
+    for (name, help, kind, v) in [
+        (
+            "cti_export_records_spooled_total",
+            "SMDR/UCD records written to the export spool.",
+            "counter",
+            load(&spool.spooled),
+        ),
+        (
+            "cti_export_records_exported_total",
+            "Spooled records delivered to a collector (acknowledged and settled).",
+            "counter",
+            load(&spool.exported),
+        ),
+        (
+            "cti_export_records_pending",
+            "Spooled records no collector has yet.",
+            "gauge",
+            pending as u64,
+        ),
+        (
+            "cti_export_spool_bytes",
+            "Bytes of the pending records on disk.",
+            "gauge",
+            pending_bytes as u64,
+        ),
+        (
+            "cti_export_records_dropped_total",
+            "Undelivered records removed by retention (export.spool).",
+            "counter",
+            load(&spool.dropped),
+        ),
+        (
+            "cti_export_spool_write_errors_total",
+            "Journal writes or syncs of the export spool that failed.",
+            "counter",
+            load(&spool.write_errors),
+        ),
+    ] {
+        metric(name, help, kind, vec![(String::new(), v)]);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -8,6 +8,7 @@
 //!   `POST /api/users`, `PUT|DELETE /api/users/{ip}`: validated, written back atomically,
 //!   applied live (a connected switch must be disconnected before it is changed).
 //! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
+//! - `GET /api/calls`: stored call records (filters, pages; JSON or CSV).
 //! - `GET /metrics`: Prometheus text.
 //! - `GET /`: the web console (`console.rs`), which uses the routes above.
 //!
@@ -15,6 +16,7 @@
 //! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
 
 mod body;
+mod calls;
 mod console;
 mod manage;
 mod metrics;
@@ -154,6 +156,7 @@ pub fn router(state: AdminState) -> Router {
             "/api/users/{ip}",
             axum::routing::put(manage::put::<User>).delete(manage::remove::<User>),
         )
+        .route("/api/calls", get(calls::list))
         .route("/api/notifications", get(notifications))
         .route("/api/notifications/live", get(live_notifications))
         .route("/metrics", get(metrics::render))

@@ -496,6 +496,71 @@ async function registerLicence(event) {
   }
 }
 
+// Call records (the SMDR store): filters, pages, CSV.
+const calls = { filters: "", next: null, shown: 0 };
+
+function callFilters() {
+  const data = new FormData($("calls-form"));
+  const q = new URLSearchParams();
+  for (const [k, v] of data.entries()) if (String(v).trim()) q.set(k, String(v).trim());
+  return q;
+}
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  return pad(Math.floor(s / 3600)) + ":" + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
+}
+
+function callRow(c) {
+  const known = c.layout !== "unknown";
+  return el("tr", { dataset: { id: c.id } },
+    el("td", {}, c.id), el("td", {}, c.switch), el("td", {}, c.start ?? "–"),
+    el("td", {}, c.call_id), el("td", {}, c.extension), el("td", {}, c.trunk),
+    el("td", {}, c.flag), el("td", {}, duration(c.duration_s)),
+    el("td", {}, known ? c.digits : c.raw), el("td", {}, c.caller_id), el("td", {}, c.account));
+}
+
+async function searchCalls(more) {
+  const q = more ? new URLSearchParams(calls.filters) : callFilters();
+  if (!more) calls.filters = q.toString();
+  if (more && calls.next !== null) q.set("after", calls.next);
+  const r = await api("GET", "/api/calls?" + q.toString());
+  $("calls-error").hidden = r.ok;
+  if (!r.ok) {
+    $("calls-error").textContent = errorLines(r.body).join("\n");
+    return;
+  }
+  const tbody = $("calls-table").tBodies[0];
+  const rows = r.body.calls.map(callRow);
+  if (more) {
+    tbody.append(...rows);
+    calls.shown += rows.length;
+  } else {
+    fill(tbody, rows, "No call record matches.", 11);
+    calls.shown = rows.length;
+  }
+  calls.next = r.body.next ?? null;
+  $("calls-more").hidden = calls.next === null;
+  $("calls-count").textContent = calls.shown + " record(s) shown" + (calls.next === null ? "." : "; more match.");
+}
+
+async function downloadCalls() {
+  const q = callFilters();
+  q.set("format", "csv");
+  const res = await fetch("/api/calls?" + q.toString(), { headers: authHeaders() });
+  if (!res.ok) {
+    $("calls-error").hidden = false;
+    $("calls-error").textContent = errorLines(await res.json().catch(() => null)).join("\n");
+    return;
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: url, download: "calls.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 // ---- Start -------------------------------------------------------------------------------
 
 function start() {
@@ -517,7 +582,11 @@ function start() {
     $(kind + "-new").onclick = () => resetForm(kind);
   }
   $("licence-form").addEventListener("submit", registerLicence);
-  for (const name of ["switch", "user", "bypass", "licence"]) {
+  $("open-calls").onclick = () => { $("calls-dialog").showModal(); searchCalls(false); };
+  $("calls-form").addEventListener("submit", (event) => { event.preventDefault(); searchCalls(false); });
+  $("calls-more").onclick = () => searchCalls(true);
+  $("calls-csv").onclick = downloadCalls;
+  for (const name of ["switch", "user", "bypass", "licence", "calls"]) {
     $(name + "-close").onclick = () => $(name + "-dialog").close();
   }
   loadConfig();
