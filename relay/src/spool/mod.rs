@@ -288,11 +288,9 @@ impl Committer {
                 spool.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 (parts.write_failed)(e);
             }
-            spool
-                .counters
-                .spooled
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            let written = entries.len() as u64;
             let dropped = spool.commit(entries, (parts.limits)(), (parts.now_ms)());
+            spool.counters.spooled.fetch_add(written, Ordering::Relaxed);
             for (count, reason) in [
                 (dropped[0], DropReason::Size),
                 (dropped[1], DropReason::Age),
