@@ -23,10 +23,10 @@ use relay::calls::CallQuery;
 use relay::config::SwitchConfig;
 use relay::net::TcpNetwork;
 use relay::protocol::LinkMsg;
-use wire::frame::{Frame, Kind};
-use wire::smdr::{Hms, SmdrRecord};
 use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Settings, SimSwitch};
+use wire::frame::{Frame, Kind};
+use wire::smdr::{Hms, SmdrRecord};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The relay's admin token, which the console asks for.
@@ -406,7 +406,11 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     browser.click("#licence-close").await;
 
     // Call records: three SMDR records from the switch, stored, searched and filtered.
-    for (call, ext, flag) in [("101", "2501", "O"), ("102", "2502", "IC"), ("103", "2501", "IA")] {
+    for (call, ext, flag) in [
+        ("101", "2501", "O"),
+        ("102", "2502", "IC"),
+        ("103", "2501", "IA"),
+    ] {
         let record = SmdrRecord {
             call_id: call.into(),
             extension: ext.into(),
@@ -433,15 +437,17 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         .len()
         < 3
     {
-        assert!(started.elapsed() < WAIT, "the records were not stored within 10 s");
+        assert!(
+            started.elapsed() < WAIT,
+            "the records were not stored within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     browser.click("#open-calls").await;
-    assert_eq!(
-        browser.text("#calls-count").await,
-        "3 record(s) shown."
-    );
-    let year = relay::calls::query(&state_dir, &CallQuery::default(), 100).unwrap().calls[0]
+    assert_eq!(browser.text("#calls-count").await, "3 record(s) shown.");
+    let year = relay::calls::query(&state_dir, &CallQuery::default(), 100)
+        .unwrap()
+        .calls[0]
         .start
         .clone()
         .unwrap();
@@ -449,17 +455,23 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         browser.text("#calls-table tbody tr:first-child").await,
         format!("1 1 {year} 101 2501 8503 O 00:04:38 0712345600 0498765478")
     );
-    browser.type_into("#calls-form input[name=extension]", "2501").await;
+    browser
+        .type_into("#calls-form input[name=extension]", "2501")
+        .await;
     browser.click("#calls-search").await;
     browser.gone("#calls-table tbody tr:nth-child(3)").await;
     assert_eq!(
-        browser.text("#calls-table tbody tr:nth-child(2) td:nth-child(7)").await,
+        browser
+            .text("#calls-table tbody tr:nth-child(2) td:nth-child(7)")
+            .await,
         "IA"
     );
     assert_eq!(browser.text("#calls-count").await, "2 record(s) shown.");
     browser.screenshot("calls-dialog").await;
     // A filter the store cannot read is refused, naming the field.
-    browser.type_into("#calls-form input[name=from]", "23/12").await;
+    browser
+        .type_into("#calls-form input[name=from]", "23/12")
+        .await;
     browser.click("#calls-search").await;
     assert_eq!(
         browser.text("#calls-error:not([hidden])").await,

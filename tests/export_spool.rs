@@ -131,7 +131,11 @@ fn columns(record: &[u8]) -> BTreeMap<&'static str, String> {
         out.insert("group", field(137, 6));
         out.insert("ring", field(143, 8));
     }
-    assert!(line.ends_with(b"\r\n"), "{:?}", String::from_utf8_lossy(line));
+    assert!(
+        line.ends_with(b"\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(line)
+    );
     out
 }
 
@@ -157,13 +161,19 @@ async fn a_simulated_day_reaches_a_plain_collector_byte_exact_and_the_store_matc
     // Sliced at the documented offsets: every kind of leg, the day's times, the long form.
     let first = columns(&received[0]);
     assert_eq!(
-        (first["call_id"].as_str(), first["extension"].as_str(), first["flag"].as_str()),
+        (
+            first["call_id"].as_str(),
+            first["extension"].as_str(),
+            first["flag"].as_str()
+        ),
         ("1000", "2201", "O")
     );
     assert_eq!(first["month"], "12");
     assert_eq!(first["day_time"], "01 00:00:04");
-    let flags: std::collections::BTreeSet<String> =
-        received.iter().map(|r| columns(r)["flag"].clone()).collect();
+    let flags: std::collections::BTreeSet<String> = received
+        .iter()
+        .map(|r| columns(r)["flag"].clone())
+        .collect();
     assert_eq!(
         flags.into_iter().collect::<Vec<_>>(),
         ["FI", "IA", "IC", "IT", "O", "OT"]
@@ -225,10 +235,17 @@ async fn records_wait_for_the_next_collector_and_retention_drops_are_notified() 
     }
     let spool = site.relay.hub().spool.clone();
     wait_until("8 000 records spooled", || {
-        spool.counters.spooled.load(std::sync::atomic::Ordering::Relaxed) == 8_000
+        spool
+            .counters
+            .spooled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 8_000
     })
     .await;
-    let dropped = spool.counters.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = spool
+        .counters
+        .dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
     let (pending, bytes) = spool.pending();
     assert_eq!(pending as u64 + dropped, 8_000);
     assert!(bytes <= 1 << 20, "{bytes}");
@@ -436,7 +453,10 @@ log_dir: {log}
     let order: Vec<usize> = received.iter().map(position).collect();
     assert!(order[..before_restart].windows(2).all(|w| w[1] == w[0] + 1));
     assert!(order[before_restart..].windows(2).all(|w| w[1] == w[0] + 1));
-    assert_eq!(order[before_restart], 1_000, "resumed at the first unsettled record");
+    assert_eq!(
+        order[before_restart], 1_000,
+        "resumed at the first unsettled record"
+    );
     assert_eq!(repeated, before_restart - 1_000);
     drop(relay);
 }

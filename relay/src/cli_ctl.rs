@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
 use crate::calls::{CallPage, CallQuery};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Where the admin API is and how to call it.

@@ -133,8 +133,15 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr) {
     let sending = async {
         let mut next = spool.first_pending();
         let mut out = Vec::new();
+        let mut journal = None;
         loop {
-            let batch = spool.read_from(next, BATCH);
+            let batch = match spool.read(&mut journal, next, BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(%peer, "cannot read the export spool: {e}");
+                    return;
+                }
+            };
             if let Some(last) = batch.last() {
                 next = last.seq + 1;
                 // One write for the batch; each record's end noted for acknowledgement.

@@ -237,18 +237,14 @@ impl Relay {
         Ok(relay)
     }
 
-    /// Starts the spool's committer; records it recovered go to the store again (a crash may
-    /// have come between the journal and the store; the store keeps each record once).
+    /// Starts the spool's committer. Journalled records the call store lacks go to it first (a
+    /// crash may have come between the journal and the store).
     fn start_committer(&self, committer: Committer, mut store: Option<CallStore>) {
         if let Some(store) = store.as_mut() {
-            let pending: Vec<crate::spool::Entry> = self
-                .hub
-                .spool
-                .read_from(0, usize::MAX)
-                .iter()
-                .map(|e| (**e).clone())
-                .collect();
-            store.insert(&pending);
+            let from = store.last_seq().unwrap_or(0) + 1;
+            if let Err(e) = self.hub.spool.replay(from, |batch| store.insert(batch)) {
+                warn!("cannot read the export spool back into the call-record store: {e}");
+            }
         }
         let hub = self.hub.clone();
         let (h1, h2, h3) = (hub.clone(), hub.clone(), hub.clone());

@@ -15,16 +15,18 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<CallQuery>, QueryRejection>,
 ) -> Response {
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(e) => {
-            return ApiError::new(
+    let q =
+        match query {
+            Ok(Query(q)) => q,
+            Err(e) => return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("{}; filters: from, to, extension, flag, call_id, switch, after, limit, format", e.body_text()),
+                format!(
+                    "{}; filters: from, to, extension, flag, call_id, switch, after, limit, format",
+                    e.body_text()
+                ),
             )
-            .into_response()
-        }
-    };
+            .into_response(),
+        };
     let accepts_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -43,7 +45,11 @@ pub async fn list(
         None => accepts_csv,
     };
     let state_dir = s.relay.hub().config.load().state_dir.clone();
-    let max = if csv { calls::CSV_MAX } else { calls::PAGE_DEFAULT };
+    let max = if csv {
+        calls::CSV_MAX
+    } else {
+        calls::PAGE_DEFAULT
+    };
     let found = tokio::task::spawn_blocking(move || calls::query(&state_dir, &q, max)).await;
     let page = match found {
         Ok(Ok(page)) => page,

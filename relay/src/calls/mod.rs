@@ -36,7 +36,7 @@ const PURGE_EVERY_MS: u64 = 3_600_000;
 pub struct CallRecord {
     /// The store's row number, in arrival order (pagination: `after`).
     pub id: i64,
-    /// The spool's record number.
+    /// The spool's record number (0: not spooled, the export port was off).
     pub seq: u64,
     pub switch: u8,
     /// When the relay received it, ms since the epoch.
@@ -123,7 +123,7 @@ impl CallStore {
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS calls (
                 id INTEGER PRIMARY KEY,
-                seq INTEGER NOT NULL UNIQUE,
+                seq INTEGER UNIQUE,
                 switch INTEGER NOT NULL,
                 received_ms INTEGER NOT NULL,
                 layout TEXT NOT NULL,
@@ -186,8 +186,10 @@ impl CallStore {
                     continue;
                 }
                 let r = record_of(e);
+                // Records not spooled (the export port is off) have no spool number.
+                let seq = (r.seq > 0).then_some(r.seq as i64);
                 insert.execute(params![
-                    r.seq as i64,
+                    seq,
                     r.switch,
                     r.received_ms as i64,
                     r.layout,
@@ -362,7 +364,7 @@ pub fn query(state_dir: &Path, q: &CallQuery, max: u32) -> Result<CallPage, Quer
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(CallRecord {
             id: r.get(0)?,
-            seq: r.get::<_, i64>(1)? as u64,
+            seq: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
             switch: r.get(2)?,
             received_ms: r.get::<_, i64>(3)? as u64,
             layout: r.get(4)?,

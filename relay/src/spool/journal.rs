@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-/// A segment is closed and a new one begun past this size.
+/// A segment is closed and a new one begun past this size, or once its first record is a day
+/// old: retention removes whole segments, so these are its steps.
 const SEGMENT_BYTES: u64 = 1 << 20;
+const SEGMENT_SPAN_MS: u64 = 86_400_000;
 /// Bytes an entry adds to its frame: length, number, time, switch, CRC.
 pub const ENTRY_OVERHEAD: usize = 4 + 8 + 8 + 1 + 4;
 /// No frame is longer (PROTOCOL §1); a longer length means a damaged entry.
@@ -80,18 +82,25 @@ fn decode_all(data: &[u8]) -> (Vec<Entry>, usize) {
     (entries, at)
 }
 
-struct Segment {
-    path: PathBuf,
+/// One segment file, as the spool sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub first_seq: u64,
     /// The last record number in it (or one below its first, while empty).
-    last_seq: u64,
+    pub last_seq: u64,
+    pub bytes: u64,
+    /// Arrival times of its oldest and newest records.
+    pub oldest_ms: u64,
+    pub newest_ms: u64,
 }
 
 /// What the files held at start.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Records not yet delivered, in order.
-    pub pending: Vec<Entry>,
-    /// The last record a collector acknowledged.
+    /// Records not yet delivered.
+    pub pending: u64,
+    /// The last record delivered or dropped.
     pub delivered: u64,
     /// The number the next record gets.
     pub next_seq: u64,
@@ -104,7 +113,7 @@ pub struct Journal {
     dir: PathBuf,
     /// Closed segments, oldest first.
     closed: VecDeque<Segment>,
-    active: Option<(BufWriter<File>, Segment, u64)>,
+    active: Option<(BufWriter<File>, Segment)>,
     saved_delivered: u64,
 }
 
@@ -164,13 +173,21 @@ impl Journal {
                 }
             }
             let last_seq = entries.last().map_or(first.saturating_sub(1), |e| e.seq);
-            for e in entries {
+            let mut newest_ms = 0;
+            let oldest_ms = entries.first().map_or(0, |e| e.time_ms);
+            for e in &entries {
                 recovered.next_seq = recovered.next_seq.max(e.seq + 1);
-                if e.seq > delivered {
-                    recovered.pending.push(e);
-                }
+                recovered.pending += u64::from(e.seq > delivered);
+                newest_ms = newest_ms.max(e.time_ms);
             }
-            closed.push_back(Segment { path, last_seq });
+            closed.push_back(Segment {
+                path,
+                first_seq: first,
+                last_seq,
+                bytes: whole as u64,
+                oldest_ms,
+                newest_ms,
+            });
         }
         let mut journal = Journal {
             dir: dir.to_owned(),
@@ -187,10 +204,13 @@ impl Journal {
     pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(entries.iter().map(Entry::stored_len).sum());
         for e in entries {
-            if self.active.as_ref().is_some_and(|a| a.2 >= SEGMENT_BYTES) {
+            let full = |a: &Segment| {
+                a.bytes >= SEGMENT_BYTES || e.time_ms >= a.oldest_ms + SEGMENT_SPAN_MS
+            };
+            if self.active.as_ref().is_some_and(|a| full(&a.1)) {
                 self.write_active(&mut bytes)?;
                 self.sync()?;
-                let (_, segment, _) = self.active.take().expect("active");
+                let (_, segment) = self.active.take().expect("active");
                 self.closed.push_back(segment);
             }
             if self.active.is_none() {
@@ -198,22 +218,34 @@ impl Journal {
                 let file = OpenOptions::new().create(true).append(true).open(&path)?;
                 let segment = Segment {
                     path,
+                    first_seq: e.seq,
                     last_seq: e.seq - 1,
+                    bytes: 0,
+                    oldest_ms: e.time_ms,
+                    newest_ms: e.time_ms,
                 };
-                self.active = Some((BufWriter::new(file), segment, 0));
+                self.active = Some((BufWriter::new(file), segment));
                 // The new name must survive a crash with the entries in it.
                 File::open(&self.dir)?.sync_all()?;
             }
-            let (_, segment, size) = self.active.as_mut().expect("active");
+            let (_, segment) = self.active.as_mut().expect("active");
             e.encode(&mut bytes);
             segment.last_seq = e.seq;
-            *size += e.stored_len() as u64;
+            segment.bytes += e.stored_len() as u64;
+            segment.newest_ms = segment.newest_ms.max(e.time_ms);
         }
         self.write_active(&mut bytes)
     }
 
+    /// Every segment, oldest first, the one being written last.
+    pub fn segments(&self) -> Vec<Segment> {
+        let mut all: Vec<Segment> = self.closed.iter().cloned().collect();
+        all.extend(self.active.as_ref().map(|a| a.1.clone()));
+        all
+    }
+
     fn write_active(&mut self, bytes: &mut Vec<u8>) -> io::Result<()> {
-        if let Some((file, _, _)) = self.active.as_mut() {
+        if let Some((file, _)) = self.active.as_mut() {
             file.write_all(bytes)?;
             file.flush()?;
         }
@@ -224,7 +256,7 @@ impl Journal {
     /// Makes every appended entry durable.
     pub fn sync(&mut self) -> io::Result<()> {
         match self.active.as_mut() {
-            Some((file, _, _)) => file.get_ref().sync_data(),
+            Some((file, _)) => file.get_ref().sync_data(),
             None => Ok(()),
         }
     }
@@ -247,6 +279,94 @@ impl Journal {
     }
 }
 
+/// Reads records back from the segments, in order, for a collector that is behind the
+/// spool's memory. Keeps its place between reads.
+#[derive(Default)]
+pub struct JournalReader {
+    open: Option<(PathBuf, std::io::BufReader<File>)>,
+    /// The number of the entry the open file is positioned at.
+    at_seq: u64,
+}
+
+impl JournalReader {
+    /// Up to `max` records numbered `from..=through` (the committed ones), from `segments`.
+    /// A record no segment holds any more (delivered or dropped meanwhile) is skipped.
+    pub fn read(
+        &mut self,
+        segments: &[Segment],
+        from: u64,
+        through: u64,
+        max: usize,
+    ) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < max && next <= through {
+            let Some(seg) = segments
+                .iter()
+                .find(|s| s.last_seq >= next && s.last_seq >= s.first_seq)
+            else {
+                break;
+            };
+            next = next.max(seg.first_seq);
+            let positioned =
+                matches!(&self.open, Some((p, _)) if *p == seg.path) && self.at_seq <= next;
+            if !positioned {
+                let file = File::open(&seg.path)?;
+                self.open = Some((seg.path.clone(), std::io::BufReader::new(file)));
+                self.at_seq = seg.first_seq;
+            }
+            let (_, file) = self.open.as_mut().expect("open");
+            let mut ended = false;
+            while out.len() < max && next <= through.min(seg.last_seq) {
+                match read_entry(file)? {
+                    Some(e) => {
+                        self.at_seq = e.seq + 1;
+                        if e.seq >= next {
+                            next = e.seq + 1;
+                            out.push(e);
+                        }
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if ended {
+                // The segment ends short of what it should hold (damaged): go on after it.
+                next = seg.last_seq + 1;
+                self.open = None;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The next whole entry of `file`, or `None` at its end or at a damaged entry.
+fn read_entry(file: &mut impl Read) -> io::Result<Option<Entry>> {
+    let mut len = [0u8; 4];
+    match file.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > FRAME_MAX {
+        return Ok(None);
+    }
+    let mut rest = vec![0u8; n + ENTRY_OVERHEAD - 4];
+    match file.read_exact(&mut rest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut whole = Vec::with_capacity(n + ENTRY_OVERHEAD);
+    whole.extend_from_slice(&len);
+    whole.extend_from_slice(&rest);
+    let (mut entries, _) = decode_all(&whole);
+    Ok(entries.pop())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,19 +380,24 @@ mod tests {
         }
     }
 
+    fn read_all(j: &Journal, from: u64) -> Vec<Entry> {
+        JournalReader::default()
+            .read(&j.segments(), from, u64::MAX, usize::MAX)
+            .unwrap()
+    }
+
     #[test]
     fn entries_come_back_after_reopening_and_delivered_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, r) = Journal::open(dir.path()).unwrap();
-        assert_eq!((r.next_seq, r.delivered, r.pending.len()), (1, 0, 0));
+        assert_eq!((r.next_seq, r.delivered, r.pending), (1, 0, 0));
         j.append(&(1..=5).map(entry).collect::<Vec<_>>()).unwrap();
         j.sync().unwrap();
         j.release_through(2).unwrap();
         drop(j);
-        let (_, r) = Journal::open(dir.path()).unwrap();
-        assert_eq!(r.delivered, 2);
-        assert_eq!(r.next_seq, 6);
-        assert_eq!(r.pending, (3..=5).map(entry).collect::<Vec<_>>());
+        let (j, r) = Journal::open(dir.path()).unwrap();
+        assert_eq!((r.delivered, r.next_seq, r.pending), (2, 6, 3));
+        assert_eq!(read_all(&j, 3), (3..=5).map(entry).collect::<Vec<_>>());
         assert!(r.damaged.is_empty());
     }
 
@@ -291,18 +416,18 @@ mod tests {
             .set_len(len - 3)
             .unwrap();
         let (mut j, r) = Journal::open(dir.path()).unwrap();
-        assert_eq!(r.pending, (1..=2).map(entry).collect::<Vec<_>>());
-        assert_eq!(r.next_seq, 3);
+        assert_eq!((r.pending, r.next_seq), (2, 3));
+        assert_eq!(read_all(&j, 1), (1..=2).map(entry).collect::<Vec<_>>());
         assert_eq!(r.damaged.len(), 1, "{:?}", r.damaged);
         j.append(&[entry(3)]).unwrap();
         drop(j);
-        let (_, r) = Journal::open(dir.path()).unwrap();
-        assert_eq!(r.pending, (1..=3).map(entry).collect::<Vec<_>>());
+        let (j, r) = Journal::open(dir.path()).unwrap();
+        assert_eq!(read_all(&j, 1), (1..=3).map(entry).collect::<Vec<_>>());
         assert!(r.damaged.is_empty());
     }
 
     #[test]
-    fn segments_roll_and_delivered_ones_are_removed() {
+    fn segments_roll_are_read_across_and_delivered_ones_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(dir.path()).unwrap();
         let per_segment = SEGMENT_BYTES as usize / entry(1).stored_len() + 1;
@@ -310,14 +435,27 @@ mod tests {
         j.append(&all).unwrap();
         let files = || fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files(), 3);
+        // One reader, in small steps, across the segment boundaries.
+        let mut reader = JournalReader::default();
+        let mut got = Vec::new();
+        while got.len() < all.len() {
+            let from = got.len() as u64 + 1;
+            let batch = reader.read(&j.segments(), from, u64::MAX, 1000).unwrap();
+            assert!(!batch.is_empty());
+            got.extend(batch);
+        }
+        assert_eq!(got, all);
+        // Reading stops at what is committed.
+        assert_eq!(reader.read(&j.segments(), 5, 7, 100).unwrap(), all[4..7]);
         j.release_through(per_segment as u64 + 1).unwrap();
         // The first segment is gone; the second still holds undelivered records.
         assert_eq!(files(), 3, "two segments and the delivered file");
         drop(j);
-        let (_, r) = Journal::open(dir.path()).unwrap();
+        let (j, r) = Journal::open(dir.path()).unwrap();
+        assert_eq!(r.pending, 2 * per_segment as u64 - 1);
         assert_eq!(
-            r.pending.first().map(|e| e.seq),
-            Some(per_segment as u64 + 2)
+            read_all(&j, 0).first().map(|e| e.seq),
+            Some(per_segment as u64 + 1)
         );
         assert_eq!(r.next_seq, 3 * per_segment as u64 + 1);
     }

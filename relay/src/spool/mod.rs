@@ -5,8 +5,9 @@
 //! go, in order, to whichever collector connects next, across restarts and crashes.
 //!
 //! - [`journal`]: the files.
-//! - [`Spool`]: the pending records in memory, their numbers, the counters; read by export
-//!   connections, fed by switch links.
+//! - [`Spool`]: numbers, counters, and the newest records in memory (at most 512 KiB); read
+//!   by export connections (from the journal when they are further behind), fed by switch links.
+//!   Memory stays the same however many records wait for a collector.
 //! - [`Committer`]: the task that writes, syncs, hands records to the call-record store, and
 //!   drops what retention (`export.spool`) no longer allows.
 
@@ -25,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calls::CallStore;
 use crate::config::SpoolLimits;
-pub use journal::Entry;
-use journal::Journal;
+pub use journal::{Entry, JournalReader};
+use journal::{Journal, Segment};
 
 /// How often the number of the last delivered record is saved while it changes.
 const SAVE_EVERY: Duration = Duration::from_millis(200);
@@ -53,12 +54,19 @@ struct Arrival {
 
 struct State {
     next_seq: u64,
-    /// Committed and not yet delivered or dropped, in order.
-    pending: VecDeque<Arc<Entry>>,
-    pending_bytes: usize,
+    /// The last record made durable and visible.
+    committed: u64,
     /// Every record through this number was delivered or dropped.
     released: u64,
+    /// The newest committed records not yet released, at most `TAIL_BYTES`.
+    tail: VecDeque<Arc<Entry>>,
+    tail_bytes: usize,
+    /// The journal's segments after the last commit.
+    segments: Vec<Segment>,
 }
+
+/// Bytes of the newest records kept in memory for collectors that keep up.
+const TAIL_BYTES: usize = 512 << 10;
 
 /// The records kept for collectors.
 pub struct Spool {
@@ -102,22 +110,23 @@ impl Spool {
     /// Damaged entries found (and cut off) are returned as text for the operator.
     /// Numbers go on from `min_next_seq` at least (the call store's numbers stay unique).
     pub fn open(dir: &Path, min_next_seq: u64) -> io::Result<(Spool, Committer, Vec<String>)> {
-        let (journal, mut recovered) = Journal::open(dir)?;
-        recovered.next_seq = recovered.next_seq.max(min_next_seq);
+        let (journal, recovered) = Journal::open(dir)?;
+        let next_seq = recovered.next_seq.max(min_next_seq);
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut pending = VecDeque::with_capacity(recovered.pending.len());
-        let mut pending_bytes = 0;
-        for e in recovered.pending {
-            pending_bytes += e.stored_len();
-            pending.push_back(Arc::new(e));
-        }
-        let last = recovered.next_seq - 1;
+        let last = next_seq - 1;
+        // Numbers skipped to stay after the store's were never journalled: nothing pending.
+        let released = match recovered.pending {
+            0 => last,
+            _ => recovered.delivered,
+        };
         let spool = Spool {
             state: Mutex::new(State {
-                next_seq: recovered.next_seq,
-                pending,
-                pending_bytes,
-                released: recovered.delivered,
+                next_seq,
+                committed: last,
+                released,
+                tail: VecDeque::new(),
+                tail_bytes: 0,
+                segments: journal.segments(),
             }),
             committed: watch::Sender::new(last),
             arrivals: tx,
@@ -137,14 +146,15 @@ impl Spool {
     /// A record from switch `switch` (an `S` or `U` frame); kept for collectors when `spool`.
     pub fn append(&self, time_ms: u64, switch: u8, frame: Bytes, spool: bool) {
         // Numbered and sent under one lock, so the committer gets records in number order.
+        // Records not kept for collectors (the export port is off) have no number (0).
         let mut st = self.lock();
         let entry = Entry {
-            seq: st.next_seq,
+            seq: if spool { st.next_seq } else { 0 },
             time_ms,
             switch,
             frame,
         };
-        st.next_seq += 1;
+        st.next_seq += u64::from(spool);
         // The committer lives as long as the relay; after it, nothing is kept.
         let _ = self.arrivals.send(Arrival { entry, spool });
     }
@@ -155,14 +165,64 @@ impl Spool {
     }
 
     /// Committed pending records from `seq` on (or from the first pending one, if later), at
-    /// most `max`.
-    pub fn read_from(&self, seq: u64, max: usize) -> Vec<Arc<Entry>> {
+    /// most `max`, when memory still has them; `None` when they must be read from the journal.
+    pub fn read_memory(&self, seq: u64, max: usize) -> Option<Vec<Arc<Entry>>> {
         let st = self.lock();
-        let Some(front) = st.pending.front().map(|e| e.seq) else {
-            return Vec::new();
+        let from = seq.max(st.released + 1);
+        if from > st.committed {
+            return Some(Vec::new());
+        }
+        let front = st.tail.front()?.seq;
+        if from < front {
+            return None;
+        }
+        let skip = (from - front) as usize;
+        Some(st.tail.iter().skip(skip).take(max).cloned().collect())
+    }
+
+    /// Committed pending records from `seq` on, at most `max`: from memory, or through
+    /// `reader` from the journal.
+    pub async fn read(
+        &self,
+        reader: &mut Option<JournalReader>,
+        seq: u64,
+        max: usize,
+    ) -> io::Result<Vec<Arc<Entry>>> {
+        if let Some(batch) = self.read_memory(seq, max) {
+            return Ok(batch);
+        }
+        let (segments, from, through) = {
+            let st = self.lock();
+            (st.segments.clone(), seq.max(st.released + 1), st.committed)
         };
-        let skip = seq.saturating_sub(front) as usize;
-        st.pending.iter().skip(skip).take(max).cloned().collect()
+        let mut r = reader.take().unwrap_or_default();
+        let (r, read) = tokio::task::spawn_blocking(move || {
+            let read = r.read(&segments, from, through, max);
+            (r, read)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        *reader = Some(r);
+        Ok(read?.into_iter().map(Arc::new).collect())
+    }
+
+    /// Hands every journalled record from number `from` on to `f`, in batches, straight from
+    /// the files (at start: records the call store may have missed).
+    pub fn replay(&self, from: u64, mut f: impl FnMut(&[Entry])) -> io::Result<()> {
+        let (segments, through) = {
+            let st = self.lock();
+            (st.segments.clone(), st.committed)
+        };
+        let mut reader = JournalReader::default();
+        let mut next = from;
+        loop {
+            let batch = reader.read(&segments, next, through, 4096)?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            next = last.seq + 1;
+            f(&batch);
+        }
     }
 
     /// Follows the number of the last committed record.
@@ -173,48 +233,64 @@ impl Spool {
     /// A collector acknowledged every record through `seq`.
     pub fn acknowledge(&self, seq: u64) {
         let mut st = self.lock();
-        let mut n = 0;
-        while st.pending.front().is_some_and(|e| e.seq <= seq) {
-            let e = st.pending.pop_front().expect("front");
-            st.pending_bytes -= e.stored_len();
-            n += 1;
+        if seq <= st.released {
+            return;
         }
-        st.released = st.released.max(seq);
+        let n = seq - st.released;
+        st.release_through(seq);
         self.counters.exported.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records pending, and their bytes on disk.
-    pub fn pending(&self) -> (usize, usize) {
+    /// Records pending, and the bytes of the segments that hold them.
+    pub fn pending(&self) -> (u64, u64) {
         let st = self.lock();
-        (st.pending.len(), st.pending_bytes)
+        (st.committed - st.released, st.pending_bytes())
     }
 
     /// Makes committed records visible, then applies retention; returns what was dropped.
-    fn commit(&self, entries: Vec<Entry>, limits: SpoolLimits, now_ms: u64) -> [u64; 2] {
+    fn commit(
+        &self,
+        entries: Vec<Entry>,
+        segments: Vec<Segment>,
+        limits: SpoolLimits,
+        now_ms: u64,
+    ) -> [u64; 2] {
         let mut st = self.lock();
+        st.segments = segments;
         let Some(last) = entries.last().map(|e| e.seq) else {
-            drop(st);
             return [0, 0];
         };
         for e in entries {
-            st.pending_bytes += e.stored_len();
-            st.pending.push_back(Arc::new(e));
+            st.tail_bytes += e.stored_len();
+            st.tail.push_back(Arc::new(e));
         }
-        let max_bytes = limits.max_mb as usize * (1 << 20);
+        while st.tail_bytes > TAIL_BYTES {
+            let e = st.tail.pop_front().expect("front");
+            st.tail_bytes -= e.stored_len();
+        }
+        st.committed = last;
+        // Retention removes whole segments, oldest first; the one being written only by age.
+        let max_bytes = u64::from(limits.max_mb) << 20;
         let oldest_kept = now_ms.saturating_sub(u64::from(limits.max_days) * 86_400_000);
         let mut dropped = [0u64; 2];
-        while let Some(front) = st.pending.front() {
-            let reason = if st.pending_bytes > max_bytes {
-                DropReason::Size
-            } else if front.time_ms < oldest_kept {
+        loop {
+            let released = st.released;
+            let pending: Vec<&Segment> = st
+                .segments
+                .iter()
+                .filter(|s| s.last_seq > released)
+                .collect();
+            let Some(oldest) = pending.first() else { break };
+            let reason = if oldest.newest_ms < oldest_kept {
                 DropReason::Age
+            } else if pending.len() > 1 && st.pending_bytes() > max_bytes {
+                DropReason::Size
             } else {
                 break;
             };
-            let e = st.pending.pop_front().expect("front");
-            st.pending_bytes -= e.stored_len();
-            st.released = st.released.max(e.seq);
-            dropped[reason as usize] += 1;
+            let through = oldest.last_seq.min(st.committed);
+            dropped[reason as usize] += through - released;
+            st.release_through(through);
         }
         drop(st);
         self.counters
@@ -222,6 +298,24 @@ impl Spool {
             .fetch_add(dropped[0] + dropped[1], Ordering::Relaxed);
         self.committed.send_replace(last);
         dropped
+    }
+}
+
+impl State {
+    fn release_through(&mut self, seq: u64) {
+        self.released = self.released.max(seq);
+        while self.tail.front().is_some_and(|e| e.seq <= seq) {
+            let e = self.tail.pop_front().expect("front");
+            self.tail_bytes -= e.stored_len();
+        }
+    }
+
+    fn pending_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.last_seq > self.released)
+            .map(|s| s.bytes)
+            .sum()
     }
 }
 
@@ -289,7 +383,8 @@ impl Committer {
                 (parts.write_failed)(e);
             }
             let written = entries.len() as u64;
-            let dropped = spool.commit(entries, (parts.limits)(), (parts.now_ms)());
+            let segments = self.journal.segments();
+            let dropped = spool.commit(entries, segments, (parts.limits)(), (parts.now_ms)());
             spool.counters.spooled.fetch_add(written, Ordering::Relaxed);
             for (count, reason) in [
                 (dropped[0], DropReason::Size),
@@ -333,6 +428,11 @@ mod tests {
         }
     }
 
+    async fn read(spool: &Spool, from: u64, max: usize) -> Vec<u64> {
+        let batch = spool.read(&mut None, from, max).await.unwrap();
+        batch.iter().map(|e| e.seq).collect()
+    }
+
     #[tokio::test]
     async fn records_are_read_in_order_and_acknowledged_ones_are_not_sent_again() {
         let dir = tempfile::tempdir().unwrap();
@@ -349,23 +449,64 @@ mod tests {
         for n in 1..=4 {
             spool.append(1_000 + n, 1, frame(n), true);
         }
+        // Not kept for collectors: no number, nothing pending.
+        spool.append(1_005, 1, frame(5), false);
         committed(&spool, 4).await;
-        let seqs = |v: Vec<Arc<Entry>>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(spool.read_from(1, 10)), [1, 2, 3, 4]);
-        assert_eq!(seqs(spool.read_from(3, 1)), [3]);
+        assert_eq!(read(&spool, 1, 10).await, [1, 2, 3, 4]);
+        assert_eq!(read(&spool, 3, 1).await, [3]);
         spool.acknowledge(2);
         assert_eq!(spool.first_pending(), 3);
-        assert_eq!(seqs(spool.read_from(1, 10)), [3, 4]);
+        assert_eq!(read(&spool, 1, 10).await, [3, 4]);
+        assert_eq!(spool.pending().0, 2);
         stop.cancel();
         task.await.unwrap();
         drop(spool);
 
-        // After a restart, what was not acknowledged is pending again, numbering goes on.
+        // After a restart, what was not acknowledged is pending again (read from the
+        // journal), and numbering goes on.
         let (spool, _committer, _) = Spool::open(dir.path(), 1).unwrap();
-        assert_eq!(seqs(spool.read_from(0, 10)), [3, 4]);
-        assert_eq!(spool.read_from(0, 10)[0].frame, frame(3));
+        assert_eq!(read(&spool, 0, 10).await, [3, 4]);
+        assert_eq!(
+            spool.read(&mut None, 0, 10).await.unwrap()[0].frame,
+            frame(3)
+        );
         assert_eq!(spool.lock().next_seq, 5);
+        assert_eq!(spool.pending().0, 2);
         assert!(drops.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn memory_holds_only_the_newest_records_and_older_ones_come_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, committer, _) = Spool::open(dir.path(), 1).unwrap();
+        let spool = Arc::new(spool);
+        let stop = CancellationToken::new();
+        let drops = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(committer.run(
+            spool.clone(),
+            parts(SpoolLimits::default(), 0, drops),
+            stop.clone(),
+        ));
+        let record = Bytes::from(vec![b'r'; 200]);
+        for _ in 0..20_000 {
+            spool.append(1, 1, record.clone(), true);
+        }
+        committed(&spool, 20_000).await;
+        assert!(spool.lock().tail_bytes <= TAIL_BYTES);
+        assert!(
+            spool.read_memory(1, 10).is_none(),
+            "the oldest are on disk only"
+        );
+        // One collector's reader, from the first record to the last, in order.
+        let mut reader = None;
+        let mut next = 1;
+        while next <= 20_000 {
+            let batch = spool.read(&mut reader, next, 256).await.unwrap();
+            assert_eq!(batch.first().map(|e| e.seq), Some(next));
+            next = batch.last().unwrap().seq + 1;
+        }
+        assert_eq!(next, 20_001);
+        stop.cancel();
     }
 
     #[tokio::test]
@@ -386,24 +527,26 @@ mod tests {
             parts(limits, now, drops.clone()),
             stop.clone(),
         ));
-        // Two records three days old, one from today.
+        // Two records three days old, one from yesterday (segments hold a day at most).
         spool.append(now - 3 * day, 1, frame(1), true);
         spool.append(now - 3 * day, 1, frame(2), true);
         spool.append(now - day, 1, frame(3), true);
         committed(&spool, 3).await;
-        assert_eq!(spool.read_from(0, 10).len(), 1);
+        assert_eq!(read(&spool, 0, 10).await, [3]);
         assert_eq!(spool.first_pending(), 3);
         assert_eq!(*drops.lock().unwrap(), [(2, DropReason::Age)]);
         assert_eq!(spool.counters.dropped.load(Ordering::Relaxed), 2);
-        // Over a MiB of records: the oldest go.
+        // Over a MiB of records: whole segments go, oldest first, until a MiB is left.
         let big = Bytes::from(vec![b'x'; 4000]);
         for _ in 0..300 {
             spool.append(now, 1, big.clone(), true);
         }
         committed(&spool, 303).await;
+        let entry = (4000 + journal::ENTRY_OVERHEAD) as u64;
+        let per_segment = (1u64 << 20).div_ceil(entry);
         let (records, bytes) = spool.pending();
-        assert!(bytes <= 1 << 20, "{bytes}");
-        assert_eq!(records, (1 << 20) / (4000 + journal::ENTRY_OVERHEAD));
+        assert_eq!(records, 300 - per_segment);
+        assert_eq!(bytes, records * entry);
         let size_drops: u64 = drops
             .lock()
             .unwrap()
@@ -411,7 +554,8 @@ mod tests {
             .filter(|d| d.1 == DropReason::Size)
             .map(|d| d.0)
             .sum();
-        assert_eq!(size_drops, 301 - records as u64);
+        assert_eq!(size_drops, 1 + per_segment);
+        assert_eq!(read(&spool, 0, 1).await, [4 + per_segment]);
         stop.cancel();
     }
 }
