@@ -210,13 +210,13 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             "cti_export_records_pending",
             "Spooled records no collector has yet.",
             "gauge",
-            pending as u64,
+            pending,
         ),
         (
             "cti_export_spool_bytes",
             "Bytes of the pending records on disk.",
             "gauge",
-            pending_bytes as u64,
+            pending_bytes,
         ),
         (
             "cti_export_records_dropped_total",
