@@ -247,7 +247,7 @@ async fn records_wait_for_the_next_collector_and_retention_drops_are_notified() 
         .dropped
         .load(std::sync::atomic::Ordering::Relaxed);
     let (pending, bytes) = spool.pending();
-    assert_eq!(pending as u64 + dropped, 8_000);
+    assert_eq!(pending + dropped, 8_000);
     assert!(bytes <= 1 << 20, "{bytes}");
     assert!(dropped > 0);
     site.wait_notice("removed from the export spool (export.spool.max_mb)")
