@@ -15,18 +15,19 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<CallQuery>, QueryRejection>,
 ) -> Response {
-    let q =
-        match query {
-            Ok(Query(q)) => q,
-            Err(e) => return ApiError::new(
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "{}; filters: from, to, extension, flag, call_id, switch, after, limit, format",
                     e.body_text()
                 ),
             )
-            .into_response(),
-        };
+            .into_response()
+        }
+    };
     let accepts_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
