@@ -5,7 +5,7 @@
 //! go, in order, to whichever collector connects next, across restarts and crashes.
 //!
 //! - [`journal`]: the files.
-//! - [`Spool`]: numbers, counters, and the newest records in memory (at most 512 KiB); read
+//! - [`Spool`]: numbers, counters, and the newest records in memory (at most 64 KiB); read
 //!   by export connections (from the journal when they are further behind), fed by switch links.
 //!   Memory stays the same however many records wait for a collector.
 //! - [`Committer`]: the task that writes, syncs, hands records to the call-record store, and
@@ -65,8 +65,9 @@ struct State {
     segments: Vec<Segment>,
 }
 
-/// Bytes of the newest records kept in memory for collectors that keep up.
-const TAIL_BYTES: usize = 512 << 10;
+/// Bytes of the newest records kept in memory, for collectors that keep up (a collector reads
+/// a record within milliseconds of its commit; one further behind reads the journal).
+const TAIL_BYTES: usize = 64 << 10;
 
 /// The records kept for collectors.
 pub struct Spool {
@@ -144,9 +145,12 @@ impl Spool {
     }
 
     /// A record from switch `switch` (an `S` or `U` frame); kept for collectors when `spool`.
-    pub fn append(&self, time_ms: u64, switch: u8, frame: Bytes, spool: bool) {
+    pub fn append(&self, time_ms: u64, switch: u8, frame: &[u8], spool: bool) {
         // Numbered and sent under one lock, so the committer gets records in number order.
         // Records not kept for collectors (the export port is off) have no number (0).
+        // A copy of its own: the record is kept long, and a slice of the switch reader's
+        // buffer would keep the whole buffer alive with it.
+        let frame = Bytes::copy_from_slice(frame);
         let mut st = self.lock();
         let entry = Entry {
             seq: if spool { st.next_seq } else { 0 },
@@ -447,10 +451,10 @@ mod tests {
             stop.clone(),
         ));
         for n in 1..=4 {
-            spool.append(1_000 + n, 1, frame(n), true);
+            spool.append(1_000 + n, 1, &frame(n), true);
         }
         // Not kept for collectors: no number, nothing pending.
-        spool.append(1_005, 1, frame(5), false);
+        spool.append(1_005, 1, &frame(5), false);
         committed(&spool, 4).await;
         assert_eq!(read(&spool, 1, 10).await, [1, 2, 3, 4]);
         assert_eq!(read(&spool, 3, 1).await, [3]);
@@ -489,7 +493,7 @@ mod tests {
         ));
         let record = Bytes::from(vec![b'r'; 200]);
         for _ in 0..20_000 {
-            spool.append(1, 1, record.clone(), true);
+            spool.append(1, 1, &record, true);
         }
         committed(&spool, 20_000).await;
         assert!(spool.lock().tail_bytes <= TAIL_BYTES);
@@ -528,9 +532,9 @@ mod tests {
             stop.clone(),
         ));
         // Two records three days old, one from yesterday (segments hold a day at most).
-        spool.append(now - 3 * day, 1, frame(1), true);
-        spool.append(now - 3 * day, 1, frame(2), true);
-        spool.append(now - day, 1, frame(3), true);
+        spool.append(now - 3 * day, 1, &frame(1), true);
+        spool.append(now - 3 * day, 1, &frame(2), true);
+        spool.append(now - day, 1, &frame(3), true);
         committed(&spool, 3).await;
         assert_eq!(read(&spool, 0, 10).await, [3]);
         assert_eq!(spool.first_pending(), 3);
@@ -539,7 +543,7 @@ mod tests {
         // Over a MiB of records: whole segments go, oldest first, until a MiB is left.
         let big = Bytes::from(vec![b'x'; 4000]);
         for _ in 0..300 {
-            spool.append(now, 1, big.clone(), true);
+            spool.append(now, 1, &big, true);
         }
         committed(&spool, 303).await;
         let entry = (4000 + journal::ENTRY_OVERHEAD) as u64;
