@@ -353,8 +353,7 @@ fn dispatch(
                 let bytes = frame.bytes();
                 hub.monitors.record(now, link.no, bytes);
                 let for_collectors = hub.config.load().export.port.is_some();
-                hub.spool
-                    .append(now, link.no, bytes, for_collectors);
+                hub.spool.append(now, link.no, bytes, for_collectors);
             }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(

@@ -464,6 +464,24 @@ impl Site {
                 Ok(())
             }
             Step::ConnectMonitor(name) => self.connect_monitor(name).await,
+            Step::DisconnectMonitor(name) => {
+                let at = self.now();
+                let m = self
+                    .monitors
+                    .get_mut(name)
+                    .ok_or_else(|| format!("no monitor named {name:?}"))?;
+                if let Some(r) = m.recorder.take() {
+                    r.abort();
+                }
+                m.idle = None;
+                push(&m.log, at, "disconnected".into());
+                if let Some(c) = m.conn.take() {
+                    self.obs.with_monitor(c, |c| {
+                        c.end.get_or_insert(End::Left);
+                    });
+                }
+                Ok(())
+            }
             Step::ConnectRaw { app, hex } => self.connect(app, Some(parse_hex(hex)?)).await,
             Step::Disconnect(name) => {
                 let at = self.now();

@@ -228,6 +228,8 @@ pub enum Step {
     ConnectRaw { app: String, hex: String },
     /// Close the application's connection.
     Disconnect(String),
+    /// Close a monitor's (or collector's) connection.
+    DisconnectMonitor(String),
     /// Start reading (an application declared with `reads: false`).
     Resume(String),
     /// A request: `fields` are str8 fields of the body.
