@@ -117,3 +117,22 @@ write("smdr_record", {
     "status": SHORT[:50] + b"SU DND ON            " + SHORT[71:],
     "bad-month": SHORT[:26] + b"13" + SHORT[28:],
 })
+
+
+def journal_entry(seq, time_ms, switch, frame_bytes):
+    import zlib
+    body = struct.pack("<IQQB", len(frame_bytes), seq, time_ms, switch) + frame_bytes
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+S1 = frame("S", "S", 0xFFFF, SHORT)
+S2 = frame("S", "S", 0xFFFF, LONG)
+U1 = frame("U", "U", 0xFFFF, b"UCD 5004 00:10 3 1 0\r\n")
+WHOLE = journal_entry(1, 1796083200000, 1, S1) + journal_entry(2, 1796083201000, 2, S2) + journal_entry(3, 1796083202000, 1, U1)
+write("spool_journal", {
+    "three": WHOLE,
+    "torn": WHOLE[:-7],
+    "bad-crc": WHOLE[:40] + bytes([WHOLE[40] ^ 1]) + WHOLE[41:],
+    "out-of-order": journal_entry(1, 1, 1, S1) + journal_entry(1, 2, 1, S1),
+    "empty": b"",
+})

@@ -106,20 +106,23 @@ pub struct CallStore {
     last_purge_ms: u64,
 }
 
-fn open_db(path: &Path) -> rusqlite::Result<Connection> {
+/// Opens the database with a page cache of `cache_kib`: the writer only appends, so the pages
+/// on the right edge of the table and its indexes are all it needs; its memory stays small and
+/// flat. Queries use a connection of their own, with SQLite's default cache, for their life.
+fn open_db(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     let db = Connection::open(path)?;
     db.busy_timeout(Duration::from_secs(5))?;
     // The spool is the durable copy; the store may lag it by a crash, never by more.
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
-    db.pragma_update(None, "cache_size", -512)?;
+    db.pragma_update(None, "cache_size", -cache_kib)?;
     Ok(db)
 }
 
 impl CallStore {
     /// Opens (creating) the store in `state_dir`.
     pub fn open(state_dir: &Path, keep_days: u32) -> rusqlite::Result<CallStore> {
-        let db = open_db(&state_dir.join(FILE))?;
+        let db = open_db(&state_dir.join(FILE), 128)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS calls (
                 id INTEGER PRIMARY KEY,
@@ -330,7 +333,7 @@ pub fn query(state_dir: &Path, q: &CallQuery, max: u32) -> Result<CallPage, Quer
             next: None,
         });
     }
-    let db = open_db(&path)?;
+    let db = open_db(&path, 2048)?;
     let mut sql = String::from(
         "SELECT id, seq, switch, received_ms, layout, start, call_id, extension, trunk,
             duration_s, flag, digits, account, cost, caller_id, caller_name, grp, ring_s, raw

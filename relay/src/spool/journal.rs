@@ -53,9 +53,13 @@ impl Entry {
     }
 }
 
-/// Reads the entries of one segment's bytes: the whole ones, and where they end.
-fn decode_all(data: &[u8]) -> (Vec<Entry>, usize) {
-    let mut entries = Vec::new();
+/// Record numbers stay below this; a larger one is damage.
+const SEQ_LIMIT: u64 = 1 << 62;
+
+/// Reads the entries of one segment's bytes, numbered from `first` on: the whole ones, and
+/// where they end. An entry numbered out of order is damage like a bad CRC.
+fn decode_all(data: &[u8], first: u64) -> (Vec<Entry>, usize) {
+    let mut entries: Vec<Entry> = Vec::new();
     let mut at = 0;
     loop {
         let rest = &data[at..];
@@ -71,8 +75,13 @@ fn decode_all(data: &[u8]) -> (Vec<Entry>, usize) {
         if crc32fast::hash(body) != crc {
             break;
         }
+        let seq = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes"));
+        let after = entries.last().map_or(first, |e| e.seq + 1);
+        if seq < after || seq >= SEQ_LIMIT {
+            break;
+        }
         entries.push(Entry {
-            seq: u64::from_le_bytes(body[4..12].try_into().expect("8 bytes")),
+            seq,
             time_ms: u64::from_le_bytes(body[12..20].try_into().expect("8 bytes")),
             switch: body[20],
             frame: Bytes::copy_from_slice(&body[21..]),
@@ -158,7 +167,7 @@ impl Journal {
         for (i, (first, path)) in names.into_iter().enumerate() {
             let mut data = Vec::new();
             File::open(&path)?.read_to_end(&mut data)?;
-            let (entries, whole) = decode_all(&data);
+            let (entries, whole) = decode_all(&data, first);
             if whole < data.len() {
                 recovered.damaged.push(format!(
                     "{}: {} byte(s) after the last whole entry at {whole}",
@@ -363,7 +372,7 @@ fn read_entry(file: &mut impl Read) -> io::Result<Option<Entry>> {
     let mut whole = Vec::with_capacity(n + ENTRY_OVERHEAD);
     whole.extend_from_slice(&len);
     whole.extend_from_slice(&rest);
-    let (mut entries, _) = decode_all(&whole);
+    let (mut entries, _) = decode_all(&whole, 0);
     Ok(entries.pop())
 }
 
