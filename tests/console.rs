@@ -132,6 +132,22 @@ impl Browser {
         self.visible(css).await.text().await.unwrap()
     }
 
+    /// Waits until the element `css` shows `expected` (up to 10 s).
+    async fn text_becomes(&self, css: &str, expected: &str) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = self.text(css).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{css} shows {now:?}, not {expected:?}, after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until no element matches `css`.
     async fn gone(&self, css: &str) {
         let started = tokio::time::Instant::now();
@@ -443,6 +459,10 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The main window refreshes every second.
+    browser
+        .text_becomes("#monitor-spool", "3 waiting · 0 delivered")
+        .await;
     browser.click("#open-calls").await;
     assert_eq!(browser.text("#calls-count").await, "3 record(s) shown.");
     let year = relay::calls::query(&state_dir, &CallQuery::default(), 100)

@@ -1081,6 +1081,22 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
     }
     assert_eq!(stored, 3);
 
+    // No collector has them: they wait in the export spool.
+    let (_, body) = call(&api, "GET", "/api/status", None, "").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            &v["export_spool"]["pending"],
+            &v["export_spool"]["spooled"],
+            &v["export_spool"]["exported"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(3),
+            &serde_json::json!(0)
+        )
+    );
+
     // Pages: one record each, `next` to go on.
     let (code, body) = call(&api, "GET", "/api/calls?extension=2501&limit=1", None, "").await;
     assert_eq!(code, StatusCode::OK);

@@ -210,8 +210,32 @@ async fn status(State(s): State<AdminState>) -> Response {
             },
             "password": s.relay.hub().config.load().monitor.password.is_some(),
         },
+        "export_spool": spool_status(s.relay.hub()),
     }))
     .into_response()
+}
+
+/// What waits in the export spool, and what it has done.
+#[derive(Debug, Serialize)]
+struct SpoolStatus {
+    pending: u64,
+    pending_bytes: u64,
+    spooled: u64,
+    exported: u64,
+    dropped: u64,
+}
+
+fn spool_status(hub: &crate::hub::Hub) -> SpoolStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (pending, pending_bytes) = hub.spool.pending();
+    let c = &hub.spool.counters;
+    SpoolStatus {
+        pending,
+        pending_bytes,
+        spooled: c.spooled.load(Relaxed),
+        exported: c.exported.load(Relaxed),
+        dropped: c.dropped.load(Relaxed),
+    }
 }
 
 async fn sessions(State(s): State<AdminState>) -> Response {

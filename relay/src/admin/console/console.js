@@ -195,6 +195,10 @@ function render(view) {
   $("monitor-sw").textContent = monitor(m.ports.switch_messages, m.switch_messages);
   $("monitor-su").textContent = monitor(m.ports.smdr_ucd, m.smdr_ucd);
   $("monitor-export").textContent = monitor(m.ports.export, m.export);
+  const sp = view.export_spool;
+  if (sp) {
+    $("monitor-spool").textContent = sp.pending + " waiting · " + sp.exported + " delivered" + (sp.dropped ? " · " + sp.dropped + " dropped" : "");
+  }
   $("monitor-password").textContent = m.password ? "required" : "none";
 
   if ($("bypass-dialog").open) renderBypass();
