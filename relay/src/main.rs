@@ -10,8 +10,9 @@ use relay::debug_log::{DebugLog, Layout};
 use relay::net::TcpNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 
-/// jemalloc gives freed memory back to the system after a short delay, so that the relay's
-/// resident size follows what it holds rather than the highest it ever held.
+/// jemalloc gives freed memory back to the system after a short delay (a background thread,
+/// within a second: `.cargo/config.toml`), so that the relay's resident size follows what it
+/// holds rather than the highest it ever held.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
