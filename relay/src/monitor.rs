@@ -212,11 +212,8 @@ impl Monitors {
     }
 }
 
-/// Serves one monitor connection to its end.
+/// Serves one monitor connection to its end (the export port is [`crate::export::serve`]).
 pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: MonitorPort) {
-    if port == MonitorPort::Export {
-        return crate::export::serve(hub, stream, peer).await;
-    }
     let config = hub.config.load_full();
     let password = config.monitor.password.clone().unwrap_or_default();
     let mut reader = FrameReader::with_capacity(512);

@@ -330,8 +330,11 @@ impl Relay {
             MonitorPort::SmdrUcd => "SMDR/UCD monitor",
             MonitorPort::Export => "export",
         };
-        self.accept_with(listener, what, true, move |hub, stream, peer| {
-            crate::monitor::serve(hub, stream, peer, port)
+        self.accept_with(listener, what, true, move |hub, stream, peer| async move {
+            match port {
+                MonitorPort::Export => crate::export::serve(hub, stream, peer).await,
+                _ => crate::monitor::serve(hub, stream, peer, port).await,
+            }
         });
     }
 
