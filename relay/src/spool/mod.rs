@@ -418,17 +418,37 @@ mod tests {
         rx.wait_for(|s| *s >= seq).await.unwrap();
     }
 
-    fn parts(
-        limits: SpoolLimits,
-        now_ms: u64,
+    /// A spool in a directory of its own with its committer running, and what it dropped.
+    struct Running {
+        dir: tempfile::TempDir,
+        spool: Arc<Spool>,
         drops: Arc<Mutex<Vec<(u64, DropReason)>>>,
-    ) -> CommitterParts {
-        CommitterParts {
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(limits: SpoolLimits, now_ms: u64) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, committer, damaged) = Spool::open(dir.path(), 1).unwrap();
+        assert!(damaged.is_empty());
+        let spool = Arc::new(spool);
+        let drops = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let recorded = drops.clone();
+        let parts = CommitterParts {
             limits: Box::new(move || limits),
             now_ms: Box::new(move || now_ms),
-            dropped: Box::new(move |n, r| drops.lock().unwrap().push((n, r))),
+            dropped: Box::new(move |n, r| recorded.lock().unwrap().push((n, r))),
             write_failed: Box::new(|e| panic!("write failed: {e}")),
             store: None,
+        };
+        let task = tokio::spawn(committer.run(spool.clone(), parts, stop.clone()));
+        Running {
+            dir,
+            spool,
+            drops,
+            stop,
+            task,
         }
     }
 
@@ -439,17 +459,13 @@ mod tests {
 
     #[tokio::test]
     async fn records_are_read_in_order_and_acknowledged_ones_are_not_sent_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, committer, damaged) = Spool::open(dir.path(), 1).unwrap();
-        assert!(damaged.is_empty());
-        let spool = Arc::new(spool);
-        let stop = CancellationToken::new();
-        let drops = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(committer.run(
-            spool.clone(),
-            parts(SpoolLimits::default(), 0, drops.clone()),
-            stop.clone(),
-        ));
+        let Running {
+            dir,
+            spool,
+            drops,
+            stop,
+            task,
+        } = start(SpoolLimits::default(), 0);
         for n in 1..=4 {
             spool.append(1_000 + n, 1, &frame(n), true);
         }
@@ -481,16 +497,12 @@ mod tests {
 
     #[tokio::test]
     async fn memory_holds_only_the_newest_records_and_older_ones_come_from_the_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, committer, _) = Spool::open(dir.path(), 1).unwrap();
-        let spool = Arc::new(spool);
-        let stop = CancellationToken::new();
-        let drops = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(committer.run(
-            spool.clone(),
-            parts(SpoolLimits::default(), 0, drops),
-            stop.clone(),
-        ));
+        let Running {
+            spool,
+            stop,
+            dir: _dir,
+            ..
+        } = start(SpoolLimits::default(), 0);
         let record = Bytes::from(vec![b'r'; 200]);
         for _ in 0..20_000 {
             spool.append(1, 1, &record, true);
@@ -515,22 +527,19 @@ mod tests {
 
     #[tokio::test]
     async fn retention_drops_the_oldest_undelivered_records_and_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, committer, _) = Spool::open(dir.path(), 1).unwrap();
-        let spool = Arc::new(spool);
-        let stop = CancellationToken::new();
-        let drops = Arc::new(Mutex::new(Vec::new()));
         let day = 86_400_000;
         let now = 100 * day;
         let limits = SpoolLimits {
             max_mb: 1,
             max_days: 2,
         };
-        tokio::spawn(committer.run(
-            spool.clone(),
-            parts(limits, now, drops.clone()),
-            stop.clone(),
-        ));
+        let Running {
+            spool,
+            drops,
+            stop,
+            dir: _dir,
+            ..
+        } = start(limits, now);
         // Two records three days old, one from yesterday (segments hold a day at most).
         spool.append(now - 3 * day, 1, &frame(1), true);
         spool.append(now - 3 * day, 1, &frame(2), true);
