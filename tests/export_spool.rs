@@ -10,11 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use integration_tests::{wait_until, wait_until_for, SiteSpec};
 use relay::calls::{self, CallQuery};
 use relay::monitor::MonitorPort;
 use switch_sim::smdr::{Layout, Leg, LegRecord, Printer, SmdrOptions};
 use switch_sim::{Settings, SimSwitch};
+use testkit::{wait_until, wait_until_for, SiteSpec};
 use wire::frame::HEADER_LEN;
 
 /// Unix ms of 2026-12-01 00:00:00.
@@ -270,7 +270,7 @@ async fn records_wait_for_the_next_collector_and_retention_drops_are_notified() 
 fn relay_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "--bin", "relay", "-p", "relay"])
+        .args(["build", "-q", "--bin", "relay", "-p", "relay-cli"])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the relay failed");

@@ -2,8 +2,8 @@
 //! untouched, and its memory and task count back at their baseline.
 
 use client_sim::SimApp;
-use integration_tests::*;
 use relay::protocol::Kind;
+use testkit::*;
 use tokio::io::AsyncWriteExt;
 
 fn resident_bytes() -> u64 {

@@ -1,8 +1,8 @@
 //! SPEC §5 over real TCP: use is given back however a session ends; the trial start survives
 //! restarts and a deleted licence; registration in the running relay.
 
-use integration_tests::*;
 use relay::licensing::key::{MacType, Payload};
+use testkit::*;
 
 #[tokio::test]
 async fn use_is_released_when_a_session_ends_abruptly() {

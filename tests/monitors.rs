@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use client_sim::SimApp;
-use integration_tests::*;
 use relay::config::ExportFormat;
 use relay::monitor::MonitorPort;
 use relay::protocol::{Frame, Kind, LinkMsg};
+use testkit::*;
 use wire::smdr::{Hms, SmdrRecord};
 
 /// Connects to a monitor port and sends the password; returns the app and the result byte.

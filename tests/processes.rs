@@ -17,7 +17,7 @@ fn binaries() -> PathBuf {
             "-q",
             "--bins",
             "-p",
-            "relay",
+            "relay-cli",
             "-p",
             "switch-sim",
             "-p",

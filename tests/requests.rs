@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use integration_tests::*;
 use relay::protocol::{CallMsg, Frame, Kind};
 use switch_sim::Answering;
+use testkit::*;
 
 async fn next_answer(app: &mut client_sim::SimApp) -> CallMsg {
     loop {

@@ -1,8 +1,8 @@
 //! SPEC §4: which switches each session is served, identify results, events and filtering.
 
-use integration_tests::*;
 use relay::config::User;
 use relay::protocol::{Frame, Kind, LinkMsg};
+use testkit::*;
 
 fn user(ip: &str, switches: &[u8], default_switch: Option<u8>, filtering: bool) -> User {
     User {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use client_sim::interactive::RequestSpec;
 use client_sim::load::LoadOptions;
 use client_sim::AppIdentity;
-use integration_tests::{loopback, SiteSpec, ACD, OPERATOR};
 use relay::net::MemNetwork;
+use testkit::{loopback, SiteSpec, ACD, OPERATOR};
 
 /// Three silence limits and more.
 const LONG: Duration = Duration::from_secs(95);
@@ -74,7 +74,7 @@ async fn an_interactive_session_stays_admitted_past_the_silence_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn the_demo_keeps_every_application_for_as_long_as_it_runs() {
-    let opts = relay::demo::DemoOptions {
+    let opts = relay_cli::demo::DemoOptions {
         duration: Some(LONG),
         client_port: 6000,
         switch_port: 5002,
@@ -82,7 +82,7 @@ async fn the_demo_keeps_every_application_for_as_long_as_it_runs() {
         clear_screen: false,
     };
     let mut views = Vec::new();
-    relay::demo::run_on(
+    relay_cli::demo::run_on(
         Arc::new(MemNetwork::new()),
         opts,
         std::future::pending(),

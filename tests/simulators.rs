@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use integration_tests::SiteSpec;
 use relay::net::MemNetwork;
+use testkit::SiteSpec;
 
 #[tokio::test(start_paused = true)]
 async fn a_load_rate_is_kept_across_the_time_without_a_link() {

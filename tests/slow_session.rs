@@ -2,8 +2,8 @@
 //! switch link or another session.
 
 use bytes::BytesMut;
-use integration_tests::*;
 use relay::protocol::{Kind, LinkMsg};
+use testkit::*;
 
 const EVENTS: u32 = 200_000;
 

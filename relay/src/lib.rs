@@ -1,14 +1,14 @@
 //! The CTI link relay: holds the CTI links to up to eight switches and serves every CTI
-//! application on the LAN.
+//! application on the LAN. This is the daemon as a library; the `relay` command (the
+//! `relay-cli` crate) is its front-end.
 //!
 //! Module map:
-//! - [`admin`]: the admin HTTP API, Prometheus metrics and the web console; [`cli_ctl`]:
-//!   `relay ctl`.
+//! - [`admin`]: the admin HTTP API, Prometheus metrics and the web console.
 //! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
 //! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
 //! - [`config`]: the configuration file, its defaults and every validation rule.
 //! - [`net`]: the seam to the network (real TCP, or a simulated network).
-//! - [`clock`]: the wall clock the relay is handed; [`cli_license`]: `relay license …`.
+//! - [`clock`]: the wall clock the relay is handed.
 //! - [`server`]: the running relay: listeners, switch supervisors, orderly stop.
 //! - [`hub`]: shared state, admission, consequences of a link going up or down.
 //! - [`routing`]: which switches a session is served.
@@ -19,12 +19,10 @@
 //! - [`licensing`]: licence keys, trial, entitlements; [`licence_watch`]: registration.
 //! - [`session`]: one application connection; [`session_handle`]: what others see of it.
 //! - [`outqueue`]: bounded output queues and their coalescing writers.
-//! - [`demo`]: `relay demo`, the relay with simulated switches and applications.
 //! - [`spool`]: SMDR/UCD records made durable and kept until a collector has them;
 //!   [`calls`]: the call-record store (SQLite) behind `GET /api/calls`.
 //! - [`export`]: the SMDR/UCD export port, served from the spool.
-//! - [`monitor`]: monitor ports; [`monitor_cli`] and
-//!   [`monitor_files`]: the `relay monitor` programs and their saved files.
+//! - [`monitor`]: monitor ports.
 //! - [`notify`]: notifications, whose texts in five languages are in [`catalog`]; [`status`]: the status view; [`stats`]: counters.
 
 /// The wire protocol (the `wire` crate), under the name the relay's modules use.
@@ -32,12 +30,9 @@ pub use wire as protocol;
 
 pub mod calls;
 pub mod catalog;
-pub mod cli_ctl;
-pub mod cli_license;
 pub mod clock;
 pub mod config;
 pub mod debug_log;
-pub mod demo;
 pub mod export;
 pub mod fanout;
 pub mod hub;
@@ -49,8 +44,6 @@ pub use netseam as net;
 
 pub mod admin;
 pub mod monitor;
-pub mod monitor_cli;
-pub mod monitor_files;
 pub mod notify;
 pub mod outqueue;
 pub mod recovery;

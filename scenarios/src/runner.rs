@@ -824,7 +824,7 @@ impl Site {
                             )
                         })
                         .unwrap_or_else(|| "no licensed product admitted".into());
-                    format!("{}: {limits}", relay::cli_license::standing_name(&standing))
+                    format!("{}: {limits}", standing.name())
                 };
                 self.checkpoints.push(Checkpoint {
                     name: name.clone(),

@@ -3,7 +3,8 @@
 //! - `GET /api/status`: switches, sessions, licence, monitors, counters.
 //! - `GET /api/sessions`; `DELETE /api/sessions/{id}`: close one (`X` reason 7).
 //! - `POST /api/switches/{no}/connect|disconnect|abort`; `POST /api/connect-all|disconnect-all`.
-//! - `GET /api/licence`; `POST /api/licence` with `{"key": "…"}`: register or change.
+//! - `GET /api/license`; `POST /api/license` with `{"key": "…"}`: register or change
+//!   (`/api/licence` is accepted too).
 //! - `GET /api/config`; `POST /api/switches`, `PUT|DELETE /api/switches/{no}`;
 //!   `POST /api/users`, `PUT|DELETE /api/users/{ip}`: validated, written back atomically,
 //!   applied live (a connected switch must be disconnected before it is changed).
@@ -144,6 +145,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/switches/{no}/{action}", post(switch_action))
         .route("/api/connect-all", post(connect_all))
         .route("/api/disconnect-all", post(disconnect_all))
+        .route("/api/license", get(licence).post(register_licence))
         .route("/api/licence", get(licence).post(register_licence))
         .route("/api/config", get(manage::config))
         .route("/api/switches", post(manage::add::<SwitchConfig>))

@@ -46,6 +46,15 @@ pub enum Standing {
 }
 
 impl Standing {
+    /// The standing's one-word name, for tests and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Standing::Licensed(_) => "licensed",
+            Standing::Trial { .. } => "trial",
+            Standing::Expired => "expired",
+        }
+    }
+
     pub fn entitlements(&self) -> Option<Entitlements> {
         match self {
             Standing::Licensed(p) => Some(Entitlements::of_licence(p)),

@@ -488,7 +488,7 @@ function renderLicenceDetails() {
 async function registerLicence(event) {
   event.preventDefault();
   const key = $("licence-key").value.trim();
-  const r = await api("POST", "/api/licence", { key });
+  const r = await api("POST", "/api/license", { key });
   $("licence-error").hidden = r.ok;
   $("licence-result").hidden = !r.ok;
   if (r.ok) {

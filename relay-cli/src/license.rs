@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
 
-use crate::clock::{SystemClock, WallClock};
-use crate::config::{parse_mac, Config};
-use crate::licensing::key::{self, MacType, Payload};
-use crate::licensing::{self, store, LicenceStatus, Licensing, Standing, STATUS_FILE};
+use relay::clock::{SystemClock, WallClock};
+use relay::config::{parse_mac, Config};
+use relay::licensing::key::{self, MacType, Payload};
+use relay::licensing::{self, store, LicenceStatus, Licensing, STATUS_FILE};
 
 /// A running relay's published status is trusted while it is this fresh.
 const FRESH_MS: u64 = 5_000;
@@ -315,13 +315,4 @@ pub fn issue(a: &IssueArgs) -> anyhow::Result<String> {
         "{}\n",
         payload.sign(&SigningKey::from_bytes(&seed))
     ))
-}
-
-/// The standing's one-word name, for tests and logs.
-pub fn standing_name(s: &Standing) -> &'static str {
-    match s {
-        Standing::Licensed(_) => "licensed",
-        Standing::Trial { .. } => "trial",
-        Standing::Expired => "expired",
-    }
 }

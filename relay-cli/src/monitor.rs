@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::licensing::key::day_text;
 use crate::monitor_files::{self, RotatingFiles};
-use crate::protocol::{Frame, FrameReader, Kind, LinkMsg, Str8};
+use relay::licensing::key::day_text;
+use wire::{Frame, FrameReader, Kind, LinkMsg, Str8};
 
 /// Which monitor port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -63,7 +63,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(subcommand)]
-        command: relay::cli_ctl::CtlCommand,
+        command: relay_cli::ctl::CtlCommand,
     },
     /// Watch a monitor port: `sw` (switch messages) or `su` (SMDR/UCD records).
     Monitor {
@@ -87,6 +87,7 @@ enum Command {
         duration: Option<std::time::Duration>,
     },
     /// Licence status, this host's MACs, registration, and the issuer's tools.
+    #[command(alias = "licence")]
     License {
         #[command(subcommand)]
         command: LicenseCommand,
@@ -128,7 +129,7 @@ enum LicenseCommand {
         out: PathBuf,
     },
     /// Issue (sign) a licence key.
-    Issue(relay::cli_license::IssueArgs),
+    Issue(relay_cli::license::IssueArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,7 +142,7 @@ fn main() -> ExitCode {
             token,
             json,
             command,
-        } => print_outcome(relay::cli_ctl::Ctl::new(&admin, token, json).run(&command)),
+        } => print_outcome(relay_cli::ctl::Ctl::new(&admin, token, json).run(&command)),
         Command::Monitor {
             which,
             host,
@@ -151,7 +152,7 @@ fn main() -> ExitCode {
             save,
             duration,
         } => {
-            use relay::monitor_cli::{MonitorArgs, Which};
+            use relay_cli::monitor::{MonitorArgs, Which};
             let (which, default_port) = match which.as_str() {
                 "sw" => (Which::SwitchMessages, 6001),
                 "su" => (Which::SmdrUcd, 6002),
@@ -162,7 +163,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            block_on(relay::monitor_cli::run(MonitorArgs {
+            block_on(relay_cli::monitor::run(MonitorArgs {
                 which,
                 host,
                 port: port.unwrap_or(default_port),
@@ -180,14 +181,14 @@ fn main() -> ExitCode {
         } => {
             init_tracing("warn", None);
             use std::io::IsTerminal;
-            let opts = relay::demo::DemoOptions {
+            let opts = relay_cli::demo::DemoOptions {
                 duration,
                 client_port,
                 switch_port,
                 admin_port,
                 clear_screen: std::io::stdout().is_terminal(),
             };
-            block_on(relay::demo::run(opts, async {
+            block_on(relay_cli::demo::run(opts, async {
                 let _ = stop_signal().await;
             }))
         }
@@ -238,7 +239,7 @@ fn block_on(job: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitC
 }
 
 fn license(command: LicenseCommand) -> ExitCode {
-    use relay::cli_license as cli;
+    use relay_cli::license as cli;
     let outcome = match command {
         LicenseCommand::Show { config } => cli::show(&config),
         LicenseCommand::Mac { config } => cli::mac(&config),

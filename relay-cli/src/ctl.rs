@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::calls::{CallPage, CallQuery};
+use relay::calls::{CallPage, CallQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,6 +39,7 @@ pub enum CtlCommand {
     /// Disconnect every switch and close every session.
     DisconnectAll,
     /// The licence in force, limits and use.
+    #[command(name = "license", alias = "licence")]
     Licence,
     /// Register or change the licence key.
     #[command(alias = "change")]
@@ -373,9 +374,9 @@ impl Ctl {
             },
             CtlCommand::ConnectAll => ("POST", "/api/connect-all".into(), None),
             CtlCommand::DisconnectAll => ("POST", "/api/disconnect-all".into(), None),
-            CtlCommand::Licence => ("GET", "/api/licence".into(), None),
+            CtlCommand::Licence => ("GET", "/api/license".into(), None),
             CtlCommand::Register { key } => {
-                ("POST", "/api/licence".into(), Some(json!({ "key": key })))
+                ("POST", "/api/license".into(), Some(json!({ "key": key })))
             }
             CtlCommand::Notifications { .. } => ("GET", "/api/notifications".into(), None),
             CtlCommand::Calls(args) => {
@@ -744,7 +745,7 @@ fn sessions_table(v: &Value) -> String {
 }
 
 fn licence_line(l: &Value) -> String {
-    match crate::licensing::LicenceStatus::deserialize(l) {
+    match relay::licensing::LicenceStatus::deserialize(l) {
         Ok(status) => format!("Licence: {}\n", status.summary()),
         Err(e) => format!("Licence: not understood ({e})\n"),
     }
@@ -766,7 +767,7 @@ fn notification_line(n: &Value) -> String {
         .unwrap_or_default();
     format!(
         "{} {:<5} {switch}{}\n",
-        crate::monitor_cli::time_text(ms),
+        crate::monitor::time_text(ms),
         n["level"].as_str().unwrap_or(""),
         n["text"].as_str().unwrap_or("")
     )

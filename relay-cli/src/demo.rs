@@ -12,11 +12,11 @@ use client_sim::SimApp;
 use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
 
-use crate::config::{Config, SwitchConfig, User};
-use crate::net::{Network, TcpNetwork};
-use crate::notify::Level;
-use crate::protocol::{Kind, LinkMsg};
-use crate::server::{Listeners, Relay, RelayParts};
+use relay::config::{Config, SwitchConfig, User};
+use relay::net::{Network, TcpNetwork};
+use relay::notify::Level;
+use relay::server::{Listeners, Relay, RelayParts};
+use wire::{Kind, LinkMsg};
 
 /// What the demo is run with.
 pub struct DemoOptions {
@@ -93,7 +93,7 @@ pub async fn run_on(
     let mut config = demo_config(&switches, opts.client_port);
     config.state_dir = state_dir.path().to_owned();
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let admin_listener = crate::admin::bind(SocketAddr::new(
+    let admin_listener = relay::admin::bind(SocketAddr::new(
         IpAddr::from([127, 0, 0, 1]),
         opts.admin_port,
     ))
@@ -103,8 +103,8 @@ pub async fn run_on(
         ..RelayParts::new(config)
     };
     let relay = Arc::new(Relay::start(parts, listeners)?);
-    let admin = crate::admin::serve(
-        crate::admin::AdminState {
+    let admin = relay::admin::serve(
+        relay::admin::AdminState {
             relay: relay.clone(),
             token: None,
             config_path: None,
@@ -324,9 +324,9 @@ fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Dura
     let _ = writeln!(
         out,
         "Monitors: switch messages {} ({sw} attached), SMDR/UCD {} ({su}), export {} ({ex})\n",
-        port(crate::monitor::MonitorPort::SwitchMessages),
-        port(crate::monitor::MonitorPort::SmdrUcd),
-        port(crate::monitor::MonitorPort::Export),
+        port(relay::monitor::MonitorPort::SwitchMessages),
+        port(relay::monitor::MonitorPort::SmdrUcd),
+        port(relay::monitor::MonitorPort::Export),
     );
     let _ = writeln!(
         out,

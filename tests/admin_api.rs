@@ -1,63 +1,20 @@
 //! The admin API (SPEC §8) against a running relay with a simulated switch.
 
-use std::sync::Arc;
 use std::time::Duration;
+use switch_sim::{Settings, SimSwitch};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use client_sim::SimApp;
 use http_body_util::BodyExt;
 use relay::admin::{router, AdminState};
-use relay::config::SwitchConfig;
-use relay::net::TcpNetwork;
 use relay::protocol::LinkMsg;
-use relay::{Config, Listeners, Relay, RelayParts};
-use switch_sim::{Settings, SimSwitch};
+use relay::Config;
+use testkit::{Site, SiteSpec};
 use tower::ServiceExt;
 
-struct Site {
-    relay: Arc<Relay>,
-    switch: SimSwitch,
-    _state: tempfile::TempDir,
-}
-
 async fn site() -> Site {
-    site_with(relay::hub::Tuning::default(), |_| {}).await
-}
-
-async fn site_with(tuning: relay::hub::Tuning, configure: impl FnOnce(&mut Config)) -> Site {
-    let switch = SimSwitch::start("127.0.1.61:0".parse().unwrap(), Settings::officeserv(1))
-        .await
-        .unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        state_dir: state.path().to_owned(),
-        ..Config::default()
-    };
-    config.switches.push(SwitchConfig::new(
-        1,
-        "127.0.1.61",
-        switch.addr().port(),
-        "1234",
-    ));
-    configure(&mut config);
-    let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
-    let parts = RelayParts {
-        tuning,
-        ..RelayParts::new(config)
-    };
-    let relay = Arc::new(Relay::start(parts, listeners).unwrap());
-    for _ in 0..500 {
-        if relay.hub().slot(1).unwrap().is_up() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Site {
-        relay,
-        switch,
-        _state: state,
-    }
+    SiteSpec::officeserv(1).start().await
 }
 
 /// The API over `s`, writing changes back to a configuration file of its own.
@@ -74,27 +31,6 @@ fn api_with_file(
         config_path: Some(path.clone()),
     });
     (api, path, dir)
-}
-
-/// What a writer on another thread has written so far.
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl SharedBuffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Disconnects switch 1 through the API and waits until its link is down.
@@ -241,14 +177,10 @@ fn sample(metrics: &str, name_and_labels: &str) -> u64 {
 
 #[tokio::test]
 async fn metrics_count_link_frames_recoveries_and_licence_use() {
-    let s = site_with(
-        relay::hub::Tuning {
-            recovery_cycle: Some(Duration::from_millis(50)),
-            ..Default::default()
-        },
-        |_| {},
-    )
-    .await;
+    let s = SiteSpec::officeserv(1)
+        .tuning(|t| t.recovery_cycle = Some(Duration::from_millis(50)))
+        .start()
+        .await;
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: None,
@@ -293,8 +225,8 @@ async fn metrics_count_link_frames_recoveries_and_licence_use() {
     drop(app);
 
     // The switch drops the link; the schedule brings it back.
-    assert!(s.switch.drop_link());
-    s.switch.wait_opened(2).await;
+    assert!(s.switch(1).drop_link());
+    s.switch(1).wait_opened(2).await;
     let mut metrics = String::new();
     for _ in 0..500 {
         (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
@@ -317,11 +249,13 @@ async fn metrics_count_link_frames_recoveries_and_licence_use() {
 
 #[tokio::test]
 async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
-    let s = site_with(Default::default(), |c| {
-        c.admin.token = Some("t0ken".into());
-        c.monitor.password = Some("m0nitor".into());
-    })
-    .await;
+    let s = SiteSpec::officeserv(1)
+        .configure(|c| {
+            c.admin.token = Some("t0ken".into());
+            c.monitor.password = Some("m0nitor".into());
+        })
+        .start()
+        .await;
     let api = router(AdminState {
         relay: s.relay.clone(),
         token: Some("t0ken".into()),
@@ -451,244 +385,6 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     s.relay.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_ctl_prints_tables_json_and_errors() {
-    use relay::cli_ctl::{Ctl, CtlCommand};
-    let s = site().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("relay.yaml");
-    (**s.relay.hub().config.load())
-        .save_atomic(&config_path)
-        .unwrap();
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: Some("t0ken".into()),
-        config_path: Some(config_path.clone()),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn({
-        let api = api.clone();
-        async move { axum::serve(listener, api).await }
-    });
-    let (_app, id) = SimApp::identify_as(s.relay.client_addr(), None, 2, 1, &[(0, "2201")])
-        .await
-        .unwrap();
-    assert_eq!(id.result, 0);
-
-    let ctl = |json: bool, token: Option<&str>, command: CtlCommand| {
-        let addr = addr.clone();
-        let token = token.map(str::to_owned);
-        tokio::task::spawn_blocking(move || Ctl::new(&addr, token, json).run(&command))
-    };
-    let status = ctl(false, Some("t0ken"), CtlCommand::Status)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.starts_with("Switches: 1 configured, 1 enabled, 1 connected\n"),
-        "{status}"
-    );
-    assert!(status.contains("[Call: 2201 - SW(1)]"), "{status}");
-    assert!(status.contains("Licence: trial, day 1 of 30; Call 1/20, OpenTSP 0/1, Operator 0/2; licensed sessions 1/23; bypass none\n"), "{status}");
-    let json = ctl(true, Some("t0ken"), CtlCommand::Sessions)
-        .await
-        .unwrap()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v[0]["product"], "Call");
-    let err = ctl(false, None, CtlCommand::Status)
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "a valid admin token is required: send Authorization: Bearer <admin.token>"
-    );
-    // Switch and user management, under the configuration rules.
-    use relay::cli_ctl::{
-        OptionalSwitch, SwitchCommand, SwitchFields, SwitchList, UserCommand, UserFields,
-    };
-    let run = |command: CtlCommand| ctl(false, Some("t0ken"), command);
-    let done = async |command: CtlCommand| run(command).await.unwrap().unwrap();
-    let refusal = async |command: CtlCommand| run(command).await.unwrap().unwrap_err().to_string();
-    let alex = || UserFields {
-        name: Some("Alex".into()),
-        switches: Some(SwitchList(vec![1])),
-        default_switch: Some(OptionalSwitch(Some(1))),
-        filtering: Some(true),
-        ..Default::default()
-    };
-    let added = done(CtlCommand::User {
-        command: UserCommand::Add {
-            ip: "10.1.1.5".into(),
-            fields: alex(),
-        },
-    })
-    .await;
-    assert_eq!(added, "In force, and saved to the configuration file.\n");
-    assert_eq!(
-        refusal(CtlCommand::User {
-            command: UserCommand::Add {
-                ip: "10.1.1.5".into(),
-                fields: alex(),
-            },
-        })
-        .await,
-        "10.1.1.5 is already registered by users[0] (users[1].ip)"
-    );
-    assert_eq!(
-        refusal(CtlCommand::User {
-            command: UserCommand::Set {
-                ip: "10.1.1.5".into(),
-                fields: UserFields {
-                    default_switch: Some(OptionalSwitch(Some(2))),
-                    ..Default::default()
-                },
-            },
-        })
-        .await,
-        "switch 2 is not configured (users[0].default_switch)"
-    );
-    done(CtlCommand::User {
-        command: UserCommand::Set {
-            ip: "10.1.1.5".into(),
-            fields: UserFields {
-                info: Some("front desk".into()),
-                switches: Some(SwitchList(vec![])),
-                default_switch: Some(OptionalSwitch(None)),
-                ..Default::default()
-            },
-        },
-    })
-    .await;
-    let users = done(CtlCommand::User {
-        command: UserCommand::List,
-    })
-    .await;
-    assert_eq!(
-        users,
-        "address   name  switches  default  filtering  info\n\
-         10.1.1.5  Alex  -         -        yes        front desk\n\
-         Unregistered addresses: allowed\n"
-    );
-    assert_eq!(
-        Config::load(&config_path).unwrap().users[0].info,
-        "front desk",
-        "written back"
-    );
-    assert_eq!(
-        refusal(CtlCommand::User {
-            command: UserCommand::Set {
-                ip: "10.9.9.9".into(),
-                fields: UserFields::default(),
-            },
-        })
-        .await,
-        "no user 10.9.9.9 is configured"
-    );
-    done(CtlCommand::User {
-        command: UserCommand::Delete {
-            ip: "10.1.1.5".into(),
-        },
-    })
-    .await;
-    assert!(Config::load(&config_path).unwrap().users.is_empty());
-
-    assert_eq!(
-        refusal(CtlCommand::Switch {
-            command: SwitchCommand::Add {
-                no: 2,
-                fields: SwitchFields {
-                    address: Some("127.0.1.61".into()),
-                    enabled: Some(false),
-                    ..Default::default()
-                },
-            },
-        })
-        .await,
-        "127.0.1.61: address already assigned to switch 1 (switches[1].address)"
-    );
-    assert_eq!(
-        refusal(CtlCommand::Switch {
-            command: SwitchCommand::Set {
-                no: 1,
-                fields: SwitchFields {
-                    name: Some("Main".into()),
-                    ..Default::default()
-                },
-            },
-        })
-        .await,
-        "switch 1 is connected: disconnect it before changing or deleting it (switches[0])"
-    );
-    let switches = done(CtlCommand::Switch {
-        command: SwitchCommand::List,
-    })
-    .await;
-    let address = format!("127.0.1.61:{}", s.switch.addr().port());
-    assert_eq!(
-        switches,
-        format!(
-            "no  {:<w$}  name      type        enabled\n\
-             1   {address}  Switch 1  officeserv  yes\n\
-             Default switch: 1\n",
-            "address",
-            w = address.len()
-        )
-    );
-    let done = ctl(
-        false,
-        Some("t0ken"),
-        CtlCommand::Close {
-            id: v[0]["id"].as_u64().unwrap(),
-        },
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(done, "Done.\n");
-
-    // Following: the kept notifications, then each new one as it comes.
-    let printed = SharedBuffer::default();
-    let follower = {
-        let (addr, mut out) = (addr.clone(), printed.clone());
-        tokio::task::spawn_blocking(move || {
-            Ctl::new(&addr, Some("t0ken".into()), false).follow(&mut out, Some(1))
-        })
-    };
-    while s.relay.hub().notices.followers() == 0 || printed.text().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(
-        printed.text().contains("info  CTI relay 0.1.0 started\n"),
-        "{}",
-        printed.text()
-    );
-    let (code, _) = call(
-        &api,
-        "POST",
-        "/api/switches/1/disconnect",
-        Some("t0ken"),
-        "",
-    )
-    .await;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    tokio::time::timeout(Duration::from_secs(10), follower)
-        .await
-        .expect("the new notification within 10 s")
-        .unwrap()
-        .unwrap();
-    assert!(
-        printed
-            .text()
-            .ends_with(" info  SW1 Switch 1 disconnected (disconnected by the operator)\n"),
-        "{}",
-        printed.text()
-    );
-    s.relay.shutdown().await;
-}
-
 /// Each SPEC §2 rule, through the API: the status, the message, and the field it names.
 #[tokio::test]
 async fn every_switch_and_user_rule_is_enforced_through_the_api() {
@@ -728,11 +424,11 @@ async fn every_switch_and_user_rule_is_enforced_through_the_api() {
         (
             "POST",
             "/api/switches",
-            r#"{"no":2,"address":"127.0.1.61"}"#,
+            r#"{"no":2,"address":"127.0.1.1"}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
             refused(
                 "switches[1].address",
-                "127.0.1.61: address already assigned to switch 1",
+                "127.0.1.1: address already assigned to switch 1",
             ),
         ),
         (
@@ -1023,38 +719,9 @@ async fn concurrent_changes_are_all_kept() {
     s.relay.shutdown().await;
 }
 
-/// An SMDR record in the switch's layout, in an `S` frame.
-fn smdr_frame(call: &str, ext: &str, flag: &str, secs: u64) -> (String, bytes::Bytes) {
-    use wire::smdr::{Hms, SmdrRecord};
-    let line = SmdrRecord {
-        call_id: call.into(),
-        extension: ext.into(),
-        trunk: "8503".into(),
-        month: 12,
-        day: 23,
-        start: Hms::from_secs(secs),
-        duration: Hms::from_secs(278),
-        flag: flag.into(),
-        digits: "0712345600".into(),
-        cost: "0.0".into(),
-        caller_id: "0498765478".into(),
-        ..SmdrRecord::default()
-    }
-    .to_line();
-    let frame = wire::frame::Frame::build(wire::frame::Kind::Smdr, b'S', 0xFFFF, &line);
-    (
-        String::from_utf8(line)
-            .unwrap()
-            .trim_end_matches(['\r', '\n'])
-            .to_owned(),
-        frame.into_bytes(),
-    )
-}
-
 #[tokio::test]
 async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_relay_ctl() {
     use relay::calls::CallPage;
-    use relay::cli_ctl::{CallsArgs, Ctl, CtlCommand};
     let s = site().await;
     let api = router(AdminState {
         relay: s.relay.clone(),
@@ -1066,8 +733,8 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
         .into_iter()
         .enumerate()
     {
-        let (line, frame) = smdr_frame(call, ext, flag, 8 * 3600 + i as u64);
-        assert!(s.switch.send_raw(frame));
+        let (line, frame) = testkit::smdr_frame(call, ext, flag, 8 * 3600 + i as u64);
+        assert!(s.switch(1).send_raw(frame));
         lines.push(line);
     }
     let mut stored = 0;
@@ -1149,26 +816,5 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(body.contains("unknown field `colour`"), "{body}");
 
-    // relay ctl calls: the same filters, as a table.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, api).await });
-    let table = tokio::task::spawn_blocking(move || {
-        Ctl::new(&addr, None, false).run(&CtlCommand::Calls(CallsArgs {
-            extension: Some("2501".into()),
-            ..CallsArgs::default()
-        }))
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(
-        table,
-        format!(
-            "ID  SW  START                CALL  EXT   TRUNK  FLAG  DURATION  DIGITS      CALLER      RAW\n\
-             1   1   {year}-12-23 08:00:00  1     2501  8503   O     00:04:38  0712345600  0498765478\n\
-             3   1   {year}-12-23 08:00:02  3     2501  8503   IA    00:04:38  0712345600  0498765478\n\
-             2 record(s).\n"
-        )
-    );
+    s.relay.shutdown().await;
 }

@@ -1,4 +1,10 @@
-//! Shared test support: a site of simulated switches and a relay over loopback TCP.
+//! The test kit: a site of simulated switches and a relay, over loopback TCP or an in-memory
+//! network, for the integration tests and the command-line front-ends' tests.
+//!
+//! - [`SiteSpec`] says what a site is made of; [`SiteSpec::start`] starts it as a [`Site`].
+//! - [`Site`] holds the relay, its switches and its state directory, and connects simulated
+//!   applications ([`Site::app`], [`Site::admitted`]).
+//! - [`wait_until`], [`within`]: waiting with a limit and a message instead of hanging.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +25,7 @@ pub const ACD: u8 = 0x41;
 
 /// The relay and its simulated switches.
 pub struct Site {
-    pub relay: Relay,
+    pub relay: Arc<Relay>,
     pub switches: Vec<SimSwitch>,
     /// The relay's state directory (trial start, licence), removed with the site.
     pub state_dir: tempfile::TempDir,
@@ -53,6 +59,14 @@ impl SiteSpec {
             tuning: Tuning::default(),
             wait_up: (1..=n).collect(),
             net: Arc::new(TcpNetwork),
+        }
+    }
+
+    /// `n` switches that answer requests as a switch does (`Settings::officeserv`).
+    pub fn officeserv(n: u8) -> SiteSpec {
+        SiteSpec {
+            switches: (1..=n).map(Settings::officeserv).collect(),
+            ..SiteSpec::switches(n)
         }
     }
 
@@ -109,7 +123,7 @@ impl SiteSpec {
             net: self.net.clone(),
             ..RelayParts::new(config).with_tuning(self.tuning)
         };
-        let relay = Relay::start(parts, listeners).unwrap();
+        let relay = Arc::new(Relay::start(parts, listeners).unwrap());
         let site = Site {
             relay,
             switches,
@@ -249,4 +263,78 @@ impl Site {
         })
         .await;
     }
+}
+
+/// A site's admin interface, served over loopback TCP, writing changes back to a
+/// configuration file of its own.
+pub struct Admin {
+    pub server: relay::admin::AdminServer,
+    /// The configuration file the API rewrites (the site's configuration at the start).
+    pub config_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Admin {
+    /// `HOST:PORT`, as `relay ctl --admin` takes it.
+    pub fn addr(&self) -> String {
+        self.server.addr.to_string()
+    }
+}
+
+impl Site {
+    /// Writes the relay's configuration to a file of its own and serves the admin interface
+    /// on a free loopback port, with `token` required when given.
+    pub async fn serve_admin(&self, token: Option<&str>) -> Admin {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config_path = dir.path().join("relay.yaml");
+        (**self.relay.hub().config.load())
+            .save_atomic(&config_path)
+            .expect("the configuration file is written");
+        let listener = relay::admin::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("a free admin port");
+        let server = relay::admin::serve(
+            relay::admin::AdminState {
+                relay: self.relay.clone(),
+                token: token.map(str::to_owned),
+                config_path: Some(config_path.clone()),
+            },
+            listener,
+        )
+        .expect("the admin interface is served");
+        Admin {
+            server,
+            config_path,
+            _dir: dir,
+        }
+    }
+}
+
+/// An SMDR record in the switch's 121-byte layout, as its text (without the line end) and
+/// as the `S` frame the switch sends.
+pub fn smdr_frame(call: &str, ext: &str, flag: &str, secs: u64) -> (String, bytes::Bytes) {
+    use wire::smdr::{Hms, SmdrRecord};
+    let line = SmdrRecord {
+        call_id: call.into(),
+        extension: ext.into(),
+        trunk: "8503".into(),
+        month: 12,
+        day: 23,
+        start: Hms::from_secs(secs),
+        duration: Hms::from_secs(278),
+        flag: flag.into(),
+        digits: "0712345600".into(),
+        cost: "0.0".into(),
+        caller_id: "0498765478".into(),
+        ..SmdrRecord::default()
+    }
+    .to_line();
+    let frame = wire::frame::Frame::build(wire::frame::Kind::Smdr, b'S', 0xFFFF, &line);
+    (
+        String::from_utf8(line)
+            .expect("an SMDR line is ASCII")
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+        frame.into_bytes(),
+    )
 }
