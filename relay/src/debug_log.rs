@@ -201,8 +201,9 @@ mod tests {
         }
     }
 
+    /// Waits up to 10 s: the writer thread may be slow to run on a loaded machine.
     fn wait_for(mut cond: impl FnMut() -> bool) {
-        for _ in 0..500 {
+        for _ in 0..5000 {
             if cond() {
                 return;
             }
