@@ -358,8 +358,12 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the configuration file {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("the configuration file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
     #[error("the configuration file {path} breaks {} rule(s):\n{}", .errors.len(), render(.errors))]
     Invalid {
         path: PathBuf,
@@ -382,9 +386,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Config::parse(&text).map_err(|message| LoadError::Parse {
+        let config = Config::parse(&text).map_err(|source| LoadError::Parse {
             path: path.to_owned(),
-            message,
+            source,
         })?;
         config.validate().map_err(|errors| LoadError::Invalid {
             path: path.to_owned(),
@@ -394,11 +398,11 @@ impl Config {
     }
 
     /// Parses YAML text (an empty document is the all-defaults configuration), unvalidated.
-    pub fn parse(text: &str) -> Result<Config, String> {
+    pub fn parse(text: &str) -> Result<Config, serde_yaml::Error> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        serde_yaml::from_str(text)
     }
 
     /// Checks every rule of SPEC §2 and returns all that are broken.

@@ -15,7 +15,7 @@ use crate::notify::Notice;
 /// Checks a key against the configured issuers and the MACs present now.
 pub fn check(hub: &Hub, text: &str) -> Result<Payload, LicenceError> {
     let issuers =
-        key::issuer_keys(&hub.config.load().license.issuer_keys).map_err(LicenceError::Issuers)?;
+        key::issuer_keys(&hub.config.load().license.issuer_keys).map_err(LicenceError::from)?;
     let payload = key::verify(text, &issuers)?;
     valid_now(
         &payload,
@@ -84,7 +84,7 @@ pub async fn run(hub: Arc<Hub>, stop: CancellationToken) {
                 // here the key must verify and be unexpired.
                 let issuers = key::issuer_keys(&hub.config.load().license.issuer_keys);
                 let verdict = issuers
-                    .map_err(LicenceError::Issuers)
+                    .map_err(LicenceError::from)
                     .and_then(|i| key::verify(&text, &i).map_err(LicenceError::from))
                     .and_then(
                         |p| match valid_now(&p, hub.clock.now_ms(), &[p.mac], &[p.mac]) {

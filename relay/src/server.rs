@@ -72,29 +72,25 @@ impl Listeners {
         })
     }
 
-    /// Binds the client port and the bypass port (client + 500) of the configuration.
-    pub async fn bind(net: &dyn Network, config: &Config) -> anyhow::Result<Listeners> {
-        use anyhow::Context;
+    /// Binds every port of the configuration: client, bypass (client + 500), and the monitor
+    /// and export ports that are on.
+    pub async fn bind(net: &dyn Network, config: &Config) -> Result<Listeners, BindError> {
         let ip = config.listen.address;
         let client_port = config.listen.client_port;
-        let bypass_port = u16::try_from(config.listen.bypass_port())
-            .context("the bypass port (client_port + 500) is over 65535")?;
-        let client = net
-            .bind(SocketAddr::new(ip, client_port))
-            .await
-            .with_context(|| format!("cannot listen on the client port {ip}:{client_port}"))?;
-        let bypass = net
-            .bind(SocketAddr::new(ip, bypass_port))
-            .await
-            .with_context(|| format!("cannot listen on the bypass port {ip}:{bypass_port}"))?;
+        let bypass_port =
+            u16::try_from(config.listen.bypass_port()).map_err(|_| BindError::BypassPortOver)?;
+        let bind = |port: u16, what: &'static str| async move {
+            let addr = SocketAddr::new(ip, port);
+            net.bind(addr)
+                .await
+                .map_err(|source| BindError::Port { what, addr, source })
+        };
+        let client = bind(client_port, "client").await?;
+        let bypass = bind(bypass_port, "bypass").await?;
         let optional = |port: Option<u16>, what: &'static str| async move {
             match port {
                 None => Ok(None),
-                Some(p) => net
-                    .bind(SocketAddr::new(ip, p))
-                    .await
-                    .map(Some)
-                    .with_context(|| format!("cannot listen on the {what} port {ip}:{p}")),
+                Some(p) => bind(p, what).await.map(Some),
             }
         };
         Ok(Listeners {
@@ -105,6 +101,40 @@ impl Listeners {
             export: optional(config.export.port, "SMDR/UCD export").await?,
         })
     }
+}
+
+/// Why the relay's ports could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("the bypass port (client_port + 500) is over 65535")]
+    BypassPortOver,
+    #[error("cannot listen on the {what} port {addr}")]
+    Port {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why the relay could not start; nothing was started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the configuration breaks {} rule(s):\n{}", .0.len(), rule_list(.0))]
+    Config(Vec<crate::config::ConfigError>),
+    #[error("cannot read the address of a listening port")]
+    ListenerAddr(#[source] std::io::Error),
+    #[error("cannot use the state directory {} (state_dir)", .0.display())]
+    StateDir(std::path::PathBuf, #[source] std::io::Error),
+    #[error("cannot open the call-record store {}", .0.display())]
+    CallStore(std::path::PathBuf, #[source] rusqlite::Error),
+    #[error("cannot open the export spool {}", .0.display())]
+    Spool(std::path::PathBuf, #[source] std::io::Error),
+}
+
+fn rule_list(errors: &[crate::config::ConfigError]) -> String {
+    let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+    list.join("\n")
 }
 
 /// A relay that is running; dropping it does not stop it, [`Relay::shutdown`] does.
@@ -135,17 +165,16 @@ pub enum EditRefused<E> {
 impl Relay {
     /// Starts serving on `listeners` and, when `auto_connect` is on, dials the switches.
     /// A configuration that breaks a rule is refused whole.
-    pub fn start(parts: RelayParts, listeners: Listeners) -> anyhow::Result<Relay> {
-        if let Err(errors) = parts.config.validate() {
-            let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-            anyhow::bail!(
-                "the configuration breaks {} rule(s):\n{}",
-                errors.len(),
-                list.join("\n")
-            );
-        }
-        let client_addr = listeners.client.local_addr()?;
-        let bypass_addr = listeners.bypass.local_addr()?;
+    pub fn start(parts: RelayParts, listeners: Listeners) -> Result<Relay, StartError> {
+        parts.config.validate().map_err(StartError::Config)?;
+        let client_addr = listeners
+            .client
+            .local_addr()
+            .map_err(StartError::ListenerAddr)?;
+        let bypass_addr = listeners
+            .bypass
+            .local_addr()
+            .map_err(StartError::ListenerAddr)?;
         let addr_of = |l: &Option<Box<dyn Listener>>| l.as_ref().and_then(|l| l.local_addr().ok());
         let monitor_addrs = [
             addr_of(&listeners.monitor_sw),
@@ -154,32 +183,22 @@ impl Relay {
         ];
         let licensing =
             crate::licensing::Licensing::open(&parts.config.state_dir, parts.clock.now_ms())
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot use the state directory {} (state_dir): {e}",
-                        parts.config.state_dir.display()
-                    )
-                })?;
+                .map_err(|e| StartError::StateDir(parts.config.state_dir.clone(), e))?;
         let state_dir = parts.config.state_dir.clone();
+        let store_error = |e| StartError::CallStore(state_dir.join(crate::calls::FILE), e);
         let store = match parts.config.calls.store {
             true => Some(
-                CallStore::open(&state_dir, parts.config.calls.keep_days).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot open the call-record store {}: {e}",
-                        state_dir.join(crate::calls::FILE).display()
-                    )
-                })?,
+                CallStore::open(&state_dir, parts.config.calls.keep_days).map_err(store_error)?,
             ),
             false => None,
         };
         let stored = match &store {
-            Some(s) => s.last_seq()?,
+            Some(s) => s.last_seq().map_err(store_error)?,
             None => 0,
         };
         let spool_dir = state_dir.join("spool");
-        let (spool, committer, damaged) = Spool::open(&spool_dir, stored + 1).map_err(|e| {
-            anyhow::anyhow!("cannot open the export spool {}: {e}", spool_dir.display())
-        })?;
+        let (spool, committer, damaged) =
+            Spool::open(&spool_dir, stored + 1).map_err(|e| StartError::Spool(spool_dir, e))?;
         for d in &damaged {
             warn!("export spool: a damaged entry ends a segment: {d}");
         }

@@ -192,7 +192,7 @@ async fn read_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    protocol_error(hub, session, &e.to_string());
+                    protocol_error(hub, session, &e.into());
                     return wait_writer(writer).await;
                 }
             }
@@ -226,17 +226,34 @@ async fn wait_writer(writer: &mut tokio::task::JoinHandle<WriterEnd>) -> Stop {
     Stop::WriterDone
 }
 
-fn protocol_error(hub: &Hub, session: &SessionHandle, why: &str) {
+/// What an application did that the protocol does not allow; it ends the session.
+#[derive(Debug, thiserror::Error)]
+enum Violation {
+    #[error(transparent)]
+    Frame(#[from] wire::FrameError),
+    #[error(transparent)]
+    Link(#[from] wire::link::LinkError),
+    #[error(transparent)]
+    Call(#[from] wire::call::CallError),
+    #[error("unexpected link-control '{}' from an application", .0.escape_ascii())]
+    UnexpectedLink(u8),
+    #[error("an application must not send {0:?} frames")]
+    UnexpectedKind(Kind),
+    #[error("a request must not use INVOKE 0xFFFF")]
+    NoInvoke,
+}
+
+fn protocol_error(hub: &Hub, session: &SessionHandle, why: &Violation) {
     hub.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-    debug!(why, "protocol error");
-    session.close(CloseReason::ProtocolError, why);
+    debug!(%why, "protocol error");
+    session.close(CloseReason::ProtocolError, &why.to_string());
 }
 
 /// Handles one frame from the application; `Err` is a protocol error that ends the session.
-fn handle_frame(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), String> {
+fn handle_frame(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), Violation> {
     match frame.kind() {
         Kind::Request => request(hub, session, frame),
-        Kind::Link => match LinkMsg::decode(frame).map_err(|e| e.to_string())? {
+        Kind::Link => match LinkMsg::decode(frame)? {
             LinkMsg::Heartbeat => {
                 session.send_link(&LinkMsg::HeartbeatReply);
                 Ok(())
@@ -253,12 +270,9 @@ fn handle_frame(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Resul
                 });
                 Ok(())
             }
-            other => Err(format!(
-                "unexpected link-control '{}' from an application",
-                other.code().escape_ascii()
-            )),
+            other => Err(Violation::UnexpectedLink(other.code())),
         },
-        other => Err(format!("an application must not send {other:?} frames")),
+        other => Err(Violation::UnexpectedKind(other)),
     }
 }
 
@@ -308,14 +322,14 @@ fn change_device(
 }
 
 /// Forwards a request to its switch with a link-unique INVOKE, or answers it here.
-fn request(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), String> {
+fn request(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), Violation> {
     let app_invoke = frame.invoke();
     if app_invoke == NO_INVOKE {
-        return Err("a request must not use INVOKE 0xFFFF".into());
+        return Err(Violation::NoInvoke);
     }
     let code = frame.code();
     let switch = if session.is_p3() {
-        switch_byte(frame).map_err(|e| e.to_string())?
+        switch_byte(frame)?
     } else {
         session.default_switch
     };

@@ -96,11 +96,19 @@ pub struct AdminServer {
 }
 
 /// Binds the admin port (before the relay starts, so that a taken port stops nothing).
-pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    use anyhow::Context;
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on the admin port {addr}"))
+        .map_err(|source| BindError { addr, source })
+}
+
+/// The admin port could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on the admin port {addr}")]
+pub struct BindError {
+    pub addr: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Serves the API, the metrics and the web console on `listener`.

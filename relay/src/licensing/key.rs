@@ -200,20 +200,37 @@ pub fn verify(text: &str, issuers: &[VerifyingKey]) -> Result<Payload, KeyError>
 
 /// Reads `license.issuer_keys` (64 hex digits each); the configuration check has already
 /// refused malformed ones, so a key that is not a curve point is the only new failure.
-pub fn issuer_keys(hex_keys: &[String]) -> Result<Vec<VerifyingKey>, String> {
+pub fn issuer_keys(hex_keys: &[String]) -> Result<Vec<VerifyingKey>, IssuerKeyError> {
     hex_keys
         .iter()
         .map(|h| {
             let bytes = data_encoding::HEXLOWER_PERMISSIVE
                 .decode(h.as_bytes())
-                .map_err(|e| format!("issuer key {h:?}: {e}"))?;
+                .map_err(|source| IssuerKeyError::Hex {
+                    key: h.clone(),
+                    source,
+                })?;
             let arr: [u8; 32] = bytes
                 .try_into()
-                .map_err(|_| format!("issuer key {h:?} is not 32 bytes"))?;
-            VerifyingKey::from_bytes(&arr)
-                .map_err(|_| format!("issuer key {h:?} is not an Ed25519 public key"))
+                .map_err(|_| IssuerKeyError::Length(h.clone()))?;
+            VerifyingKey::from_bytes(&arr).map_err(|_| IssuerKeyError::NotAPoint(h.clone()))
         })
         .collect()
+}
+
+/// Why a configured issuer key cannot verify licences.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IssuerKeyError {
+    #[error("issuer key {key:?}: {source}")]
+    Hex {
+        key: String,
+        #[source]
+        source: data_encoding::DecodeError,
+    },
+    #[error("issuer key {0:?} is not 32 bytes")]
+    Length(String),
+    #[error("issuer key {0:?} is not an Ed25519 public key")]
+    NotAPoint(String),
 }
 
 /// `AA:BB:CC:DD:EE:FF`.

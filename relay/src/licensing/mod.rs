@@ -194,7 +194,7 @@ pub enum LicenceError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("the configured issuer keys are unusable: {0}")]
-    Issuers(String),
+    Issuers(#[from] key::IssuerKeyError),
     #[error("cannot write the licence to the state directory: {0}")]
     Store(#[from] std::io::Error),
 }
