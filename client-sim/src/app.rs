@@ -344,17 +344,6 @@ fn request_frame(protocol: u8, switch: Option<u8>, code: u8, invoke: u16, body: 
     .encode()
 }
 
-/// A request body made of `str8` fields (the switch simulator's request convention).
-pub fn str8_body(fields: &[&str]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for f in fields {
-        let s = Str8::lossy(f);
-        body.push(s.len() as u8);
-        body.extend_from_slice(s.as_bytes());
-    }
-    body
-}
-
 async fn read_frame<R: AsyncRead + Unpin>(
     stream: &mut R,
     reader: &mut FrameReader,

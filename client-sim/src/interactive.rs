@@ -7,8 +7,9 @@ use std::time::Duration;
 use netseam::Network;
 use wire::{LinkMsg, Product};
 
-use crate::app::{str8_body, AppIdentity, SimApp};
+use crate::app::{AppIdentity, SimApp};
 use crate::describe::describe;
+use wire::str8_body;
 
 /// A request given on the command line: `SWITCH:CODE:FIELD,FIELD…`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,4 +15,4 @@ pub mod interactive;
 pub mod load;
 pub mod soak;
 
-pub use app::{str8_body, AppIdentity, Identified, SimApp};
+pub use app::{AppIdentity, Identified, SimApp};

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use wire::{CallMsg, Kind, LinkMsg, Product};
 
-use crate::app::{str8_body, AppIdentity, SimApp};
+use crate::app::{AppIdentity, SimApp};
+use wire::str8_body;
 
 /// How the soak runs.
 #[derive(Clone, Debug)]

@@ -228,15 +228,10 @@ async fn softphone(net: Arc<dyn Network>, relay: SocketAddr, app: Arc<DemoApp>) 
         invoke = invoke.wrapping_add(1) % 0xFFFF;
         // Alternately call 2202 from 2201 and hang up.
         let sent = if invoke % 2 == 1 {
-            wr.request(
-                None,
-                b'K',
-                invoke,
-                &client_sim::str8_body(&["2201", "2202"]),
-            )
-            .await
+            wr.request(None, b'K', invoke, &wire::str8_body(&["2201", "2202"]))
+                .await
         } else {
-            wr.request(None, b'D', invoke, &client_sim::str8_body(&["2201"]))
+            wr.request(None, b'D', invoke, &wire::str8_body(&["2201"]))
                 .await
         };
         if sent.is_err() || reader.is_finished() {

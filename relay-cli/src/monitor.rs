@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::monitor_files::{self, RotatingFiles};
 use relay::licensing::key::day_text;
-use wire::{Frame, FrameReader, Kind, LinkMsg, Str8};
+use wire::{Frame, FrameReader, Kind, LinkMsg, MonitorMsg, Str8};
 
 /// Which monitor port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,56 +37,49 @@ pub fn render(frame: &Frame) -> Option<(String, Option<Kind>)> {
     if frame.kind() != Kind::Monitor {
         return None;
     }
-    let body = frame.body();
-    if frame.code() == b'G' {
-        let n = u32::from_be_bytes(body.get(..4)?.try_into().ok()?);
-        return Some((
-            format!("*** {n} message(s) missed: this monitor read too slowly"),
-            None,
-        ));
-    }
-    let time_ms = u64::from_be_bytes(body.get(..8)?.try_into().ok()?);
-    let switch = *body.get(8)?;
-    let inner = body.get(9..)?;
+    let (code, time_ms, switch, inner) = match MonitorMsg::decode(frame) {
+        Ok(MonitorMsg::Gap { dropped }) => {
+            return Some((
+                format!("*** {dropped} message(s) missed: this monitor read too slowly"),
+                None,
+            ))
+        }
+        Ok(MonitorMsg::Link {
+            code,
+            time_ms,
+            switch,
+            frame,
+        }) => (code, time_ms, switch, frame),
+        Err(e) => return Some((format!("*** {e}"), None)),
+    };
     let when = time_text(time_ms);
-    match frame.code() {
-        code @ (b'<' | b'>') => {
+    match code {
+        b'<' | b'>' => {
             let arrow = if code == b'>' { "->" } else { "<-" };
-            let c = inner.get(3).copied().unwrap_or(b'?');
-            let hex: Vec<String> = inner
-                .get(4..)
-                .unwrap_or_default()
+            // INVOKE and body, as the switch link carried them.
+            let hex: Vec<String> = inner.as_bytes()[4..]
                 .iter()
                 .map(|b| format!("{b:02X}"))
                 .collect();
-            let kind = inner.get(2).and_then(|k| Kind::from_byte(*k));
             Some((
                 format!(
                     "{when} {arrow} SW{switch} '{}' {}",
-                    c.escape_ascii(),
+                    inner.code().escape_ascii(),
                     hex.join(" ")
                 ),
-                kind,
+                Some(inner.kind()),
             ))
         }
-        b'S' | b'U' => {
-            let kind = if frame.code() == b'S' {
-                Kind::Smdr
-            } else {
-                Kind::Ucd
-            };
-            let label = if kind == Kind::Smdr { "SMDR" } else { "UCD" };
+        _ => {
+            let kind = inner.kind();
+            let label = if code == b'S' { "SMDR" } else { "UCD" };
             // One line per record: a page header the switch printed before it is left out,
             // and so are its line end and trailing padding.
-            let (_, record) = wire::smdr::split_page_header(inner.get(6..).unwrap_or_default());
+            let (_, record) = wire::smdr::split_page_header(inner.body());
             let record = record.trim_ascii_end();
             let text = String::from_utf8_lossy(record).into_owned();
             Some((format!("{when} <- SW{switch} {label} {text}"), Some(kind)))
         }
-        other => Some((
-            format!("{when} unknown monitor frame '{}'", other.escape_ascii()),
-            None,
-        )),
     }
 }
 
@@ -265,11 +258,16 @@ mod tests {
             "2025-11-24 16:00:00.123 <- SW2 'e' FF FF 04 32 32 30 31"
         );
         assert_eq!(kind, Some(Kind::Event));
-        let smdr = [&[0u8, 13, b'S', b'S', 0xFF, 0xFF][..], b"2201 701 x"].concat();
-        let m = wire::monitor::encode_link(b'S', 0, 1, &smdr).unwrap();
+        let smdr = Frame::build(Kind::Smdr, b'S', 0xFFFF, b"2201 701 x");
+        let m = wire::monitor::encode_link(b'S', 0, 1, smdr.as_bytes()).unwrap();
         assert_eq!(
             render(&Frame::new(m).unwrap()).unwrap().0,
             "1970-01-01 00:00:00.000 <- SW1 SMDR 2201 701 x"
+        );
+        let truncated = Frame::build(Kind::Monitor, b'G', 0xFFFF, &[0, 1]);
+        assert_eq!(
+            render(&truncated).unwrap().0,
+            "*** monitor frame 'G' is truncated"
         );
         // A native record after a page header: the record's line, without its CR LF and padding.
         let record = wire::smdr::SmdrRecord {

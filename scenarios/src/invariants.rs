@@ -177,7 +177,7 @@ impl Checker {
             );
         }
         let usage = hub.licensing.usage();
-        let bypass: u32 = Product::ALL.into_iter().map(|p| usage.bypass(p)).sum();
+        let bypass: u32 = Product::ALL.iter().copied().map(|p| usage.bypass(p)).sum();
         if usage.licensed_total() != 0 || bypass != 0 {
             return violation(
                 "everything returns to its baseline",
@@ -321,7 +321,8 @@ impl Checker {
             );
         }
         for p in Product::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|p| p.port() == Port::Bypass)
         {
             let admitted = sessions.iter().filter(|s| s.product == p).count() as u32;

@@ -1,6 +1,6 @@
 //! Frames as transcript lines: names and fields, not bytes.
 
-use wire::{CallMsg, Frame, IdentifyResult, Kind, LinkMsg, MonitorMsg};
+use wire::{CallMsg, FieldReader, Frame, IdentifyResult, Kind, LinkMsg, MonitorMsg};
 
 /// A frame an application received.
 pub fn app_frame(frame: &Frame, p3: bool) -> String {
@@ -145,26 +145,18 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn event_fields(body: &[u8]) -> Option<(String, u16, String, &[u8])> {
-    let n = *body.first()? as usize;
-    let device = body.get(1..1 + n)?;
-    let rest = &body[1 + n..];
-    let call = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
-    let m = *rest.get(2)? as usize;
-    let other = rest.get(3..3 + m)?;
-    Some((
-        device.escape_ascii().to_string(),
-        call,
-        other.escape_ascii().to_string(),
-        &rest[3 + m..],
-    ))
+    let mut r = FieldReader::new(body);
+    let device = r.str8()?.escape_ascii().to_string();
+    let call = r.u16()?;
+    let other = r.str8()?.escape_ascii().to_string();
+    Some((device, call, other, r.rest()))
 }
 
-fn str8_fields(mut b: &[u8]) -> Option<Vec<String>> {
+fn str8_fields(body: &[u8]) -> Option<Vec<String>> {
+    let mut r = FieldReader::new(body);
     let mut out = Vec::new();
-    while !b.is_empty() {
-        let n = b[0] as usize;
-        out.push(b.get(1..1 + n)?.escape_ascii().to_string());
-        b = &b[1 + n..];
+    while !r.is_empty() {
+        out.push(r.str8()?.escape_ascii().to_string());
     }
     Some(out)
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use client_sim::app::{Reader, Writer};
-use client_sim::{str8_body, SimApp};
+use client_sim::SimApp;
 use netseam::MemNetwork;
 use relay::clock::FixedStartClock;
 use relay::config::{Config, ExportFormat, SwitchConfig};
@@ -19,6 +19,7 @@ use serde::Serialize;
 use switch_sim::{Answering, Settings, SimSwitch};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
+use wire::str8_body;
 use wire::{Kind, LinkMsg, Port, Product, Str8};
 
 use crate::invariants::{self, Checker, Violation};

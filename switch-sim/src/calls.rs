@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use wire::frame::{put_header, NO_INVOKE};
-use wire::{Kind, Station, StationKind, Str8};
+use wire::{FieldReader, Kind, Station, StationKind, Str8};
 
 use crate::smdr::{Leg, LegRecord, Printer, SmdrOptions};
 
@@ -155,11 +155,12 @@ impl CallModel {
 
     /// Handles a request (`code`, body as the switch receives it) at switch time `now_ms`.
     pub fn request(&mut self, code: u8, body: &[u8], now_ms: u64) -> Outcome {
-        let mut r = Reader(body);
-        let Some(device) = r.str8() else {
+        let mut r = FieldReader::new(body);
+        let text = |field: &[u8]| String::from_utf8_lossy(field).into_owned();
+        let Some(device) = r.str8().map(text) else {
             return fail(result::MALFORMED);
         };
-        let second = r.str8();
+        let second = r.str8().map(text);
         if !matches!(
             code,
             b'K' | b'N' | b'D' | b'H' | b'G' | b'T' | b'F' | b'Y' | b'+'
@@ -503,17 +504,6 @@ fn record_frame(kind: Kind, code: u8, line: &str) -> Bytes {
     put_header(&mut out, kind, code, NO_INVOKE, line.len());
     out.put_slice(line.as_bytes());
     out.freeze()
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn str8(&mut self) -> Option<String> {
-        let n = *self.0.first()? as usize;
-        let s = self.0.get(1..1 + n)?;
-        self.0 = &self.0[1 + n..];
-        Some(String::from_utf8_lossy(s).into_owned())
-    }
 }
 
 #[cfg(test)]

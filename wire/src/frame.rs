@@ -6,6 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::byte_enum::byte_enum;
+
 /// Bytes of the frame header: LEN, KIND, CODE, INVOKE.
 pub const HEADER_LEN: usize = 6;
 /// Smallest legal LEN (KIND, CODE, INVOKE).
@@ -17,44 +19,21 @@ pub const MAX_FRAME: usize = MAX_LEN as usize + 2;
 /// INVOKE carried by events, records and link control.
 pub const NO_INVOKE: u16 = 0xFFFF;
 
-/// The KIND byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Link,
-    Request,
-    Answer,
-    Event,
-    Smdr,
-    Ucd,
-    Monitor,
+byte_enum! {
+    /// The KIND byte.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Kind {
+        Link = b'L',
+        Request = b'R',
+        Answer = b'A',
+        Event = b'E',
+        Smdr = b'S',
+        Ucd = b'U',
+        Monitor = b'M',
+    }
 }
 
 impl Kind {
-    pub const fn from_byte(b: u8) -> Option<Kind> {
-        Some(match b {
-            b'L' => Kind::Link,
-            b'R' => Kind::Request,
-            b'A' => Kind::Answer,
-            b'E' => Kind::Event,
-            b'S' => Kind::Smdr,
-            b'U' => Kind::Ucd,
-            b'M' => Kind::Monitor,
-            _ => return None,
-        })
-    }
-
-    pub const fn byte(self) -> u8 {
-        match self {
-            Kind::Link => b'L',
-            Kind::Request => b'R',
-            Kind::Answer => b'A',
-            Kind::Event => b'E',
-            Kind::Smdr => b'S',
-            Kind::Ucd => b'U',
-            Kind::Monitor => b'M',
-        }
-    }
-
     /// Whether this kind carries the SWITCH byte on a protocol-3 application connection.
     pub const fn carries_switch_byte(self) -> bool {
         matches!(self, Kind::Request | Kind::Answer | Kind::Event)

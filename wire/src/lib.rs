@@ -7,13 +7,14 @@
 //! - [`monitor`]: the monitor ports' `M` frames.
 //! - [`smdr`]: the switch's native SMDR record layout.
 //! - [`product`]: application products and identify results.
-//! - [`text`]: the byte-exact `str8` field.
+//! - [`text`]: the byte-exact `str8` field, and reading a body field by field.
 //! - [`date`]: calendar dates of records and licences.
 //!
 //! Nothing here touches a socket.
 
 #![forbid(unsafe_code)]
 
+mod byte_enum;
 pub mod call;
 pub mod date;
 pub mod frame;
@@ -28,4 +29,4 @@ pub use frame::{Frame, FrameError, FrameReader, Kind, NO_INVOKE};
 pub use link::{DeviceRef, LinkMsg, Station, StationKind};
 pub use monitor::MonitorMsg;
 pub use product::{CloseReason, IdentifyResult, Port, Product};
-pub use text::Str8;
+pub use text::{str8_body, FieldReader, Str8};

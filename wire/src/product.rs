@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::byte_enum::byte_enum;
+
 /// The two application ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Port {
@@ -11,45 +13,27 @@ pub enum Port {
     Bypass,
 }
 
-/// Every product an application can identify as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Product {
-    Call,
-    CallPlus,
-    Operator,
-    OpenTsp,
-    EasySet,
-    DataView,
-    News,
-    Acd,
-    Messenger,
-    BypassDataView,
-    CallPro,
-    CallSim,
-    OtherServer,
+byte_enum! {
+    /// Every product an application can identify as, with its byte in `I`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Product {
+        Call = 1,
+        CallPlus = 2,
+        Operator = 3,
+        OpenTsp = 4,
+        EasySet = 5,
+        DataView = 6,
+        News = 7,
+        Acd = 0x41,
+        Messenger = 0x42,
+        BypassDataView = 0x43,
+        CallPro = 0x44,
+        CallSim = 0x45,
+        OtherServer = 0x4F,
+    }
 }
 
 impl Product {
-    pub const ALL: [Product; 13] = [
-        Product::Call,
-        Product::CallPlus,
-        Product::Operator,
-        Product::OpenTsp,
-        Product::EasySet,
-        Product::DataView,
-        Product::News,
-        Product::Acd,
-        Product::Messenger,
-        Product::BypassDataView,
-        Product::CallPro,
-        Product::CallSim,
-        Product::OtherServer,
-    ];
-
-    pub fn from_byte(b: u8) -> Option<Product> {
-        Product::ALL.into_iter().find(|p| p.byte() == b)
-    }
-
     /// Parses the command-line name of a product (`call`, `callplus`, `operator`, `opentsp`,
     /// `easyset`, `dataview`, `news`, `acd`, `messenger`, `bypass-dataview`, `callpro`,
     /// `callsim`, `other`), case-insensitively.
@@ -70,24 +54,6 @@ impl Product {
             "other" => Product::OtherServer,
             _ => return None,
         })
-    }
-
-    pub const fn byte(self) -> u8 {
-        match self {
-            Product::Call => 1,
-            Product::CallPlus => 2,
-            Product::Operator => 3,
-            Product::OpenTsp => 4,
-            Product::EasySet => 5,
-            Product::DataView => 6,
-            Product::News => 7,
-            Product::Acd => 0x41,
-            Product::Messenger => 0x42,
-            Product::BypassDataView => 0x43,
-            Product::CallPro => 0x44,
-            Product::CallSim => 0x45,
-            Product::OtherServer => 0x4F,
-        }
     }
 
     pub const fn port(self) -> Port {
@@ -128,42 +94,25 @@ impl fmt::Display for Product {
     }
 }
 
-/// Identify results (`i`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum IdentifyResult {
-    Accepted = 0,
-    NotLicensed = 1,
-    CountUsedUp = 2,
-    TrialExpired = 3,
-    AccessLimit = 4,
-    AddressNotPermitted = 5,
-    NoUsableSwitch = 6,
-    WrongPort = 7,
-    Malformed = 8,
-    SingleUseActive = 9,
-    NotConnected = 10,
+byte_enum! {
+    /// Identify results (`i`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum IdentifyResult {
+        Accepted = 0,
+        NotLicensed = 1,
+        CountUsedUp = 2,
+        TrialExpired = 3,
+        AccessLimit = 4,
+        AddressNotPermitted = 5,
+        NoUsableSwitch = 6,
+        WrongPort = 7,
+        Malformed = 8,
+        SingleUseActive = 9,
+        NotConnected = 10,
+    }
 }
 
 impl IdentifyResult {
-    pub fn from_byte(b: u8) -> Option<IdentifyResult> {
-        use IdentifyResult::*;
-        [
-            Accepted,
-            NotLicensed,
-            CountUsedUp,
-            TrialExpired,
-            AccessLimit,
-            AddressNotPermitted,
-            NoUsableSwitch,
-            WrongPort,
-            Malformed,
-            SingleUseActive,
-            NotConnected,
-        ]
-        .into_iter()
-        .find(|r| *r as u8 == b)
-    }
-
     pub const fn describe(self) -> &'static str {
         match self {
             IdentifyResult::Accepted => "accepted",
@@ -181,31 +130,16 @@ impl IdentifyResult {
     }
 }
 
-/// Reasons carried by `X`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    SwitchLost = 1,
-    Shutdown = 2,
-    TooSlow = 3,
-    ProtocolError = 4,
-    LicenceChanged = 5,
-    IdleTimeout = 6,
-    Administrator = 7,
-}
-
-impl CloseReason {
-    pub fn from_byte(b: u8) -> Option<CloseReason> {
-        use CloseReason::*;
-        [
-            SwitchLost,
-            Shutdown,
-            TooSlow,
-            ProtocolError,
-            LicenceChanged,
-            IdleTimeout,
-            Administrator,
-        ]
-        .into_iter()
-        .find(|r| *r as u8 == b)
+byte_enum! {
+    /// Reasons carried by `X`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum CloseReason {
+        SwitchLost = 1,
+        Shutdown = 2,
+        TooSlow = 3,
+        ProtocolError = 4,
+        LicenceChanged = 5,
+        IdleTimeout = 6,
+        Administrator = 7,
     }
 }

@@ -389,7 +389,8 @@ impl LicenceStatus {
             access_limit: ent.map_or(0, |e| e.access_limit()),
             licensed_in_use: usage.map_or(0, Usage::licensed_total),
             bypass: Product::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|p| p.port() == crate::protocol::Port::Bypass)
                 .map(|p| {
                     (
