@@ -85,10 +85,25 @@ async fn status_sessions_and_closing_one_with_x_reason_7() {
 
     let (code, body) = call(&api, "GET", "/api/status", None, "").await;
     assert_eq!(code, StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["status"]["switches_connected"], 1);
-    assert_eq!(v["status"]["sessions"][0]["state"], "[Call: 2201 - SW(1)]");
-    assert_eq!(v["status"]["licence"]["standing"], "trial");
+    let reply: relay::admin::contract::StatusReply = serde_json::from_str(&body).unwrap();
+    let status = &reply.status;
+    assert_eq!(status.switches_connected, 1);
+    assert_eq!(status.sessions[0].state, "[Call: 2201 - SW(1)]");
+    assert_eq!(status.licence.standing, "trial");
+    // Licence use is named fields, not tuples.
+    let call_use = &status.licence.products[0];
+    assert_eq!(
+        (
+            call_use.name.as_str(),
+            call_use.limit.as_str(),
+            call_use.in_use.as_str()
+        ),
+        ("Call (CallPlus counts as Call)", "20", "1")
+    );
+    assert!(
+        body.contains(r#""bypass":[{"name":"ACD","limit":"#),
+        "{body}"
+    );
 
     let (code, body) = call(&api, "GET", "/api/sessions", None, "").await;
     assert_eq!(code, StatusCode::OK);
@@ -750,19 +765,9 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
 
     // No collector has them: they wait in the export spool.
     let (_, body) = call(&api, "GET", "/api/status", None, "").await;
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (
-            &v["export_spool"]["pending"],
-            &v["export_spool"]["spooled"],
-            &v["export_spool"]["exported"]
-        ),
-        (
-            &serde_json::json!(3),
-            &serde_json::json!(3),
-            &serde_json::json!(0)
-        )
-    );
+    let reply: relay::admin::contract::StatusReply = serde_json::from_str(&body).unwrap();
+    let spool = reply.export_spool;
+    assert_eq!((spool.pending, spool.spooled, spool.exported), (3, 3, 0));
 
     // Pages: one record each, `next` to go on.
     let (code, body) = call(&api, "GET", "/api/calls?extension=2501&limit=1", None, "").await;

@@ -3,8 +3,11 @@
 
 use std::fmt::Write as _;
 
-use relay::calls::{CallPage, CallQuery};
-use serde::Deserialize;
+use relay::admin::contract::{
+    CallPage, CallQuery, Changed, ErrorReply, Level, LicenceKey, LicenceRegistered, LicenceStatus,
+    Notification, SessionStatus, StatusReply,
+};
+use relay::Config;
 use serde_json::{json, Value};
 
 /// Where the admin API is and how to call it.
@@ -312,20 +315,26 @@ impl Ctl {
         Ok((status, text))
     }
 
-    /// The configured entry of `list` (`switches` or `users`) whose `key` field is `value`.
-    fn entry(&self, list: &str, key: &str, value: &str) -> anyhow::Result<Value> {
+    /// The relay's configuration, as `GET /api/config` gives it (passwords masked).
+    fn config(&self) -> anyhow::Result<Config> {
         let (_, text) = self.call("GET", "/api/config", None)?;
-        let config: Value = serde_json::from_str(&text)?;
-        config[list]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| match &e[key] {
-                Value::String(s) => s == value,
-                other => other.as_u64().is_some() && other.as_u64() == value.parse().ok(),
-            })
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no {} {value} is configured", &list[..list.len() - 1]))
+        reply(&text)
+    }
+
+    /// The configured switch `no`, as JSON to change and send back.
+    fn switch_entry(&self, no: u8) -> anyhow::Result<Value> {
+        let config = self.config()?;
+        let entry = config.switches.iter().find(|s| s.no == no);
+        let entry = entry.ok_or_else(|| anyhow::anyhow!("no switch {no} is configured"))?;
+        Ok(serde_json::to_value(entry)?)
+    }
+
+    /// The configured user `ip`, as JSON to change and send back.
+    fn user_entry(&self, ip: &str) -> anyhow::Result<Value> {
+        let config = self.config()?;
+        let entry = config.users.iter().find(|u| u.ip == ip);
+        let entry = entry.ok_or_else(|| anyhow::anyhow!("no user {ip} is configured"))?;
+        Ok(serde_json::to_value(entry)?)
     }
 
     /// The API call that carries out `command`.
@@ -345,7 +354,7 @@ impl Ctl {
                     ("POST", "/api/switches".into(), Some(entry))
                 }
                 SwitchCommand::Set { no, fields } => {
-                    let mut entry = self.entry("switches", "no", &no.to_string())?;
+                    let mut entry = self.switch_entry(*no)?;
                     fields.overlay(&mut entry);
                     ("PUT", format!("/api/switches/{no}"), Some(entry))
                 }
@@ -366,7 +375,7 @@ impl Ctl {
                     ("POST", "/api/users".into(), Some(entry))
                 }
                 UserCommand::Set { ip, fields } => {
-                    let mut entry = self.entry("users", "ip", ip)?;
+                    let mut entry = self.user_entry(ip)?;
                     fields.overlay(&mut entry);
                     ("PUT", format!("/api/users/{ip}"), Some(entry))
                 }
@@ -375,9 +384,11 @@ impl Ctl {
             CtlCommand::ConnectAll => ("POST", "/api/connect-all".into(), None),
             CtlCommand::DisconnectAll => ("POST", "/api/disconnect-all".into(), None),
             CtlCommand::Licence => ("GET", "/api/license".into(), None),
-            CtlCommand::Register { key } => {
-                ("POST", "/api/license".into(), Some(json!({ "key": key })))
-            }
+            CtlCommand::Register { key } => (
+                "POST",
+                "/api/license".into(),
+                Some(serde_json::to_value(LicenceKey { key: key.clone() })?),
+            ),
             CtlCommand::Notifications { .. } => ("GET", "/api/notifications".into(), None),
             CtlCommand::Calls(args) => {
                 let query = serde_urlencoded::to_string(args.query())?;
@@ -408,19 +419,19 @@ impl Ctl {
             anyhow::bail!("{}", error_text(&text));
         }
         let (_, kept) = self.call("GET", "/api/notifications", None)?;
-        let kept: Value = serde_json::from_str(&kept)?;
+        let kept: Vec<Notification> = reply(&kept)?;
         let json = self.json;
-        let show = |n: &Value, out: &mut dyn std::io::Write| -> std::io::Result<u64> {
+        let show = |n: &Notification, out: &mut dyn std::io::Write| -> anyhow::Result<u64> {
             if json {
-                writeln!(out, "{n}")?;
+                writeln!(out, "{}", serde_json::to_string(n)?)?;
             } else {
                 out.write_all(notification_line(n).as_bytes())?;
             }
             out.flush()?;
-            Ok(n["seq"].as_u64().unwrap_or(0))
+            Ok(n.seq)
         };
         let mut last = 0;
-        for n in kept.as_array().into_iter().flatten() {
+        for n in &kept {
             last = show(n, out)?;
         }
         let mut seen = 0;
@@ -430,8 +441,8 @@ impl Ctl {
             let Some(data) = line.strip_prefix("data:") else {
                 continue;
             };
-            let n: Value = serde_json::from_str(data.trim_start())?;
-            if n["seq"].as_u64().unwrap_or(0) <= last {
+            let n: Notification = reply(data.trim_start())?;
+            if n.seq <= last {
                 continue;
             }
             show(&n, out)?;
@@ -455,46 +466,45 @@ impl Ctl {
             if args.csv || self.json {
                 return Ok(text);
             }
-            let page: CallPage = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("the relay's answer is not a page of calls: {e}"))?;
-            return Ok(calls_table(&page));
+            return Ok(calls_table(&reply(&text)?));
         }
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if self.json {
-            let shown = match command {
+            let shown: Value = match command {
                 CtlCommand::Switch {
                     command: SwitchCommand::List,
-                } => v["switches"].clone(),
+                } => serde_json::to_value(reply::<Config>(&text)?.switches)?,
                 CtlCommand::User {
                     command: UserCommand::List,
-                } => v["users"].clone(),
+                } => serde_json::to_value(reply::<Config>(&text)?.users)?,
                 _ if text.is_empty() => json!({}),
-                _ => v,
+                _ => reply(&text)?,
             };
             return Ok(format!("{shown}\n"));
         }
         Ok(match command {
-            CtlCommand::Status => status_table(&v),
-            CtlCommand::Sessions => sessions_table(&v),
-            CtlCommand::Licence => licence_line(&v),
-            CtlCommand::Notifications { .. } => notifications_list(&v),
-            CtlCommand::Register { .. } => format!(
-                "Licence {} is in force: {}\n",
-                v["serial"],
-                v["grants"].as_str().unwrap_or("")
-            ),
+            CtlCommand::Status => status_table(&reply(&text)?),
+            CtlCommand::Sessions => sessions_table(&reply::<Vec<SessionStatus>>(&text)?),
+            CtlCommand::Licence => licence_line(&reply(&text)?),
+            CtlCommand::Notifications { .. } => reply::<Vec<Notification>>(&text)?
+                .iter()
+                .map(notification_line)
+                .collect(),
+            CtlCommand::Register { .. } => {
+                let r: LicenceRegistered = reply(&text)?;
+                format!("Licence {} is in force: {}\n", r.serial, r.grants)
+            }
             CtlCommand::Switch {
                 command: SwitchCommand::List,
-            } => switch_list(&v),
+            } => switch_list(&reply(&text)?),
             CtlCommand::User {
                 command: UserCommand::List,
-            } => user_list(&v),
+            } => user_list(&reply(&text)?),
             CtlCommand::Switch {
                 command:
                     SwitchCommand::Add { .. } | SwitchCommand::Set { .. } | SwitchCommand::Delete { .. },
             }
             | CtlCommand::User { .. } => {
-                if v["saved"].as_bool() == Some(true) {
+                if reply::<Changed>(&text)?.saved {
                     "In force, and saved to the configuration file.\n".into()
                 } else {
                     "In force (not saved: this relay runs without a configuration file).\n".into()
@@ -503,6 +513,19 @@ impl Ctl {
             _ => "Done.\n".into(),
         })
     }
+}
+
+/// A reply body as its contract type, or an error saying the relay answered something else.
+fn reply<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "the relay's answer is not the expected {}: {e}",
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("reply")
+        )
+    })
 }
 
 fn calls_table(page: &CallPage) -> String {
@@ -552,19 +575,9 @@ fn calls_table(page: &CallPage) -> String {
 
 /// An API error body as one line per error: the message and the field it concerns.
 fn error_text(body: &str) -> String {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let line = |e: &Value| {
-        let field = e["field"]
-            .as_str()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        let message = e["error"].as_str().or(e["message"].as_str()).unwrap_or("");
-        format!("{message}{field}")
-    };
-    match v["errors"].as_array() {
-        Some(list) if !list.is_empty() => list.iter().map(line).collect::<Vec<_>>().join("\n"),
-        _ if v["error"].is_string() => line(&v),
-        _ => body.trim().to_owned(),
+    match serde_json::from_str::<ErrorReply>(body) {
+        Ok(e) => e.lines(),
+        Err(_) => body.trim().to_owned(),
     }
 }
 
@@ -593,65 +606,55 @@ fn table(indent: &str, headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn numbers(v: &Value) -> String {
-    let list: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
-    if list.is_empty() {
+fn or_dash(text: impl ToString) -> String {
+    let text = text.to_string();
+    if text.is_empty() {
         "-".into()
     } else {
-        list.join(",")
+        text
     }
 }
 
-fn yes_no(v: &Value) -> String {
-    if v.as_bool() == Some(true) {
-        "yes"
-    } else {
-        "no"
-    }
-    .into()
+fn numbers(list: &[u8]) -> String {
+    let list: Vec<String> = list.iter().map(u8::to_string).collect();
+    or_dash(list.join(","))
 }
 
-fn switch_list(config: &Value) -> String {
-    let rows = config["switches"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.into()
+}
+
+fn switch_list(config: &Config) -> String {
+    let rows = config
+        .switches
+        .iter()
         .map(|sw| {
             vec![
-                text(&sw["no"]),
-                format!("{}:{}", text(&sw["address"]), sw["port"]),
-                text(&sw["name"]),
-                text(&sw["type"]),
-                yes_no(&sw["enabled"]),
+                sw.no.to_string(),
+                format!("{}:{}", sw.address, sw.port),
+                or_dash(&sw.name),
+                sw.kind.to_string(),
+                yes_no(sw.enabled),
             ]
         })
         .collect();
     let mut out = table("", &["no", "address", "name", "type", "enabled"], rows);
-    let _ = writeln!(out, "Default switch: {}", config["default_switch"]);
+    let _ = writeln!(out, "Default switch: {}", config.default_switch);
     out
 }
 
-fn user_list(config: &Value) -> String {
-    let rows = config["users"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn user_list(config: &Config) -> String {
+    let rows = config
+        .users
+        .iter()
         .map(|u| {
             vec![
-                text(&u["ip"]),
-                text(&u["name"]),
-                numbers(&u["switches"]),
-                text(&u["default_switch"]),
-                yes_no(&u["filtering"]),
-                text(&u["info"]),
+                u.ip.to_string(),
+                or_dash(&u.name),
+                numbers(&u.switches),
+                u.default_switch.map_or("-".into(), |n| n.to_string()),
+                yes_no(u.filtering),
+                or_dash(&u.info),
             ]
         })
         .collect();
@@ -667,7 +670,7 @@ fn user_list(config: &Value) -> String {
         ],
         rows,
     );
-    let allow = config["access"]["allow_unregistered"].as_bool() == Some(true);
+    let allow = config.access.allow_unregistered;
     let _ = writeln!(
         out,
         "Unregistered addresses: {}",
@@ -676,31 +679,29 @@ fn user_list(config: &Value) -> String {
     out
 }
 
-fn status_table(v: &Value) -> String {
-    let s = &v["status"];
+fn status_table(v: &StatusReply) -> String {
+    let s = &v.status;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "Switches: {} configured, {} enabled, {} connected",
-        s["switches_configured"], s["switches_enabled"], s["switches_connected"]
+        s.switches_configured, s.switches_enabled, s.switches_connected
     );
-    let rows = s["switches"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows = s
+        .switches
+        .iter()
         .map(|sw| {
-            let link = match sw["link"].as_str().unwrap_or("") {
-                "connecting" => format!("connecting {}/{}", sw["attempt"], sw["attempts"]),
-                "waiting" => format!("waiting {}/{}", sw["attempt"], sw["attempts"]),
+            let link = match sw.link.as_str() {
+                "connecting" | "waiting" => format!("{} {}/{}", sw.link, sw.attempt, sw.attempts),
                 other => other.to_owned(),
             };
             vec![
-                text(&sw["no"]),
-                text(&sw["name"]),
-                format!("{}:{}", text(&sw["address"]), sw["port"]),
+                sw.no.to_string(),
+                or_dash(&sw.name),
+                format!("{}:{}", sw.address, sw.port),
                 link,
-                text(&sw["model"]),
-                text(&sw["sessions"]),
+                sw.model.clone().unwrap_or_else(|| "-".into()),
+                sw.sessions.to_string(),
             ]
         })
         .collect();
@@ -709,30 +710,29 @@ fn status_table(v: &Value) -> String {
         &["no", "name", "address", "link", "model", "sessions"],
         rows,
     ));
-    out.push_str(&sessions_table(&s["sessions"]));
-    out.push_str(&licence_line(&s["licence"]));
-    let m = &v["monitors"];
+    out.push_str(&sessions_table(&s.sessions));
+    out.push_str(&licence_line(&s.licence));
+    let m = &v.monitors;
     let _ = writeln!(
         out,
         "Monitors: switch messages {}, SMDR/UCD {}, export {}",
-        m["switch_messages"], m["smdr_ucd"], m["export"]
+        m.switch_messages, m.smdr_ucd, m.export
     );
     out
 }
 
-fn sessions_table(v: &Value) -> String {
-    let list = v.as_array().cloned().unwrap_or_default();
+fn sessions_table(list: &[SessionStatus]) -> String {
     let mut out = format!("Sessions: {}\n", list.len());
     let rows = list
         .iter()
         .map(|s| {
             vec![
-                text(&s["id"]),
-                text(&s["address"]),
-                text(&s["port"]),
-                text(&s["protocol"]),
-                numbers(&s["switches"]),
-                text(&s["state"]),
+                s.id.to_string(),
+                s.address.clone(),
+                s.port.to_string(),
+                s.protocol.to_string(),
+                numbers(&s.switches),
+                or_dash(&s.state),
             ]
         })
         .collect();
@@ -744,31 +744,19 @@ fn sessions_table(v: &Value) -> String {
     out
 }
 
-fn licence_line(l: &Value) -> String {
-    match relay::licensing::LicenceStatus::deserialize(l) {
-        Ok(status) => format!("Licence: {}\n", status.summary()),
-        Err(e) => format!("Licence: not understood ({e})\n"),
-    }
+fn licence_line(status: &LicenceStatus) -> String {
+    format!("Licence: {}\n", status.summary())
 }
 
-fn notifications_list(v: &Value) -> String {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(notification_line)
-        .collect()
-}
-
-fn notification_line(n: &Value) -> String {
-    let ms = n["time_ms"].as_u64().unwrap_or(0);
-    let switch = n["switch"]
-        .as_u64()
-        .map(|s| format!("SW{s} "))
-        .unwrap_or_default();
+fn notification_line(n: &Notification) -> String {
+    let switch = n.switch.map(|s| format!("SW{s} ")).unwrap_or_default();
+    let level = match n.level {
+        Level::Info => "info",
+        Level::Fault => "fault",
+    };
     format!(
-        "{} {:<5} {switch}{}\n",
-        crate::monitor::time_text(ms),
-        n["level"].as_str().unwrap_or(""),
-        n["text"].as_str().unwrap_or("")
+        "{} {level:<5} {switch}{}\n",
+        crate::monitor::time_text(n.time_ms),
+        n.text
     )
 }

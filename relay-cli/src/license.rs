@@ -102,8 +102,8 @@ pub fn render_status(s: &LicenceStatus, live: bool) -> String {
         "In use (relay not running)"
     };
     let _ = writeln!(w, "{:<32} {:<8} {use_head}", "Product", "Limit");
-    for (name, limit, used) in &s.products {
-        let _ = writeln!(w, "{name:<32} {limit:<8} {used}");
+    for p in &s.products {
+        let _ = writeln!(w, "{:<32} {:<8} {}", p.name, p.limit, p.in_use);
     }
     let _ = writeln!(
         w,
@@ -117,9 +117,13 @@ pub fn render_status(s: &LicenceStatus, live: bool) -> String {
         }
     );
     let _ = writeln!(w, "\nBypass products (no licence needed)");
-    for (name, limit, used) in &s.bypass {
-        let used = if live { used.to_string() } else { "-".into() };
-        let _ = writeln!(w, "{name:<32} {limit:<8} {used}");
+    for b in &s.bypass {
+        let used = if live {
+            b.in_use.to_string()
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(w, "{:<32} {:<8} {used}", b.name, b.limit);
     }
     out
 }

@@ -80,6 +80,16 @@ pub enum SwitchType {
     General,
 }
 
+impl std::fmt::Display for SwitchType {
+    /// As the configuration file spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SwitchType::Officeserv => "officeserv",
+            SwitchType::General => "general",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchConfig {

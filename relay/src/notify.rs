@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use crate::clock::WallClock;
 use crate::protocol::Product;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,

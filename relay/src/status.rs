@@ -1,8 +1,9 @@
-//! A point-in-time view of the relay for operators and tests.
+//! A point-in-time view of the relay for operators and tests (`GET /api/status` carries it;
+//! [`crate::admin::contract`] lists every body of the admin API).
 
 use crate::hub::Hub;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SwitchStatus {
     pub no: u8,
     pub name: String,
@@ -21,7 +22,7 @@ pub struct SwitchStatus {
     pub requests_in_flight: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionStatus {
     pub id: u64,
     pub address: String,
@@ -37,7 +38,7 @@ pub struct SessionStatus {
     pub queued_bytes: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub switches: Vec<SwitchStatus>,
     pub switches_configured: usize,

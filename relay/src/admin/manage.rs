@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::body::{JsonBody, Named};
+use super::contract::{Changed, ErrorReply, FieldError};
 use super::{AdminState, ApiError};
 use crate::config::{Config, ConfigError, SwitchConfig, User};
 use crate::server::EditRefused;
@@ -29,11 +30,11 @@ pub async fn config(State(s): State<AdminState>) -> Response {
 /// Applies `edit` to the configuration and, if every rule holds, saves and applies it.
 fn change(s: &AdminState, edit: impl FnOnce(&mut Config) -> Result<(), ApiError>) -> Response {
     match s.relay.edit_config(s.config_path.as_deref(), edit) {
-        Ok(added) => Json(json!({
-            "applied": true,
-            "saved": s.config_path.is_some(),
-            "switches_added": added,
-        }))
+        Ok(added) => Json(Changed {
+            applied: true,
+            saved: s.config_path.is_some(),
+            switches_added: added,
+        })
         .into_response(),
         Err(EditRefused::Edit(e)) => e.into_response(),
         Err(EditRefused::Config(errors)) => refused(errors),
@@ -42,15 +43,19 @@ fn change(s: &AdminState, edit: impl FnOnce(&mut Config) -> Result<(), ApiError>
 
 fn refused(errors: Vec<ConfigError>) -> Response {
     let first = &errors[0];
-    let list: Vec<_> = errors
-        .iter()
-        .map(|e| json!({ "field": e.field, "message": e.message }))
-        .collect();
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({ "error": first.message, "field": first.field, "errors": list })),
-    )
-        .into_response()
+    let reply = ErrorReply {
+        error: first.message.clone(),
+        field: Some(first.field.clone()),
+        value: None,
+        errors: errors
+            .iter()
+            .map(|e| FieldError {
+                field: e.field.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(reply)).into_response()
 }
 
 fn not_found(what: &str, field: &str, key: &str) -> ApiError {

@@ -177,7 +177,7 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         licence
             .bypass
             .iter()
-            .flat_map(|(name, limit, used)| use_and_limit(product_label(name), *used, *limit))
+            .flat_map(|b| use_and_limit(product_label(&b.name), b.in_use, b.limit))
             .collect(),
     );
     let (sw, su, export) = hub.monitors.counts();

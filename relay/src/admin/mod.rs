@@ -19,6 +19,7 @@
 mod body;
 mod calls;
 mod console;
+pub mod contract;
 mod manage;
 mod metrics;
 
@@ -31,12 +32,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
 use crate::config::{SwitchConfig, User};
 use crate::Relay;
+use contract::{
+    ErrorReply, LicenceKey, LicenceRegistered, MonitorPorts, Monitors, Notification, SpoolStatus,
+    StatusReply,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -48,43 +52,41 @@ pub struct AdminState {
     pub config_path: Option<std::path::PathBuf>,
 }
 
-/// A JSON error: what is wrong, and the field and value concerned where there is one.
-#[derive(Debug, Serialize)]
+/// A refusal: its HTTP status and its JSON body ([`ErrorReply`]).
+#[derive(Debug)]
 pub struct ApiError {
-    #[serde(skip)]
     status: StatusCode,
-    error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<serde_json::Value>,
+    reply: ErrorReply,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            error: error.into(),
-            field: None,
-            value: None,
+            reply: ErrorReply {
+                error: error.into(),
+                errors: Vec::new(),
+                field: None,
+                value: None,
+            },
         }
     }
 
     fn at(mut self, field: &str) -> ApiError {
-        self.field = Some(field.into());
+        self.reply.field = Some(field.into());
         self
     }
 
     fn on(mut self, field: &str, value: serde_json::Value) -> ApiError {
-        self.field = Some(field.into());
-        self.value = Some(value);
+        self.reply.field = Some(field.into());
+        self.reply.value = Some(value);
         self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        (self.status, Json(&self.reply)).into_response()
     }
 }
 
@@ -207,32 +209,22 @@ async fn status(State(s): State<AdminState>) -> Response {
     let (sw, su, export) = s.relay.hub().monitors.counts();
     let port = |p| s.relay.monitor_addr(p).map(|a| a.port());
     use crate::monitor::MonitorPort;
-    Json(json!({
-        "status": status,
-        "monitors": {
-            "switch_messages": sw,
-            "smdr_ucd": su,
-            "export": export,
-            "ports": {
-                "switch_messages": port(MonitorPort::SwitchMessages),
-                "smdr_ucd": port(MonitorPort::SmdrUcd),
-                "export": port(MonitorPort::Export),
+    Json(StatusReply {
+        status,
+        monitors: Monitors {
+            switch_messages: sw,
+            smdr_ucd: su,
+            export,
+            ports: MonitorPorts {
+                switch_messages: port(MonitorPort::SwitchMessages),
+                smdr_ucd: port(MonitorPort::SmdrUcd),
+                export: port(MonitorPort::Export),
             },
-            "password": s.relay.hub().config.load().monitor.password.is_some(),
+            password: s.relay.hub().config.load().monitor.password.is_some(),
         },
-        "export_spool": spool_status(s.relay.hub()),
-    }))
+        export_spool: spool_status(s.relay.hub()),
+    })
     .into_response()
-}
-
-/// What waits in the export spool, and what it has done.
-#[derive(Debug, Serialize)]
-struct SpoolStatus {
-    pending: u64,
-    pending_bytes: u64,
-    spooled: u64,
-    exported: u64,
-    dropped: u64,
 }
 
 fn spool_status(hub: &crate::hub::Hub) -> SpoolStatus {
@@ -315,25 +307,19 @@ async fn licence(State(s): State<AdminState>) -> Response {
     Json(s.relay.status().licence).into_response()
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LicenceRequest {
-    key: String,
-}
-
-impl body::Named for LicenceRequest {
+impl body::Named for LicenceKey {
     const WHAT: &'static str = "licence key (as {\"key\": \"…\"})";
 }
 
 async fn register_licence(
     State(s): State<AdminState>,
-    body::JsonBody(req): body::JsonBody<LicenceRequest>,
+    body::JsonBody(req): body::JsonBody<LicenceKey>,
 ) -> Response {
     match s.relay.register_licence(&req.key) {
-        Ok(p) => Json(json!({
-            "serial": p.serial,
-            "grants": crate::licensing::grants_text(&p),
-        }))
+        Ok(p) => Json(LicenceRegistered {
+            serial: p.serial,
+            grants: crate::licensing::grants_text(&p),
+        })
         .into_response(),
         Err(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             .on("key", json!(req.key))
@@ -341,17 +327,8 @@ async fn register_licence(
     }
 }
 
-#[derive(Serialize)]
-struct NotificationView {
-    seq: u64,
-    time_ms: u64,
-    level: crate::notify::Level,
-    switch: Option<u8>,
-    text: String,
-}
-
-fn view(s: &AdminState, e: &crate::notify::Entry) -> NotificationView {
-    NotificationView {
+fn view(s: &AdminState, e: &crate::notify::Entry) -> Notification {
+    Notification {
         seq: e.seq,
         time_ms: e.time_ms,
         level: e.level(),
@@ -361,7 +338,7 @@ fn view(s: &AdminState, e: &crate::notify::Entry) -> NotificationView {
 }
 
 async fn notifications(State(s): State<AdminState>) -> Response {
-    let list: Vec<NotificationView> = s
+    let list: Vec<Notification> = s
         .relay
         .hub()
         .notices

@@ -233,15 +233,32 @@ pub struct LicenceStatus {
     pub trial_started: String,
     pub trial_days_used: u64,
     pub trial_days_left: u64,
-    /// Per product: (name, limit, in use); flag products' limit is `yes`/`no` and their use
-    /// the switches they are active on.
-    pub products: Vec<(String, String, String)>,
+    /// Licensed-port products: counted ones (a number as limit) and flag products (limit
+    /// `yes`/`no`, use the switches they are active on).
+    pub products: Vec<ProductUse>,
     pub access_limit: u32,
     pub licensed_in_use: u32,
-    /// Per bypass product: (name, limit, in use).
-    pub bypass: Vec<(String, u32, u32)>,
+    /// Bypass products against their limits.
+    pub bypass: Vec<BypassUse>,
     /// MACs of the switches connected now.
     pub switch_macs: Vec<String>,
+}
+
+/// A licensed-port product's limit and use, as text: a count (`20`, `3`) or, for flag
+/// products, `yes`/`no` and the switches it is active on (`1, 2` or `none`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProductUse {
+    pub name: String,
+    pub limit: String,
+    pub in_use: String,
+}
+
+/// A bypass product's sessions against its limit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BypassUse {
+    pub name: String,
+    pub limit: u32,
+    pub in_use: u32,
 }
 
 /// A product's display name without its remark: "Call (CallPlus counts as Call)" is "Call".
@@ -253,8 +270,12 @@ impl LicenceStatus {
     /// The counted products (their limit is a number): short name, use (`None` when no relay
     /// reported it) and limit.
     pub fn counted(&self) -> impl Iterator<Item = (&str, Option<u32>, u32)> {
-        self.products.iter().filter_map(|(name, limit, used)| {
-            Some((product_label(name), used.parse().ok(), limit.parse().ok()?))
+        self.products.iter().filter_map(|p| {
+            Some((
+                product_label(&p.name),
+                p.in_use.parse().ok(),
+                p.limit.parse().ok()?,
+            ))
         })
     }
 
@@ -285,8 +306,8 @@ impl LicenceStatus {
         let bypass: Vec<String> = self
             .bypass
             .iter()
-            .filter(|(_, _, used)| *used > 0)
-            .map(|(name, limit, used)| format!("{name} {used}/{limit}"))
+            .filter(|b| b.in_use > 0)
+            .map(|b| format!("{} {}/{}", b.name, b.in_use, b.limit))
             .collect();
         line.push_str("; bypass ");
         if bypass.is_empty() {
@@ -332,12 +353,7 @@ impl LicenceStatus {
         let days_used = (elapsed / DAY_MS).min(TRIAL_DAYS);
         LicenceStatus {
             at_ms: now_ms,
-            standing: match standing {
-                Standing::Licensed(_) => "licensed",
-                Standing::Trial { .. } => "trial",
-                Standing::Expired => "expired",
-            }
-            .into(),
+            standing: standing.name().into(),
             serial: payload.map(|p| p.serial),
             mac_type: payload.map(|p| match p.mac_type {
                 MacType::Computer => "computer".into(),
@@ -355,36 +371,36 @@ impl LicenceStatus {
             trial_days_used: days_used,
             trial_days_left: TRIAL_DAYS - days_used,
             products: vec![
-                (
-                    "Call (CallPlus counts as Call)".into(),
-                    count(ent.map(|e| e.call)),
-                    used(Product::Call),
-                ),
-                (
-                    "OpenTSP".into(),
-                    count(ent.map(|e| e.opentsp)),
-                    used(Product::OpenTsp),
-                ),
-                (
-                    "Operator".into(),
-                    count(ent.map(|e| e.operator)),
-                    used(Product::Operator),
-                ),
-                (
-                    "EasySet".into(),
-                    flag(ent.map(|e| e.easyset)),
-                    flag_use(Product::EasySet),
-                ),
-                (
-                    "News".into(),
-                    flag(ent.map(|e| e.news)),
-                    flag_use(Product::News),
-                ),
-                (
-                    "DataView".into(),
-                    flag(ent.map(|e| e.dataview)),
-                    flag_use(Product::DataView),
-                ),
+                ProductUse {
+                    name: "Call (CallPlus counts as Call)".into(),
+                    limit: count(ent.map(|e| e.call)),
+                    in_use: used(Product::Call),
+                },
+                ProductUse {
+                    name: "OpenTSP".into(),
+                    limit: count(ent.map(|e| e.opentsp)),
+                    in_use: used(Product::OpenTsp),
+                },
+                ProductUse {
+                    name: "Operator".into(),
+                    limit: count(ent.map(|e| e.operator)),
+                    in_use: used(Product::Operator),
+                },
+                ProductUse {
+                    name: "EasySet".into(),
+                    limit: flag(ent.map(|e| e.easyset)),
+                    in_use: flag_use(Product::EasySet),
+                },
+                ProductUse {
+                    name: "News".into(),
+                    limit: flag(ent.map(|e| e.news)),
+                    in_use: flag_use(Product::News),
+                },
+                ProductUse {
+                    name: "DataView".into(),
+                    limit: flag(ent.map(|e| e.dataview)),
+                    in_use: flag_use(Product::DataView),
+                },
             ],
             access_limit: ent.map_or(0, |e| e.access_limit()),
             licensed_in_use: usage.map_or(0, Usage::licensed_total),
@@ -392,12 +408,10 @@ impl LicenceStatus {
                 .iter()
                 .copied()
                 .filter(|p| p.port() == crate::protocol::Port::Bypass)
-                .map(|p| {
-                    (
-                        p.name().to_string(),
-                        usage::bypass_limit(&config.bypass_limits, p),
-                        usage.map_or(0, |u| u.bypass(p)),
-                    )
+                .map(|p| BypassUse {
+                    name: p.name().to_string(),
+                    limit: usage::bypass_limit(&config.bypass_limits, p),
+                    in_use: usage.map_or(0, |u| u.bypass(p)),
                 })
                 .collect(),
             switch_macs: switch_macs.iter().map(key::mac_text).collect(),

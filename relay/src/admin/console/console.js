@@ -185,7 +185,7 @@ function render(view) {
   $("licence-standing").textContent = licenceHeadline(l);
   const counted = l.products.map((p) => {
     const [use, limit] = productUse(p);
-    return el("tr", {}, el("td", {}, p[0]), el("td", {}, use), el("td", {}, limit));
+    return el("tr", {}, el("td", {}, p.name), el("td", {}, use), el("td", {}, limit));
   });
   counted.push(el("tr", { class: "total" }, el("th", {}, "Licensed sessions"), el("th", {}, l.licensed_in_use), el("th", {}, l.access_limit)));
   fill($("licence-use").tBodies[0], counted, "", 3);
@@ -205,12 +205,12 @@ function render(view) {
   if ($("licence-dialog").open) renderLicenceDetails();
 }
 
-// A licence product [name, limit, use] as [use, limit] in words: counted products show use
+// A licence product {name, limit, in_use} as [use, limit] in words: counted products show use
 // against their limit; flag products whether they are licensed and where they are active.
 function productUse(p) {
-  if (p[1] !== "yes" && p[1] !== "no") return [p[2], p[1]];
-  if (p[1] === "no") return ["–", "not licensed"];
-  return [p[2] === "none" ? "not active" : "active on " + p[2], "licensed"];
+  if (p.limit !== "yes" && p.limit !== "no") return [p.in_use, p.limit];
+  if (p.limit === "no") return ["–", "not licensed"];
+  return [p.in_use === "none" ? "not active" : "active on " + p.in_use, "licensed"];
 }
 
 function licenceHeadline(l) {
@@ -462,7 +462,7 @@ function renderUserTable() {
 function renderBypass() {
   const st = state.status;
   if (!st) return;
-  fill($("bypass-limits").tBodies[0], st.licence.bypass.map((b) => el("tr", {}, el("td", {}, b[0]), el("td", {}, b[2]), el("td", {}, b[1]))), "", 3);
+  fill($("bypass-limits").tBodies[0], st.licence.bypass.map((b) => el("tr", {}, el("td", {}, b.name), el("td", {}, b.in_use), el("td", {}, b.limit))), "", 3);
   fill($("bypass-sessions").tBodies[0], st.sessions.filter((s) => s.bypass).map((s) => sessionRow(s, false)), "No application is connected on the bypass port.", 8);
 }
 
@@ -480,7 +480,7 @@ function renderLicenceDetails() {
   ];
   for (const p of l.products) {
     const [use, limit] = productUse(p);
-    rows.push([p[0], limit === "licensed" || limit === "not licensed" ? limit + (use === "–" ? "" : ", " + use) : use + " of " + limit]);
+    rows.push([p.name, limit === "licensed" || limit === "not licensed" ? limit + (use === "–" ? "" : ", " + use) : use + " of " + limit]);
   }
   $("licence-details").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
