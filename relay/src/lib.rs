@@ -9,7 +9,8 @@
 //! - [`config`]: the configuration file, its defaults and every validation rule.
 //! - [`net`]: the seam to the network (real TCP, or a simulated network).
 //! - [`clock`]: the wall clock the relay is handed.
-//! - [`server`]: the running relay: listeners, switch supervisors, orderly stop.
+//! - [`server`]: the running relay: listeners, switch supervisors, orderly stop;
+//!   [`reconfigure`]: a live configuration change planned as a pure function.
 //! - [`hub`]: shared state, admission, consequences of a link going up or down.
 //! - [`routing`]: which switches a session is served.
 //! - [`switch_link`]: one switch link: open, station download, heartbeat, reading.
@@ -46,6 +47,7 @@ pub mod admin;
 pub mod monitor;
 pub mod notify;
 pub mod outqueue;
+pub mod reconfigure;
 pub mod recovery;
 pub mod routing;
 pub mod server;

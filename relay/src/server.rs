@@ -17,6 +17,7 @@ use crate::monitor::MonitorPort;
 use crate::net::{BoxStream, Listener, Network};
 use crate::notify::Notice;
 use crate::protocol::Port;
+use crate::reconfigure::{self, Origin};
 use crate::recovery::SwitchCommand;
 use crate::session;
 use crate::spool::{Committer, CommitterParts, Spool};
@@ -478,7 +479,7 @@ impl Relay {
     /// stays. Returns the switches added.
     pub fn reconfigure(&self, new: Config) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
         let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-        self.change(new, None, false)
+        self.change(new, None, Origin::Reload)
     }
 
     /// An operator's change (admin interface): `edit` is applied to the configuration in
@@ -494,60 +495,21 @@ impl Relay {
         let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = (**self.hub.config.load()).clone();
         edit(&mut next).map_err(EditRefused::Edit)?;
-        self.change(next, path, true).map_err(EditRefused::Config)
+        self.change(next, path, Origin::Operator)
+            .map_err(EditRefused::Config)
     }
 
     fn change(
         &self,
         new: Config,
         path: Option<&std::path::Path>,
-        edit_switches_that_are_down: bool,
+        origin: Origin,
     ) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
         use crate::config::ConfigError;
-        new.validate()?;
         let old = self.hub.config.load_full();
-        let mut refused: Vec<ConfigError> = [
-            ("listen", old.listen != new.listen),
-            ("monitor", old.monitor != new.monitor),
-            ("export", old.export != new.export),
-            ("admin", old.admin != new.admin),
-            ("state_dir", old.state_dir != new.state_dir),
-            ("log_dir", old.log_dir != new.log_dir),
-            (
-                "options.debug_log",
-                old.options.debug_log != new.options.debug_log,
-            ),
-        ]
-        .iter()
-        .filter(|(_, changed)| *changed)
-        .map(|(field, _)| ConfigError {
-            field: (*field).into(),
-            message: "cannot be changed while the relay runs: restart it to apply".into(),
-        })
-        .collect();
-        for (index, sw) in old.switches.iter().enumerate() {
-            if new.switch(sw.no) == Some(sw) {
-                continue;
-            }
-            let up = self.hub.slot(sw.no).is_some_and(|s| s.is_up());
-            let message = if !edit_switches_that_are_down {
-                format!("switch {} cannot be changed or deleted by a reload: only switches can be added", sw.no)
-            } else if up {
-                format!(
-                    "switch {} is connected: disconnect it before changing or deleting it",
-                    sw.no
-                )
-            } else {
-                continue;
-            };
-            refused.push(ConfigError {
-                field: format!("switches[{index}]"),
-                message,
-            });
-        }
-        if !refused.is_empty() {
-            return Err(refused);
-        }
+        let plan = reconfigure::plan(&old, &new, origin, |no| {
+            self.hub.slot(no).is_some_and(|s| s.is_up())
+        })?;
         if let Some(path) = path {
             new.save_atomic(path).map_err(|e| {
                 vec![ConfigError {
@@ -559,26 +521,14 @@ impl Relay {
                 }]
             })?;
         }
-        let added: Vec<u8> = new
-            .switches
-            .iter()
-            .filter(|s| old.switch(s.no).is_none())
-            .map(|s| s.no)
-            .collect();
-        let dial: Vec<u8> = new
-            .switches
-            .iter()
-            .filter(|s| added.contains(&s.no) && s.enabled)
-            .map(|s| s.no)
-            .collect();
         self.hub
             .notices
             .set_capacity(new.options.notification_lines as usize);
         self.hub.config.store(Arc::new(new));
-        for no in dial {
+        for no in plan.dial {
             self.supervise(no, true);
         }
-        Ok(added)
+        Ok(plan.added)
     }
 
     /// Re-reads the configuration file and applies it as [`Relay::reconfigure`] does, telling
