@@ -284,7 +284,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = layout(dir.path());
         l.queue = 4;
-        l.max_bytes = 1 << 20;
+        // Large enough for every line in file 0: 100 001 short lines are about 1.1 MB, and
+        // when the writer keeps up few are dropped.
+        l.max_bytes = 16 << 20;
         let log = DebugLog::start(l.clone()).unwrap();
         // Far more lines than the queue holds, faster than any disk: some must be dropped,
         // and none may block this thread.
