@@ -8,10 +8,10 @@ use axum::http::{Request, StatusCode};
 use client_sim::SimApp;
 use http_body_util::BodyExt;
 use relay::admin::{router, AdminState};
-use relay::protocol::LinkMsg;
 use relay::Config;
 use testkit::{Site, SiteSpec};
 use tower::ServiceExt;
+use wire::LinkMsg;
 
 async fn site() -> Site {
     SiteSpec::officeserv(1).start().await
@@ -212,7 +212,7 @@ async fn metrics_count_link_frames_recoveries_and_licence_use() {
     assert_eq!(id.result, 0);
     app.request(None, b'K', 1, b"2201").await.unwrap();
     let answer = app.next_non_heartbeat().await.unwrap().unwrap();
-    assert_eq!(answer.kind(), relay::protocol::Kind::Answer);
+    assert_eq!(answer.kind(), wire::Kind::Answer);
     let (_, after) = call(&api, "GET", "/metrics", None, "").await;
     assert_eq!(
         sample(&after, "cti_switch_frames_out_total{switch=\"1\"}"),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use client_sim::SimApp;
-use relay::protocol::{Kind, LinkMsg};
 use testkit::*;
+use wire::{Kind, LinkMsg};
 
 /// Sends `bytes` on a fresh connection and returns everything the relay sent before closing.
 async fn send_and_collect(site: &Site, bytes: &[u8]) -> Vec<u8> {

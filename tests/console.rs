@@ -18,15 +18,15 @@ use std::time::Duration;
 
 use client_sim::SimApp;
 use fantoccini::{Client, ClientBuilder, Locator};
+use netseam::TcpNetwork;
 use relay::admin::{AdminServer, AdminState};
 use relay::calls::CallQuery;
 use relay::config::SwitchConfig;
-use relay::net::TcpNetwork;
-use relay::protocol::LinkMsg;
 use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Settings, SimSwitch};
 use wire::frame::{Frame, Kind};
 use wire::smdr::{Hms, SmdrRecord};
+use wire::LinkMsg;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The relay's admin token, which the console asks for.

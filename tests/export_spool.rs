@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use relay::calls::{self, CallQuery};
-use relay::monitor::MonitorPort;
+use relay::ports::monitor::MonitorPort;
 use switch_sim::smdr::{Layout, Leg, LegRecord, Printer, SmdrOptions};
 use switch_sim::{Settings, SimSwitch};
 use testkit::{wait_until, wait_until_for, SiteSpec};

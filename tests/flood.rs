@@ -2,9 +2,9 @@
 //! untouched, and its memory and task count back at their baseline.
 
 use client_sim::SimApp;
-use relay::protocol::Kind;
 use testkit::*;
 use tokio::io::AsyncWriteExt;
+use wire::Kind;
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");

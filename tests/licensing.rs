@@ -45,16 +45,8 @@ async fn the_trial_start_survives_a_restart_and_a_deleted_licence() {
 /// One switch, a relay that trusts the issuer returned and whose host MAC is
 /// 02:00:00:00:00:07.
 async fn site_with_issuer() -> (Site, ed25519_dalek::SigningKey) {
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-    let public = data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes());
-    let site = SiteSpec::switches(1)
-        .configure(move |c| {
-            c.license.issuer_keys = vec![public];
-            c.license.host_macs = Some(vec!["02:00:00:00:00:07".into()]);
-        })
-        .start()
-        .await;
-    (site, issuer)
+    let site = SiteSpec::switches(1).trusting_test_issuer().start().await;
+    (site, testkit::issuer())
 }
 
 #[tokio::test]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use relay::protocol::{CallMsg, Kind, LinkMsg};
 use switch_sim::Answering;
 use testkit::*;
+use wire::{CallMsg, Kind, LinkMsg};
 
 fn fast_redial(t: &mut relay::Tuning) {
     t.recovery_cycle = Some(Duration::from_millis(50));

@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use client_sim::SimApp;
 use relay::config::ExportFormat;
-use relay::monitor::MonitorPort;
-use relay::protocol::{Frame, Kind, LinkMsg};
+use relay::ports::monitor::MonitorPort;
 use testkit::*;
 use wire::smdr::{Hms, SmdrRecord};
+use wire::{Frame, Kind, LinkMsg};
 
 /// Connects to a monitor port and sends the password; returns the app and the result byte.
 async fn monitor(site: &Site, port: MonitorPort, password: &str) -> (SimApp, u8) {

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use relay::protocol::{CallMsg, Frame, Kind};
 use switch_sim::Answering;
 use testkit::*;
+use wire::{CallMsg, Frame, Kind};
 
 async fn next_answer(app: &mut client_sim::SimApp) -> CallMsg {
     loop {

@@ -1,8 +1,8 @@
 //! SPEC §4: which switches each session is served, identify results, events and filtering.
 
 use relay::config::User;
-use relay::protocol::{Frame, Kind, LinkMsg};
 use testkit::*;
+use wire::{Frame, Kind, LinkMsg};
 
 fn user(ip: &str, switches: &[u8], default_switch: Option<u8>, filtering: bool) -> User {
     User {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use client_sim::interactive::RequestSpec;
 use client_sim::load::LoadOptions;
 use client_sim::AppIdentity;
-use relay::net::MemNetwork;
+use netseam::MemNetwork;
 use testkit::{loopback, SiteSpec, ACD, OPERATOR};
 
 /// Three silence limits and more.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay::net::MemNetwork;
+use netseam::MemNetwork;
 use testkit::SiteSpec;
 
 #[tokio::test(start_paused = true)]

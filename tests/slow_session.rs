@@ -2,8 +2,8 @@
 //! switch link or another session.
 
 use bytes::BytesMut;
-use relay::protocol::{Kind, LinkMsg};
 use testkit::*;
+use wire::{Kind, LinkMsg};
 
 const EVENTS: u32 = 200_000;
 

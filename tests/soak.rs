@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_sim::soak::{self, RelayProcess, SoakOptions};
-use relay::net::MemNetwork;
+use netseam::MemNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 
 #[tokio::test(start_paused = true)]

@@ -12,14 +12,11 @@ use client_sim::SimApp;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use relay::config::SwitchConfig;
-use relay::net::TcpNetwork;
-use relay::protocol::LinkMsg;
-use relay::{Config, Listeners, Relay, RelayParts};
-use switch_sim::{Settings, SimSwitch};
+use testkit::{Site, SiteSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
+use wire::LinkMsg;
 
 /// Events per iteration.
 const CHUNK: u64 = 1024;
@@ -62,9 +59,8 @@ impl Progress {
 }
 
 struct Setup {
-    _relay: Relay,
-    _state_dir: tempfile::TempDir,
-    switch: SimSwitch,
+    /// The relay and its switch (which sends the events).
+    site: Site,
     progress: Arc<Progress>,
     chunk: Bytes,
     /// Chunks sent so far (across iterations).
@@ -140,47 +136,15 @@ async fn drain_monitor(app: SimApp) {
 }
 
 async fn setup(sessions: usize, monitor: bool) -> Setup {
-    let switch = SimSwitch::start("127.0.1.1:0".parse().unwrap(), Settings::officeserv(1))
-        .await
-        .unwrap();
-    let state_dir = tempfile::tempdir().unwrap();
-    // The site holds a licence for the 1 000 Call sessions (the trial allows 20), issued by a
-    // key pair made here.
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
-    let mut config = Config {
-        state_dir: state_dir.path().to_owned(),
-        ..Config::default()
-    };
-    config.license.issuer_keys =
-        vec![data_encoding::HEXLOWER.encode(issuer.verifying_key().as_bytes())];
-    config.license.host_macs = Some(vec!["02:00:00:00:00:01".into()]);
-    config.switches.push(SwitchConfig::new(
-        1,
-        &switch.addr().ip().to_string(),
-        switch.addr().port(),
-        "1234",
-    ));
-    let net = Arc::new(TcpNetwork);
-    let listeners = Listeners::loopback(net.as_ref()).await.unwrap();
-    let relay = Relay::start(RelayParts::new(config), listeners).unwrap();
+    // The site holds a licence for the 1 000 Call sessions (the trial allows 20).
+    let site = SiteSpec::officeserv(1).trusting_test_issuer().start().await;
     let licence = relay::licensing::key::Payload {
-        serial: 1,
-        mac_type: relay::licensing::key::MacType::Computer,
-        mac: [2, 0, 0, 0, 0, 1],
         call: 1000,
-        opentsp: 0,
-        operator: 0,
-        easyset: false,
-        news: false,
-        dataview: false,
-        expires: 0,
+        ..testkit::licence(1)
     }
-    .sign(&issuer);
-    relay.register_licence(&licence).unwrap();
-    switch.wait_opened(1).await;
-    while !relay.hub().slot(1).unwrap().is_up() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    .sign(&testkit::issuer());
+    site.relay.register_licence(&licence).unwrap();
+    let relay = &site.relay;
     let progress = Arc::new(Progress {
         sessions,
         reached: (0..RING).map(|_| AtomicUsize::new(0)).collect(),
@@ -198,7 +162,7 @@ async fn setup(sessions: usize, monitor: bool) -> Setup {
     }
     if monitor {
         let addr = relay
-            .monitor_addr(relay::monitor::MonitorPort::SwitchMessages)
+            .monitor_addr(relay::ports::monitor::MonitorPort::SwitchMessages)
             .expect("monitor port on");
         let mut m = SimApp::connect(addr, None).await.unwrap();
         m.send_link(&LinkMsg::Password {
@@ -216,9 +180,7 @@ async fn setup(sessions: usize, monitor: bool) -> Setup {
         }
     }
     Setup {
-        _relay: relay,
-        _state_dir: state_dir,
-        switch,
+        site,
         progress,
         chunk: event_chunk(),
         sent: AtomicU64::new(0),
@@ -235,7 +197,7 @@ async fn run_chunks(s: &Setup, iters: u64) -> Duration {
         if chunk >= first + WINDOW {
             s.progress.wait_chunk(chunk - WINDOW).await;
         }
-        assert!(s.switch.send_raw(s.chunk.clone()));
+        assert!(s.site.switch(1).send_raw(s.chunk.clone()));
     }
     for chunk in first.max((last + 1).saturating_sub(WINDOW))..=last {
         s.progress.wait_chunk(chunk).await;
@@ -279,8 +241,7 @@ fn group(c: &mut Criterion, rt: &Runtime, name: &str, sizes: &[usize], monitor: 
 
 fn drop_setup(rt: &Runtime, s: Setup) {
     rt.block_on(async move {
-        let Setup { _relay, .. } = s;
-        _relay.shutdown().await;
+        s.site.relay.shutdown().await;
     });
 }
 

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use relay::admin::{router, AdminState};
-use relay::net::MemNetwork;
+use netseam::MemNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 use tower::ServiceExt;
 

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use relay::monitor::MonitorPort;
-use relay::net::{MemNetwork, Network};
-use relay::protocol::{frame::FrameReader, LinkMsg};
+use relay::ports::monitor::MonitorPort;
+use netseam::{MemNetwork, Network};
+use wire::{frame::FrameReader, LinkMsg};
 use relay::{Config, Listeners, Relay, RelayParts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

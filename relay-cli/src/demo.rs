@@ -12,8 +12,8 @@ use client_sim::SimApp;
 use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
 
+use netseam::{Network, TcpNetwork};
 use relay::config::{Config, SwitchConfig, User};
-use relay::net::{Network, TcpNetwork};
 use relay::notify::Level;
 use relay::server::{Listeners, Relay, RelayParts};
 use wire::{Kind, LinkMsg};
@@ -319,9 +319,9 @@ fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Dura
     let _ = writeln!(
         out,
         "Monitors: switch messages {} ({sw} attached), SMDR/UCD {} ({su}), export {} ({ex})\n",
-        port(relay::monitor::MonitorPort::SwitchMessages),
-        port(relay::monitor::MonitorPort::SmdrUcd),
-        port(relay::monitor::MonitorPort::Export),
+        port(relay::ports::monitor::MonitorPort::SwitchMessages),
+        port(relay::ports::monitor::MonitorPort::SmdrUcd),
+        port(relay::ports::monitor::MonitorPort::Export),
     );
     let _ = writeln!(
         out,

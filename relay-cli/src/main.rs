@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use netseam::TcpNetwork;
 use relay::debug_log::{DebugLog, Layout};
-use relay::net::TcpNetwork;
 use relay::{Config, Listeners, Relay, RelayParts};
 
 /// jemalloc gives freed memory back to the system after a short delay (a background thread,

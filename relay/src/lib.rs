@@ -1,62 +1,45 @@
 //! The CTI link relay: holds the CTI links to up to eight switches and serves every CTI
 //! application on the LAN. This is the daemon as a library; the `relay` command (the
-//! `relay-cli` crate) is its front-end.
+//! `relay-cli` crate) is its front-end. Protocol bytes are the `wire` crate's; the network is
+//! reached through the `netseam` crate (real TCP, or an in-memory network).
 //!
-//! Module map:
-//! - [`admin`]: the admin HTTP API, Prometheus metrics and the web console.
-//! - [`protocol`]: the wire protocol (the `wire` crate: framing, link messages, SWITCH byte).
-//! - [`debug_log`]: the rotating OSLn.LOG files, written off the hot path.
-//! - [`config`]: the configuration file, its defaults and every validation rule.
-//! - [`net`]: the seam to the network (real TCP, or a simulated network).
-//! - [`clock`]: the wall clock the relay is handed.
-//! - [`server`]: the running relay: listeners, switch supervisors, orderly stop;
-//!   [`reconfigure`]: a live configuration change planned as a pure function.
-//! - [`hub`]: shared state, admission, consequences of a link going up or down.
-//! - [`routing`]: which switches a session is served.
-//! - [`switch_link`]: one switch link: open, station download, heartbeat, reading.
-//! - [`recovery`]: the schedule of attempts and the operator's connect/disconnect/abort.
-//! - [`fanout`]: events to every session served the switch, encoded once per form.
-//! - [`invoke`]: INVOKE rewriting and the answer timeout.
-//! - [`licensing`]: licence keys, trial, entitlements; [`licence_watch`]: registration.
-//! - [`session`]: one application connection; [`session_handle`]: what others see of it.
-//! - [`outqueue`]: bounded output queues and their coalescing writers.
-//! - [`spool`]: SMDR/UCD records made durable and kept until a collector has them;
-//!   [`calls`]: the call-record store (SQLite) behind `GET /api/calls`.
-//! - [`export`]: the SMDR/UCD export port, served from the spool.
-//! - [`monitor`]: monitor ports.
-//! - [`notify`]: notifications, whose texts in five languages are in [`catalog`]; [`status`]: the status view; [`stats`]: counters.
+//! Module map, downhill from the switch to the applications:
+//! - [`link`]: one switch link (open, station download, heartbeat, reading) and
+//!   [`link::recovery`], the schedule of attempts and the operator's connect/disconnect/abort.
+//! - [`hub`]: the state the links, sessions and ports share; [`hub::admission`] decides who
+//!   may identify.
+//! - [`session`]: one application connection; [`session::handle`] is what others see of it,
+//!   [`session::fanout`] sends events to every session served a switch,
+//!   [`session::outqueue`] bounds what waits for a slow one, [`session::invoke`] rewrites
+//!   INVOKE and times answers out, [`session::routing`] says which switches it is served.
+//! - [`ports`]: the monitor ports and the SMDR/UCD export port.
+//! - [`spool`]: SMDR/UCD records made durable until a collector has them; [`calls`]: the
+//!   call-record store (SQLite).
+//! - [`licensing`]: licence keys, trial, entitlements, use, registration.
+//! - [`notify`]: notifications and their texts in five languages.
+//! - [`admin`]: the admin HTTP API ([`admin::contract`]: every body), metrics, web console.
+//! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
+//!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
+//!   orderly stop.
+//! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;
+//!   [`debug_log`]: the rotating OSLn.LOG files.
 
-/// The wire protocol (the `wire` crate), under the name the relay's modules use.
-pub use wire as protocol;
-
+pub mod admin;
 pub mod calls;
-pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod debug_log;
-pub mod export;
-pub mod fanout;
 pub mod hub;
-pub mod invoke;
-pub mod licence_watch;
 pub mod licensing;
-/// The network seam (the `netseam` crate).
-pub use netseam as net;
-
-pub mod admin;
-pub mod monitor;
+pub mod link;
 pub mod notify;
-pub mod outqueue;
+pub mod ports;
 pub mod reconfigure;
-pub mod recovery;
-pub mod routing;
 pub mod server;
 pub mod session;
-pub mod session_handle;
 pub mod spool;
 pub mod stats;
 pub mod status;
-pub mod switch_link;
 
 pub use config::Config;
 pub use hub::Tuning;

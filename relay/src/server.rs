@@ -13,15 +13,15 @@ use crate::calls::CallStore;
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::hub::{Hub, Tuning};
-use crate::monitor::MonitorPort;
-use crate::net::{BoxStream, Listener, Network};
+use crate::link::recovery::SwitchCommand;
 use crate::notify::Notice;
-use crate::protocol::Port;
+use crate::ports::monitor::MonitorPort;
 use crate::reconfigure::{self, Origin};
-use crate::recovery::SwitchCommand;
 use crate::session;
 use crate::spool::{Committer, CommitterParts, Spool};
 use crate::status::Status;
+use netseam::{BoxStream, Listener, Network};
+use wire::Port;
 
 /// Everything a relay is made from.
 pub struct RelayParts {
@@ -36,7 +36,7 @@ impl RelayParts {
     pub fn new(config: Config) -> RelayParts {
         RelayParts {
             config,
-            net: Arc::new(crate::net::TcpNetwork),
+            net: Arc::new(netseam::TcpNetwork),
             clock: Arc::new(crate::clock::SystemClock),
             tuning: Tuning::default(),
         }
@@ -226,7 +226,7 @@ impl Relay {
             changes: Default::default(),
         };
         relay.start_committer(committer, store);
-        relay.tasks.spawn(crate::licence_watch::run(
+        relay.tasks.spawn(crate::licensing::watch::run(
             relay.hub.clone(),
             relay.stop.clone(),
         ));
@@ -352,8 +352,8 @@ impl Relay {
         };
         self.accept_with(listener, what, true, move |hub, stream, peer| async move {
             match port {
-                MonitorPort::Export => crate::export::serve(hub, stream, peer).await,
-                _ => crate::monitor::serve(hub, stream, peer, port).await,
+                MonitorPort::Export => crate::ports::export::serve(hub, stream, peer).await,
+                _ => crate::ports::monitor::serve(hub, stream, peer, port).await,
             }
         });
     }
@@ -380,7 +380,7 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner())
             .insert(no, tx);
         self.tasks.spawn(
-            crate::recovery::supervise(
+            crate::link::recovery::supervise(
                 self.hub.clone(),
                 no,
                 self.stop.child_token(),
@@ -438,7 +438,7 @@ impl Relay {
             return false;
         };
         session.close(
-            crate::protocol::CloseReason::Administrator,
+            wire::CloseReason::Administrator,
             "closed by the administrator",
         );
         true
@@ -564,7 +564,7 @@ impl Relay {
         &self,
         text: &str,
     ) -> Result<crate::licensing::key::Payload, crate::licensing::LicenceError> {
-        crate::licence_watch::register(&self.hub, text)
+        crate::licensing::watch::register(&self.hub, text)
     }
 
     /// Tasks still running (listeners, switch supervisors, connections).

@@ -89,7 +89,7 @@ impl Status {
                 address: s.peer.ip().to_string(),
                 port: s.peer.port(),
                 product: s.product.to_string(),
-                bypass: s.product.port() == crate::protocol::Port::Bypass,
+                bypass: s.product.port() == wire::Port::Bypass,
                 protocol: s.protocol,
                 switches: s.served.clone(),
                 state: s.describe_devices(),

@@ -866,9 +866,9 @@ impl Site {
                 .get(name)
                 .ok_or_else(|| format!("no monitor named {name:?}"))?;
             let which = match m.spec.port.as_str() {
-                "sw" => relay::monitor::MonitorPort::SwitchMessages,
-                "su" => relay::monitor::MonitorPort::SmdrUcd,
-                "export" => relay::monitor::MonitorPort::Export,
+                "sw" => relay::ports::monitor::MonitorPort::SwitchMessages,
+                "su" => relay::ports::monitor::MonitorPort::SmdrUcd,
+                "export" => relay::ports::monitor::MonitorPort::Export,
                 other => return Err(format!("monitor port {other:?}: use sw, su or export")),
             };
             self.relay

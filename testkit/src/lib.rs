@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_sim::{Identified, SimApp};
+use netseam::{Network, TcpNetwork};
 use relay::config::SwitchConfig;
-use relay::net::{Network, TcpNetwork};
 use relay::{Config, Listeners, Relay, RelayParts, Tuning};
 use switch_sim::{Settings, SimSwitch};
 
@@ -76,9 +76,24 @@ impl SiteSpec {
         self
     }
 
+    /// Adjusts the configuration, after any earlier adjustment.
     pub fn configure(mut self, f: impl FnOnce(&mut Config) + 'static) -> SiteSpec {
-        self.configure = Box::new(f);
+        let earlier = self.configure;
+        self.configure = Box::new(move |c| {
+            earlier(c);
+            f(c)
+        });
         self
+    }
+
+    /// The relay trusts licences signed by [`issuer`] and takes [`HOST_MAC`] as its host's
+    /// MAC, so [`licence`] keys bound to it are valid.
+    pub fn trusting_test_issuer(self) -> SiteSpec {
+        self.configure(|c| {
+            c.license.issuer_keys =
+                vec![data_encoding::HEXLOWER.encode(issuer().verifying_key().as_bytes())];
+            c.license.host_macs = Some(vec![relay::licensing::key::mac_text(&HOST_MAC)]);
+        })
     }
 
     pub fn tuning(mut self, f: impl FnOnce(&mut Tuning)) -> SiteSpec {
@@ -215,6 +230,31 @@ impl Site {
             self.notices().iter().any(|n| n.contains(text))
         })
         .await;
+    }
+}
+
+/// The host MAC of a site [`SiteSpec::trusting_test_issuer`].
+pub const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
+
+/// The licence issuer of tests and benches (a fixed key pair).
+pub fn issuer() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+}
+
+/// A computer licence for [`HOST_MAC`] that grants nothing and never expires; set the counts
+/// a test needs, then sign it with [`issuer`].
+pub fn licence(serial: u32) -> relay::licensing::key::Payload {
+    relay::licensing::key::Payload {
+        serial,
+        mac_type: relay::licensing::key::MacType::Computer,
+        mac: HOST_MAC,
+        call: 0,
+        opentsp: 0,
+        operator: 0,
+        easyset: false,
+        news: false,
+        dataview: false,
+        expires: 0,
     }
 }
 

@@ -208,7 +208,7 @@ async fn status(State(s): State<AdminState>) -> Response {
     let status = s.relay.status();
     let (sw, su, export) = s.relay.hub().monitors.counts();
     let port = |p| s.relay.monitor_addr(p).map(|a| a.port());
-    use crate::monitor::MonitorPort;
+    use crate::ports::monitor::MonitorPort;
     Json(StatusReply {
         status,
         monitors: Monitors {

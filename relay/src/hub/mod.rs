@@ -1,12 +1,13 @@
 //! The relay's shared state: the configuration, one slot per switch number (its link when up
 //! and a read-mostly snapshot of the sessions it serves), the session registry, notifications.
 //!
-//! Admission and link transitions are serialized by one `membership` lock, so a session is
+//! [`admission`] decides who may identify. Admission and link transitions are serialized by one `membership` lock, so a session is
 //! either subscribed before a switch's loss is handled (and gets `W` or `X`) or admitted after
 //! it (and sees the switch down). The event path never takes that lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::SocketAddr;
+pub mod admission;
+
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,16 +16,15 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::clock::WallClock;
 use crate::config::Config;
-use crate::invoke::InvokeMap;
 use crate::licensing::{Licensing, Standing};
-use crate::net::Network;
 use crate::notify::{LossCause, Notice, Notices};
-use crate::outqueue::OutQueue;
-use crate::protocol::relay_result;
-use crate::protocol::{CloseReason, DeviceRef, IdentifyResult, LinkMsg, Port, Product, Str8};
-use crate::routing::served_switches;
-use crate::session_handle::{DeviceKey, NewSession, SessionHandle};
+use crate::session::handle::SessionHandle;
+use crate::session::invoke::InvokeMap;
+use crate::session::outqueue::OutQueue;
 use crate::stats::Stats;
+use netseam::Network;
+use wire::relay_result;
+use wire::{CloseReason, IdentifyResult, LinkMsg, Str8};
 
 /// Limits and timings that are not part of the configuration file.
 #[derive(Clone, Debug)]
@@ -212,7 +212,7 @@ pub struct Hub {
     pub net: Arc<dyn Network>,
     pub stats: Stats,
     pub licensing: Licensing,
-    pub monitors: crate::monitor::Monitors,
+    pub monitors: crate::ports::monitor::Monitors,
     /// SMDR/UCD records kept for collectors.
     pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
@@ -314,112 +314,6 @@ impl Hub {
 
     pub fn any_switch_up(&self) -> bool {
         self.slots.iter().any(SwitchSlot::is_up)
-    }
-
-    /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with
-    /// `i` already queued, before any event or `W` can reach it.
-    pub fn admit(
-        &self,
-        peer: SocketAddr,
-        port: Port,
-        identify: &LinkMsg,
-    ) -> Result<Arc<SessionHandle>, Refusal> {
-        let refuse = |r: IdentifyResult| Err((r, Vec::new()));
-        let LinkMsg::Identify {
-            protocol,
-            product,
-            app_name,
-            devices,
-        } = identify
-        else {
-            return refuse(IdentifyResult::Malformed);
-        };
-        if !matches!(protocol, 2 | 3) {
-            return refuse(IdentifyResult::Malformed);
-        }
-        let Some(product) = Product::from_byte(*product) else {
-            return refuse(IdentifyResult::Malformed);
-        };
-        if product.port() != port {
-            return refuse(IdentifyResult::WrongPort);
-        }
-        let config = self.config.load();
-        let user = config.user(peer.ip());
-        if user.is_none() && !config.access.allow_unregistered {
-            return refuse(IdentifyResult::AddressNotPermitted);
-        }
-
-        let _membership = self.lock_membership();
-        if !self.any_switch_up() {
-            return refuse(IdentifyResult::NotConnected);
-        }
-        let served = served_switches(&config, peer.ip(), *protocol);
-        let states: Vec<(u8, bool)> = served
-            .switches
-            .iter()
-            .map(|no| (*no, self.slot(*no).is_some_and(SwitchSlot::is_up)))
-            .collect();
-        if !states.iter().any(|(_, up)| *up) {
-            return Err((IdentifyResult::NoUsableSwitch, states));
-        }
-        let entitlements = self.standing().entitlements();
-        let grant = self
-            .licensing
-            .usage()
-            .admit(
-                product,
-                &served.switches,
-                entitlements.as_ref(),
-                &config.bypass_limits,
-            )
-            .map_err(|r| (r, Vec::new()))?;
-
-        let devices: BTreeSet<DeviceKey> = devices
-            .iter()
-            .filter_map(|DeviceRef { switch, device }| {
-                let switch = if *switch == 0 {
-                    served.default
-                } else {
-                    *switch
-                };
-                served
-                    .switches
-                    .contains(&switch)
-                    .then(|| (switch, device.clone()))
-            })
-            .take(self.tuning.max_devices)
-            .collect();
-        let session = SessionHandle::new(NewSession {
-            id: self.next_session.fetch_add(1, Ordering::Relaxed),
-            peer,
-            product,
-            protocol: *protocol,
-            app_name: app_name.clone(),
-            served: served.switches.clone(),
-            default_switch: served.default,
-            filtering: product.filterable() && user.is_some_and(|u| u.filtering),
-            connected_ms: self.clock.now_ms(),
-            devices,
-            queue_limit: self.tuning.session_queue_bytes,
-            grant,
-        })
-        .shared();
-        session.send_link(&LinkMsg::IdentifyResult {
-            result: IdentifyResult::Accepted as u8,
-            switches: states,
-        });
-        for no in &served.switches {
-            if let Some(slot) = self.slot(*no) {
-                slot.subscribers.rcu(|subs| {
-                    let mut list = subs.list.clone();
-                    list.push(session.clone());
-                    Subscribers::from_list(list)
-                });
-            }
-        }
-        self.registry().insert(session.id, session.clone());
-        self.stats.sessions_admitted.fetch_add(1, Ordering::Relaxed);
-        Ok(session)
     }
 
     /// Forgets a session that has ended.

@@ -13,6 +13,7 @@ pub mod key;
 pub mod store;
 pub mod trial;
 pub mod usage;
+pub mod watch;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -331,7 +332,7 @@ impl LicenceStatus {
         switch_macs: &[[u8; 6]],
         now_ms: u64,
     ) -> LicenceStatus {
-        use crate::protocol::Product;
+        use wire::Product;
         let registered = licensing.registered.load_full();
         let payload = registered.as_ref().map(|r| &r.payload);
         let ent = standing.entitlements();
@@ -407,7 +408,7 @@ impl LicenceStatus {
             bypass: Product::ALL
                 .iter()
                 .copied()
-                .filter(|p| p.port() == crate::protocol::Port::Bypass)
+                .filter(|p| p.port() == wire::Port::Bypass)
                 .map(|p| BypassUse {
                     name: p.name().to_string(),
                     limit: usage::bypass_limit(&config.bypass_limits, p),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::BypassLimits;
-use crate::protocol::{IdentifyResult, Product};
+use wire::{IdentifyResult, Product};
 
 use super::key::Payload;
 
@@ -93,7 +93,7 @@ impl Usage {
         entitlements: Option<&Entitlements>,
         bypass_limits: &BypassLimits,
     ) -> Result<Grant, IdentifyResult> {
-        if product.port() == crate::protocol::Port::Bypass {
+        if product.port() == wire::Port::Bypass {
             let used = self.bypass.entry(product).or_default();
             if *used >= bypass_limit(bypass_limits, product) {
                 return Err(IdentifyResult::CountUsedUp);

@@ -2,6 +2,8 @@
 //! then read until the link is lost: events fanned out, answers routed back through the
 //! INVOKE map, heartbeats, the 30 s silence rule and the answer timeout.
 
+pub mod recovery;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::config::SwitchConfig;
-use crate::fanout::{deliver_events, Scratch};
 use crate::hub::{Hub, LinkHandle, LinkInfo};
-use crate::invoke::InvokeMap;
-use crate::net::BoxStream;
 use crate::notify::{LinkFailure, LossCause, Notice};
-use crate::outqueue::{run_writer, Ending, OutQueue};
-use crate::protocol::frame::Run;
-use crate::protocol::{relay_result, Frame, FrameReader, Kind, LinkMsg, Str8};
+use crate::session::fanout::{deliver_events, Scratch};
+use crate::session::invoke::InvokeMap;
+use crate::session::outqueue::{run_writer, Ending, OutQueue};
+use netseam::BoxStream;
+use wire::frame::Run;
+use wire::{relay_result, Frame, FrameReader, Kind, LinkMsg, Str8};
 
 /// Version byte of `O`.
 const LINK_VERSION: u8 = 3;
@@ -246,7 +248,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
             _ = stop.cancelled() => break LossCause::Stopping,
             result = &mut writer => {
                 break LossCause::Error(match result {
-                    Ok(crate::outqueue::WriterEnd::Io(e)) => e.to_string(),
+                    Ok(crate::session::outqueue::WriterEnd::Io(e)) => e.to_string(),
                     _ => "the link writer stopped".into(),
                 });
             }
@@ -280,7 +282,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
 async fn finish(
     hub: &Hub,
     link: &LinkHandle,
-    writer: &mut tokio::task::JoinHandle<crate::outqueue::WriterEnd>,
+    writer: &mut tokio::task::JoinHandle<crate::session::outqueue::WriterEnd>,
     cause: LossCause,
 ) -> LossCause {
     link.out.end(Ending::Discard { last: None });

@@ -13,8 +13,8 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, LinkPhase};
+use crate::link::{establish, run, Open};
 use crate::notify::{LinkFailure, LossCause, Notice};
-use crate::switch_link::{establish, run, Open};
 
 /// What an operator can ask of one switch's link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //! and, where it concerns one, a switch number; the newest `notification_lines` are kept and
 //! live followers subscribe to a broadcast.
 
+pub mod catalog;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::clock::WallClock;
-use crate::protocol::Product;
+use wire::Product;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,9 +41,12 @@ pub enum LinkFailure {
 }
 
 impl fmt::Display for LinkFailure {
-    /// The English text (see [`crate::catalog`] for every language).
+    /// The English text (see [`crate::notify::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::catalog::failure(self, crate::config::Language::En))
+        f.write_str(&crate::notify::catalog::failure(
+            self,
+            crate::config::Language::En,
+        ))
     }
 }
 
@@ -59,9 +64,12 @@ pub enum LossCause {
 }
 
 impl fmt::Display for LossCause {
-    /// The English text (see [`crate::catalog`] for every language).
+    /// The English text (see [`crate::notify::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::catalog::cause(self, crate::config::Language::En))
+        f.write_str(&crate::notify::catalog::cause(
+            self,
+            crate::config::Language::En,
+        ))
     }
 }
 
@@ -190,9 +198,12 @@ impl Notice {
 }
 
 impl fmt::Display for Notice {
-    /// The English text (see [`crate::catalog`] for every language).
+    /// The English text (see [`crate::notify::catalog`] for every language).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::catalog::notice(self, crate::config::Language::En))
+        f.write_str(&crate::notify::catalog::notice(
+            self,
+            crate::config::Language::En,
+        ))
     }
 }
 
@@ -211,7 +222,7 @@ impl Entry {
 
     /// The text in `lang`.
     pub fn text(&self, lang: crate::config::Language) -> String {
-        crate::catalog::notice(&self.notice, lang)
+        crate::notify::catalog::notice(&self.notice, lang)
     }
 }
 

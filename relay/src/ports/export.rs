@@ -23,10 +23,10 @@ use wire::frame::HEADER_LEN;
 
 use crate::config::ExportFormat;
 use crate::hub::Hub;
-use crate::monitor::{check_password, password_line, password_result};
-use crate::net::{AckProbe, BoxStream};
-use crate::protocol::FrameReader;
+use crate::ports::monitor::{check_password, password_line, password_result};
 use crate::spool::Entry;
+use netseam::{AckProbe, BoxStream};
+use wire::FrameReader;
 
 /// Records taken from the spool per write.
 const BATCH: usize = 256;

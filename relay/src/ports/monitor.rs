@@ -3,7 +3,7 @@
 //! - Switch-message monitors get every frame on every switch link, both directions, as
 //!   `M '>'` (to the switch) and `M '<'` (from it), with time and switch number.
 //! - SMDR/UCD monitors get every `S`/`U` record as `M 'S'`/`M 'U'`.
-//! - The export port is served from the spool by [`crate::export`]; it shares the password
+//! - The export port is served from the spool by [`crate::ports::export`]; it shares the password
 //!   checks here.
 //!
 //! A monitor that reads too slowly loses frames, never slows the relay: its queue drops and
@@ -22,8 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
-use crate::net::BoxStream;
-use crate::protocol::{FrameReader, LinkMsg};
+use netseam::BoxStream;
+use wire::{FrameReader, LinkMsg};
 
 /// Which port a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +212,7 @@ impl Monitors {
     }
 }
 
-/// Serves one monitor connection to its end (the export port is [`crate::export::serve`]).
+/// Serves one monitor connection to its end (the export port is [`crate::ports::export::serve`]).
 pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: MonitorPort) {
     let config = hub.config.load_full();
     let password = config.monitor.password.clone().unwrap_or_default();

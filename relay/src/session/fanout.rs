@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 
 use crate::hub::{Hub, Subscribers, SwitchSlot};
-use crate::protocol::call::{event_device, put_with_switch};
+use wire::call::{event_device, put_with_switch};
 
 /// Where one event sits in both forms.
 #[derive(Clone, Debug)]

@@ -10,9 +10,9 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
 use crate::licensing::usage::Grant;
-use crate::outqueue::{Ending, OutQueue, PushError};
-use crate::protocol::call::{put_rewritten, put_with_switch, relay_answer};
-use crate::protocol::{CloseReason, Frame, LinkMsg, Product, Str8};
+use crate::session::outqueue::{Ending, OutQueue, PushError};
+use wire::call::{put_rewritten, put_with_switch, relay_answer};
+use wire::{CloseReason, Frame, LinkMsg, Product, Str8};
 
 /// A device a session watches: (switch, device).
 pub type DeviceKey = (u8, Str8);

@@ -7,8 +7,8 @@ use std::sync::Weak;
 
 use tokio::time::Instant;
 
-use crate::protocol::NO_INVOKE;
-use crate::session_handle::SessionHandle;
+use crate::session::handle::SessionHandle;
+use wire::NO_INVOKE;
 
 /// A request waiting for its answer.
 #[derive(Debug)]

@@ -1,6 +1,12 @@
 //! One application connection: identify within the deadline, admission, then requests in and
 //! everything else out through the session's queue, until either side ends it.
 
+pub mod fanout;
+pub mod handle;
+pub mod invoke;
+pub mod outqueue;
+pub mod routing;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,16 +19,14 @@ use tokio::time::Instant;
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::hub::{Hub, SwitchSlot};
-use crate::invoke::Pending;
-use crate::net::BoxStream;
 use crate::notify::Notice;
-use crate::outqueue::{run_writer, WriterEnd};
-use crate::protocol::call::{put_rewritten, switch_byte, CALL_PLUS_CODE};
-use crate::protocol::link::caps;
-use crate::protocol::{
-    relay_result, CloseReason, Frame, FrameReader, Kind, LinkMsg, Port, NO_INVOKE,
-};
-use crate::session_handle::{close_frame, SessionHandle};
+use crate::session::handle::{close_frame, SessionHandle};
+use crate::session::invoke::Pending;
+use crate::session::outqueue::{run_writer, WriterEnd};
+use netseam::BoxStream;
+use wire::call::{put_rewritten, switch_byte, CALL_PLUS_CODE};
+use wire::link::caps;
+use wire::{relay_result, CloseReason, Frame, FrameReader, Kind, LinkMsg, Port, NO_INVOKE};
 
 /// Serves one accepted connection to its end.
 pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: Port) {
@@ -31,13 +35,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
         Ok(msg) => msg,
         Err(Unidentified::Malformed(why)) => {
             debug!(%peer, why, "identify refused as malformed");
-            refuse(
-                &hub,
-                stream,
-                crate::protocol::IdentifyResult::Malformed,
-                Vec::new(),
-            )
-            .await;
+            refuse(&hub, stream, wire::IdentifyResult::Malformed, Vec::new()).await;
             return;
         }
         Err(Unidentified::Timeout) => {
@@ -101,7 +99,7 @@ async fn read_identify(
 async fn refuse(
     hub: &Hub,
     mut stream: BoxStream,
-    result: crate::protocol::IdentifyResult,
+    result: wire::IdentifyResult,
     switches: Vec<(u8, bool)>,
 ) {
     hub.stats.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +279,7 @@ fn change_device(
     session: &SessionHandle,
     add: bool,
     switch: u8,
-    device: crate::protocol::Str8,
+    device: wire::Str8,
 ) -> bool {
     let switch = if switch == 0 {
         session.default_switch
