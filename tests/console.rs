@@ -13,19 +13,13 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use client_sim::SimApp;
 use fantoccini::{Client, ClientBuilder, Locator};
-use netseam::TcpNetwork;
-use relay::admin::{AdminServer, AdminState};
 use relay::calls::CallQuery;
-use relay::config::SwitchConfig;
-use relay::{Config, Listeners, Relay, RelayParts};
-use switch_sim::{Settings, SimSwitch};
-use wire::frame::{Frame, Kind};
-use wire::smdr::{Hms, SmdrRecord};
+use relay::Config;
+use testkit::{Admin, Site, SiteSpec};
 use wire::LinkMsg;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -177,52 +171,12 @@ impl Browser {
     }
 }
 
-/// A relay with one simulated switch, its configuration file, and the admin interface.
-struct Site {
-    relay: Arc<Relay>,
-    admin: AdminServer,
-    config_path: PathBuf,
-    _switch: SimSwitch,
-    _dir: tempfile::TempDir,
-}
-
-async fn site() -> Site {
-    let switch = SimSwitch::start("127.0.1.71:0".parse().unwrap(), Settings::officeserv(1))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        state_dir: dir.path().join("state"),
-        ..Config::default()
-    };
-    config.switches.push(SwitchConfig::new(
-        1,
-        "127.0.1.71",
-        switch.addr().port(),
-        "1234",
-    ));
-    let config_path = dir.path().join("relay.yaml");
-    config.save_atomic(&config_path).unwrap();
-    let listeners = Listeners::loopback(&TcpNetwork).await.unwrap();
-    let relay = Arc::new(Relay::start(RelayParts::new(config), listeners).unwrap());
-    let admin = relay::admin::serve(
-        AdminState {
-            relay: relay.clone(),
-            token: Some(TOKEN.into()),
-            config_path: Some(config_path.clone()),
-        },
-        relay::admin::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    Site {
-        relay,
-        admin,
-        config_path,
-        _switch: switch,
-        _dir: dir,
-    }
+/// A relay with one simulated switch (at 127.0.1.1), its configuration file, and the admin
+/// interface, which requires TOKEN.
+async fn site() -> (Site, Admin) {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(Some(TOKEN)).await;
+    (site, admin)
 }
 
 fn main() -> std::process::ExitCode {
@@ -257,10 +211,10 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     chromedriver: PathBuf,
 ) {
     let browser = Browser::start(chromium, chromedriver).await;
-    let site = site().await;
+    let (site, admin) = site().await;
     browser
         .client
-        .goto(&format!("http://{}/", site.admin.addr))
+        .goto(&format!("http://{}/", admin.server.addr))
         .await
         .unwrap();
     assert_eq!(browser.client.title().await.unwrap(), "CTI relay console");
@@ -294,7 +248,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         browser.text("#user-result:not([hidden])").await,
         "User 127.0.0.77 saved (in force and written to the configuration file; the file is rewritten without comments, the previous one kept as .bak)."
     );
-    let saved = Config::load(&site.config_path).unwrap();
+    let saved = Config::load(&admin.config_path).unwrap();
     assert_eq!(
         (saved.users[0].ip.as_str(), saved.users[0].name.as_str()),
         ("127.0.0.77", "Pat")
@@ -310,7 +264,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     );
     browser.visible("#user-ip.invalid").await;
     browser.screenshot("user-dialog-duplicate").await;
-    assert_eq!(Config::load(&site.config_path).unwrap().users.len(), 1);
+    assert_eq!(Config::load(&admin.config_path).unwrap().users.len(), 1);
 
     // Edit it: the form is filled from the entry, and the change replaces it.
     browser
@@ -329,7 +283,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
             .await,
         "Pat Smith"
     );
-    let saved = Config::load(&site.config_path).unwrap();
+    let saved = Config::load(&admin.config_path).unwrap();
     assert_eq!(
         (saved.users.len(), saved.users[0].name.as_str()),
         (1, "Pat Smith")
@@ -382,15 +336,15 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         browser
             .text("#switch-table tr[data-switch='1'] td:nth-child(3)")
             .await,
-        "127.0.1.71"
+        "127.0.1.1"
     );
     browser
-        .type_into("#switch-form input[name=address]", "127.0.1.71")
+        .type_into("#switch-form input[name=address]", "127.0.1.1")
         .await;
     browser.click("#switch-save").await;
     assert_eq!(
         browser.text("#switch-error:not([hidden])").await,
-        "127.0.1.71: address already assigned to switch 1 (switches[1].address)"
+        "127.0.1.1: address already assigned to switch 1 (switches[1].address)"
     );
     browser.screenshot("switch-dialog-duplicate").await;
     browser.click("#switch-close").await;
@@ -427,23 +381,8 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         ("102", "2502", "IC"),
         ("103", "2501", "IA"),
     ] {
-        let record = SmdrRecord {
-            call_id: call.into(),
-            extension: ext.into(),
-            trunk: "8503".into(),
-            month: 12,
-            day: 23,
-            start: Hms::from_secs(8 * 3600 + 45 * 60 + 42),
-            duration: Hms::from_secs(278),
-            flag: flag.into(),
-            digits: "0712345600".into(),
-            cost: "0.0".into(),
-            caller_id: "0498765478".into(),
-            ..SmdrRecord::default()
-        }
-        .to_line();
-        site._switch
-            .send_raw(Frame::build(Kind::Smdr, b'S', 0xFFFF, &record).into_bytes());
+        let (_, frame) = testkit::smdr_frame(call, ext, flag, 8 * 3600 + 45 * 60 + 42);
+        assert!(site.switch(1).send_raw(frame));
     }
     let state_dir = site.relay.hub().config.load().state_dir.clone();
     let started = tokio::time::Instant::now();
@@ -500,5 +439,5 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
 
     browser.stop().await;
     site.relay.shutdown().await;
-    site.admin.stop().await;
+    admin.server.stop().await;
 }

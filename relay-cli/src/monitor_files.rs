@@ -2,19 +2,10 @@
 //! UCD00.TXT…UCD09.TXT, each up to 10 MiB. Each run starts at file 0 and appends to it; when
 //! a file is full the next one is emptied and used, wrapping after 9.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
-/// One series of rotating files.
-pub struct RotatingFiles {
-    dir: PathBuf,
-    name: fn(usize) -> String,
-    max_bytes: u64,
-    index: usize,
-    file: File,
-    size: u64,
-}
+use relay::rotating::{Series, Start};
 
 pub const FILES: usize = 10;
 pub const MAX_BYTES: u64 = 10 << 20;
@@ -29,48 +20,28 @@ pub fn ucd_name(i: usize) -> String {
     format!("UCD{i:02}.TXT")
 }
 
+/// One series of saved files, written a line at a time.
+pub struct RotatingFiles(relay::rotating::RotatingFiles);
+
 impl RotatingFiles {
     /// Opens file 0 of the series in `dir` for appending.
-    pub fn open(
-        dir: &Path,
-        name: fn(usize) -> String,
-        max_bytes: u64,
-    ) -> io::Result<RotatingFiles> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(name(0));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(RotatingFiles {
-            dir: dir.to_owned(),
+    pub fn open(dir: &Path, name: fn(usize) -> String, max_bytes: u64) -> io::Result<Self> {
+        let series = Series {
             name,
+            files: FILES,
             max_bytes,
-            index: 0,
-            file,
-            size,
-        })
+        };
+        relay::rotating::RotatingFiles::open(dir, series, 0, Start::Append).map(RotatingFiles)
     }
 
     /// Appends one line (a newline is added).
     pub fn line(&mut self, line: &str) -> io::Result<()> {
-        let len = line.len() as u64 + 1;
-        if self.size > 0 && self.size + len > self.max_bytes {
-            self.index = (self.index + 1) % FILES;
-            let path = self.dir.join((self.name)(self.index));
-            self.file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(path)?;
-            self.size = 0;
-        }
-        writeln!(self.file, "{line}")?;
-        self.size += len;
-        Ok(())
+        self.0.write(format!("{line}\n").as_bytes())
     }
 
     /// The file being written.
     pub fn current(&self) -> PathBuf {
-        self.dir.join((self.name)(self.index))
+        self.0.current()
     }
 }
 

@@ -7,13 +7,14 @@
 //! queue is full (a slow or full disk) the line is dropped and counted, and the count is
 //! written as soon as a write succeeds again. Memory stays bounded by the queue.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use crate::rotating::{RotatingFiles, Series, Start};
 
 /// How the log is laid out.
 #[derive(Clone, Debug)]
@@ -37,7 +38,15 @@ impl Layout {
     }
 
     pub fn file(&self, index: usize) -> PathBuf {
-        self.dir.join(format!("OSL{index}.LOG"))
+        self.dir.join(osl_name(index))
+    }
+
+    fn series(&self) -> Series {
+        Series {
+            name: osl_name,
+            files: self.files,
+            max_bytes: self.max_bytes,
+        }
     }
 
     /// The file to continue in: the one modified longest ago (never written counts as oldest).
@@ -69,15 +78,12 @@ impl DebugLog {
     /// Opens the log (creating `dir`) and starts its writer thread.
     pub fn start(layout: Layout) -> io::Result<DebugLog> {
         std::fs::create_dir_all(&layout.dir)?;
-        let index = layout.oldest();
-        let file = open_empty(&layout.file(index))?;
+        let files =
+            RotatingFiles::open(&layout.dir, layout.series(), layout.oldest(), Start::Empty)?;
         let (tx, rx) = sync_channel(layout.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = Writer {
-            layout,
-            index,
-            file,
-            size: 0,
+            files,
             dropped: dropped.clone(),
         };
         std::thread::Builder::new()
@@ -105,19 +111,12 @@ impl DebugLog {
     }
 }
 
-fn open_empty(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
+fn osl_name(index: usize) -> String {
+    format!("OSL{index}.LOG")
 }
 
 struct Writer {
-    layout: Layout,
-    index: usize,
-    file: File,
-    size: u64,
+    files: RotatingFiles,
     dropped: Arc<AtomicU64>,
 }
 
@@ -128,26 +127,15 @@ impl Writer {
             if lost > 0 {
                 let note =
                     format!("[{lost} debug log line(s) dropped: the disk was slow or full]\n");
-                if self.write(note.as_bytes()).is_err() {
+                if self.files.write(note.as_bytes()).is_err() {
                     self.dropped.fetch_add(lost, Ordering::Relaxed);
                 }
             }
-            if self.write(&line).is_err() {
+            if self.files.write(&line).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let _ = self.file.flush();
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + bytes.len() as u64 > self.layout.max_bytes {
-            self.index = (self.index + 1) % self.layout.files;
-            self.file = open_empty(&self.layout.file(self.index))?;
-            self.size = 0;
-        }
-        self.file.write_all(bytes)?;
-        self.size += bytes.len() as u64;
-        Ok(())
+        let _ = self.files.flush();
     }
 }
 
@@ -248,7 +236,7 @@ mod tests {
             std::fs::write(l.file(i), format!("before restart {i}\n")).unwrap();
             // OSL7 is the oldest; the others follow in index order after it.
             let age = if i == 7 { 0 } else { 10 + i as u64 };
-            File::options()
+            std::fs::File::options()
                 .write(true)
                 .open(l.file(i))
                 .unwrap()

@@ -21,13 +21,16 @@
 //! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
 //!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
 //!   orderly stop.
+//! - [`connection`]: what links and sessions do alike (heartbeat, silence, writer grace).
 //! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;
-//!   [`debug_log`]: the rotating OSLn.LOG files.
+//!   [`debug_log`]: the OSLn.LOG files, written through [`rotating`], which also writes the
+//!   files the monitor programs save.
 
 pub mod admin;
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod debug_log;
 pub mod hub;
 pub mod licensing;
@@ -35,6 +38,7 @@ pub mod link;
 pub mod notify;
 pub mod ports;
 pub mod reconfigure;
+pub mod rotating;
 pub mod server;
 pub mod session;
 pub mod spool;

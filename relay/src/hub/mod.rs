@@ -6,6 +6,7 @@
 //! it (and sees the switch down). The event path never takes that lock.
 
 pub mod admission;
+pub mod monitors;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,7 +213,7 @@ pub struct Hub {
     pub net: Arc<dyn Network>,
     pub stats: Stats,
     pub licensing: Licensing,
-    pub monitors: crate::ports::monitor::Monitors,
+    pub monitors: monitors::Monitors,
     /// SMDR/UCD records kept for collectors.
     pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.

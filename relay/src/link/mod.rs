@@ -7,7 +7,6 @@ pub mod recovery;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::config::SwitchConfig;
+use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::{Hub, LinkHandle, LinkInfo};
 use crate::notify::{LinkFailure, LossCause, Notice};
 use crate::session::fanout::{deliver_events, Scratch};
@@ -219,17 +219,14 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
     let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
     let slot = hub.slot(no).expect("switch numbers are 1..=8");
     let mut scratch = Scratch::default();
-    let mut last_rx = Instant::now();
-    let mut last_heartbeat = last_rx;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
 
     let cause = loop {
         // Everything already buffered (including what arrived with the last set-up step).
         loop {
             match reader.next_run() {
                 Ok(Some(run)) => {
-                    last_rx = Instant::now();
+                    keepalive.received();
                     if let Err(cause) = dispatch(hub, slot, &link, &run, &mut scratch) {
                         return finish(hub, &link, &mut writer, cause).await;
                     }
@@ -252,16 +249,15 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
                     _ => "the link writer stopped".into(),
                 });
             }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                if now.duration_since(last_rx) >= hub.tuning.silence_limit {
-                    break LossCause::Silent;
+            due = keepalive.tick() => {
+                match due {
+                    Due::Silent => break LossCause::Silent,
+                    Due::Heartbeat => {
+                        let _ = hub.send_to_switch(&link, heartbeat.clone());
+                    }
+                    Due::Nothing => {}
                 }
-                if now.duration_since(last_rx.max(last_heartbeat)) >= hub.tuning.heartbeat_interval {
-                    last_heartbeat = now;
-                    let _ = hub.send_to_switch(&link, heartbeat.clone());
-                }
-                let expired = link.invokes().expire(now);
+                let expired = link.invokes().expire(Instant::now());
                 for pending in expired {
                     if let Some(session) = pending.session.upgrade() {
                         session.answer_pending(pending.code, pending.app_invoke, no, relay_result::TIMED_OUT);
@@ -286,13 +282,7 @@ async fn finish(
     cause: LossCause,
 ) -> LossCause {
     link.out.end(Ending::Discard { last: None });
-    if !writer.is_finished()
-        && tokio::time::timeout(hub.tuning.close_grace, &mut *writer)
-            .await
-            .is_err()
-    {
-        writer.abort();
-    }
+    end_writer(writer, hub.tuning.close_grace).await;
     cause
 }
 

@@ -11,13 +11,13 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, Instrument};
 
+use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::{Hub, SwitchSlot};
 use crate::notify::Notice;
 use crate::session::handle::{close_frame, SessionHandle};
@@ -144,16 +144,10 @@ async fn run(
     );
 
     let stop = read_loop(&hub, &session, &mut rd, &mut reader, &mut writer).await;
-    if !writer.is_finished() {
-        match stop {
-            // Nobody to write to; stop the writer now rather than after the grace period.
-            Stop::PeerGone => writer.abort(),
-            Stop::WriterDone => {
-                if tokio::time::timeout(grace, &mut writer).await.is_err() {
-                    writer.abort();
-                }
-            }
-        }
+    match stop {
+        // Nobody to write to; stop the writer now rather than after the grace period.
+        Stop::PeerGone => writer.abort(),
+        Stop::WriterDone => end_writer(&mut writer, grace).await,
     }
     if session.out.overflowed() {
         hub.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
@@ -174,15 +168,12 @@ async fn read_loop(
     writer: &mut tokio::task::JoinHandle<WriterEnd>,
 ) -> Stop {
     let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
-    let mut last_rx = Instant::now();
-    let mut last_heartbeat = last_rx;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
     loop {
         loop {
             match reader.next_frame() {
                 Ok(Some(frame)) => {
-                    last_rx = Instant::now();
+                    keepalive.received();
                     if let Err(why) = handle_frame(hub, session, &frame) {
                         protocol_error(hub, session, &why);
                         return wait_writer(writer).await;
@@ -200,17 +191,16 @@ async fn read_loop(
         tokio::select! {
             biased;
             _ = &mut *writer => return Stop::WriterDone,
-            _ = tick.tick() => {
-                let now = Instant::now();
-                if now.duration_since(last_rx) >= hub.tuning.silence_limit {
+            due = keepalive.tick() => match due {
+                Due::Silent => {
                     session.close(CloseReason::IdleTimeout, "nothing received for 30 s");
                     return wait_writer(writer).await;
                 }
-                if now.duration_since(last_rx.max(last_heartbeat)) >= hub.tuning.heartbeat_interval {
-                    last_heartbeat = now;
+                Due::Heartbeat => {
                     let _ = session.send(heartbeat.clone());
                 }
-            }
+                Due::Nothing => {}
+            },
             read = rd.read_buf(reader.buffer_mut()) => match read {
                 Ok(0) | Err(_) => return Stop::PeerGone,
                 Ok(_) => {}
