@@ -7,15 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use client_sim::SimApp;
-use switch_sim::{Settings, SimSwitch};
+use testkit::SiteSpec;
 use tokio::time::Instant;
 
 use netseam::{Network, TcpNetwork};
-use relay::config::{Config, SwitchConfig, User};
+use relay::config::{Config, User};
 use relay::notify::Level;
-use relay::server::{Listeners, Relay, RelayParts};
+use relay::server::Relay;
 use wire::{Kind, LinkMsg};
 
 /// What the demo is run with.
@@ -81,28 +80,22 @@ pub async fn run_on(
     stop: impl std::future::Future<Output = ()>,
     mut show: impl FnMut(&str),
 ) -> anyhow::Result<()> {
-    let mut switches = Vec::new();
-    for no in 1..=2u8 {
-        let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), opts.switch_port);
-        let sim = SimSwitch::start_on(net.as_ref(), addr, Settings::officeserv(no))
-            .await
-            .with_context(|| format!("cannot start simulated switch {no} on {addr}"))?;
-        switches.push(sim);
-    }
-    let state_dir = tempfile::tempdir().context("cannot make a state directory for the demo")?;
-    let mut config = demo_config(&switches, opts.client_port);
-    config.state_dir = state_dir.path().to_owned();
-    let listeners = Listeners::bind(net.as_ref(), &config).await?;
+    // The admin port first, so that a taken port stops the demo before anything has started.
     let admin_listener = relay::admin::bind(SocketAddr::new(
         IpAddr::from([127, 0, 0, 1]),
         opts.admin_port,
     ))
     .await?;
-    let parts = RelayParts {
-        net: net.clone(),
-        ..RelayParts::new(config)
-    };
-    let relay = Arc::new(Relay::start(parts, listeners)?);
+    let client_port = opts.client_port;
+    let site = SiteSpec::officeserv(2)
+        .on_network(net.clone())
+        .switch_port(opts.switch_port)
+        .configured_ports()
+        .configure(move |c| demo_config(c, client_port))
+        .try_start()
+        .await?;
+    let relay = site.relay.clone();
+    let switches = &site.switches;
     let admin = relay::admin::serve(
         relay::admin::AdminState {
             relay: relay.clone(),
@@ -112,15 +105,6 @@ pub async fn run_on(
         admin_listener,
     )?;
     let started = Instant::now();
-    while !(relay.hub().slot(1).is_some_and(|s| s.is_up())
-        && relay.hub().slot(2).is_some_and(|s| s.is_up()))
-    {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(10),
-            "the simulated switches did not come up within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 
     let mut background = tokio::task::JoinSet::new();
     for (i, sw) in switches.iter().enumerate() {
@@ -167,23 +151,16 @@ pub async fn run_on(
     Ok(())
 }
 
-fn demo_config(switches: &[SimSwitch], client_port: u16) -> Config {
-    let mut config = Config::default();
+/// The demo's site: its ports, its switches' names, two users.
+fn demo_config(config: &mut Config, client_port: u16) {
     config.listen.address = IpAddr::from([127, 0, 0, 1]);
     config.listen.client_port = client_port;
     // Monitor and export ports follow the client port (6001, 6002, 6003 by default).
     config.monitor.sw_port = client_port.checked_add(1);
     config.monitor.su_port = client_port.checked_add(2);
     config.export.port = client_port.checked_add(3);
-    for (i, sw) in switches.iter().enumerate() {
-        let mut sc = SwitchConfig::new(
-            i as u8 + 1,
-            &sw.addr().ip().to_string(),
-            sw.addr().port(),
-            "1234",
-        );
-        sc.name = format!("Simulated OfficeServ {}", i + 1);
-        config.switches.push(sc);
+    for sw in &mut config.switches {
+        sw.name = format!("Simulated OfficeServ {}", sw.no);
     }
     config.users = vec![
         User {
@@ -203,7 +180,6 @@ fn demo_config(switches: &[SimSwitch], client_port: u16) -> Config {
             filtering: false,
         },
     ];
-    config
 }
 
 /// A Call softphone on 2201 that also places and ends calls through the relay.

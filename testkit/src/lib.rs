@@ -1,5 +1,6 @@
 //! The test kit: a site of simulated switches and a relay, over loopback TCP or an in-memory
-//! network, for the integration tests and the command-line front-ends' tests.
+//! network, for the integration tests, the command-line front-ends' tests, the benches and
+//! `relay demo`.
 //!
 //! - [`SiteSpec`] says what a site is made of; [`SiteSpec::start`] starts it as a [`Site`].
 //! - [`Site`] holds the relay, its switches and its state directory, and connects simulated
@@ -42,6 +43,33 @@ pub struct SiteSpec {
     pub wait_up: Vec<u8>,
     /// Where the switches, the relay and the applications meet (loopback TCP by default).
     pub net: Arc<dyn Network>,
+    /// The port every simulated switch listens on (at 127.0.1.N); 0: any free port.
+    pub switch_port: u16,
+    /// Listen on the configuration's ports (`listen`, `monitor`, `export`) instead of free
+    /// loopback ports.
+    pub configured_ports: bool,
+}
+
+/// Why a site could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("cannot start simulated switch {no} on {addr}")]
+    Switch {
+        no: u8,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make a state directory for the relay")]
+    StateDir(#[source] std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] relay::server::BindError),
+    #[error("cannot listen on loopback")]
+    Loopback(#[source] std::io::Error),
+    #[error("cannot start the relay")]
+    Start(#[from] relay::server::StartError),
+    #[error("switch {0}'s link did not come up within 10 s")]
+    SwitchDown(u8),
 }
 
 impl SiteSpec {
@@ -59,6 +87,8 @@ impl SiteSpec {
             tuning: Tuning::default(),
             wait_up: (1..=n).collect(),
             net: Arc::new(TcpNetwork),
+            switch_port: 0,
+            configured_ports: false,
         }
     }
 
@@ -111,15 +141,39 @@ impl SiteSpec {
         self
     }
 
+    /// Every simulated switch listens on `port` (at 127.0.1.N) instead of a free port.
+    pub fn switch_port(mut self, port: u16) -> SiteSpec {
+        self.switch_port = port;
+        self
+    }
+
+    /// The relay listens on the ports of its configuration instead of free loopback ports.
+    pub fn configured_ports(mut self) -> SiteSpec {
+        self.configured_ports = true;
+        self
+    }
+
+    /// Starts the site; panics with the reason if it cannot (tests).
     pub async fn start(self) -> Site {
+        match self.try_start().await {
+            Ok(site) => site,
+            Err(e) => panic!(
+                "the site did not start: {e}: {:?}",
+                std::error::Error::source(&e)
+            ),
+        }
+    }
+
+    /// Starts the switches, then the relay, and waits for the links in `wait_up` (10 s each).
+    pub async fn try_start(self) -> Result<Site, SiteError> {
         let mut switches = Vec::new();
         for (i, settings) in self.switches.into_iter().enumerate() {
-            let addr = SocketAddr::new(IpAddr::from([127, 0, 1, i as u8 + 1]), 0);
-            switches.push(
-                SimSwitch::start_on(self.net.as_ref(), addr, settings)
-                    .await
-                    .expect("simulated switch listens"),
-            );
+            let no = i as u8 + 1;
+            let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), self.switch_port);
+            let sim = SimSwitch::start_on(self.net.as_ref(), addr, settings)
+                .await
+                .map_err(|source| SiteError::Switch { no, addr, source })?;
+            switches.push(sim);
         }
         let mut config = Config::default();
         for (i, sw) in switches.iter().enumerate() {
@@ -130,24 +184,36 @@ impl SiteSpec {
                 "1234",
             ));
         }
-        let state_dir = tempfile::tempdir().expect("a temporary directory");
+        let state_dir = tempfile::tempdir().map_err(SiteError::StateDir)?;
         config.state_dir = state_dir.path().to_owned();
         (self.configure)(&mut config);
-        let listeners = Listeners::loopback(self.net.as_ref()).await.unwrap();
+        let listeners = if self.configured_ports {
+            Listeners::bind(self.net.as_ref(), &config).await?
+        } else {
+            Listeners::loopback(self.net.as_ref())
+                .await
+                .map_err(SiteError::Loopback)?
+        };
         let parts = RelayParts {
             net: self.net.clone(),
             ..RelayParts::new(config).with_tuning(self.tuning)
         };
-        let relay = Arc::new(Relay::start(parts, listeners).unwrap());
+        let relay = Arc::new(Relay::start(parts, listeners)?);
         let site = Site {
             relay,
             switches,
             state_dir,
         };
         for no in self.wait_up {
-            site.wait_switch_up(no).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !site.is_up(no) {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(SiteError::SwitchDown(no));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
         }
-        site
+        Ok(site)
     }
 }
 
