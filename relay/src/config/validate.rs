@@ -1,0 +1,228 @@
+//! Every rule of SPEC §2, checked at once: each broken rule names its field and value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::{parse_mac, Config, ConfigError};
+
+impl Config {
+    /// Checks every rule of SPEC §2 and returns all that are broken.
+    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: String| errors.push(ConfigError { field, message });
+
+        let client = self.listen.client_port;
+        if !(1025..=65035).contains(&client) {
+            err(
+                "listen.client_port".into(),
+                format!("{client} is out of range: use 1025..=65035 (the bypass port, client_port + 500, must fit)"),
+            );
+        }
+
+        let mut numbers: BTreeMap<u8, usize> = BTreeMap::new();
+        let mut addresses: BTreeMap<String, u8> = BTreeMap::new();
+        for (i, sw) in self.switches.iter().enumerate() {
+            let at = format!("switches[{i}]");
+            if !(1..=8).contains(&sw.no) {
+                err(
+                    format!("{at}.no"),
+                    format!("{} is out of range: use 1..=8", sw.no),
+                );
+            } else if let Some(first) = numbers.insert(sw.no, i) {
+                err(
+                    format!("{at}.no"),
+                    format!(
+                        "switch number {} is already used by switches[{first}]",
+                        sw.no
+                    ),
+                );
+            }
+            let address = sw.address.trim();
+            if address.is_empty() {
+                err(
+                    format!("{at}.address"),
+                    "is empty: give the switch's IP address or host name".into(),
+                );
+            } else if let Some(other) = addresses.get(&address.to_ascii_lowercase()) {
+                err(
+                    format!("{at}.address"),
+                    format!("{address}: address already assigned to switch {other}"),
+                );
+            } else {
+                addresses.insert(address.to_ascii_lowercase(), sw.no);
+            }
+            if sw.port == 0 {
+                err(
+                    format!("{at}.port"),
+                    "0 is out of range: use 1..=65535".into(),
+                );
+            }
+            if sw.name.len() > 255 {
+                err(
+                    format!("{at}.name"),
+                    format!("is {} bytes long: at most 255", sw.name.len()),
+                );
+            }
+            if sw.easyset_password.len() > 255 {
+                err(
+                    format!("{at}.easyset_password"),
+                    format!("is {} bytes long: at most 255", sw.easyset_password.len()),
+                );
+            }
+        }
+        let exists = |no: u8| self.switches.iter().any(|s| s.no == no);
+        if !self.switches.is_empty() && !exists(self.default_switch) {
+            err(
+                "default_switch".into(),
+                format!("{} is not a configured switch", self.default_switch),
+            );
+        }
+
+        let o = &self.options;
+        if !(100..=9999).contains(&o.notification_lines) {
+            err(
+                "options.notification_lines".into(),
+                format!("{} is out of range: use 100..=9999", o.notification_lines),
+            );
+        }
+        let spool = self.export.spool;
+        if !(1..=65536).contains(&spool.max_mb) {
+            err(
+                "export.spool.max_mb".into(),
+                format!("{} is out of range: use 1..=65536", spool.max_mb),
+            );
+        }
+        if !(1..=3650).contains(&spool.max_days) {
+            err(
+                "export.spool.max_days".into(),
+                format!("{} is out of range: use 1..=3650", spool.max_days),
+            );
+        }
+        if !(1..=3650).contains(&self.calls.keep_days) {
+            err(
+                "calls.keep_days".into(),
+                format!("{} is out of range: use 1..=3650", self.calls.keep_days),
+            );
+        }
+        if !(1..=999).contains(&o.recovery.attempts) {
+            err(
+                "options.recovery.attempts".into(),
+                format!("{} is out of range: use 1..=999", o.recovery.attempts),
+            );
+        }
+        if !(1..=60).contains(&o.recovery.cycle_minutes) {
+            err(
+                "options.recovery.cycle_minutes".into(),
+                format!("{} is out of range: use 1..=60", o.recovery.cycle_minutes),
+            );
+        }
+
+        // Listening ports: each in range and no two equal.
+        let mut ports: Vec<(&str, u32)> = vec![("listen.client_port", u32::from(client))];
+        ports.push((
+            "listen.client_port + 500 (bypass port)",
+            self.listen.bypass_port(),
+        ));
+        for (field, port) in [
+            ("monitor.sw_port", self.monitor.sw_port),
+            ("monitor.su_port", self.monitor.su_port),
+            ("export.port", self.export.port),
+            ("admin.port", Some(self.admin.port)),
+        ] {
+            match port {
+                Some(0) => err(field.into(), "0 is out of range: use 1..=65535".into()),
+                Some(p) => ports.push((field, u32::from(p))),
+                None => {}
+            }
+        }
+        for (i, (field, port)) in ports.iter().enumerate() {
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                err(
+                    (*field).into(),
+                    format!("port {port} is already used by {other}"),
+                );
+            }
+        }
+
+        let mut ips: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let at = format!("users[{i}]");
+            match user.ip.trim().parse::<IpAddr>() {
+                Err(_) => err(
+                    format!("{at}.ip"),
+                    format!("{:?} is not a valid IP address", user.ip),
+                ),
+                Ok(ip) => {
+                    if let Some(first) = ips.insert(ip, i) {
+                        err(
+                            format!("{at}.ip"),
+                            format!("{ip} is already registered by users[{first}]"),
+                        );
+                    }
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for no in &user.switches {
+                if !exists(*no) {
+                    err(
+                        format!("{at}.switches"),
+                        format!("switch {no} is not configured"),
+                    );
+                } else if !seen.insert(*no) {
+                    err(
+                        format!("{at}.switches"),
+                        format!("switch {no} is listed twice"),
+                    );
+                }
+            }
+            if let Some(d) = user.default_switch {
+                if !exists(d) {
+                    err(
+                        format!("{at}.default_switch"),
+                        format!("switch {d} is not configured"),
+                    );
+                } else if !user.switches.is_empty() && !user.switches.contains(&d) {
+                    err(
+                        format!("{at}.default_switch"),
+                        format!("default switch {d} is not among the user's switches"),
+                    );
+                }
+            }
+        }
+
+        for (i, key) in self.license.issuer_keys.iter().enumerate() {
+            let ok = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                err(
+                    format!("license.issuer_keys[{i}]"),
+                    format!("{key:?} is not a 32-byte public key written as 64 hex digits"),
+                );
+            }
+        }
+        for (i, mac) in self.license.host_macs.iter().flatten().enumerate() {
+            if parse_mac(mac).is_none() {
+                err(
+                    format!("license.host_macs[{i}]"),
+                    format!("{mac:?} is not a MAC address like AA:BB:CC:DD:EE:FF"),
+                );
+            }
+        }
+
+        if !self.admin.address.is_loopback() && self.admin.token.as_deref().unwrap_or("").is_empty()
+        {
+            err(
+                "admin.token".into(),
+                format!(
+                    "is required because admin.address {} is not a loopback address",
+                    self.admin.address
+                ),
+            );
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
