@@ -203,21 +203,21 @@ impl SwitchSlot {
 /// The relay's shared state.
 pub struct Hub {
     pub config: ArcSwap<Config>,
-    pub slots: [SwitchSlot; 8],
+    pub(crate) slots: [SwitchSlot; 8],
     membership: Mutex<()>,
     sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
     next_session: AtomicU64,
     pub notices: Notices,
-    pub clock: Arc<dyn WallClock>,
-    pub tuning: Tuning,
-    pub net: Arc<dyn Network>,
+    pub(crate) clock: Arc<dyn WallClock>,
+    pub(crate) tuning: Tuning,
+    pub(crate) net: Arc<dyn Network>,
     pub stats: Stats,
     pub licensing: Licensing,
     pub monitors: monitors::Monitors,
     /// SMDR/UCD records kept for collectors.
     pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
-    pub system_macs: Vec<[u8; 6]>,
+    pub(crate) system_macs: Vec<[u8; 6]>,
 }
 
 /// A refused identify: the result and the served switches to report with it.
