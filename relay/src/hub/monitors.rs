@@ -3,14 +3,14 @@
 //! reports the count as `M 'G'` before the next frame it can take. The ports that accept
 //! monitors are [`crate::ports`].
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
+
+use crate::session::outqueue::{run_writer, Ending, OutQueue};
 
 /// Which port a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,106 +20,47 @@ pub enum MonitorPort {
     Export,
 }
 
-/// A monitor's outgoing frames: bounded, dropping and counting when full.
+/// A monitor's outgoing frames: a dropping [`OutQueue`] (a slow monitor misses frames and is
+/// told how many with `M 'G'`), and the count of frames it missed over its life.
 pub struct MonitorQueue {
-    state: Mutex<GapState>,
-    wake: Notify,
-    limit: usize,
+    out: OutQueue,
     /// Frames dropped over the monitor's life.
     pub dropped_total: AtomicU64,
-}
-
-#[derive(Default)]
-struct GapState {
-    frames: VecDeque<Bytes>,
-    bytes: usize,
-    /// Dropped since the last gap report.
-    dropped: u32,
-    closed: bool,
 }
 
 impl MonitorQueue {
     pub fn new(limit: usize) -> MonitorQueue {
         MonitorQueue {
-            state: Mutex::new(GapState::default()),
-            wake: Notify::new(),
-            limit,
+            out: OutQueue::dropping(limit, wire::monitor::encode_gap),
             dropped_total: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, GapState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Queues a frame, or drops and counts it when the monitor is behind.
     pub fn push(&self, frame: Bytes) {
-        let mut st = self.lock();
-        if st.closed {
-            return;
-        }
-        let gap = (st.dropped > 0).then(|| wire::monitor::encode_gap(st.dropped));
-        let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
-        if st.bytes + need > self.limit {
-            st.dropped = st.dropped.saturating_add(1);
+        if !self.out.push_or_drop(frame) && !self.out.is_ending() {
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let was_empty = st.frames.is_empty();
-        if let Some(g) = gap {
-            st.dropped = 0;
-            st.bytes += g.len();
-            st.frames.push_back(g);
-        }
-        st.bytes += frame.len();
-        st.frames.push_back(frame);
-        drop(st);
-        if was_empty {
-            self.wake.notify_one();
         }
     }
 
     /// Counts a frame that cannot be sent at all (too large to wrap in an `M` frame).
     pub fn skip(&self) {
-        self.lock().dropped += 1;
+        self.out.count_dropped();
         self.dropped_total.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Stops the writer; what is still queued is not sent.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
+        self.out.end(Ending::Discard { last: None });
     }
 
     /// Writes queued frames until the socket fails or the queue is closed.
-    pub(crate) async fn run_writer<W: tokio::io::AsyncWrite + Unpin>(&self, writer: &mut W) {
-        loop {
-            let batch: Vec<Bytes> = {
-                let mut st = self.lock();
-                if st.closed {
-                    return;
-                }
-                st.bytes = 0;
-                let mut batch: Vec<Bytes> = st.frames.drain(..).collect();
-                // Caught up: report what was missed now rather than before the next frame.
-                if st.dropped > 0 {
-                    batch.push(wire::monitor::encode_gap(st.dropped));
-                    st.dropped = 0;
-                }
-                batch
-            };
-            if batch.is_empty() {
-                self.wake.notified().await;
-                continue;
-            }
-            for b in batch {
-                if writer.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-            if writer.flush().await.is_err() {
-                return;
-            }
-        }
+    pub(crate) async fn run_writer<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        grace: Duration,
+    ) {
+        let _ = run_writer(&self.out, writer, grace).await;
     }
 }
 
@@ -202,25 +143,53 @@ impl Monitors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
-    #[test]
-    fn a_full_queue_drops_counts_and_reports_the_gap_first() {
-        let q = MonitorQueue::new(30);
+    const GAP_OF_2: [u8; 10] = [0, 8, b'M', b'G', 0xFF, 0xFF, 0, 0, 0, 2];
+
+    #[tokio::test]
+    async fn a_full_queue_drops_counts_and_reports_the_gap_when_caught_up_or_before_the_next() {
+        let q = Arc::new(MonitorQueue::new(30));
         q.push(Bytes::from(vec![1u8; 20]));
         q.push(Bytes::from(vec![2u8; 20]));
         q.push(Bytes::from(vec![3u8; 20]));
         assert_eq!(q.dropped_total.load(Ordering::Relaxed), 2);
-        {
-            let mut st = q.lock();
-            st.frames.clear();
-            st.bytes = 0;
-        }
+        let (mut monitor, mut socket) = tokio::io::duplex(1024);
+        let writer = tokio::spawn({
+            let q = q.clone();
+            async move { q.run_writer(&mut socket, Duration::from_secs(1)).await }
+        });
+        // The writer takes the first frame and, caught up, reports the two it could not.
+        let mut got = [0u8; 30];
+        monitor.read_exact(&mut got).await.unwrap();
+        assert_eq!(got[..20], [1u8; 20]);
+        assert_eq!(got[20..], GAP_OF_2);
+
+        // Behind again: the report goes out before the next frame that fits.
+        let blocked = Arc::new(MonitorQueue::new(30));
+        blocked.push(Bytes::from(vec![1u8; 30]));
+        blocked.push(Bytes::from_static(b"x"));
+        blocked.push(Bytes::from_static(b"y"));
+        assert_eq!(blocked.dropped_total.load(Ordering::Relaxed), 2);
+        let (mut monitor2, mut socket2) = tokio::io::duplex(1024);
+        tokio::spawn({
+            let blocked = blocked.clone();
+            async move {
+                blocked
+                    .run_writer(&mut socket2, Duration::from_secs(1))
+                    .await
+            }
+        });
+        let mut first = [0u8; 40];
+        monitor2.read_exact(&mut first).await.unwrap();
+        assert_eq!(first[..30], [1u8; 30]);
+        assert_eq!(first[30..], GAP_OF_2);
+
         q.push(Bytes::from_static(b"next"));
-        let st = q.lock();
-        let frames: Vec<&[u8]> = st.frames.iter().map(|b| b.as_ref()).collect();
-        assert_eq!(
-            frames,
-            [&[0, 8, b'M', b'G', 0xFF, 0xFF, 0, 0, 0, 2][..], b"next"]
-        );
+        let mut next = [0u8; 4];
+        monitor.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next, b"next");
+        q.close();
+        writer.await.unwrap();
     }
 }

@@ -43,7 +43,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
     hub.monitors.attach(port, queue.clone());
     tracing::info!(%peer, ?port, "monitor attached");
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let writer = queue.run_writer(&mut wr);
+    let writer = queue.run_writer(&mut wr, hub.tuning.close_grace);
     // Monitors only read; anything they send is discarded, and their closing ends the session.
     let reading = async {
         let mut sink = [0u8; 512];

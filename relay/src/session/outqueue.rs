@@ -1,8 +1,11 @@
-//! A bounded output queue and the task that drains it into a socket.
+//! A bounded output queue and the task that drains it into a socket; every connection the
+//! relay writes to (switch links, sessions, monitors) has one.
 //!
 //! Producers (the switch reader, a session's own reader) push shared [`Bytes`] and never wait:
 //! a push that would take the queue past its byte bound fails, the queue is marked overflowed,
-//! and its writer closes the connection. The writer takes everything queued at once and hands
+//! and its writer closes the connection. A queue made with [`OutQueue::dropping`] (monitors)
+//! instead drops what does not fit, counts it, and reports the count with a frame of its own
+//! before the next frame it takes, or as soon as the writer has caught up. The writer takes everything queued at once and hands
 //! it to the socket with vectored writes, so a burst of frames costs one syscall, not one each.
 
 use std::collections::VecDeque;
@@ -40,6 +43,8 @@ struct State {
     frames: VecDeque<Bytes>,
     bytes: usize,
     ending: Option<Ending>,
+    /// Dropped since the last gap report (queues made with [`OutQueue::dropping`]).
+    dropped: u32,
 }
 
 pub struct OutQueue {
@@ -50,6 +55,8 @@ pub struct OutQueue {
     limit: usize,
     /// Written (after the backlog is dropped) when a push overflows the queue.
     overflow_frame: Option<Bytes>,
+    /// The frame reporting `n` dropped frames, for queues that drop instead of ending.
+    gap_frame: Option<fn(u32) -> Bytes>,
 }
 
 impl OutQueue {
@@ -61,7 +68,59 @@ impl OutQueue {
             discard: Notify::new(),
             limit,
             overflow_frame: None,
+            gap_frame: None,
         }
+    }
+
+    /// A queue holding at most `limit` bytes that never ends by overflowing: what does not fit
+    /// is dropped and counted (see [`OutQueue::push_or_drop`]), and the count goes out as
+    /// `gap_frame(count)`.
+    pub fn dropping(limit: usize, gap_frame: fn(u32) -> Bytes) -> OutQueue {
+        OutQueue {
+            gap_frame: Some(gap_frame),
+            ..OutQueue::new(limit)
+        }
+    }
+
+    /// Queues `frame` behind the report of any frames dropped before it, if both fit; else
+    /// drops it and counts it for the next report. Returns whether it was queued (a queue
+    /// that has ended queues nothing and counts nothing).
+    pub fn push_or_drop(&self, frame: Bytes) -> bool {
+        let mut st = self.lock();
+        if st.ending.is_some() {
+            return false;
+        }
+        let gap = self.gap_report(&st);
+        let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
+        if st.bytes + need > self.limit {
+            st.dropped = st.dropped.saturating_add(1);
+            return false;
+        }
+        let was_empty = st.frames.is_empty();
+        if let Some(g) = gap {
+            st.dropped = 0;
+            st.bytes += g.len();
+            st.frames.push_back(g);
+        }
+        st.bytes += frame.len();
+        st.frames.push_back(frame);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Counts a frame that could not be offered at all (for the next gap report).
+    pub fn count_dropped(&self) {
+        let mut st = self.lock();
+        st.dropped = st.dropped.saturating_add(1);
+    }
+
+    /// The report of the frames dropped since the last one, if any were.
+    fn gap_report(&self, st: &State) -> Option<Bytes> {
+        let gap = self.gap_frame?;
+        (st.dropped > 0).then(|| gap(st.dropped))
     }
 
     /// Sets the frame written when the queue overflows (e.g. `X` reason 3).
@@ -176,9 +235,19 @@ impl OutQueue {
     /// left to write.
     fn take(&self, into: &mut VecDeque<Bytes>) -> Taken {
         let mut st = self.lock();
-        if !st.frames.is_empty() {
+        // Caught up: a dropping queue reports what was missed now rather than before the next
+        // frame.
+        let gap = match st.ending {
+            None => self.gap_report(&st),
+            Some(_) => None,
+        };
+        if !st.frames.is_empty() || gap.is_some() {
             std::mem::swap(&mut st.frames, into);
             st.bytes = 0;
+            if let Some(g) = gap {
+                st.dropped = 0;
+                into.push_back(g);
+            }
             return Taken::Frames;
         }
         match &mut st.ending {
