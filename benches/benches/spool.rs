@@ -44,7 +44,7 @@ fn spool(c: &mut Criterion) {
             now_ms: Box::new(|| 1_796_083_200_000),
             dropped: Box::new(|_, _| {}),
             write_failed: Box::new(|e| panic!("the journal cannot be written: {e}")),
-            store: Some(store),
+            store: Some(Box::new(store)),
         },
         stop.clone(),
     ));

@@ -3,25 +3,25 @@
 //! `relay-cli` crate) is its front-end. Protocol bytes are the `wire` crate's; the network is
 //! reached through the `netseam` crate (real TCP, or an in-memory network).
 //!
-//! Module map, downhill from the switch to the applications:
-//! - [`link`]: one switch link (open, station download, heartbeat, reading) and
-//!   [`link::recovery`], the schedule of attempts and the operator's connect/disconnect/abort.
-//! - [`hub`]: the state the links, sessions and ports share; [`hub::admission`] decides who
-//!   may identify.
-//! - [`session`]: one application connection; [`session::handle`] is what others see of it,
-//!   [`session::fanout`] sends events to every session served a switch,
-//!   [`session::outqueue`] bounds what waits for a slow one, [`session::invoke`] rewrites
-//!   INVOKE and times answers out, [`session::routing`] says which switches it is served.
-//! - [`ports`]: the monitor ports and the SMDR/UCD export port.
+//! Module map, downhill from the switch to the applications (no module imports one that
+//! imports it):
+//! - [`link`]: one switch link (open, station download, heartbeat, reading) and its recovery
+//!   schedule with the operator's connect/disconnect/abort.
+//! - [`session`]: one application connection, and the fan-out of a switch's events to every
+//!   session served it.
+//! - [`hub`]: the state links, sessions and ports share: switch slots, the session registry
+//!   and each session's handle, INVOKE maps, routing, admission, the monitors attached.
+//! - [`connection`]: what every connection does alike: the bounded output queue and its
+//!   writer, heartbeat and silence, writer grace.
+//! - [`ports`]: the monitor ports, the SMDR/UCD export port, the licence watch.
 //! - [`spool`]: SMDR/UCD records made durable until a collector has them; [`calls`]: the
-//!   call-record store (SQLite).
-//! - [`licensing`]: licence keys, trial, entitlements, use, registration.
+//!   call-record store (SQLite) they also go to.
+//! - [`licensing`]: licence keys, trial, entitlements, use.
 //! - [`notify`]: notifications and their texts in five languages.
 //! - [`admin`]: the admin HTTP API ([`admin::contract`]: every body), metrics, web console.
 //! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
 //!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
 //!   orderly stop.
-//! - [`connection`]: what links and sessions do alike (heartbeat, silence, writer grace).
 //! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;
 //!   [`debug_log`]: the OSLn.LOG files, written through [`rotating`], which also writes the
 //!   files the monitor programs save.

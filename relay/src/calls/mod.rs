@@ -227,6 +227,12 @@ impl CallStore {
     }
 }
 
+impl crate::spool::RecordSink for CallStore {
+    fn insert(&mut self, entries: &[Entry]) {
+        CallStore::insert(self, entries);
+    }
+}
+
 /// A spooled SMDR record as a row (`id` 0: the store numbers it).
 pub fn record_of(e: &Entry) -> CallRecord {
     let body = e.frame.get(HEADER_LEN..).unwrap_or_default();

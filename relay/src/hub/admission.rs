@@ -10,8 +10,8 @@ use std::sync::Arc;
 use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product};
 
 use super::{Hub, Refusal, Subscribers, SwitchSlot};
-use crate::session::handle::{DeviceKey, NewSession, SessionHandle};
-use crate::session::routing::served_switches;
+use crate::hub::routing::served_switches;
+use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
 
 impl Hub {
     /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with

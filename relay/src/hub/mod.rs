@@ -6,7 +6,10 @@
 //! it (and sees the switch down). The event path never takes that lock.
 
 pub mod admission;
+pub mod invoke;
 pub mod monitors;
+pub mod routing;
+pub mod session;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,11 +20,11 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::clock::WallClock;
 use crate::config::Config;
+use crate::connection::outqueue::OutQueue;
+use crate::hub::invoke::InvokeMap;
+use crate::hub::session::SessionHandle;
 use crate::licensing::{Licensing, Standing};
 use crate::notify::{LossCause, Notice, Notices};
-use crate::session::handle::SessionHandle;
-use crate::session::invoke::InvokeMap;
-use crate::session::outqueue::OutQueue;
 use crate::stats::Stats;
 use netseam::Network;
 use wire::relay_result;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::session::outqueue::{run_writer, Ending, OutQueue};
+use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 
 /// Which port a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,6 @@ pub mod key;
 pub mod store;
 pub mod trial;
 pub mod usage;
-pub mod watch;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::config::SwitchConfig;
+use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::connection::{end_writer, Due, Keepalive};
+use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo};
 use crate::notify::{LinkFailure, LossCause, Notice};
 use crate::session::fanout::{deliver_events, Scratch};
-use crate::session::invoke::InvokeMap;
-use crate::session::outqueue::{run_writer, Ending, OutQueue};
 use netseam::BoxStream;
 use wire::frame::Run;
 use wire::{relay_result, Frame, FrameReader, Kind, LinkMsg, Str8};
@@ -245,7 +245,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
             _ = stop.cancelled() => break LossCause::Stopping,
             result = &mut writer => {
                 break LossCause::Error(match result {
-                    Ok(crate::session::outqueue::WriterEnd::Io(e)) => e.to_string(),
+                    Ok(crate::connection::outqueue::WriterEnd::Io(e)) => e.to_string(),
                     _ => "the link writer stopped".into(),
                 });
             }
@@ -278,7 +278,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
 async fn finish(
     hub: &Hub,
     link: &LinkHandle,
-    writer: &mut tokio::task::JoinHandle<crate::session::outqueue::WriterEnd>,
+    writer: &mut tokio::task::JoinHandle<crate::connection::outqueue::WriterEnd>,
     cause: LossCause,
 ) -> LossCause {
     link.out.end(Ending::Discard { last: None });

@@ -160,7 +160,7 @@ impl Relay {
             changes: Default::default(),
         };
         relay.start_committer(committer, store);
-        relay.tasks.spawn(crate::licensing::watch::run(
+        relay.tasks.spawn(crate::ports::licence_watch::run(
             relay.hub.clone(),
             relay.stop.clone(),
         ));
@@ -213,7 +213,7 @@ impl Relay {
                     error: e.to_string(),
                 });
             }),
-            store,
+            store: store.map(|s| Box::new(s) as Box<dyn crate::spool::RecordSink>),
         };
         self.tasks
             .spawn(committer.run(self.hub.spool.clone(), parts, self.stop.clone()));
@@ -498,7 +498,7 @@ impl Relay {
         &self,
         text: &str,
     ) -> Result<crate::licensing::key::Payload, crate::licensing::LicenceError> {
-        crate::licensing::watch::register(&self.hub, text)
+        crate::ports::licence_watch::register(&self.hub, text)
     }
 
     /// Tasks still running (listeners, switch supervisors, connections).

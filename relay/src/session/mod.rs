@@ -2,10 +2,6 @@
 //! everything else out through the session's queue, until either side ends it.
 
 pub mod fanout;
-pub mod handle;
-pub mod invoke;
-pub mod outqueue;
-pub mod routing;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,12 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, Instrument};
 
+use crate::connection::outqueue::{run_writer, WriterEnd};
 use crate::connection::{end_writer, Due, Keepalive};
+use crate::hub::invoke::Pending;
+use crate::hub::session::{close_frame, SessionHandle};
 use crate::hub::{Hub, SwitchSlot};
 use crate::notify::Notice;
-use crate::session::handle::{close_frame, SessionHandle};
-use crate::session::invoke::Pending;
-use crate::session::outqueue::{run_writer, WriterEnd};
 use netseam::BoxStream;
 use wire::call::{put_rewritten, switch_byte, CALL_PLUS_CODE};
 use wire::link::caps;

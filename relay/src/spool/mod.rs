@@ -24,7 +24,6 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::CallStore;
 use crate::config::SpoolLimits;
 pub use journal::{Entry, JournalReader};
 use journal::{Journal, Segment};
@@ -96,8 +95,13 @@ pub struct CommitterParts {
     pub dropped: Box<dyn Fn(u64, DropReason) + Send>,
     /// Told of a journal write that failed.
     pub write_failed: Box<dyn Fn(&io::Error) + Send>,
-    /// Where SMDR records are stored, when they are.
-    pub store: Option<CallStore>,
+    /// Where SMDR records are stored, when they are (the call-record store).
+    pub store: Option<Box<dyn RecordSink>>,
+}
+
+/// Where durable records go next, in order, each batch once it is synced.
+pub trait RecordSink: Send {
+    fn insert(&mut self, entries: &[Entry]);
 }
 
 /// The task that makes records durable.

@@ -1,6 +1,9 @@
-//! What every connection of the relay does alike, switch link or application session:
-//! keeping the link alive (a heartbeat after a quiet interval, the end after the silence
-//! limit) and giving its writer a grace period to finish before it is aborted.
+//! What every connection of the relay does alike, switch link, application session or
+//! monitor: a bounded output queue and its writer ([`outqueue`]), keeping the link alive (a
+//! heartbeat after a quiet interval, the end after the silence limit) and giving its writer a
+//! grace period to finish before it is aborted.
+
+pub mod outqueue;
 
 use std::time::Duration;
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
+use crate::connection::outqueue::{Ending, OutQueue, PushError};
 use crate::licensing::usage::Grant;
-use crate::session::outqueue::{Ending, OutQueue, PushError};
 use wire::call::{put_rewritten, put_with_switch, relay_answer};
 use wire::{CloseReason, Frame, LinkMsg, Product, Str8};
 
