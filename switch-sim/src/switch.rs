@@ -463,7 +463,14 @@ async fn serve_link(
                 // A switch drops a link that sends garbage.
                 Err(_) => break 'link,
             };
-            match respond(&inner, &frame, link.peer, &mut open) {
+            let reply = respond(&inner, &frame, link.peer, &mut open);
+            // Open as soon as the link is (before the reply that completes it is written), so
+            // that whoever sees the relay take the link up can send on it; what is sent is
+            // queued behind that reply.
+            if open {
+                link.open.store(true, Ordering::Release);
+            }
+            match reply {
                 Reply::None => {}
                 Reply::Later(delay, out) => {
                     let tx = lock(&inner.link).as_ref().map(|l| l.tx.clone());
@@ -483,9 +490,6 @@ async fn serve_link(
                     let _ = write_out(&inner, &link, &mut stream, out).await;
                     break 'link;
                 }
-            }
-            if open {
-                link.open.store(true, Ordering::Release);
             }
         }
         tokio::select! {
