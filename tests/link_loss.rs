@@ -273,7 +273,7 @@ async fn stopping_the_relay_sends_x_reason_2_to_every_session_first() {
             }
         );
     }
-    switches[0].wait_closed(1).await;
+    switches[&1].wait_closed(1).await;
 }
 
 /// The operator's disconnect marks the links down before it returns: an identify sent right

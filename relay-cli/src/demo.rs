@@ -107,7 +107,7 @@ pub async fn run_on(
     let started = Instant::now();
 
     let mut background = tokio::task::JoinSet::new();
-    for (i, sw) in switches.iter().enumerate() {
+    for (i, sw) in switches.values().enumerate() {
         background.spawn(switch_sim::traffic::run(
             sw.clone(),
             Duration::from_millis(600 + 250 * i as u64),

@@ -14,9 +14,10 @@ use client_sim::SimApp;
 use netseam::MemNetwork;
 use relay::clock::FixedStartClock;
 use relay::config::{Config, ExportFormat, SwitchConfig};
-use relay::{Listeners, Relay, RelayParts, Tuning};
+use relay::{Relay, Tuning};
 use serde::Serialize;
 use switch_sim::{Answering, Settings, SimSwitch};
+use testkit::SiteSpec;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use wire::str8_body;
@@ -205,7 +206,7 @@ pub(crate) struct Site {
     monitors: BTreeMap<String, Monitor>,
     _state_dir: tempfile::TempDir,
     net: MemNetwork,
-    pub(crate) relay: Relay,
+    pub(crate) relay: Arc<Relay>,
     pub(crate) switches: BTreeMap<u8, SimSwitch>,
     switch_actions: BTreeMap<u8, Vec<String>>,
     apps: BTreeMap<String, App>,
@@ -301,33 +302,32 @@ impl Site {
 
     async fn build(scenario: &Scenario, start: Instant) -> Result<Site, String> {
         let net = MemNetwork::new();
-        let mut switches = BTreeMap::new();
-        let mut config = Config::default();
+        let mut switches = Vec::new();
         for spec in &scenario.switches {
-            let addr = SocketAddr::new(IpAddr::from([10, 0, 1, spec.no]), 5002);
             let mut settings = switch_settings(spec)?;
             settings.tag_events = scenario.invariants;
-            let sim = SimSwitch::start_on(&net, addr, settings)
-                .await
-                .map_err(|e| format!("switch {}: {e}", spec.no))?;
-            let mut sc = SwitchConfig::new(
-                spec.no,
-                &addr.ip().to_string(),
-                5002,
-                spec.relay_password.as_deref().unwrap_or("1234"),
-            );
-            sc.enabled = spec.enabled.unwrap_or(true);
-            if spec.configured {
-                config.switches.push(sc);
-            }
-            switches.insert(spec.no, sim);
+            switches.push((spec.no, settings));
         }
-        let state_dir = tempfile::tempdir().map_err(|e| format!("state directory: {e}"))?;
-        config.state_dir = state_dir.path().to_owned();
-        config.license.host_macs = Some(vec![HOST_MAC.into()]);
-        config.license.issuer_keys =
-            vec![data_encoding::HEXLOWER.encode(test_issuer().verifying_key().as_bytes())];
-        let config = merge(config, scenario.config.as_ref())?;
+        // The switch table as the scenario gives it (order, passwords, enabled, and only the
+        // configured ones), then the scenario's own configuration over it; a configuration
+        // the scenario gets wrong is refused here, before anything starts.
+        let table: Vec<SwitchConfig> = scenario
+            .switches
+            .iter()
+            .filter(|spec| spec.configured)
+            .map(|spec| {
+                let mut sc = SwitchConfig::new(
+                    spec.no,
+                    &switch_host(spec.no).to_string(),
+                    SWITCH_PORT,
+                    spec.relay_password.as_deref().unwrap_or("1234"),
+                );
+                sc.enabled = spec.enabled.unwrap_or(true);
+                sc
+            })
+            .collect();
+        merge(Config::default(), scenario.config.as_ref())?;
+        let over = scenario.config.clone();
         let mut tuning = Tuning::default();
         if let Some(b) = scenario.tuning.session_queue_bytes {
             tuning.session_queue_bytes = b;
@@ -339,19 +339,29 @@ impl Site {
             tuning.monitor_queue_bytes = b;
         }
         let clock = Arc::new(FixedStartClock::new(EPOCH_MS));
-        let listeners = Listeners::bind(&net, &config)
+        let site = SiteSpec::switches(0)
+            .numbered(switches)
+            .switch_host(switch_host)
+            .switch_port(SWITCH_PORT)
+            .on_network(Arc::new(net.clone()))
+            .clock(clock.clone())
+            .tuning(|t| *t = tuning)
+            .configured_ports()
+            .configure(move |c| {
+                c.switches = table;
+                c.license.host_macs = Some(vec![HOST_MAC.into()]);
+                c.license.issuer_keys =
+                    vec![data_encoding::HEXLOWER.encode(test_issuer().verifying_key().as_bytes())];
+                *c = merge(c.clone(), over.as_ref()).expect("checked before the start");
+            })
+            .try_start()
             .await
-            .map_err(|e| format!("{e:#}"))?;
-        let relay = Relay::start(
-            RelayParts {
-                config,
-                net: Arc::new(net.clone()),
-                clock: clock.clone(),
-                tuning,
-            },
-            listeners,
-        )
-        .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| error_chain(&e))?;
+        let testkit::Site {
+            relay,
+            switches,
+            state_dir,
+        } = site;
         let mut apps = BTreeMap::new();
         for a in &scenario.apps {
             for spec in expand_copies(a)? {
@@ -1275,6 +1285,25 @@ fn switch_settings(spec: &SwitchSpec) -> Result<Settings, String> {
         }
     }
     Ok(s)
+}
+
+/// Where simulated switch `no` listens (on the scenario's in-memory network): 10.0.1.N.
+fn switch_host(no: u8) -> IpAddr {
+    IpAddr::from([10, 0, 1, no])
+}
+
+const SWITCH_PORT: u16 = 5002;
+
+/// An error and its sources, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn merge(config: Config, over: Option<&serde_yaml::Value>) -> Result<Config, String> {

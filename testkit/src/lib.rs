@@ -27,15 +27,22 @@ pub const ACD: u8 = 0x41;
 /// The relay and its simulated switches.
 pub struct Site {
     pub relay: Arc<Relay>,
-    pub switches: Vec<SimSwitch>,
+    /// The simulated switches, by number.
+    pub switches: std::collections::BTreeMap<u8, SimSwitch>,
     /// The relay's state directory (trial start, licence), removed with the site.
     pub state_dir: tempfile::TempDir,
 }
 
 /// What a site is made of.
 pub struct SiteSpec {
-    /// Settings of each simulated switch; switch N is `switches[N-1]`.
+    /// Settings of each simulated switch; `switches[i]` is switch `numbers[i]`.
     pub switches: Vec<Settings>,
+    /// The switches' numbers (1..=n unless set with [`SiteSpec::numbered`]).
+    pub numbers: Vec<u8>,
+    /// The address switch N listens at (127.0.1.N by default).
+    pub switch_host: fn(u8) -> IpAddr,
+    /// The relay's wall clock (the system's by default).
+    pub clock: Arc<dyn relay::clock::WallClock>,
     /// Adjusts the configuration after the switch table is filled in.
     pub configure: Box<dyn FnOnce(&mut Config)>,
     pub tuning: Tuning,
@@ -83,6 +90,9 @@ impl SiteSpec {
                     ..Settings::officeserv(no)
                 })
                 .collect(),
+            numbers: (1..=n).collect(),
+            switch_host: |no| IpAddr::from([127, 0, 1, no]),
+            clock: Arc::new(relay::clock::SystemClock),
             configure: Box::new(|_| {}),
             tuning: Tuning::default(),
             wait_up: (1..=n).collect(),
@@ -137,7 +147,31 @@ impl SiteSpec {
     }
 
     pub fn switch_settings(mut self, no: u8, f: impl FnOnce(&mut Settings)) -> SiteSpec {
-        f(&mut self.switches[usize::from(no) - 1]);
+        let i = self
+            .numbers
+            .iter()
+            .position(|n| *n == no)
+            .expect("a switch of the site");
+        f(&mut self.switches[i]);
+        self
+    }
+
+    /// Switches numbered as given, with these settings, instead of 1..=n; none waited for.
+    pub fn numbered(mut self, switches: Vec<(u8, Settings)>) -> SiteSpec {
+        (self.numbers, self.switches) = switches.into_iter().unzip();
+        self.wait_up.clear();
+        self
+    }
+
+    /// Switch N listens at `host(N)` instead of 127.0.1.N.
+    pub fn switch_host(mut self, host: fn(u8) -> IpAddr) -> SiteSpec {
+        self.switch_host = host;
+        self
+    }
+
+    /// The relay reads the time from `clock`.
+    pub fn clock(mut self, clock: Arc<dyn relay::clock::WallClock>) -> SiteSpec {
+        self.clock = clock;
         self
     }
 
@@ -166,19 +200,18 @@ impl SiteSpec {
 
     /// Starts the switches, then the relay, and waits for the links in `wait_up` (10 s each).
     pub async fn try_start(self) -> Result<Site, SiteError> {
-        let mut switches = Vec::new();
-        for (i, settings) in self.switches.into_iter().enumerate() {
-            let no = i as u8 + 1;
-            let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), self.switch_port);
+        let mut switches = std::collections::BTreeMap::new();
+        for (&no, settings) in self.numbers.iter().zip(self.switches) {
+            let addr = SocketAddr::new((self.switch_host)(no), self.switch_port);
             let sim = SimSwitch::start_on(self.net.as_ref(), addr, settings)
                 .await
                 .map_err(|source| SiteError::Switch { no, addr, source })?;
-            switches.push(sim);
+            switches.insert(no, sim);
         }
         let mut config = Config::default();
-        for (i, sw) in switches.iter().enumerate() {
+        for (&no, sw) in &switches {
             config.switches.push(SwitchConfig::new(
-                i as u8 + 1,
+                no,
                 &sw.addr().ip().to_string(),
                 sw.addr().port(),
                 "1234",
@@ -196,6 +229,7 @@ impl SiteSpec {
         };
         let parts = RelayParts {
             net: self.net.clone(),
+            clock: self.clock.clone(),
             ..RelayParts::new(config).with_tuning(self.tuning)
         };
         let relay = Arc::new(Relay::start(parts, listeners)?);
@@ -219,7 +253,7 @@ impl SiteSpec {
 
 impl Site {
     pub fn switch(&self, no: u8) -> &SimSwitch {
-        &self.switches[usize::from(no) - 1]
+        &self.switches[&no]
     }
 
     pub fn is_up(&self, no: u8) -> bool {
