@@ -1,0 +1,106 @@
+//! Changing the running relay's configuration: a reload (SIGHUP), or an operator's edit
+//! through the admin interface, planned by [`crate::reconfigure::plan`] and applied here.
+
+use std::sync::Arc;
+
+use super::Relay;
+use crate::config::Config;
+use crate::notify::Notice;
+use crate::reconfigure::{self, Origin};
+
+/// Why an operator's edit of the configuration was not applied.
+#[derive(Debug)]
+pub enum EditRefused<E> {
+    /// The edit itself could not be made (say, no such entry).
+    Edit(E),
+    /// The result breaks a rule, cannot change while running, or could not be saved.
+    Config(Vec<crate::config::ConfigError>),
+}
+
+impl Relay {
+    /// Replaces the configuration of the running relay. What can change live (users, access,
+    /// options, bypass limits, licence settings, default switch, and switches added) applies
+    /// from now on: added switches are dialled (when enabled), identifies follow the new rules,
+    /// sessions already admitted keep what they were given. A configuration that breaks a rule,
+    /// or that changes what cannot change while running, is refused whole and the old one
+    /// stays. Returns the switches added.
+    pub fn reconfigure(&self, new: Config) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        self.change(new, None, Origin::Reload)
+    }
+
+    /// An operator's change (admin interface): `edit` is applied to the configuration in
+    /// force, then as [`Relay::reconfigure`], except that switches that are down may also be
+    /// changed or deleted (a connected one is refused until it is disconnected), and the result
+    /// is first written to `path` atomically; if that write fails, the change is refused and
+    /// the old file and configuration stay. Edits run one at a time, so none is lost.
+    pub fn edit_config<E>(
+        &self,
+        path: Option<&std::path::Path>,
+        edit: impl FnOnce(&mut Config) -> Result<(), E>,
+    ) -> Result<Vec<u8>, EditRefused<E>> {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (**self.hub.config.load()).clone();
+        edit(&mut next).map_err(EditRefused::Edit)?;
+        self.change(next, path, Origin::Operator)
+            .map_err(EditRefused::Config)
+    }
+
+    fn change(
+        &self,
+        new: Config,
+        path: Option<&std::path::Path>,
+        origin: Origin,
+    ) -> Result<Vec<u8>, Vec<crate::config::ConfigError>> {
+        use crate::config::ConfigError;
+        let old = self.hub.config.load_full();
+        let plan = reconfigure::plan(&old, &new, origin, |no| {
+            self.hub.slot(no).is_some_and(|s| s.is_up())
+        })?;
+        if let Some(path) = path {
+            new.save_atomic(path).map_err(|e| {
+                vec![ConfigError {
+                    field: "configuration file".into(),
+                    message: format!(
+                        "cannot write {}: {e}; the change is refused and the file is unchanged",
+                        path.display()
+                    ),
+                }]
+            })?;
+        }
+        self.hub
+            .notices
+            .set_capacity(new.options.notification_lines as usize);
+        self.hub.config.store(Arc::new(new));
+        for no in plan.dial {
+            self.supervise(no, true);
+        }
+        Ok(plan.added)
+    }
+
+    /// Re-reads the configuration file and applies it as [`Relay::reconfigure`] does, telling
+    /// the operator what happened in a notification.
+    pub fn reload(&self, path: &std::path::Path) {
+        let outcome = Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                self.reconfigure(config).map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+        match outcome {
+            Ok(added_switches) => self
+                .hub
+                .notices
+                .emit(Notice::ConfigReloaded { added_switches }),
+            Err(reason) => self
+                .hub
+                .notices
+                .emit(Notice::ConfigReloadRefused { reason }),
+        }
+    }
+}
