@@ -239,12 +239,8 @@ impl SiteSpec {
             state_dir,
         };
         for no in self.wait_up {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while !site.is_up(no) {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(SiteError::SwitchDown(no));
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+            if !site.switch_up_within(no, Duration::from_secs(10)).await {
+                return Err(SiteError::SwitchDown(no));
             }
         }
         Ok(site)
@@ -261,7 +257,21 @@ impl Site {
     }
 
     pub async fn wait_switch_up(&self, no: u8) {
-        wait_until(&format!("switch {no} up"), || self.is_up(no)).await;
+        assert!(
+            self.switch_up_within(no, Duration::from_secs(10)).await,
+            "timed out waiting for switch {no} up"
+        );
+    }
+
+    /// Whether switch `no`'s link is up within `limit` (of tokio time).
+    pub async fn switch_up_within(&self, no: u8, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            while !self.is_up(no) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .is_ok()
     }
 
     pub async fn wait_switch_down(&self, no: u8) {

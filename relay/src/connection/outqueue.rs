@@ -38,6 +38,16 @@ pub enum PushError {
     Closed,
 }
 
+/// What became of a frame offered to a dropping queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    Queued,
+    /// It did not fit: dropped and counted for the next gap report.
+    Dropped,
+    /// The queue had ended; nothing was queued or counted.
+    Closed,
+}
+
 #[derive(Default)]
 struct State {
     frames: VecDeque<Bytes>,
@@ -83,18 +93,18 @@ impl OutQueue {
     }
 
     /// Queues `frame` behind the report of any frames dropped before it, if both fit; else
-    /// drops it and counts it for the next report. Returns whether it was queued (a queue
-    /// that has ended queues nothing and counts nothing).
-    pub fn push_or_drop(&self, frame: Bytes) -> bool {
+    /// drops it and counts it for the next report (a queue that has ended queues nothing and
+    /// counts nothing).
+    pub fn push_or_drop(&self, frame: Bytes) -> Offered {
         let mut st = self.lock();
         if st.ending.is_some() {
-            return false;
+            return Offered::Closed;
         }
         let gap = self.gap_report(&st);
         let need = frame.len() + gap.as_ref().map_or(0, Bytes::len);
         if st.bytes + need > self.limit {
             st.dropped = st.dropped.saturating_add(1);
-            return false;
+            return Offered::Dropped;
         }
         let was_empty = st.frames.is_empty();
         if let Some(g) = gap {
@@ -108,7 +118,7 @@ impl OutQueue {
         if was_empty {
             self.wake.notify_one();
         }
-        true
+        Offered::Queued
     }
 
     /// Counts a frame that could not be offered at all (for the next gap report).

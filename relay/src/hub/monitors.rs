@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::connection::outqueue::{run_writer, Ending, OutQueue};
+use crate::connection::outqueue::{run_writer, Ending, Offered, OutQueue};
 
 /// Which port a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl MonitorQueue {
 
     /// Queues a frame, or drops and counts it when the monitor is behind.
     pub fn push(&self, frame: Bytes) {
-        if !self.out.push_or_drop(frame) && !self.out.is_ending() {
+        if self.out.push_or_drop(frame) == Offered::Dropped {
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
     }
