@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product};
 
-use super::{Hub, Refusal, Subscribers, SwitchSlot};
+use super::{Hub, Refusal, SwitchSlot};
 use crate::hub::routing::served_switches;
 use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
 
@@ -108,11 +108,8 @@ impl Hub {
         });
         for no in &served.switches {
             if let Some(slot) = self.slot(*no) {
-                slot.subscribers.rcu(|subs| {
-                    let mut list = subs.list.clone();
-                    list.push(session.clone());
-                    Subscribers::from_list(list)
-                });
+                let next = slot.subscribers.load().with(&session);
+                slot.subscribers.store(Arc::new(next));
             }
         }
         self.registry().insert(session.id, session.clone());

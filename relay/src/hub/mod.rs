@@ -1,17 +1,20 @@
 //! The relay's shared state: the configuration, one slot per switch number (its link when up
 //! and a read-mostly snapshot of the sessions it serves), the session registry, notifications.
 //!
-//! [`admission`] decides who may identify. Admission and link transitions are serialized by one `membership` lock, so a session is
-//! either subscribed before a switch's loss is handled (and gets `W` or `X`) or admitted after
-//! it (and sees the switch down). The event path never takes that lock.
+//! [`admission`] decides who may identify; [`subscribers`] is a switch's snapshot of its
+//! sessions, with the device index of the filtering ones. Admission, device changes and link
+//! transitions are serialized by one `membership` lock, so a session is either subscribed
+//! before a switch's loss is handled (and gets `W` or `X`) or admitted after it (and sees the
+//! switch down). The event path never takes that lock.
 
 pub mod admission;
 pub mod invoke;
 pub mod monitors;
 pub mod routing;
 pub mod session;
+pub mod subscribers;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +25,8 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::connection::outqueue::OutQueue;
 use crate::hub::invoke::InvokeMap;
-use crate::hub::session::SessionHandle;
+use crate::hub::session::{DeviceKey, SessionHandle};
+pub use crate::hub::subscribers::Subscribers;
 use crate::licensing::{Licensing, Standing};
 use crate::notify::{LossCause, Notice, Notices};
 use crate::stats::Stats;
@@ -96,26 +100,6 @@ pub struct LinkHandle {
 impl LinkHandle {
     pub fn invokes(&self) -> std::sync::MutexGuard<'_, InvokeMap> {
         self.invokes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The sessions served one switch, replaced whole when one comes or goes.
-#[derive(Debug, Default)]
-pub struct Subscribers {
-    pub list: Vec<Arc<SessionHandle>>,
-    pub any_filtering: bool,
-    pub any_p3: bool,
-    pub any_p2: bool,
-}
-
-impl Subscribers {
-    fn from_list(list: Vec<Arc<SessionHandle>>) -> Subscribers {
-        Subscribers {
-            any_filtering: list.iter().any(|s| s.filtering),
-            any_p3: list.iter().any(|s| s.is_p3()),
-            any_p2: list.iter().any(|s| !s.is_p3()),
-            list,
-        }
     }
 }
 
@@ -241,7 +225,7 @@ impl Hub {
             config: ArcSwap::from_pointee(config),
             slots: std::array::from_fn(|i| SwitchSlot {
                 no: i as u8 + 1,
-                subscribers: ArcSwap::from_pointee(Subscribers::default()),
+                subscribers: ArcSwap::from_pointee(Subscribers::empty(i as u8 + 1)),
                 link: ArcSwapOption::empty(),
                 counters: LinkCounters::default(),
                 phase: Default::default(),
@@ -325,19 +309,30 @@ impl Hub {
         let _membership = self.lock_membership();
         for no in &session.served {
             if let Some(slot) = self.slot(*no) {
-                slot.subscribers.rcu(|subs| {
-                    Subscribers::from_list(
-                        subs.list
-                            .iter()
-                            .filter(|s| s.id != session.id)
-                            .cloned()
-                            .collect(),
-                    )
-                });
+                let next = slot.subscribers.load().without(session);
+                slot.subscribers.store(Arc::new(next));
             }
         }
         if self.registry().remove(&session.id).is_some() {
             self.licensing.usage().release(&session.grant);
+        }
+    }
+
+    /// Sets the devices `session` watches (a `D` add or remove on switch `no`), with the
+    /// switch's device index, under the membership lock so a session leaving cannot miss them.
+    pub fn set_devices(&self, session: &Arc<SessionHandle>, no: u8, devices: BTreeSet<DeviceKey>) {
+        let _membership = self.lock_membership();
+        let before = session.devices.swap(Arc::new(devices));
+        if !session.filtering {
+            return;
+        }
+        if let Some(slot) = self.slot(no) {
+            let after = session.devices.load();
+            let next = slot
+                .subscribers
+                .load()
+                .with_devices(session, &before, &after);
+            slot.subscribers.store(Arc::new(next));
         }
     }
 
@@ -362,7 +357,7 @@ impl Hub {
                 switch: no,
                 up: true,
             };
-            for session in &slot.subscribers.load().list {
+            for session in slot.subscribers.load().list.values() {
                 session.send_link(&up);
             }
         }
@@ -411,7 +406,7 @@ impl Hub {
             switch: no,
             up: false,
         };
-        for session in &slot.subscribers.load().list {
+        for session in slot.subscribers.load().list.values() {
             let still_served = session
                 .served
                 .iter()

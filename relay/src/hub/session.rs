@@ -163,14 +163,6 @@ impl SessionHandle {
         });
     }
 
-    /// Whether this session wants an event about `device` on `switch`.
-    pub fn wants(&self, devices: &BTreeSet<DeviceKey>, switch: u8, device: &[u8]) -> bool {
-        device.is_empty()
-            || devices
-                .iter()
-                .any(|(s, d)| *s == switch && d.as_bytes() == device)
-    }
-
     /// The device list as the status view shows it: `[Call: 2201 - SW(3)]`.
     pub fn describe_devices(&self) -> String {
         let devices = self.devices.load();

@@ -4,7 +4,8 @@
 //! The protocol-2 form of a run is the switch's own bytes (a slice of the read buffer, no
 //! copy). The protocol-3 form is built once per run with the SWITCH byte inserted. A session
 //! without filtering gets the whole run as one queue entry; a filtering session gets slices of
-//! the same buffers, one per event it wants. Nothing is encoded per session.
+//! the same buffers, one per event it wants, found through the switch's device index (an
+//! event costs the sessions that want it). Nothing is encoded per session.
 
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -44,19 +45,19 @@ pub fn deliver_events(
         return;
     }
     let p2 = run.slice(range.clone());
-    let want_spans = subs.any_filtering;
+    let want_spans = !subs.filtering.is_empty();
     scratch.spans.clear();
 
     let mut p3_buf = BytesMut::new();
-    if subs.any_p3 || want_spans {
-        if subs.any_p3 {
+    if subs.any_p3() || want_spans {
+        if subs.any_p3() {
             p3_buf.reserve(p2.len() + p2.len() / 16 + 8);
         }
         let mut at = 0;
         while at < p2.len() {
             let len = u16::from_be_bytes([p2[at], p2[at + 1]]) as usize + 2;
             let frame = &p2[at..at + len];
-            let p3 = if subs.any_p3 {
+            let p3 = if subs.any_p3() {
                 let start = p3_buf.len();
                 match put_with_switch(&mut p3_buf, frame, slot.no, None) {
                     Ok(()) => Some(start..p3_buf.len()),
@@ -87,32 +88,22 @@ pub fn deliver_events(
         }
     }
     let p3 = p3_buf.freeze();
-    deliver(hub, slot.no, &subs, &p2, &p3, events, &scratch.spans);
+    deliver(hub, &subs, &p2, &p3, events, &scratch.spans);
 }
 
-fn deliver(
-    hub: &Hub,
-    switch: u8,
-    subs: &Subscribers,
-    p2: &Bytes,
-    p3: &Bytes,
-    events: u64,
-    spans: &[Span],
-) {
+fn deliver(hub: &Hub, subs: &Subscribers, p2: &Bytes, p3: &Bytes, events: u64, spans: &[Span]) {
     let mut delivered = 0u64;
-    for session in &subs.list {
-        if !session.filtering {
-            let form = if session.is_p3() { p3 } else { p2 };
-            if !form.is_empty() && session.send(form.clone()).is_ok() {
-                delivered += events;
-            }
-            continue;
+    for session in subs.whole.values() {
+        let form = if session.is_p3() { p3 } else { p2 };
+        if !form.is_empty() && session.send(form.clone()).is_ok() {
+            delivered += events;
         }
-        let devices = session.devices.load();
-        for span in spans {
-            if !session.wants(&devices, switch, &p2[span.device.clone()]) {
-                continue;
-            }
+    }
+    for span in spans {
+        let Some(watchers) = subs.watching(&p2[span.device.clone()]) else {
+            continue;
+        };
+        for session in watchers.values() {
             let piece = if session.is_p3() {
                 match &span.p3 {
                     Some(r) => p3.slice(r.clone()),
@@ -121,10 +112,9 @@ fn deliver(
             } else {
                 p2.slice(span.p2.clone())
             };
-            if session.send(piece).is_err() {
-                break;
+            if session.send(piece).is_ok() {
+                delivered += 1;
             }
-            delivered += 1;
         }
     }
     hub.stats.deliveries.fetch_add(delivered, Ordering::Relaxed);

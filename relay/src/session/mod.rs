@@ -262,7 +262,7 @@ fn handle_frame(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Resul
 
 fn change_device(
     hub: &Hub,
-    session: &SessionHandle,
+    session: &Arc<SessionHandle>,
     add: bool,
     switch: u8,
     device: wire::Str8,
@@ -292,7 +292,7 @@ fn change_device(
         }
         let mut next: BTreeSet<_> = (**current).clone();
         next.insert(key);
-        session.devices.store(Arc::new(next));
+        hub.set_devices(session, switch, next);
         true
     } else {
         if !current.contains(&key) {
@@ -300,7 +300,7 @@ fn change_device(
         }
         let mut next: BTreeSet<_> = (**current).clone();
         next.remove(&key);
-        session.devices.store(Arc::new(next));
+        hub.set_devices(session, switch, next);
         true
     }
 }
