@@ -1,6 +1,7 @@
 //! The simulated switch: accepts the relay's CTI link (one at a time; a new one replaces the
 //! old), opens it as a real switch would, and takes commands to emit frames or misbehave.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,8 +63,12 @@ impl SentLog {
     }
 }
 
+/// How many received frames a switch keeps for [`SimSwitch::received`].
+pub const RECEIVED_KEPT: usize = 65_536;
+
 struct Inner {
-    settings: Mutex<Settings>,
+    /// Shared, so answering a frame takes a reference, not a copy of the station table.
+    settings: Mutex<Arc<Settings>>,
     model: Mutex<CallModel>,
     /// Switch time: `epoch_ms` at `origin`.
     epoch_ms: u64,
@@ -73,8 +78,9 @@ struct Inner {
     /// Links accepted so far.
     accepted: Mutex<u64>,
     sent: Mutex<SentLog>,
-    /// Frames the relay sent on open links, after set-up.
-    received: Mutex<Vec<Frame>>,
+    /// The newest [`RECEIVED_KEPT`] frames the relay sent on open links, after set-up (a load
+    /// test of hours keeps a bounded log; `received_count` counts them all).
+    received: Mutex<VecDeque<Frame>>,
     refuse_opens: Mutex<u32>,
     /// Links opened so far (station table downloaded).
     opened: watch::Sender<u64>,
@@ -115,11 +121,11 @@ impl SimSwitch {
             ),
             epoch_ms,
             origin: tokio::time::Instant::now(),
-            settings: Mutex::new(settings),
+            settings: Mutex::new(Arc::new(settings)),
             link: Mutex::new(None),
             accepted: Mutex::new(0),
             sent: Mutex::new(SentLog::default()),
-            received: Mutex::new(Vec::new()),
+            received: Mutex::new(VecDeque::new()),
             refuse_opens: Mutex::new(0),
             opened: watch::channel(0).0,
             closed: watch::channel(0).0,
@@ -154,12 +160,12 @@ impl SimSwitch {
     }
 
     pub fn settings(&self) -> Settings {
-        lock(&self.inner.settings).clone()
+        Settings::clone(&lock(&self.inner.settings))
     }
 
     /// Changes the settings for what comes next (open checks, answering, heartbeats).
     pub fn configure(&self, f: impl FnOnce(&mut Settings)) {
-        f(&mut lock(&self.inner.settings));
+        f(Arc::make_mut(&mut lock(&self.inner.settings)));
     }
 
     /// Refuses the next `n` opens with `o` result 1.
@@ -317,9 +323,10 @@ impl SimSwitch {
         let _ = rx.wait_for(|v| *v >= n).await;
     }
 
-    /// Frames the relay sent after set-up (requests, heartbeats), in order.
+    /// Frames the relay sent after set-up (requests, heartbeats), in order: the newest
+    /// [`RECEIVED_KEPT`].
     pub fn received(&self) -> Vec<Frame> {
-        lock(&self.inner.received).clone()
+        lock(&self.inner.received).iter().cloned().collect()
     }
 
     /// Requests received so far.
@@ -534,7 +541,12 @@ enum Reply {
 fn respond(inner: &Inner, frame: &Frame, peer: SocketAddr, open: &mut bool) -> Reply {
     let settings = lock(&inner.settings).clone();
     if *open {
-        lock(&inner.received).push(frame.clone());
+        let mut received = lock(&inner.received);
+        if received.len() == RECEIVED_KEPT {
+            received.pop_front();
+        }
+        received.push_back(frame.clone());
+        drop(received);
         inner.received_count.send_modify(|n| *n += 1);
     }
     match frame.kind() {
