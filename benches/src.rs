@@ -1,1 +1,145 @@
+//! What the criterion benches share: a delivery counter the sender waits on, and a receiving
+//! loop that walks the frames an application reads (answering heartbeats, as a real one does).
+//!
+//! Module map: [`Progress`] (how many deliveries have arrived; wait for a target),
+//! [`receive`] (one application's reading loop), [`LatencyLog`] (latencies from every client)
+//! and its [`Quantiles`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use wire::LinkMsg;
+
+/// Deliveries counted by every receiver together; the sender waits for a total.
+#[derive(Default)]
+pub struct Progress {
+    delivered: AtomicU64,
+    target: AtomicU64,
+    notify: Notify,
+}
+
+impl Progress {
+    /// Adds `n` deliveries; wakes the waiter once its target is reached.
+    pub fn add(&self, n: u64) {
+        let now = self.delivered.fetch_add(n, Ordering::AcqRel) + n;
+        if now >= self.target.load(Ordering::Acquire) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `target` deliveries have arrived in all.
+    pub async fn wait_for(&self, target: u64) {
+        self.target.store(target, Ordering::Release);
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.delivered() >= target {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a receiver does with each call-processing frame it reads (`E`, `A`): the whole frame.
+pub trait OnFrame: Send + 'static {
+    /// Returns the deliveries the frame counts for (0 or 1).
+    fn frame(&mut self, frame: &[u8]) -> u64;
+}
+
+impl<F: FnMut(&[u8]) -> u64 + Send + 'static> OnFrame for F {
+    fn frame(&mut self, frame: &[u8]) -> u64 {
+        self(frame)
+    }
+}
+
+/// Reads an application connection until the relay stops, handing each `E` and `A` frame to
+/// `on_frame` and adding what it counts to `progress` once per read. Answers heartbeats.
+/// A close for any reason but the relay stopping (`X` reason 2) fails the bench.
+pub async fn receive<S>(stream: S, progress: std::sync::Arc<Progress>, mut on_frame: impl OnFrame)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut carry = 0;
+    loop {
+        let n = match rd.read(&mut buf[carry..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let end = carry + n;
+        let mut at = 0;
+        let mut counted = 0;
+        while at + 2 <= end {
+            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize + 2;
+            if at + len > end {
+                break;
+            }
+            let frame = &buf[at..at + len];
+            match (frame[2], frame[3]) {
+                (b'E' | b'A', _) => counted += on_frame.frame(frame),
+                (b'L', b'H') => {
+                    let _ = wr.write_all(&heartbeat_reply).await;
+                }
+                // Reason 2: the relay is stopping at the end of a benchmark.
+                (b'L', b'X') if frame[6] == 2 => return,
+                (b'L', b'X') => panic!("the relay closed a bench session: {frame:?}"),
+                _ => {}
+            }
+            at += len;
+        }
+        if counted > 0 {
+            progress.add(counted);
+        }
+        buf.copy_within(at..end, 0);
+        carry = end - at;
+    }
+}
+
+/// Latencies in microseconds, from every client.
+pub struct LatencyLog(Mutex<Histogram<u64>>);
+
+impl Default for LatencyLog {
+    fn default() -> Self {
+        LatencyLog(Mutex::new(Histogram::new(3).expect("3 significant digits")))
+    }
+}
+
+impl LatencyLog {
+    pub fn record_all(&self, micros: &Histogram<u64>) {
+        self.0.lock().unwrap().add(micros).expect("same bounds");
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().unwrap().reset();
+    }
+
+    pub fn quantiles(&self) -> Quantiles {
+        let h = self.0.lock().unwrap();
+        Quantiles {
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            samples: h.len(),
+        }
+    }
+}
+
+/// Latency quantiles in microseconds, and how many samples they summarize.
+#[derive(Clone, Copy, Debug)]
+pub struct Quantiles {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub samples: u64,
+}
