@@ -6,7 +6,9 @@
 //! and its [`Quantiles`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
 
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -49,28 +51,30 @@ impl Progress {
     }
 }
 
-/// What a receiver does with each call-processing frame it reads (`E`, `A`): the whole frame.
+/// What a receiver does with each call-processing frame it reads (`E`, `A`): the whole frame,
+/// and a buffer for what to send back (written once per read).
 pub trait OnFrame: Send + 'static {
     /// Returns the deliveries the frame counts for (0 or 1).
-    fn frame(&mut self, frame: &[u8]) -> u64;
+    fn frame(&mut self, frame: &[u8], reply: &mut BytesMut) -> u64;
 }
 
-impl<F: FnMut(&[u8]) -> u64 + Send + 'static> OnFrame for F {
-    fn frame(&mut self, frame: &[u8]) -> u64 {
-        self(frame)
+impl<F: FnMut(&[u8], &mut BytesMut) -> u64 + Send + 'static> OnFrame for F {
+    fn frame(&mut self, frame: &[u8], reply: &mut BytesMut) -> u64 {
+        self(frame, reply)
     }
 }
 
 /// Reads an application connection until the relay stops, handing each `E` and `A` frame to
-/// `on_frame` and adding what it counts to `progress` once per read. Answers heartbeats.
-/// A close for any reason but the relay stopping (`X` reason 2) fails the bench.
-pub async fn receive<S>(stream: S, progress: std::sync::Arc<Progress>, mut on_frame: impl OnFrame)
+/// `on_frame` and adding what it counts to `progress` (when given) once per read. Answers
+/// heartbeats. A close for any reason but the relay stopping (`X` reason 2) fails the bench.
+pub async fn receive<S>(stream: S, progress: Option<Arc<Progress>>, mut on_frame: impl OnFrame)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
     let mut buf = vec![0u8; 256 * 1024];
+    let mut reply = BytesMut::new();
     let mut carry = 0;
     loop {
         let n = match rd.read(&mut buf[carry..]).await {
@@ -87,10 +91,8 @@ where
             }
             let frame = &buf[at..at + len];
             match (frame[2], frame[3]) {
-                (b'E' | b'A', _) => counted += on_frame.frame(frame),
-                (b'L', b'H') => {
-                    let _ = wr.write_all(&heartbeat_reply).await;
-                }
+                (b'E' | b'A', _) => counted += on_frame.frame(frame, &mut reply),
+                (b'L', b'H') => reply.extend_from_slice(&heartbeat_reply),
                 // Reason 2: the relay is stopping at the end of a benchmark.
                 (b'L', b'X') if frame[6] == 2 => return,
                 (b'L', b'X') => panic!("the relay closed a bench session: {frame:?}"),
@@ -98,8 +100,14 @@ where
             }
             at += len;
         }
-        if counted > 0 {
-            progress.add(counted);
+        if !reply.is_empty() {
+            if wr.write_all(&reply).await.is_err() {
+                return;
+            }
+            reply.clear();
+        }
+        if let Some(p) = progress.as_ref().filter(|_| counted > 0) {
+            p.add(counted);
         }
         buf.copy_within(at..end, 0);
         carry = end - at;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use relay::calls::{self, CallQuery};
 use relay::ports::monitor::MonitorPort;
 use switch_sim::smdr::{Layout, Leg, LegRecord, Printer, SmdrOptions};
 use switch_sim::{Settings, SimSwitch};
+use testkit::process::free_port;
 use testkit::{wait_until, wait_until_for, SiteSpec};
 use wire::frame::HEADER_LEN;
 
@@ -280,14 +281,6 @@ fn relay_binary() -> PathBuf {
     dir.join("relay")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The relay process; killed (SIGKILL) when dropped.
 struct RelayProcess(Child);
 
@@ -362,13 +355,8 @@ async fn the_spool_survives_sigkill_nothing_is_lost_and_repeats_are_only_the_las
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (export, admin) = (free_port(), free_port());
-    let client = loop {
-        let p = free_port();
-        if (1025..=65035).contains(&p) && TcpListener::bind(("127.0.0.1", p + 500)).is_ok() {
-            break p;
-        }
-    };
+    let (export, admin) = (free_port("127.0.0.1", false), free_port("127.0.0.1", false));
+    let client = free_port("127.0.0.1", true);
     let config = dir.path().join("relay.yaml");
     std::fs::write(
         &config,

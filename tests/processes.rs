@@ -2,11 +2,12 @@
 //! loopback TCP, with applications on different 127.0.0.x addresses.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use testkit::process::free_port;
 
 /// Builds the three binaries (Cargo only builds a test's own package's binaries for it).
 fn binaries() -> PathBuf {
@@ -30,23 +31,6 @@ fn binaries() -> PathBuf {
     dir.pop(); // deps
     dir.pop(); // debug
     dir
-}
-
-/// A port free on `ip` now (and `port + 500` too when `with_bypass`).
-fn free_port(ip: &str, with_bypass: bool) -> u16 {
-    for _ in 0..100 {
-        let port = TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if (1025..=65035).contains(&port)
-            && (!with_bypass || TcpListener::bind((ip, port + 500)).is_ok())
-        {
-            return port;
-        }
-    }
-    panic!("no free port");
 }
 
 /// Kills the child on drop, so a failed assertion leaves no process behind.

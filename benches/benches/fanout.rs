@@ -13,7 +13,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use testkit::{Site, SiteSpec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 use wire::LinkMsg;
@@ -81,47 +81,17 @@ fn event_chunk() -> Bytes {
     out.freeze()
 }
 
-/// Counts events by walking frames; answers heartbeats so the relay keeps the session.
+/// Counts events, and tells `progress` each chunk this session has received.
 async fn count_events(app: SimApp, progress: Arc<Progress>) {
-    let (mut rd, mut wr) = tokio::io::split(app.into_stream());
-    let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut carry = 0;
     let mut events = 0u64;
-    loop {
-        let n = match rd.read(&mut buf[carry..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let end = carry + n;
-        let mut at = 0;
-        while at + 2 <= end {
-            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize + 2;
-            if at + len > end {
-                break;
-            }
-            match (buf[at + 2], buf[at + 3]) {
-                (b'E', _) => {
-                    events += 1;
-                    if events.is_multiple_of(CHUNK) {
-                        progress.chunk_received(events / CHUNK);
-                    }
-                }
-                (b'L', b'H') => {
-                    let _ = wr.write_all(&heartbeat_reply).await;
-                }
-                // Reason 2: the relay is stopping at the end of a benchmark.
-                (b'L', b'X') if buf[at + 6] == 2 => return,
-                (b'L', b'X') => {
-                    panic!("the relay closed a bench session: {:?}", &buf[at..at + len])
-                }
-                _ => {}
-            }
-            at += len;
+    let on_event = move |_: &[u8], _: &mut BytesMut| {
+        events += 1;
+        if events.is_multiple_of(CHUNK) {
+            progress.chunk_received(events / CHUNK);
         }
-        buf.copy_within(at..end, 0);
-        carry = end - at;
-    }
+        0
+    };
+    benches::receive(app.into_stream(), None, on_event).await;
 }
 
 /// Reads a monitor connection to its end, answering nothing (monitors only read).

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benches::{receive, Progress};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use client_sim::SimApp;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use relay::config::User;
@@ -125,8 +125,8 @@ async fn setup() -> Setup {
         let device = device.into_bytes();
         tokio::spawn(receive(
             app.into_stream(),
-            progress.clone(),
-            move |f: &[u8]| {
+            Some(progress.clone()),
+            move |f: &[u8], _: &mut BytesMut| {
                 // LEN KIND CODE INVOKE SWITCH, then the device str8.
                 let name = &f[8..8 + f[7] as usize];
                 assert!(
@@ -154,8 +154,8 @@ async fn setup() -> Setup {
         assert_eq!(id.result, 0, "operator {k} refused");
         tokio::spawn(receive(
             app.into_stream(),
-            progress.clone(),
-            move |f: &[u8]| {
+            Some(progress.clone()),
+            move |f: &[u8], _: &mut BytesMut| {
                 assert_eq!(
                     f[6], no,
                     "an operator of switch {no} got another switch's event"

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::{LatencyLog, Progress, Quantiles};
+use benches::{receive, LatencyLog, Progress, Quantiles};
 use bytes::{BufMut, Bytes, BytesMut};
 use client_sim::SimApp;
 use criterion::{
@@ -44,74 +44,39 @@ fn put_request(out: &mut BytesMut, invoke: u16, switch: Option<u8>) {
 }
 
 /// Keeps `in_flight` requests outstanding on `stream` for as long as it runs: each answer is
-/// timed, counted and replaced by the next request (same INVOKE). Answers heartbeats.
+/// timed, counted and replaced by the next request (same INVOKE).
 async fn closed_loop<S>(
-    stream: S,
+    mut stream: S,
     in_flight: u16,
     switch: Option<u8>,
     progress: Arc<Progress>,
     latencies: Arc<LatencyLog>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let heartbeat_reply = LinkMsg::HeartbeatReply.encode().unwrap();
     let mut sent_at = vec![Instant::now(); in_flight as usize];
-    let mut out = BytesMut::new();
+    let mut first = BytesMut::new();
     for invoke in 0..in_flight {
-        put_request(&mut out, invoke, switch);
+        put_request(&mut first, invoke, switch);
     }
-    if wr.write_all(&out).await.is_err() {
+    if stream.write_all(&first).await.is_err() {
         return;
     }
     let mut local = Histogram::<u64>::new(3).unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut carry = 0;
-    loop {
-        let n = match rd.read(&mut buf[carry..]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let end = carry + n;
+    let on_answer = move |frame: &[u8], next: &mut BytesMut| {
         let now = Instant::now();
-        let mut at = 0;
-        let mut answers = 0;
-        out.clear();
-        while at + 2 <= end {
-            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize + 2;
-            if at + len > end {
-                break;
-            }
-            let frame = &buf[at..at + len];
-            match frame[2] {
-                b'A' => {
-                    let invoke = u16::from_be_bytes([frame[4], frame[5]]);
-                    let slot = &mut sent_at[invoke as usize];
-                    let _ = local.record(now.duration_since(*slot).as_micros() as u64);
-                    *slot = now;
-                    put_request(&mut out, invoke, switch);
-                    answers += 1;
-                }
-                b'L' if frame[3] == b'H' => out.put_slice(&heartbeat_reply),
-                b'L' if frame[3] == b'X' && frame[6] == 2 => return,
-                b'L' if frame[3] == b'X' => panic!("the relay closed a bench session: {frame:?}"),
-                _ => {}
-            }
-            at += len;
-        }
-        if !out.is_empty() && wr.write_all(&out).await.is_err() {
-            return;
-        }
-        if answers > 0 {
-            progress.add(answers);
-        }
+        let invoke = u16::from_be_bytes([frame[4], frame[5]]);
+        let slot = &mut sent_at[invoke as usize];
+        let _ = local.record(now.duration_since(*slot).as_micros() as u64);
+        *slot = now;
+        put_request(next, invoke, switch);
         if local.len() >= 256 {
             latencies.record_all(&local);
             local.reset();
         }
-        buf.copy_within(at..end, 0);
-        carry = end - at;
-    }
+        1
+    };
+    receive(stream, Some(progress), on_answer).await;
 }
 
 /// One running case: its clients and what they count.

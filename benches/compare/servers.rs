@@ -1,13 +1,14 @@
 //! The three servers as processes on loopback, how a subscriber joins each, and how the
 //! publisher reaches each.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
 use switch_sim::{Settings, SimSwitch};
+use testkit::process::{free_port, RelayProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wire::{DeviceRef, LinkMsg, Product, Str8};
@@ -16,11 +17,16 @@ use crate::framing::{Parsed, System, TOPIC};
 
 pub struct Server {
     pub system: System,
-    process: Child,
+    process: Process,
     /// Where subscribers connect.
     addr: SocketAddr,
     publisher: Publisher,
-    _dir: tempfile::TempDir,
+}
+
+enum Process {
+    Relay(RelayProcess),
+    /// A peer server, with the directory it runs and logs in.
+    Peer(Child, tempfile::TempDir),
 }
 
 enum Publisher {
@@ -28,13 +34,6 @@ enum Publisher {
     Switch(SimSwitch),
     /// A client connection of the server (its replies are read and dropped).
     Client(tokio::net::tcp::OwnedWriteHalf),
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn spawn(program: &str, args: &[String], dir: &std::path::Path) -> anyhow::Result<Child> {
@@ -88,48 +87,22 @@ async fn read_until(
 impl Server {
     pub async fn start(system: System) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
-        let port = free_port();
+        let port = free_port("127.0.0.1", false);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let (process, publisher, addr) = match system {
             System::Relay => {
                 let switch =
                     SimSwitch::start("127.0.1.20:0".parse()?, Settings::officeserv(20)).await?;
-                let client_port = loop {
-                    let p = free_port();
-                    if p <= 65035 && TcpListener::bind(("127.0.0.1", p + 500)).is_ok() {
-                        break p;
-                    }
-                };
-                let config = format!(
-                    "listen: {{ address: 127.0.0.1, client_port: {client_port} }}\n\
-                     switches:\n  - {{ no: 1, address: {}, port: {}, easyset_password: \"1234\" }}\n\
-                     bypass_limits: {{ other: 5000 }}\n\
-                     monitor: {{ sw_port: {}, su_port: {} }}\n\
-                     export: {{ port: {} }}\n\
-                     admin: {{ address: 127.0.0.1, port: {} }}\n\
-                     state_dir: state\nlog_dir: log\n",
-                    switch.addr().ip(),
-                    switch.addr().port(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                );
-                std::fs::write(dir.path().join("relay.yaml"), config)?;
-                let relay = std::env::current_exe()?.with_file_name("relay");
-                if !relay.exists() {
+                let bin = std::env::current_exe()?.with_file_name("relay");
+                if !bin.exists() {
                     bail!(
                         "{} is missing: build it with cargo build --release -p relay-cli",
-                        relay.display()
+                        bin.display()
                     );
                 }
-                let args = ["run".to_string(), "--config".into(), "relay.yaml".into()];
-                let child = spawn(relay.to_str().unwrap_or("relay"), &args, dir.path())?;
-                (
-                    child,
-                    Publisher::Switch(switch),
-                    SocketAddr::from(([127, 0, 0, 1], client_port + 500)),
-                )
+                let relay = RelayProcess::start(&bin, switch.addr(), 5000)?;
+                let bypass = relay.bypass;
+                (Process::Relay(relay), Publisher::Switch(switch), bypass)
             }
             System::Redis => {
                 let args: Vec<String> = [
@@ -149,7 +122,7 @@ impl Server {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-                let child = spawn("redis-server", &args, dir.path())?;
+                let child = Process::Peer(spawn("redis-server", &args, dir.path())?, dir);
                 let (mut rd, wr) = connect(addr).await?.into_split();
                 tokio::spawn(async move {
                     let mut sink = vec![0u8; 64 * 1024];
@@ -162,7 +135,7 @@ impl Server {
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
-                let child = spawn("nats-server", &args, dir.path())?;
+                let child = Process::Peer(spawn("nats-server", &args, dir.path())?, dir);
                 let mut stream = connect(addr).await?;
                 let rest = nats_hello(&mut stream).await?;
                 drop(rest);
@@ -179,16 +152,17 @@ impl Server {
             process,
             addr,
             publisher,
-            _dir: dir,
         };
         if system == System::Relay {
             // Serving once the switch link is up: an identify is accepted.
             let deadline = Instant::now() + Duration::from_secs(20);
             while server.subscriber().await.is_err() {
                 if Instant::now() > deadline {
-                    let log = std::fs::read_to_string(server._dir.path().join("server.log"))
-                        .unwrap_or_default();
-                    bail!("the relay did not serve its switch within 20 s; its output:\n{log}");
+                    let output = match &server.process {
+                        Process::Relay(relay) => relay.output(),
+                        Process::Peer(..) => String::new(),
+                    };
+                    bail!("the relay did not serve its switch within 20 s; its output:\n{output}");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -257,9 +231,12 @@ impl Server {
         Ok(())
     }
 
-    pub fn stop(mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+    pub fn stop(self) {
+        if let Process::Peer(mut child, _dir) = self.process {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // A relay process is killed when dropped.
     }
 }
 

@@ -8,27 +8,19 @@
 //! relay's resident memory is read from /proc before the first batch and with its 10 000
 //! sessions idle, and printed per session.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use switch_sim::{Settings, SimSwitch};
+use testkit::process::RelayProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wire::{LinkMsg, Product, Str8};
 
 const SESSIONS: usize = 10_000;
 const CONNECTING: usize = 64;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A kilobyte figure from /proc/PID/status (`VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
@@ -42,59 +34,6 @@ fn rss_kib(pid: u32) -> u64 {
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-struct Relay {
-    child: Child,
-    bypass: SocketAddr,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_relay(dir: &Path, switch: SocketAddr) -> Relay {
-    let client_port = loop {
-        let p = free_port();
-        if p <= 65035 && TcpListener::bind(("127.0.0.1", p + 500)).is_ok() {
-            break p;
-        }
-    };
-    let config = format!(
-        "listen: {{ address: 127.0.0.1, client_port: {client_port} }}\n\
-         switches:\n  - {{ no: 1, address: {}, port: {}, easyset_password: \"1234\" }}\n\
-         bypass_limits: {{ other: {SESSIONS} }}\n\
-         monitor: {{ sw_port: {}, su_port: {} }}\n\
-         export: {{ port: {} }}\n\
-         admin: {{ address: 127.0.0.1, port: {} }}\n\
-         state_dir: {}\nlog_dir: {}\n",
-        switch.ip(),
-        switch.port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        dir.join("state").display(),
-        dir.join("log").display(),
-    );
-    let path = dir.join("relay.yaml");
-    std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("relay.out")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .current_dir(dir)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("the relay binary starts");
-    Relay {
-        child,
-        bypass: SocketAddr::from(([127, 0, 0, 1], client_port + 500)),
-    }
 }
 
 /// Connects and identifies one session as a bypass "other server"; returns it open.
@@ -152,15 +91,19 @@ fn identify(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let switch = rt
         .block_on(SimSwitch::start(
             "127.0.1.10:0".parse().unwrap(),
             Settings::officeserv(10),
         ))
         .unwrap();
-    let relay = start_relay(dir.path(), switch.addr());
-    let pid = relay.child.id();
+    let relay = RelayProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_relay")),
+        switch.addr(),
+        SESSIONS as u32,
+    )
+    .expect("the relay binary starts");
+    let pid = relay.pid();
     // Up once an identify is accepted (the link needs its open and station table first).
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -6,6 +6,9 @@
 //! - [`Site`] holds the relay, its switches and its state directory, and connects simulated
 //!   applications ([`Site::app`], [`Site::admitted`]).
 //! - [`wait_until`], [`within`]: waiting with a limit and a message instead of hanging.
+//! - [`process`]: the relay as its own process, and free loopback ports.
+
+pub mod process;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

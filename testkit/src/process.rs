@@ -1,0 +1,91 @@
+//! The relay as its own process (`relay run`), for the tests and benches that need its own
+//! memory, file descriptors or a kill: free loopback ports, and a one-switch relay started in
+//! a temporary directory with its output kept there.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A port free on `ip` now, usable as a client port (1025..=65035), with `port + 500` free too
+/// when `with_bypass`.
+pub fn free_port(ip: &str, with_bypass: bool) -> u16 {
+    for _ in 0..100 {
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a loopback address to bind")
+            .port();
+        if (1025..=65035).contains(&port)
+            && (!with_bypass || TcpListener::bind((ip, port + 500)).is_ok())
+        {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} after 100 tries");
+}
+
+/// A `relay run` process serving one switch on loopback; killed (SIGKILL) when dropped.
+pub struct RelayProcess {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The licensed client port.
+    pub client: SocketAddr,
+    /// The bypass port.
+    pub bypass: SocketAddr,
+}
+
+impl RelayProcess {
+    /// Starts `bin` on a configuration of its own: the switch at `switch` (EasySet password
+    /// "1234", as the simulator's default), room for `bypass_other` "other server" sessions on
+    /// the bypass port, every other port free on 127.0.0.1. Returns once the process runs, not
+    /// once its link is up.
+    pub fn start(bin: &Path, switch: SocketAddr, bypass_other: u32) -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let client_port = free_port("127.0.0.1", true);
+        let port = || free_port("127.0.0.1", false);
+        let config = format!(
+            "listen: {{ address: 127.0.0.1, client_port: {client_port} }}\n\
+             switches:\n  - {{ no: 1, address: {}, port: {}, easyset_password: \"1234\" }}\n\
+             bypass_limits: {{ other: {bypass_other} }}\n\
+             monitor: {{ sw_port: {}, su_port: {} }}\n\
+             export: {{ port: {} }}\n\
+             admin: {{ address: 127.0.0.1, port: {} }}\n\
+             state_dir: state\nlog_dir: log\n",
+            switch.ip(),
+            switch.port(),
+            port(),
+            port(),
+            port(),
+            port(),
+        );
+        std::fs::write(dir.path().join("relay.yaml"), config)?;
+        let out = std::fs::File::create(dir.path().join("relay.out"))?;
+        let child = Command::new(bin)
+            .args(["run", "--config", "relay.yaml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out))
+            .spawn()?;
+        Ok(RelayProcess {
+            child,
+            dir,
+            client: SocketAddr::from(([127, 0, 0, 1], client_port)),
+            bypass: SocketAddr::from(([127, 0, 0, 1], client_port + 500)),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the relay has written to its standard output and error so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("relay.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
