@@ -29,6 +29,8 @@ struct Slot {
 pub struct InvokeMap {
     entries: HashMap<u16, Slot>,
     /// (deadline, invoke, seq) in insertion order; deadlines only grow, so expiry pops the front.
+    /// Answered entries leave the front as answers come, so under load this holds what was
+    /// sent since the oldest request still unanswered, not everything of the last 30 s.
     deadlines: VecDeque<(Instant, u16, u64)>,
     next: u16,
     seq: u64,
@@ -76,8 +78,11 @@ impl InvokeMap {
     /// The request an answer with `invoke` belongs to.
     pub fn take(&mut self, invoke: u16) -> Option<Pending> {
         let slot = self.entries.remove(&invoke)?;
-        if self.entries.is_empty() {
-            self.deadlines.clear();
+        while let Some(&(_, front, seq)) = self.deadlines.front() {
+            if self.entries.get(&front).is_some_and(|s| s.seq == seq) {
+                break;
+            }
+            self.deadlines.pop_front();
         }
         Some(slot.pending)
     }
@@ -149,6 +154,30 @@ mod tests {
         let gone = m.expire(t0 + Duration::from_secs(40));
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].app_invoke, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answered_requests_leave_the_deadline_queue_up_to_the_oldest_unanswered() {
+        let mut m = InvokeMap::default();
+        let t = Instant::now() + Duration::from_secs(30);
+        // A steady load of 8 in flight, answered in order: the queue stays at 8.
+        let mut in_flight: VecDeque<u16> =
+            (0..8).map(|_| m.insert(pending(0), t).unwrap()).collect();
+        for _ in 0..100_000 {
+            m.take(in_flight.pop_front().unwrap()).unwrap();
+            in_flight.push_back(m.insert(pending(0), t).unwrap());
+        }
+        assert_eq!(m.deadlines.len(), 8);
+        // One request left unanswered holds the queue from itself on, until it is answered.
+        let stuck = in_flight.pop_front().unwrap();
+        for _ in 0..100 {
+            m.take(in_flight.pop_front().unwrap()).unwrap();
+            in_flight.push_back(m.insert(pending(0), t).unwrap());
+        }
+        assert_eq!(m.deadlines.len(), 108);
+        m.take(stuck).unwrap();
+        assert_eq!(m.deadlines.len(), 7);
+        assert_eq!(m.len(), 7);
     }
 
     #[tokio::test(start_paused = true)]
