@@ -65,6 +65,7 @@ async fn a_first_frame_that_is_not_a_valid_identify_is_result_8() {
         product: CALL,
         app_name: "Call".into(),
         devices: vec![],
+        resume: None,
     }
     .encode()
     .unwrap();
@@ -76,6 +77,7 @@ async fn a_first_frame_that_is_not_a_valid_identify_is_result_8() {
     let refused = LinkMsg::IdentifyResult {
         result: 8,
         switches: vec![],
+        resume: None,
     }
     .encode()
     .unwrap();

@@ -180,6 +180,7 @@ impl Server {
                     product: Product::OtherServer as u8,
                     app_name: Str8::lossy("compare"),
                     devices: Vec::<DeviceRef>::new(),
+                    resume: None,
                 };
                 stream.write_all(&identify.encode()?).await?;
                 let mut buf = BytesMut::new();

@@ -8,13 +8,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use netseam::{BoxStream, Network, TcpNetwork};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, Str8};
+use wire::{CallMsg, DeviceRef, Frame, FrameReader, Kind, LinkMsg, ResumeAsk, ResumeGrant, Str8};
 
 /// The relay's answer to identify.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identified {
     pub result: u8,
     pub switches: Vec<(u8, bool)>,
+    /// For a resumable identify: the token and where numbering stands.
+    pub resume: Option<ResumeGrant>,
 }
 
 /// Who an application is: where it connects from and to, and what it identifies as.
@@ -97,6 +99,20 @@ impl SimApp {
         app_name: &str,
         devices: &[(u8, &str)],
     ) -> io::Result<Identified> {
+        self.identify_with(protocol, product, app_name, devices, None)
+            .await
+    }
+
+    /// Sends identify, asking for a resumable session (`resume`: a token to come back with
+    /// and the last sequence number seen per switch, or all zeros for a new one), and reads `i`.
+    pub async fn identify_with(
+        &mut self,
+        protocol: u8,
+        product: u8,
+        app_name: &str,
+        devices: &[(u8, &str)],
+        resume: Option<ResumeAsk>,
+    ) -> io::Result<Identified> {
         self.protocol = protocol;
         let msg = LinkMsg::Identify {
             protocol,
@@ -109,12 +125,19 @@ impl SimApp {
                     device: Str8::lossy(d),
                 })
                 .collect(),
+            resume,
         };
         self.send_link(&msg).await?;
         match self.next_link().await? {
-            Some(LinkMsg::IdentifyResult { result, switches }) => {
-                Ok(Identified { result, switches })
-            }
+            Some(LinkMsg::IdentifyResult {
+                result,
+                switches,
+                resume,
+            }) => Ok(Identified {
+                result,
+                switches,
+                resume,
+            }),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("expected identify result, got {other:?}"),

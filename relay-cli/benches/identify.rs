@@ -45,6 +45,7 @@ async fn admitted(relay: SocketAddr) -> std::io::Result<TcpStream> {
         product: Product::OtherServer as u8,
         app_name: Str8::lossy("bench"),
         devices: Vec::new(),
+        resume: None,
     };
     stream.write_all(&identify.encode().unwrap()).await?;
     // `i` comes first: LEN, `L` `i`, INVOKE, result.

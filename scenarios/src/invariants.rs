@@ -929,6 +929,7 @@ users:
             devices: Vec::new(),
             port: None,
             reads: true,
+            resumable: false,
             copies: 1,
         };
         let devices = [(0, "2201".to_owned())];

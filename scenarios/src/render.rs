@@ -20,17 +20,35 @@ pub fn app_frame(frame: &Frame, p3: bool) -> String {
 /// A link-control message.
 pub fn link(msg: &LinkMsg) -> String {
     match msg {
-        LinkMsg::IdentifyResult { result, switches } => {
+        LinkMsg::IdentifyResult {
+            result,
+            switches,
+            resume,
+        } => {
             let desc = IdentifyResult::from_byte(*result).map_or("unknown", |r| r.describe());
             let sw: Vec<String> = switches
                 .iter()
                 .map(|(no, up)| format!("{no} {}", if *up { "up" } else { "down" }))
                 .collect();
+            let resume = resume.as_ref().map_or(String::new(), |g| {
+                let last: Vec<String> = g.last.iter().map(|(no, seq)| format!("{no}#{seq}")).collect();
+                format!(
+                    "; {} token {} at [{}]",
+                    if g.resumed { "resumed," } else { "resumable," },
+                    data_encoding::HEXLOWER.encode(&g.token[8..]),
+                    last.join(", ")
+                )
+            });
             format!(
-                "identify result {result} ({desc}); switches [{}]",
+                "identify result {result} ({desc}); switches [{}]{resume}",
                 sw.join(", ")
             )
         }
+        LinkMsg::Lost { switch, lost } if *lost == wire::link::LOST_UNKNOWN => {
+            format!("G switch {switch}: an unknown number of events lost")
+        }
+        LinkMsg::Lost { switch, lost } => format!("G switch {switch}: {lost} event(s) lost"),
+        LinkMsg::Sequence { switch, seq } => format!("N {switch}#{seq}"),
         LinkMsg::DeviceResult { result } => format!("device result {result}"),
         LinkMsg::SwitchState { switch, up } => {
             format!("W switch {switch} {}", if *up { "up" } else { "down" })

@@ -181,8 +181,21 @@ struct App {
     writer: Option<Writer>,
     idle_reader: Option<Reader>,
     recorder: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the recorder and leaves the connection open, unread (a half-open connection).
+    hang: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Recorders of hung connections, holding them open.
+    hung: Vec<tokio::task::JoinHandle<()>>,
+    /// What a resumable application remembers between its connections.
+    resume: Arc<Mutex<Resumable>>,
     /// The current connection's index in the observations.
     conn: Option<usize>,
+}
+
+/// A resumable application's memory: its token and the last event number seen per switch.
+#[derive(Debug, Default)]
+struct Resumable {
+    token: Option<wire::Token>,
+    last: BTreeMap<u8, u64>,
 }
 
 /// A monitor connection and what it received.
@@ -279,6 +292,9 @@ impl Site {
             if let Some(r) = app.recorder.take() {
                 r.abort();
             }
+            for h in app.hung.drain(..) {
+                h.abort();
+            }
             app.writer = None;
             app.idle_reader = None;
             if let Some(c) = app.conn {
@@ -328,7 +344,10 @@ impl Site {
             .collect();
         merge(Config::default(), scenario.config.as_ref())?;
         let over = scenario.config.clone();
-        let mut tuning = Tuning::default();
+        let mut tuning = Tuning {
+            resume_seed: Some(1),
+            ..Tuning::default()
+        };
         if let Some(b) = scenario.tuning.session_queue_bytes {
             tuning.session_queue_bytes = b;
         }
@@ -373,6 +392,9 @@ impl Site {
                         writer: None,
                         idle_reader: None,
                         recorder: None,
+                        hang: None,
+                        hung: Vec::new(),
+                        resume: Arc::default(),
                         conn: None,
                     },
                 );
@@ -510,6 +532,19 @@ impl Site {
                 }
                 Ok(())
             }
+            Step::Hang(name) => {
+                let app = self.app(name)?;
+                let hang = app
+                    .hang
+                    .take()
+                    .ok_or_else(|| format!("{name} is not reading"))?;
+                let _ = hang.send(());
+                app.writer = None;
+                if let Some(r) = app.recorder.take() {
+                    app.hung.push(r);
+                }
+                Ok(())
+            }
             Step::Resume(name) if self.monitors.contains_key(name) => {
                 let start = self.start;
                 let m = self.monitors.get_mut(name).expect("checked");
@@ -538,12 +573,18 @@ impl Site {
                 if let Some((obs, c)) = &conn {
                     obs.with(*c, |c| c.reads = true);
                 }
+                let (hang, hang_rx) = tokio::sync::oneshot::channel();
+                app.hang = Some(hang);
                 app.recorder = Some(record(
-                    reader,
-                    app.log.clone(),
-                    app.spec.protocol == 3,
-                    start,
-                    conn,
+                    Recording {
+                        reader,
+                        log: app.log.clone(),
+                        p3: app.spec.protocol == 3,
+                        start,
+                        conn,
+                        resume: app.resume.clone(),
+                    },
+                    hang_rx,
                 ));
                 Ok(())
             }
@@ -980,14 +1021,37 @@ impl Site {
             push(&log, at, format!("sent {} raw byte(s)", bytes.len()));
         } else {
             let devs: Vec<(u8, &str)> = devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
-            match sim.identify(spec.protocol, product, name, &devs).await {
+            let memory = self.app(name)?.resume.clone();
+            let ask = spec.resumable.then(|| {
+                let m = memory.lock().unwrap_or_else(|e| e.into_inner());
+                wire::ResumeAsk {
+                    token: m.token.unwrap_or_default(),
+                    last: m.last.iter().map(|(no, seq)| (*no, *seq)).collect(),
+                }
+            });
+            match sim
+                .identify_with(spec.protocol, product, name, &devs, ask)
+                .await
+            {
                 Ok(id) => {
+                    if let Some(grant) = &id.resume {
+                        let mut m = memory.lock().unwrap_or_else(|e| e.into_inner());
+                        m.token = Some(grant.token);
+                        // A new session starts where numbering stands; a resumed one goes on
+                        // from what it saw.
+                        for (no, seq) in &grant.last {
+                            if !grant.resumed || !m.last.contains_key(no) {
+                                m.last.insert(*no, *seq);
+                            }
+                        }
+                    }
                     push(
                         &log,
                         start.elapsed(),
                         render::link(&LinkMsg::IdentifyResult {
                             result: id.result,
                             switches: id.switches.clone(),
+                            resume: id.resume,
                         }),
                     );
                     conn.identify = Some((id.result, id.switches));
@@ -1017,12 +1081,18 @@ impl Site {
         let (reader, writer) = sim.into_split();
         app.writer = Some(writer);
         if app.spec.reads {
+            let (hang, hang_rx) = tokio::sync::oneshot::channel();
+            app.hang = Some(hang);
             app.recorder = Some(record(
-                reader,
-                app.log.clone(),
-                app.spec.protocol == 3,
-                start,
-                Some((obs, index)),
+                Recording {
+                    reader,
+                    log: app.log.clone(),
+                    p3: app.spec.protocol == 3,
+                    start,
+                    conn: Some((obs, index)),
+                    resume: app.resume.clone(),
+                },
+                hang_rx,
             ));
         } else {
             app.idle_reader = Some(reader);
@@ -1034,6 +1104,9 @@ impl Site {
         for (name, app) in &self.apps {
             if let Some(r) = &app.recorder {
                 r.abort();
+            }
+            for h in &app.hung {
+                h.abort();
             }
             let log = app.log.lock().unwrap_or_else(|e| e.into_inner());
             t.apps.insert(name.clone(), collapse(&log));
@@ -1090,15 +1163,32 @@ impl Site {
     }
 }
 
-/// Records every frame an application receives; the reader answers heartbeats as an
-/// application would, and they are left out of the record.
-fn record(
-    mut reader: Reader,
+/// One application connection being recorded.
+struct Recording {
+    reader: Reader,
     log: Log,
     p3: bool,
     start: Instant,
     conn: Option<(Observations, usize)>,
+    resume: Arc<Mutex<Resumable>>,
+}
+
+/// Records every frame an application receives; the reader answers heartbeats as an
+/// application would, and they are left out of the record. An event's number (`N`) is shown
+/// on the event's line, and remembered for resuming. On `hang` the connection is left open
+/// and nothing more is read or answered.
+fn record(
+    rec: Recording,
+    mut hang: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
+    let Recording {
+        mut reader,
+        log,
+        p3,
+        start,
+        conn,
+        resume,
+    } = rec;
     tokio::spawn(async move {
         let observe = |end: End, line: String| {
             if let Some((obs, c)) = &conn {
@@ -1108,13 +1198,39 @@ fn record(
             }
             push(&log, start.elapsed(), line);
         };
+        let mut numbered: Option<(u8, u64)> = None;
         loop {
-            match reader.next_frame().await {
+            let next = tokio::select! {
+                biased;
+                Ok(()) = &mut hang => {
+                    push(&log, start.elapsed(), "stops reading and answering; the connection stays open".into());
+                    let _open = reader;
+                    std::future::pending::<()>().await;
+                    return;
+                }
+                next = reader.next_frame() => next,
+            };
+            match next {
                 Ok(Some(f)) => {
                     if f.kind() == Kind::Link && f.code() == b'H' {
                         continue;
                     }
-                    push(&log, start.elapsed(), render::app_frame(&f, p3));
+                    if f.kind() == Kind::Link && f.code() == b'N' {
+                        if let Ok(LinkMsg::Sequence { switch, seq }) = LinkMsg::decode(&f) {
+                            numbered = Some((switch, seq));
+                        }
+                        continue;
+                    }
+                    let mut line = render::app_frame(&f, p3);
+                    if let (Kind::Event, Some((switch, seq))) = (f.kind(), numbered.take()) {
+                        line.push_str(&format!(" #{seq}"));
+                        resume
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .last
+                            .insert(switch, seq);
+                    }
+                    push(&log, start.elapsed(), line);
                     if let Some((obs, c)) = &conn {
                         obs.with(*c, |c| c.frames.push((start.elapsed(), f)));
                     }
@@ -1329,6 +1445,7 @@ fn expand_copies(a: &AppSpec) -> Result<Vec<AppSpec>, String> {
         devices: a.devices.clone(),
         port: a.port.clone(),
         reads: a.reads,
+        resumable: a.resumable,
         copies: 1,
     };
     if a.copies <= 1 {

@@ -201,6 +201,10 @@ pub struct AppSpec {
     /// false: the application does not read until a `resume` step (a slow application).
     #[serde(default = "yes")]
     pub reads: bool,
+    /// true: the application asks for a resumable session, and each `connect` after the first
+    /// comes back with its token and the last event number it saw on each switch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumable: bool,
     /// More than 1: that many applications `name#01`, `name#02`… from consecutive addresses
     /// starting at `address`; `connect: name` connects each in turn.
     #[serde(default = "one")]
@@ -228,6 +232,9 @@ pub enum Step {
     ConnectRaw { app: String, hex: String },
     /// Close the application's connection.
     Disconnect(String),
+    /// The application stops reading and answering but leaves its connection open, as when
+    /// its host or the network between fails (a half-open connection).
+    Hang(String),
     /// Close a monitor's (or collector's) connection.
     DisconnectMonitor(String),
     /// Start reading (an application declared with `reads: false`).

@@ -306,6 +306,7 @@ impl Gen {
                 devices,
                 port,
                 reads,
+                resumable: false,
                 copies: 1,
             });
             self.apps.push(AppPlan {

@@ -26,7 +26,7 @@ pub mod text;
 
 pub use call::{relay_result, CallMsg};
 pub use frame::{Frame, FrameError, FrameReader, Kind, NO_INVOKE};
-pub use link::{DeviceRef, LinkMsg, Station, StationKind};
+pub use link::{DeviceRef, LinkMsg, ResumeAsk, ResumeGrant, Station, StationKind, Token};
 pub use monitor::MonitorMsg;
 pub use product::{CloseReason, IdentifyResult, Port, Product};
 pub use text::{str8_body, FieldReader, Str8};

@@ -41,6 +41,38 @@ pub struct DeviceRef {
     pub device: Str8,
 }
 
+/// A resume token: the relay's run (8 bytes) then a random part (8 bytes). All zeros in an
+/// identify asks for a new resumable session.
+pub type Token = [u8; 16];
+
+/// The optional resume part of `I`: present when the application wants its events numbered
+/// and its session kept for a while after its connection ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeAsk {
+    /// The token of the session to resume; all zeros for a new one.
+    pub token: Token,
+    /// The last sequence number the application received on each switch.
+    pub last: Vec<(u8, u64)>,
+}
+
+/// The optional resume part of `i`: present when the application asked for it and the relay
+/// keeps sessions (`resume.window_seconds` > 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeGrant {
+    /// What to send to resume this session.
+    pub token: Token,
+    /// The session's devices and served switches are those it had before, and the events it
+    /// missed follow.
+    pub resumed: bool,
+    /// The last sequence number issued on each served switch before this session's first
+    /// live event (replayed events are numbered at or below it).
+    pub last: Vec<(u8, u64)>,
+}
+
+/// `lost` value of `G` when the relay cannot count what was lost (the token is from an earlier
+/// run of the relay).
+pub const LOST_UNKNOWN: u64 = u64::MAX;
+
 /// Switch capability bits of the `o` message.
 pub mod caps {
     pub const CALL_PLUS: u8 = 0b001;
@@ -83,12 +115,21 @@ pub enum LinkMsg {
         product: u8,
         app_name: Str8,
         devices: Vec<DeviceRef>,
+        /// Optional trailing part; old applications never send it.
+        resume: Option<ResumeAsk>,
     },
     /// `i` relay→app: identify result and the switches served, with their state.
     IdentifyResult {
         result: u8,
         switches: Vec<(u8, bool)>,
+        /// Only for an application that sent [`ResumeAsk`].
+        resume: Option<ResumeGrant>,
     },
+    /// `N` relay→app, resumable sessions only: the sequence number of the event that follows.
+    Sequence { switch: u8, seq: u64 },
+    /// `G` relay→app, resumable sessions only: events of `switch` the session missed and that
+    /// cannot be replayed ([`LOST_UNKNOWN`] when not even their number is known).
+    Lost { switch: u8, lost: u64 },
     /// `D` app→relay: add (`add = true`) or remove a monitored device.
     Device { add: bool, switch: u8, device: Str8 },
     /// `d` relay→app: 0 ok, 1 refused.
@@ -133,6 +174,8 @@ impl LinkMsg {
             LinkMsg::HeartbeatReply => b'h',
             LinkMsg::Identify { .. } => b'I',
             LinkMsg::IdentifyResult { .. } => b'i',
+            LinkMsg::Sequence { .. } => b'N',
+            LinkMsg::Lost { .. } => b'G',
             LinkMsg::Device { .. } => b'D',
             LinkMsg::DeviceResult { .. } => b'd',
             LinkMsg::SwitchState { .. } => b'W',
@@ -187,6 +230,7 @@ impl LinkMsg {
                 product,
                 app_name,
                 devices,
+                resume,
             } => {
                 body.put_u8(*protocol);
                 body.put_u8(*product);
@@ -196,14 +240,35 @@ impl LinkMsg {
                     body.put_u8(d.switch);
                     d.device.put(&mut body);
                 }
+                if let Some(ask) = resume {
+                    body.put_slice(&ask.token);
+                    put_sequences(&mut body, &ask.last).map_err(|_| too_large())?;
+                }
             }
-            LinkMsg::IdentifyResult { result, switches } => {
+            LinkMsg::IdentifyResult {
+                result,
+                switches,
+                resume,
+            } => {
                 body.put_u8(*result);
                 body.put_u8(u8::try_from(switches.len()).map_err(|_| too_large())?);
                 for (no, up) in switches {
                     body.put_u8(*no);
                     body.put_u8(u8::from(*up));
                 }
+                if let Some(grant) = resume {
+                    body.put_slice(&grant.token);
+                    body.put_u8(u8::from(grant.resumed));
+                    put_sequences(&mut body, &grant.last).map_err(|_| too_large())?;
+                }
+            }
+            LinkMsg::Sequence { switch, seq } => {
+                body.put_u8(*switch);
+                body.put_u64(*seq);
+            }
+            LinkMsg::Lost { switch, lost } => {
+                body.put_u8(*switch);
+                body.put_u64(*lost);
             }
             LinkMsg::Device {
                 add,
@@ -294,11 +359,20 @@ impl LinkMsg {
                         device: r.str8()?,
                     });
                 }
+                let resume = if r.buf.is_empty() {
+                    None
+                } else {
+                    Some(ResumeAsk {
+                        token: r.token()?,
+                        last: r.sequences()?,
+                    })
+                };
                 LinkMsg::Identify {
                     protocol,
                     product,
                     app_name,
                     devices,
+                    resume,
                 }
             }
             b'i' => {
@@ -308,8 +382,29 @@ impl LinkMsg {
                 for _ in 0..count {
                     switches.push((r.u8()?, r.flag()?));
                 }
-                LinkMsg::IdentifyResult { result, switches }
+                let resume = if r.buf.is_empty() {
+                    None
+                } else {
+                    Some(ResumeGrant {
+                        token: r.token()?,
+                        resumed: r.flag()?,
+                        last: r.sequences()?,
+                    })
+                };
+                LinkMsg::IdentifyResult {
+                    result,
+                    switches,
+                    resume,
+                }
             }
+            b'N' => LinkMsg::Sequence {
+                switch: r.u8()?,
+                seq: r.u64()?,
+            },
+            b'G' => LinkMsg::Lost {
+                switch: r.u8()?,
+                lost: r.u64()?,
+            },
             b'D' => LinkMsg::Device {
                 add: r.flag()?,
                 switch: r.u8()?,
@@ -337,6 +432,27 @@ impl LinkMsg {
     }
 }
 
+/// Appends the `N` frame (sequence number of the event that follows) without allocating; the
+/// same bytes as `LinkMsg::Sequence { switch, seq }.encode()`.
+pub fn put_sequence(out: &mut BytesMut, switch: u8, seq: u64) {
+    put_header(out, Kind::Link, b'N', NO_INVOKE, 9);
+    out.put_u8(switch);
+    out.put_u64(seq);
+}
+
+/// Bytes of one `N` frame.
+pub const SEQUENCE_FRAME_LEN: usize = 15;
+
+/// `n u8`, then `n × (switch u8, seq u64)`.
+fn put_sequences(body: &mut BytesMut, list: &[(u8, u64)]) -> Result<(), ()> {
+    body.put_u8(u8::try_from(list.len()).map_err(|_| ())?);
+    for (switch, seq) in list {
+        body.put_u8(*switch);
+        body.put_u64(*seq);
+    }
+    Ok(())
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     code: u8,
@@ -360,6 +476,20 @@ impl Reader<'_> {
             1 => Ok(true),
             _ => Err(LinkError::Invalid(self.code, "a flag byte must be 0 or 1")),
         }
+    }
+    fn u64(&mut self) -> Result<u64, LinkError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("eight bytes")))
+    }
+    fn token(&mut self) -> Result<Token, LinkError> {
+        Ok(self.take(16)?.try_into().expect("sixteen bytes"))
+    }
+    fn sequences(&mut self) -> Result<Vec<(u8, u64)>, LinkError> {
+        let count = self.u8()?;
+        let mut list = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            list.push((self.u8()?, self.u64()?));
+        }
+        Ok(list)
     }
     fn mac(&mut self) -> Result<[u8; 6], LinkError> {
         Ok(self.take(6)?.try_into().expect("six bytes"))

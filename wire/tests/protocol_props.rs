@@ -4,7 +4,10 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use wire::call::{put_rewritten, put_with_switch, CallMsg};
 use wire::frame::{check, FrameError, MAX_LEN};
-use wire::{DeviceRef, Frame, FrameReader, Kind, LinkMsg, Station, StationKind, Str8};
+use wire::{
+    DeviceRef, Frame, FrameReader, Kind, LinkMsg, ResumeAsk, ResumeGrant, Station, StationKind,
+    Str8,
+};
 
 fn str8() -> impl Strategy<Value = Str8> {
     prop::collection::vec(any::<u8>(), 0..=40).prop_map(|v| Str8::new(v).unwrap())
@@ -51,19 +54,38 @@ fn link_msg() -> impl Strategy<Value = LinkMsg> {
             prop::collection::vec(
                 (any::<u8>(), str8()).prop_map(|(switch, device)| DeviceRef { switch, device }),
                 0..20
+            ),
+            prop::option::of(
+                (any::<[u8; 16]>(), sequences()).prop_map(|(token, last)| ResumeAsk { token, last })
             )
         )
-            .prop_map(|(protocol, product, app_name, devices)| LinkMsg::Identify {
-                protocol,
-                product,
-                app_name,
-                devices
-            }),
+            .prop_map(
+                |(protocol, product, app_name, devices, resume)| LinkMsg::Identify {
+                    protocol,
+                    product,
+                    app_name,
+                    devices,
+                    resume
+                }
+            ),
         (
             any::<u8>(),
-            prop::collection::vec((any::<u8>(), any::<bool>()), 0..=8)
+            prop::collection::vec((any::<u8>(), any::<bool>()), 0..=8),
+            prop::option::of((any::<[u8; 16]>(), any::<bool>(), sequences()).prop_map(
+                |(token, resumed, last)| ResumeGrant {
+                    token,
+                    resumed,
+                    last
+                }
+            ))
         )
-            .prop_map(|(result, switches)| LinkMsg::IdentifyResult { result, switches }),
+            .prop_map(|(result, switches, resume)| LinkMsg::IdentifyResult {
+                result,
+                switches,
+                resume
+            }),
+        (any::<u8>(), any::<u64>()).prop_map(|(switch, seq)| LinkMsg::Sequence { switch, seq }),
+        (any::<u8>(), any::<u64>()).prop_map(|(switch, lost)| LinkMsg::Lost { switch, lost }),
         (any::<bool>(), any::<u8>(), str8()).prop_map(|(add, switch, device)| LinkMsg::Device {
             add,
             switch,
@@ -283,6 +305,58 @@ fn link_messages_refuse_truncation_and_trailing_bytes() {
     );
 }
 
+fn sequences() -> impl Strategy<Value = Vec<(u8, u64)>> {
+    prop::collection::vec((any::<u8>(), any::<u64>()), 0..=8)
+}
+
+#[test]
+fn resumable_identify_and_its_result_encode_to_the_documented_bytes() {
+    let mut token = [0u8; 16];
+    token[15] = 7;
+    let ask = LinkMsg::Identify {
+        protocol: 2,
+        product: 1,
+        app_name: Str8::from("C"),
+        devices: Vec::new(),
+        resume: Some(ResumeAsk {
+            token,
+            last: vec![(1, 258)],
+        }),
+    }
+    .encode()
+    .unwrap();
+    let mut want = vec![0, 35, b'L', b'I', 0xFF, 0xFF, 2, 1, 1, b'C', 0];
+    want.extend_from_slice(&token);
+    want.extend_from_slice(&[1, 1, 0, 0, 0, 0, 0, 0, 1, 2]);
+    assert_eq!(ask.as_ref(), &want[..]);
+
+    let grant = LinkMsg::IdentifyResult {
+        result: 0,
+        switches: vec![(1, true)],
+        resume: Some(ResumeGrant {
+            token,
+            resumed: true,
+            last: vec![(1, 300)],
+        }),
+    }
+    .encode()
+    .unwrap();
+    let mut want = vec![0, 35, b'L', b'i', 0xFF, 0xFF, 0, 1, 1, 1];
+    want.extend_from_slice(&token);
+    want.extend_from_slice(&[1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 44]);
+    assert_eq!(grant.as_ref(), &want[..]);
+
+    let seq = LinkMsg::Sequence { switch: 2, seq: 5 }.encode().unwrap();
+    assert_eq!(
+        seq.as_ref(),
+        &[0, 13, b'L', b'N', 0xFF, 0xFF, 2, 0, 0, 0, 0, 0, 0, 0, 5]
+    );
+    let mut put = BytesMut::new();
+    wire::link::put_sequence(&mut put, 2, 5);
+    assert_eq!(put.as_ref(), seq.as_ref());
+    assert_eq!(put.len(), wire::link::SEQUENCE_FRAME_LEN);
+}
+
 #[test]
 fn identify_encodes_to_the_documented_bytes() {
     let bytes = LinkMsg::Identify {
@@ -293,6 +367,7 @@ fn identify_encodes_to_the_documented_bytes() {
             switch: 0,
             device: Str8::from("2201"),
         }],
+        resume: None,
     }
     .encode()
     .unwrap();

@@ -20,6 +20,7 @@ pub struct Config {
     pub monitor: Monitor,
     pub export: Export,
     pub calls: Calls,
+    pub resume: Resume,
     pub users: Vec<User>,
     pub access: Access,
     pub bypass_limits: BypassLimits,
@@ -39,6 +40,7 @@ impl Default for Config {
             monitor: Monitor::default(),
             export: Export::default(),
             calls: Calls::default(),
+            resume: Resume::default(),
             users: Vec::new(),
             access: Access::default(),
             bypass_limits: BypassLimits::default(),
@@ -243,6 +245,41 @@ impl Default for Calls {
             store: true,
             keep_days: 400,
         }
+    }
+}
+
+/// Session resume: how long a resumable session that lost its connection is kept, with its
+/// licence use, and the events it misses, so that it can come back without losing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resume {
+    /// Seconds a session is kept after its connection ends, 0..=3600; 0 turns resume off.
+    pub window_seconds: u32,
+    /// MiB of events kept per switch for sessions to resume, 1..=1024; older events beyond it
+    /// are dropped first, and a session that needed them is told how many it lost.
+    pub max_mib: u32,
+}
+
+impl Default for Resume {
+    fn default() -> Resume {
+        Resume {
+            window_seconds: 60,
+            max_mib: 16,
+        }
+    }
+}
+
+impl Resume {
+    pub fn enabled(&self) -> bool {
+        self.window_seconds > 0
+    }
+
+    pub fn window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.window_seconds))
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_mib as usize * (1 << 20)
     }
 }
 

@@ -104,6 +104,21 @@ impl Config {
                 format!("{} is out of range: use 1..=3650", self.calls.keep_days),
             );
         }
+        if self.resume.window_seconds > 3600 {
+            err(
+                "resume.window_seconds".into(),
+                format!(
+                    "{} is out of range: use 0..=3600 (0 turns resume off)",
+                    self.resume.window_seconds
+                ),
+            );
+        }
+        if !(1..=1024).contains(&self.resume.max_mib) {
+            err(
+                "resume.max_mib".into(),
+                format!("{} is out of range: use 1..=1024", self.resume.max_mib),
+            );
+        }
         if !(1..=999).contains(&o.recovery.attempts) {
             err(
                 "options.recovery.attempts".into(),

@@ -1,21 +1,29 @@
 //! Admission (SPEC §4): whether an application that identified may stay, which switches it
 //! is served and which devices it watches; an accepted session is registered with `i` already
-//! queued, before any event or `W` can reach it.
+//! queued, before any event or `W` can reach it. A resumable session coming back is admitted
+//! here too, with what it missed.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product};
+use bytes::BytesMut;
+use wire::call::{event_device, put_with_switch};
+use wire::link::{put_sequence, LOST_UNKNOWN, SEQUENCE_FRAME_LEN};
+use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product, ResumeGrant};
 
 use super::{Hub, Refusal, SwitchSlot};
-use crate::hub::routing::served_switches;
+use crate::hub::journal::Journal;
+use crate::hub::resume::Found;
+use crate::hub::routing::{served_switches, Served};
 use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
 
 impl Hub {
     /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with
-    /// `i` already queued, before any event or `W` can reach it.
+    /// `i` already queued, before any event or `W` can reach it. A session resumed with its
+    /// token is given its old devices, switches and licence use, and then, switch by switch,
+    /// what it missed (`G` for what cannot be replayed), before any live event.
     pub fn admit(
         &self,
         peer: SocketAddr,
@@ -28,6 +36,7 @@ impl Hub {
             product,
             app_name,
             devices,
+            resume: ask,
         } = identify
         else {
             return refuse(IdentifyResult::Malformed);
@@ -51,7 +60,25 @@ impl Hub {
         if !self.any_switch_up() {
             return refuse(IdentifyResult::NotConnected);
         }
-        let served = served_switches(&config, peer.ip(), *protocol);
+        let ask = ask.as_ref().filter(|_| config.resume.enabled());
+        let found = match ask {
+            Some(a) if a.token != [0; 16] => {
+                self.resume_book()
+                    .find(&a.token, peer.ip(), product, *protocol)
+            }
+            _ => Found::Expired,
+        };
+        let prior = match &found {
+            Found::Live(s) | Found::Parked(s) => Some(s.clone()),
+            Found::Expired | Found::Unknown => None,
+        };
+        let served = match &prior {
+            Some(p) => Served {
+                switches: p.served.clone(),
+                default: p.default_switch,
+            },
+            None => served_switches(&config, peer.ip(), *protocol),
+        };
         let states: Vec<(u8, bool)> = served
             .switches
             .iter()
@@ -60,33 +87,47 @@ impl Hub {
         if !states.iter().any(|(_, up)| *up) {
             return Err((IdentifyResult::NoUsableSwitch, states));
         }
-        let entitlements = self.standing().entitlements();
-        let grant = self
-            .licensing
-            .usage()
-            .admit(
-                product,
-                &served.switches,
-                entitlements.as_ref(),
-                &config.bypass_limits,
-            )
-            .map_err(|r| (r, Vec::new()))?;
+        let grant = match &prior {
+            // The licence use kept for the token goes on with it.
+            Some(p) => p.grant.clone(),
+            None => {
+                let entitlements = self.standing().entitlements();
+                self.licensing
+                    .usage()
+                    .admit(
+                        product,
+                        &served.switches,
+                        entitlements.as_ref(),
+                        &config.bypass_limits,
+                    )
+                    .map_err(|r| (r, Vec::new()))?
+            }
+        };
 
-        let devices: BTreeSet<DeviceKey> = devices
-            .iter()
-            .filter_map(|DeviceRef { switch, device }| {
-                let switch = if *switch == 0 {
-                    served.default
-                } else {
-                    *switch
-                };
-                served
-                    .switches
-                    .contains(&switch)
-                    .then(|| (switch, device.clone()))
-            })
-            .take(self.tuning.max_devices)
-            .collect();
+        let devices: BTreeSet<DeviceKey> = match &prior {
+            Some(p) => (**p.devices.load()).clone(),
+            None => devices
+                .iter()
+                .filter_map(|DeviceRef { switch, device }| {
+                    let switch = if *switch == 0 {
+                        served.default
+                    } else {
+                        *switch
+                    };
+                    served
+                        .switches
+                        .contains(&switch)
+                        .then(|| (switch, device.clone()))
+                })
+                .take(self.tuning.max_devices)
+                .collect(),
+        };
+        let mut book = ask.map(|_| self.resume_book());
+        let token = match (&prior, &mut book) {
+            (Some(p), _) => p.resume,
+            (None, Some(book)) => Some(book.issue()),
+            (None, None) => None,
+        };
         let session = SessionHandle::new(NewSession {
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
             peer,
@@ -95,25 +136,122 @@ impl Hub {
             app_name: app_name.clone(),
             served: served.switches.clone(),
             default_switch: served.default,
-            filtering: product.filterable() && user.is_some_and(|u| u.filtering),
+            filtering: match &prior {
+                Some(p) => p.filtering,
+                None => product.filterable() && user.is_some_and(|u| u.filtering),
+            },
             connected_ms: self.clock.now_ms(),
             devices,
             queue_limit: self.tuning.session_queue_bytes,
             grant,
+            resume: token,
         })
         .shared();
+        if let Found::Live(old) = &found {
+            // Its connection is half-open or about to be noticed gone: the newcomer takes over.
+            self.unsubscribe(old);
+            self.registry().remove(&old.id);
+            old.replace();
+        }
+        if let (Some(book), Some(token)) = (&mut book, token) {
+            book.connect(token, session.clone());
+            self.count_resumables(book);
+        }
+        drop(book);
+
+        // Each served switch's journal is held from `i` to the subscription, so the numbers in
+        // `i` and what is replayed meet the first live event exactly.
+        let mut journals: Vec<_> = served
+            .switches
+            .iter()
+            .filter_map(|no| self.slot(*no).map(|slot| (slot, slot.journal())))
+            .collect();
+        let grant = token.map(|token| ResumeGrant {
+            token,
+            resumed: prior.is_some(),
+            last: journals
+                .iter()
+                .map(|(slot, j)| (slot.no, j.last_seq()))
+                .collect(),
+        });
         session.send_link(&LinkMsg::IdentifyResult {
             result: IdentifyResult::Accepted as u8,
             switches: states,
+            resume: grant,
         });
-        for no in &served.switches {
-            if let Some(slot) = self.slot(*no) {
-                let next = slot.subscribers.load().with(&session);
-                slot.subscribers.store(Arc::new(next));
+        if let Some(ask) = ask {
+            let budget = self.tuning.session_queue_bytes / 2 / served.switches.len().max(1);
+            for (slot, journal) in &mut journals {
+                let last = ask.last.iter().find(|(no, _)| *no == slot.no).map(|l| l.1);
+                let Some(last) = last else { continue };
+                match &found {
+                    Found::Live(_) | Found::Parked(_) => {
+                        journal.trim(tokio::time::Instant::now(), self.journal_keep());
+                        replay(&session, slot.no, journal, last, budget);
+                    }
+                    Found::Expired => {
+                        let lost = journal.last_seq().saturating_sub(last);
+                        if lost > 0 {
+                            session.send_link(&LinkMsg::Lost {
+                                switch: slot.no,
+                                lost,
+                            });
+                        }
+                    }
+                    Found::Unknown => session.send_link(&LinkMsg::Lost {
+                        switch: slot.no,
+                        lost: LOST_UNKNOWN,
+                    }),
+                }
             }
         }
+        for (slot, _) in &journals {
+            let next = slot.subscribers.load().with(&session);
+            slot.subscribers.store(Arc::new(next));
+        }
+        drop(journals);
         self.registry().insert(session.id, session.clone());
         self.stats.sessions_admitted.fetch_add(1, Ordering::Relaxed);
         Ok(session)
     }
+}
+
+/// Queues to a resumed `session` what it is owed on switch `no` after its `last` event: `G`
+/// for what cannot be replayed, then each kept event it wants, numbered (`N`), as live ones
+/// are, within `budget` bytes.
+fn replay(session: &SessionHandle, no: u8, journal: &Journal, last: u64, budget: usize) {
+    let devices = session.devices.load();
+    let owed = journal.owed(last, budget, |frame| {
+        !session.filtering
+            || match event_device(frame) {
+                Some(device) if !device.is_empty() => devices
+                    .iter()
+                    .any(|(sw, d)| *sw == no && d.as_bytes() == device),
+                _ => true,
+            }
+    });
+    if owed.lost > 0 {
+        session.send_link(&LinkMsg::Lost {
+            switch: no,
+            lost: owed.lost,
+        });
+    }
+    if owed.frames.is_empty() {
+        return;
+    }
+    let size: usize = owed.frames.iter().map(|(_, f)| f.len() + 16).sum();
+    let mut out = BytesMut::with_capacity(size);
+    for (seq, frame) in &owed.frames {
+        put_sequence(&mut out, no, *seq);
+        if session.is_p3() {
+            // An event too large for the SWITCH byte is not delivered live either.
+            let mark = out.len();
+            if put_with_switch(&mut out, frame, no, None).is_err() {
+                out.truncate(mark - SEQUENCE_FRAME_LEN);
+            }
+        } else {
+            out.extend_from_slice(frame);
+        }
+    }
+    let _ = session.send(out.freeze());
 }

@@ -2,20 +2,23 @@
 //! and a read-mostly snapshot of the sessions it serves), the session registry, notifications.
 //!
 //! [`admission`] decides who may identify; [`subscribers`] is a switch's snapshot of its
-//! sessions, with the device index of the filtering ones. Admission, device changes and link
+//! sessions, with the device index of the filtering ones; [`journal`] numbers a switch's events
+//! and keeps them for [`resume`]d sessions. Admission, device changes and link
 //! transitions are serialized by one `membership` lock, so a session is either subscribed
 //! before a switch's loss is handled (and gets `W` or `X`) or admitted after it (and sees the
 //! switch down). The event path never takes that lock.
 
 pub mod admission;
 pub mod invoke;
+pub mod journal;
 pub mod monitors;
+pub mod resume;
 pub mod routing;
 pub mod session;
 pub mod subscribers;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::connection::outqueue::OutQueue;
 use crate::hub::invoke::InvokeMap;
+use crate::hub::journal::{Journal, Keep};
+use crate::hub::resume::ResumeBook;
 use crate::hub::session::{DeviceKey, SessionHandle};
 pub use crate::hub::subscribers::Subscribers;
 use crate::licensing::{Licensing, Standing};
@@ -56,6 +61,8 @@ pub struct Tuning {
     pub recovery_cycle: Option<Duration>,
     /// Time a closing connection is given to take its last frame.
     pub close_grace: Duration,
+    /// Seed of resume tokens (simulations, for the same tokens every run); random when unset.
+    pub resume_seed: Option<u64>,
 }
 
 impl Default for Tuning {
@@ -73,6 +80,7 @@ impl Default for Tuning {
             answer_timeout: Duration::from_secs(30),
             recovery_cycle: None,
             close_grace: Duration::from_secs(5),
+            resume_seed: None,
         }
     }
 }
@@ -115,6 +123,8 @@ pub struct SwitchSlot {
     phase: std::sync::atomic::AtomicU8,
     /// The number of the attempt in progress or last made in the current series (1-based).
     pub attempt: std::sync::atomic::AtomicU32,
+    /// The switch's numbered events.
+    journal: Mutex<Journal>,
 }
 
 /// What a switch's supervisor is doing, for status views.
@@ -185,6 +195,11 @@ impl SwitchSlot {
     pub fn link_handle(&self) -> Option<Arc<LinkHandle>> {
         self.link.load_full()
     }
+
+    /// The journal, locked: the reader holds it while it numbers and delivers a run.
+    pub fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The relay's shared state.
@@ -205,6 +220,10 @@ pub struct Hub {
     pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
     pub(crate) system_macs: Vec<[u8; 6]>,
+    /// Resumable sessions, connected or waiting to come back (under the membership lock).
+    resume: Mutex<ResumeBook>,
+    /// How many sessions the book holds: while there are any, journals keep events.
+    resumables: AtomicUsize,
 }
 
 /// A refused identify: the result and the served switches to report with it.
@@ -221,6 +240,11 @@ impl Hub {
     ) -> Hub {
         let system_macs = crate::licensing::host_macs(&Config::default());
         let lines = config.options.notification_lines as usize;
+        let seed = tuning.resume_seed.unwrap_or_else(|| {
+            let mut bytes = [0; 8];
+            getrandom::fill(&mut bytes).expect("the system's random source");
+            u64::from_le_bytes(bytes)
+        });
         Hub {
             config: ArcSwap::from_pointee(config),
             slots: std::array::from_fn(|i| SwitchSlot {
@@ -230,6 +254,7 @@ impl Hub {
                 counters: LinkCounters::default(),
                 phase: Default::default(),
                 attempt: Default::default(),
+                journal: Mutex::default(),
             }),
             membership: Mutex::new(()),
             sessions: Mutex::new(BTreeMap::new()),
@@ -243,6 +268,8 @@ impl Hub {
             monitors: Default::default(),
             spool,
             system_macs,
+            resume: Mutex::new(ResumeBook::new(seed)),
+            resumables: AtomicUsize::new(0),
         }
     }
 
@@ -304,17 +331,76 @@ impl Hub {
         self.slots.iter().any(SwitchSlot::is_up)
     }
 
-    /// Forgets a session that has ended.
+    /// Forgets a session that has ended. A resumable one whose end may be resumed waits for
+    /// its window with its licence use; a replaced one has already handed both on.
     pub fn remove_session(&self, session: &Arc<SessionHandle>) {
         let _membership = self.lock_membership();
+        self.unsubscribe(session);
+        if self.registry().remove(&session.id).is_none() {
+            return;
+        }
+        if session.resume.is_some() {
+            let resume = self.config.load().resume;
+            let until = (resume.enabled() && session.end_resumable())
+                .then(|| tokio::time::Instant::now() + resume.window());
+            let mut book = self.resume_book();
+            if book.ended(session, until) && until.is_some() {
+                return;
+            }
+            self.count_resumables(&book);
+        }
+        self.licensing.usage().release(&session.grant);
+    }
+
+    fn unsubscribe(&self, session: &Arc<SessionHandle>) {
         for no in &session.served {
             if let Some(slot) = self.slot(*no) {
                 let next = slot.subscribers.load().without(session);
                 slot.subscribers.store(Arc::new(next));
             }
         }
-        if self.registry().remove(&session.id).is_some() {
+    }
+
+    fn resume_book(&self) -> std::sync::MutexGuard<'_, ResumeBook> {
+        self.resume.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_resumables(&self, book: &ResumeBook) {
+        self.resumables.store(book.count(), Ordering::Release);
+    }
+
+    /// Whether journals keep events: some session may come back for them.
+    pub fn keeping_events(&self) -> bool {
+        self.resumables.load(Ordering::Acquire) > 0
+    }
+
+    /// How long and how much journals keep.
+    pub fn journal_keep(&self) -> Keep {
+        let resume = self.config.load().resume;
+        Keep {
+            window: resume.window(),
+            max_bytes: resume.max_bytes(),
+        }
+    }
+
+    /// Sessions waiting to come back.
+    pub fn parked_sessions(&self) -> usize {
+        self.resume_book().parked()
+    }
+
+    /// Ends the waits whose window has passed, giving back their licence use; once nobody can
+    /// come back, journals let go of what they kept.
+    pub fn expire_parked(&self) {
+        let _membership = self.lock_membership();
+        let mut book = self.resume_book();
+        for session in book.expire(tokio::time::Instant::now()) {
             self.licensing.usage().release(&session.grant);
+        }
+        self.count_resumables(&book);
+        if book.count() == 0 {
+            for slot in &self.slots {
+                slot.journal().clear();
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use crate::connection::outqueue::{Ending, OutQueue, PushError};
 use crate::licensing::usage::Grant;
 use wire::call::{put_rewritten, put_with_switch, relay_answer};
-use wire::{CloseReason, Frame, LinkMsg, Product, Str8};
+use wire::{CloseReason, Frame, LinkMsg, Product, Str8, Token};
 
 /// A device a session watches: (switch, device).
 pub type DeviceKey = (u8, Str8);
@@ -34,8 +34,14 @@ pub struct SessionHandle {
     pub connected_ms: u64,
     pub devices: ArcSwap<BTreeSet<DeviceKey>>,
     pub out: OutQueue,
-    /// The licence use this session holds, given back when it ends.
+    /// The licence use this session holds, given back when it ends (or when its resume
+    /// window does).
     pub grant: Grant,
+    /// Resumable sessions: the token that brings the session back, and whether its end may
+    /// still be resumed (not when the relay ended it on purpose).
+    pub resume: Option<Token>,
+    resumable_end: AtomicBool,
+    replaced: AtomicBool,
     in_flight: AtomicUsize,
 }
 
@@ -59,6 +65,7 @@ pub struct NewSession {
     pub devices: BTreeSet<DeviceKey>,
     pub queue_limit: usize,
     pub grant: Grant,
+    pub resume: Option<Token>,
 }
 
 impl SessionHandle {
@@ -80,8 +87,35 @@ impl SessionHandle {
             devices: ArcSwap::from_pointee(n.devices),
             out: OutQueue::new(n.queue_limit).with_overflow_frame(too_slow),
             grant: n.grant,
+            resume: n.resume,
+            resumable_end: AtomicBool::new(true),
+            replaced: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the session's events are numbered (`N` before each).
+    pub fn is_resumable(&self) -> bool {
+        self.resume.is_some()
+    }
+
+    /// Whether the session, now ended, may be resumed: its connection was lost, went silent
+    /// or read too slowly, or its switches went down; not when the relay closed it on purpose
+    /// (shutdown, protocol error, licence change, administrator) or it was replaced.
+    pub fn end_resumable(&self) -> bool {
+        self.resume.is_some() && self.resumable_end.load(Ordering::Acquire)
+    }
+
+    /// The session's connection is replaced by a resumed one: it ends without a trace.
+    pub fn replace(&self) {
+        self.resumable_end.store(false, Ordering::Release);
+        self.replaced.store(true, Ordering::Release);
+        self.out.end(Ending::Discard { last: None });
+    }
+
+    /// Whether a resumed connection took this session's place.
+    pub fn was_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
     }
 
     pub fn is_p3(&self) -> bool {
@@ -158,6 +192,12 @@ impl SessionHandle {
 
     /// Closes the session: what is queued is written, then `X` with `reason`.
     pub fn close(&self, reason: CloseReason, text: &str) {
+        if !matches!(
+            reason,
+            CloseReason::SwitchLost | CloseReason::TooSlow | CloseReason::IdleTimeout
+        ) {
+            self.resumable_end.store(false, Ordering::Release);
+        }
         self.out.end(Ending::Drain {
             last: Some(close_frame(reason, text)),
         });

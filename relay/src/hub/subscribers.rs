@@ -28,6 +28,8 @@ pub struct Subscribers {
     /// Device → the filtering sessions that watch it on this switch.
     by_device: HashMap<Box<[u8]>, Members>,
     p3: usize,
+    /// Sessions whose events are numbered.
+    resumable: usize,
 }
 
 impl Subscribers {
@@ -40,6 +42,7 @@ impl Subscribers {
             filtering: Members::new(),
             by_device: HashMap::new(),
             p3: 0,
+            resumable: 0,
         }
     }
 
@@ -53,8 +56,8 @@ impl Subscribers {
         self.p3 > 0
     }
 
-    pub fn any_p2(&self) -> bool {
-        self.p3 < self.list.len()
+    pub fn any_resumable(&self) -> bool {
+        self.resumable > 0
     }
 
     /// This snapshot with `session` added, watching the devices it has now.
@@ -64,6 +67,7 @@ impl Subscribers {
             return self.clone();
         }
         next.p3 += usize::from(session.is_p3());
+        next.resumable += usize::from(session.is_resumable());
         if session.filtering {
             next.filtering.insert(session.id, session.clone());
             next.index(session, &session.devices.load(), true);
@@ -80,6 +84,7 @@ impl Subscribers {
             return next;
         };
         next.p3 -= usize::from(gone.is_p3());
+        next.resumable -= usize::from(gone.is_resumable());
         if gone.filtering {
             next.filtering.remove(&gone.id);
             next.index(&gone, &gone.devices.load(), false);
@@ -160,6 +165,7 @@ mod tests {
                 .collect::<BTreeSet<_>>(),
             queue_limit: 1 << 16,
             grant: Grant::Bypass(Product::Call),
+            resume: None,
         })
         .shared()
     }
@@ -187,7 +193,7 @@ mod tests {
         assert_eq!(ids(subs.watching(b"2202")), [] as [u64; 0]);
         // A switch-wide event (no device) goes to every filtering session.
         assert_eq!(ids(subs.watching(b"")), [1, 3, 4, 5]);
-        assert!(subs.any_p3() && !subs.any_p2());
+        assert!(subs.any_p3() && !subs.any_resumable());
     }
 
     #[test]
@@ -228,7 +234,7 @@ mod tests {
         // A device nobody watches any more has no entry.
         let gone = left.without(&alex);
         assert!(gone.by_device.is_empty() && gone.list.is_empty());
-        assert!(!gone.any_p3() && !gone.any_p2());
+        assert!(!gone.any_p3() && !gone.any_resumable());
         // Leaving twice changes nothing.
         assert_eq!(gone.without(&alex).list.len(), 0);
     }

@@ -157,6 +157,7 @@ impl Relay {
             relay.hub.clone(),
             relay.stop.clone(),
         ));
+        relay.tasks.spawn(expire_parked(relay.hub.clone(), relay.stop.clone()));
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
         for (listener, port) in [
@@ -431,6 +432,18 @@ impl Relay {
             .is_err()
         {
             warn!("some connections did not finish within the grace period");
+        }
+    }
+}
+
+/// Ends, every second, the waits of resumable sessions whose window has passed.
+async fn expire_parked(hub: Arc<Hub>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => hub.expire_parked(),
         }
     }
 }

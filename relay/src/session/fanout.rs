@@ -6,21 +6,30 @@
 //! without filtering gets the whole run as one queue entry; a filtering session gets slices of
 //! the same buffers, one per event it wants, found through the switch's device index (an
 //! event costs the sessions that want it). Nothing is encoded per session.
+//!
+//! Every event is numbered in the switch's journal, which keeps it while a resumable session
+//! may come back for it. Resumable sessions get numbered forms of the run, each event preceded
+//! by its `N` frame, built only when such a session is served.
 
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::hub::session::SessionHandle;
 use crate::hub::{Hub, Subscribers, SwitchSlot};
 use wire::call::{event_device, put_with_switch};
+use wire::link::put_sequence;
 
-/// Where one event sits in both forms.
+/// Where one event sits in each form.
 #[derive(Clone, Debug)]
 struct Span {
     p2: Range<usize>,
     /// `None` when the event is too large to carry the SWITCH byte.
     p3: Option<Range<usize>>,
+    /// The numbered forms (`N` then the event), when built.
+    p2n: Range<usize>,
+    p3n: Option<Range<usize>>,
     /// The device bytes, as a range of the protocol-2 run.
     device: Range<usize>,
 }
@@ -40,20 +49,36 @@ pub fn deliver_events(
     events: u64,
     scratch: &mut Scratch,
 ) {
+    // Held until the run is delivered: an admission replaying this journal waits, so a
+    // resumed session gets each event once, replayed or live.
+    let mut journal = slot.journal();
+    let first_seq = journal.number(events);
+    if hub.keeping_events() {
+        journal.keep(
+            tokio::time::Instant::now(),
+            &run[range.clone()],
+            events,
+            hub.journal_keep(),
+        );
+    }
     let subs = slot.subscribers.load();
     if subs.list.is_empty() {
         return;
     }
     let p2 = run.slice(range.clone());
     let want_spans = !subs.filtering.is_empty();
+    let numbered = subs.any_resumable();
     scratch.spans.clear();
 
     let mut p3_buf = BytesMut::new();
-    if subs.any_p3() || want_spans {
+    let mut p2n_buf = BytesMut::new();
+    let mut p3n_buf = BytesMut::new();
+    if subs.any_p3() || want_spans || numbered {
         if subs.any_p3() {
             p3_buf.reserve(p2.len() + p2.len() / 16 + 8);
         }
         let mut at = 0;
+        let mut seq = first_seq;
         while at < p2.len() {
             let len = u16::from_be_bytes([p2[at], p2[at + 1]]) as usize + 2;
             let frame = &p2[at..at + len];
@@ -69,6 +94,21 @@ pub fn deliver_events(
             } else {
                 None
             };
+            let (p2n, p3n) = if numbered {
+                let start = p2n_buf.len();
+                put_sequence(&mut p2n_buf, slot.no, seq);
+                p2n_buf.extend_from_slice(frame);
+                let p3n = p3.as_ref().map(|r| {
+                    let start = p3n_buf.len();
+                    put_sequence(&mut p3n_buf, slot.no, seq);
+                    p3n_buf.extend_from_slice(&p3_buf[r.clone()]);
+                    start..p3n_buf.len()
+                });
+                (start..p2n_buf.len(), p3n)
+            } else {
+                (0..0, None)
+            };
+            seq += 1;
             if want_spans {
                 let device = match event_device(frame) {
                     Some(d) => {
@@ -81,36 +121,68 @@ pub fn deliver_events(
                 scratch.spans.push(Span {
                     p2: at..at + len,
                     p3,
+                    p2n,
+                    p3n,
                     device,
                 });
             }
             at += len;
         }
     }
-    let p3 = p3_buf.freeze();
-    deliver(hub, &subs, &p2, &p3, events, &scratch.spans);
+    let forms = Forms {
+        p2,
+        p3: p3_buf.freeze(),
+        p2n: p2n_buf.freeze(),
+        p3n: p3n_buf.freeze(),
+    };
+    deliver(hub, &subs, &forms, events, &scratch.spans);
+    drop(journal);
 }
 
-fn deliver(hub: &Hub, subs: &Subscribers, p2: &Bytes, p3: &Bytes, events: u64, spans: &[Span]) {
+/// A run in each form a session may take.
+struct Forms {
+    p2: Bytes,
+    p3: Bytes,
+    /// Numbered: each event preceded by its `N` frame.
+    p2n: Bytes,
+    p3n: Bytes,
+}
+
+impl Forms {
+    fn whole(&self, session: &SessionHandle) -> &Bytes {
+        match (session.is_p3(), session.is_resumable()) {
+            (false, false) => &self.p2,
+            (true, false) => &self.p3,
+            (false, true) => &self.p2n,
+            (true, true) => &self.p3n,
+        }
+    }
+
+    fn piece(&self, session: &SessionHandle, span: &Span) -> Option<Bytes> {
+        Some(match (session.is_p3(), session.is_resumable()) {
+            (false, false) => self.p2.slice(span.p2.clone()),
+            (true, false) => self.p3.slice(span.p3.clone()?),
+            (false, true) => self.p2n.slice(span.p2n.clone()),
+            (true, true) => self.p3n.slice(span.p3n.clone()?),
+        })
+    }
+}
+
+fn deliver(hub: &Hub, subs: &Subscribers, forms: &Forms, events: u64, spans: &[Span]) {
     let mut delivered = 0u64;
     for session in subs.whole.values() {
-        let form = if session.is_p3() { p3 } else { p2 };
+        let form = forms.whole(session);
         if !form.is_empty() && session.send(form.clone()).is_ok() {
             delivered += events;
         }
     }
     for span in spans {
-        let Some(watchers) = subs.watching(&p2[span.device.clone()]) else {
+        let Some(watchers) = subs.watching(&forms.p2[span.device.clone()]) else {
             continue;
         };
         for session in watchers.values() {
-            let piece = if session.is_p3() {
-                match &span.p3 {
-                    Some(r) => p3.slice(r.clone()),
-                    None => continue,
-                }
-            } else {
-                p2.slice(span.p2.clone())
+            let Some(piece) = forms.piece(session, span) else {
+                continue;
             };
             if session.send(piece).is_ok() {
                 delivered += 1;

@@ -102,6 +102,7 @@ async fn refuse(
     let frame = LinkMsg::IdentifyResult {
         result: result as u8,
         switches,
+        resume: None,
     }
     .encode()
     .expect("at most 8 switches");
@@ -145,7 +146,7 @@ async fn run(
         Stop::PeerGone => writer.abort(),
         Stop::WriterDone => end_writer(&mut writer, grace).await,
     }
-    if session.out.overflowed() {
+    if session.out.overflowed() && !session.was_replaced() {
         hub.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
         hub.notices.emit(Notice::SessionTooSlow {
             peer: session.peer,
@@ -153,7 +154,11 @@ async fn run(
         });
     }
     hub.remove_session(&session);
-    info!("session ended");
+    if session.was_replaced() {
+        info!("session replaced by its resumed connection");
+    } else {
+        info!("session ended");
+    }
 }
 
 async fn read_loop(
