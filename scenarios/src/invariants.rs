@@ -6,11 +6,14 @@
 //! - per connection and switch, events arrive in the order the switch sent them, only from
 //!   served switches, only for watched devices under filtering, and with no gap unless the
 //!   connection was closed (a gap before the close is allowed, none before the last event);
+//! - a resumed session goes on from the last event its application saw on its earlier
+//!   connection: none missing (replayed or live) unless `G` said they were lost, none twice;
 //! - a healthy application (one that reads, and so answers `H`) is closed only for a reason
 //!   the spec allows it (link loss, shutdown or disconnect, licence change, operator), and
 //!   never without an `X`;
 //! - served switches follow SPEC §4 for the configuration in force at identify;
-//! - licence and bypass use equal the sessions admitted, and admission keeps the access limit;
+//! - licence and bypass use equal the sessions admitted (and those waiting to be resumed), and
+//!   admission keeps the access limit;
 //! - a switch-message monitor sees each switch link's frames in the link's order: a request
 //!   before its answer, events in the switch's order, and no event of a link missing before
 //!   one received unless a `G` counted frames missed;
@@ -111,6 +114,7 @@ pub fn expect_conn(
         admitted_at_seq: BTreeMap::new(),
         licensed_after_admit: None,
         requests: Vec::new(),
+        resumed_from: None,
         frames: Vec::new(),
         end: None,
     }
@@ -123,8 +127,11 @@ struct Cursor {
     seen: usize,
     identify_checked: bool,
     answers: BTreeMap<u16, u32>,
-    /// Per switch, the sequence number of the last event received.
+    /// Per switch, the sequence number of the last event received (for a resumed session,
+    /// by the connection it took over from, until it receives one of its own).
     last_seq: BTreeMap<u8, u32>,
+    /// Switches whose `G` said events were lost and no event has come since.
+    after_lost: BTreeSet<u8>,
     /// The `X` received, if any.
     close: Option<u8>,
 }
@@ -176,9 +183,16 @@ impl Checker {
                 ),
             );
         }
+        // Sessions waiting to be resumed keep their licence use until their window ends.
+        let parked = hub.parked();
+        let parked_licensed = parked
+            .iter()
+            .filter(|s| s.product.port() == Port::Licensed)
+            .count() as u32;
+        let parked_bypass = parked.len() as u32 - parked_licensed;
         let usage = hub.licensing.usage();
         let bypass: u32 = Product::ALL.iter().copied().map(|p| usage.bypass(p)).sum();
-        if usage.licensed_total() != 0 || bypass != 0 {
+        if usage.licensed_total() != parked_licensed || bypass != parked_bypass {
             return violation(
                 "everything returns to its baseline",
                 format!(
@@ -223,8 +237,14 @@ impl Checker {
             .collect();
         let conns = site.obs.lock();
         self.cursors.resize_with(conns.len(), Cursor::default);
-        for (conn, cursor) in conns.iter().zip(self.cursors.iter_mut()) {
-            check_conn(conn, cursor, &logs)?;
+        for (i, conn) in conns.iter().enumerate() {
+            if !self.cursors[i].identify_checked {
+                // A resumed session goes on from where the connection it replaced stopped.
+                if let Some(prev) = conn.resumed_from.filter(|p| *p < i) {
+                    self.cursors[i].last_seq = self.cursors[prev].last_seq.clone();
+                }
+            }
+            check_conn(conn, &mut self.cursors[i], &logs)?;
         }
         // Checked in place: the frames only grow, and copying them every step would cost the
         // whole history each time.
@@ -290,7 +310,9 @@ impl Checker {
     /// Licence and bypass use against the sessions admitted.
     fn check_accounting(&self, site: &Site, conns: &[Conn]) -> Result<(), Violation> {
         let hub = site.relay.hub();
-        let sessions = hub.sessions();
+        let live = hub.sessions();
+        // Sessions waiting to be resumed keep their licence use.
+        let sessions: Vec<_> = live.iter().cloned().chain(hub.parked()).collect();
         let usage = hub.licensing.usage();
         let licensed: Vec<_> = sessions
             .iter()
@@ -359,7 +381,7 @@ impl Checker {
             }
         }
         let mut relay_side: BTreeMap<(IpAddr, u8), usize> = BTreeMap::new();
-        for s in &sessions {
+        for s in &live {
             *relay_side
                 .entry((s.peer.ip(), s.product.byte()))
                 .or_default() += 1;
@@ -400,6 +422,16 @@ fn healthy_and_open(conn: &Conn, cursor: &Cursor) -> bool {
 /// event received.
 fn from_seq(conn: &Conn, cursor: &Cursor, sw: u8) -> u32 {
     let admitted = conn.admitted_at_seq.get(&sw).copied().unwrap_or(0);
+    if cursor.after_lost.contains(&sw) {
+        return admitted;
+    }
+    // A resumed session owes everything after the last event its application saw, on any
+    // of its connections, admitted since or not.
+    if conn.resumed_from.is_some() {
+        if let Some(last) = cursor.last_seq.get(&sw) {
+            return last + 1;
+        }
+    }
     cursor
         .last_seq
         .get(&sw)
@@ -538,7 +570,8 @@ fn check_conn(
                         );
                     }
                 }
-                if let Some(log) = logs.get(&sw) {
+                // After `G` the relay said events were lost: the next may follow a gap.
+                if let Some(log) = logs.get(&sw).filter(|_| !cursor.after_lost.remove(&sw)) {
                     let from = from_seq(conn, cursor, sw);
                     if let Some(missed) = due(conn, log, sw, from, seq).next() {
                         return violation(
@@ -556,6 +589,9 @@ fn check_conn(
                 cursor.last_seq.insert(sw, seq);
             }
             Kind::Link => {
+                if let Ok(LinkMsg::Lost { switch, .. }) = LinkMsg::decode(frame) {
+                    cursor.after_lost.insert(switch);
+                }
                 if let Ok(LinkMsg::Close { reason, text }) = LinkMsg::decode(frame) {
                     cursor.close = Some(reason);
                     let allowed = match reason {
@@ -730,6 +766,7 @@ mod tests {
             touched: BTreeSet::new(),
             admitted_at_seq: [(1, 10)].into(),
             licensed_after_admit: Some((1, 23)),
+            resumed_from: None,
             requests: vec![Request {
                 switch: Some(1),
                 invoke: 7,
@@ -803,6 +840,41 @@ mod tests {
 
     fn broken(c: &Conn) -> &'static str {
         check(c).expect_err("a violation").invariant
+    }
+
+    #[test]
+    fn a_resumed_session_owes_what_came_after_its_last_unless_g_said_it_was_lost() {
+        // The earlier connection saw #10; this one was admitted at #14.
+        let resumed = |frames: Vec<(Duration, Frame)>| {
+            let mut c = conn();
+            c.admitted_at_seq = [(1, 14)].into();
+            c.resumed_from = Some(0);
+            c.frames = frames;
+            let mut cursor = Cursor {
+                last_seq: [(1, 10)].into(),
+                ..Cursor::default()
+            };
+            check_conn(&c, &mut cursor, &logs())
+        };
+        // Replayed #12 and #13, then live #14: nothing missing.
+        assert_eq!(
+            resumed(vec![event(12, "2201"), event(13, ""), event(14, "2201")]),
+            Ok(())
+        );
+        // Live #14 without the replay: #12 is missing, though it came before admission.
+        assert_eq!(
+            resumed(vec![event(14, "2201")]).unwrap_err().invariant,
+            "events arrive without gaps"
+        );
+        // #10 again: a duplicate across connections.
+        assert_eq!(
+            resumed(vec![event(10, "2201")]).unwrap_err().invariant,
+            "events arrive in the order the switch sent them"
+        );
+        // G excuses the gap before the next event.
+        let lost = LinkMsg::Lost { switch: 1, lost: 3 }.encode().unwrap();
+        let lost = (Duration::ZERO, Frame::new(lost).unwrap());
+        assert_eq!(resumed(vec![lost, event(14, "2201")]), Ok(()));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct Conn {
     /// Licensed sessions in use and the access limit just after this connection was admitted.
     pub licensed_after_admit: Option<(u32, u32)>,
     pub requests: Vec<Request>,
+    /// A resumed session: the index of the application's connection it took over from. Its
+    /// events go on from that connection's last, with none missing unless `G` said so.
+    pub resumed_from: Option<usize>,
     /// Everything received, in order, with the virtual time.
     pub frames: Vec<(Duration, Frame)>,
     pub end: Option<End>,

@@ -31,7 +31,11 @@ pub fn link(msg: &LinkMsg) -> String {
                 .map(|(no, up)| format!("{no} {}", if *up { "up" } else { "down" }))
                 .collect();
             let resume = resume.as_ref().map_or(String::new(), |g| {
-                let last: Vec<String> = g.last.iter().map(|(no, seq)| format!("{no}#{seq}")).collect();
+                let last: Vec<String> = g
+                    .last
+                    .iter()
+                    .map(|(no, seq)| format!("{no}#{seq}"))
+                    .collect();
                 format!(
                     "; {} token {} at [{}]",
                     if g.resumed { "resumed," } else { "resumable," },

@@ -533,15 +533,24 @@ impl Site {
                 Ok(())
             }
             Step::Hang(name) => {
+                let at = self.now();
                 let app = self.app(name)?;
-                let hang = app
-                    .hang
-                    .take()
-                    .ok_or_else(|| format!("{name} is not reading"))?;
+                let Some(hang) = app.hang.take() else {
+                    push(&app.log, at, "hang: not reading".into());
+                    return Ok(());
+                };
                 let _ = hang.send(());
                 app.writer = None;
                 if let Some(r) = app.recorder.take() {
                     app.hung.push(r);
+                }
+                if let Some(c) = app.conn {
+                    // It no longer reads: the relay may close it as silent, or a resumed
+                    // connection may replace it.
+                    self.obs.with(c, |c| {
+                        c.reads = false;
+                        c.stalled = true;
+                    });
                 }
                 Ok(())
             }
@@ -1051,9 +1060,23 @@ impl Site {
                         render::link(&LinkMsg::IdentifyResult {
                             result: id.result,
                             switches: id.switches.clone(),
-                            resume: id.resume,
+                            resume: id.resume.clone(),
                         }),
                     );
+                    let prev = self.app(name)?.conn;
+                    if let (Some(prev), true) =
+                        (prev, id.resume.as_ref().is_some_and(|g| g.resumed))
+                    {
+                        // The relay restored the earlier session: its switches and devices.
+                        self.obs.with(prev, |p| {
+                            conn.expected_served = p.expected_served.clone();
+                            conn.default_switch = p.default_switch;
+                            conn.filtering = p.filtering;
+                            conn.watched = p.watched.clone();
+                            conn.touched = p.touched.clone();
+                        });
+                        conn.resumed_from = Some(prev);
+                    }
                     conn.identify = Some((id.result, id.switches));
                 }
                 Err(e) => push(&log, start.elapsed(), format!("no identify result: {e}")),
@@ -1065,7 +1088,8 @@ impl Site {
                 conn.admitted_at_seq
                     .insert(*no, sw.with_sent(|log| log.next_seq));
             }
-            if conn.admitted() && !bypass {
+            // A resumed session is not a new admission: it keeps the licence use it had.
+            if conn.admitted() && !bypass && conn.resumed_from.is_none() {
                 let hub = self.relay.hub();
                 let limit = hub
                     .standing()
@@ -1199,10 +1223,16 @@ fn record(
             push(&log, start.elapsed(), line);
         };
         let mut numbered: Option<(u8, u64)> = None;
+        let mut can_hang = true;
         loop {
             let next = tokio::select! {
                 biased;
-                Ok(()) = &mut hang => {
+                hung = &mut hang, if can_hang => {
+                    if hung.is_err() {
+                        // Nobody will ask it to hang any more.
+                        can_hang = false;
+                        continue;
+                    }
                     push(&log, start.elapsed(), "stops reading and answering; the connection stays open".into());
                     let _open = reader;
                     std::future::pending::<()>().await;

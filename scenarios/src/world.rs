@@ -64,6 +64,8 @@ struct AppPlan {
     protocol: u8,
     connected: bool,
     reads: bool,
+    /// Asks for a resumable session and comes back with its token.
+    resumable: bool,
     next_invoke: u16,
 }
 
@@ -74,6 +76,9 @@ pub fn world(seed: u64, minutes: u64) -> Scenario {
 
 struct Gen {
     rng: ChaCha8Rng,
+    /// Draws about session resume, apart, so the rest of a seed's world is what it was before
+    /// resume existed.
+    resume_rng: ChaCha8Rng,
     switches: Vec<SwitchPlan>,
     users: Vec<UserPlan>,
     apps: Vec<AppPlan>,
@@ -94,6 +99,7 @@ impl Gen {
     fn new(seed: u64) -> Gen {
         Gen {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            resume_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5E55_1011),
             switches: Vec::new(),
             users: Vec::new(),
             apps: Vec::new(),
@@ -298,6 +304,7 @@ impl Gen {
                 }
             });
             let name = format!("app{i:03}");
+            let resumable = reads && self.resume_rng.random_bool(0.25);
             specs.push(AppSpec {
                 name: name.clone(),
                 address,
@@ -306,7 +313,7 @@ impl Gen {
                 devices,
                 port,
                 reads,
-                resumable: false,
+                resumable,
                 copies: 1,
             });
             self.apps.push(AppPlan {
@@ -314,6 +321,7 @@ impl Gen {
                 protocol,
                 connected: false,
                 reads,
+                resumable,
                 next_invoke: 1,
             });
         }
@@ -484,11 +492,19 @@ impl Gen {
 
     /// An application that goes away and comes back at once, as one whose connection the
     /// relay closed does.
+    /// A resumable one may instead find its connection half-open (it stops reading and
+    /// answering) and come back after a while, within the relay's 30 s or beyond.
     fn reconnect(&mut self) -> Option<Step> {
         let i = self.app_index(true)?;
-        self.owed
-            .push_back(Step::Connect(self.apps[i].name.clone()));
-        Some(Step::Disconnect(self.apps[i].name.clone()))
+        let name = self.apps[i].name.clone();
+        if self.apps[i].resumable && self.resume_rng.random_bool(0.4) {
+            let away = self.resume_rng.random_range(100..=45_000);
+            self.owed.push_back(Step::Advance(format!("{away}ms")));
+            self.owed.push_back(Step::Connect(name.clone()));
+            return Some(Step::Hang(name));
+        }
+        self.owed.push_back(Step::Connect(name.clone()));
+        Some(Step::Disconnect(name))
     }
 
     fn resume(&mut self) -> Option<Step> {
@@ -719,6 +735,7 @@ pub fn named_apps(steps: &[StepEntry]) -> BTreeSet<String> {
         .filter_map(|s| match &s.0 {
             Step::Connect(n)
             | Step::Disconnect(n)
+            | Step::Hang(n)
             | Step::Resume(n)
             | Step::CloseSession(n)
             | Step::Request { app: n, .. }

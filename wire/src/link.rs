@@ -478,7 +478,9 @@ impl Reader<'_> {
         }
     }
     fn u64(&mut self) -> Result<u64, LinkError> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("eight bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("eight bytes"),
+        ))
     }
     fn token(&mut self) -> Result<Token, LinkError> {
         Ok(self.take(16)?.try_into().expect("sixteen bytes"))

@@ -56,7 +56,8 @@ fn link_msg() -> impl Strategy<Value = LinkMsg> {
                 0..20
             ),
             prop::option::of(
-                (any::<[u8; 16]>(), sequences()).prop_map(|(token, last)| ResumeAsk { token, last })
+                (any::<[u8; 16]>(), sequences())
+                    .prop_map(|(token, last)| ResumeAsk { token, last })
             )
         )
             .prop_map(

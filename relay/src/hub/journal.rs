@@ -186,7 +186,9 @@ mod tests {
         assert_eq!(j.owed(3, usize::MAX, |_| true), Owed::default());
         assert_eq!(j.owed(9, usize::MAX, |_| true), Owed::default());
         // Filtered: only its device, and nothing counted lost.
-        let owed = j.owed(0, usize::MAX, |f| wire::call::event_device(f) == Some(b"2201"));
+        let owed = j.owed(0, usize::MAX, |f| {
+            wire::call::event_device(f) == Some(b"2201")
+        });
         assert_eq!((owed.lost, numbers(&owed)), (0, vec![1, 3]));
     }
 

@@ -384,7 +384,7 @@ impl Hub {
     }
 
     /// Sessions waiting to come back.
-    pub fn parked_sessions(&self) -> usize {
+    pub fn parked(&self) -> Vec<Arc<SessionHandle>> {
         self.resume_book().parked()
     }
 

@@ -123,7 +123,7 @@ impl ResumeBook {
         self.live.len() + self.parked.len()
     }
 
-    pub fn parked(&self) -> usize {
-        self.parked.len()
+    pub fn parked(&self) -> Vec<Arc<SessionHandle>> {
+        self.parked.values().map(|(s, _)| s.clone()).collect()
     }
 }

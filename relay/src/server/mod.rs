@@ -157,7 +157,9 @@ impl Relay {
             relay.hub.clone(),
             relay.stop.clone(),
         ));
-        relay.tasks.spawn(expire_parked(relay.hub.clone(), relay.stop.clone()));
+        relay
+            .tasks
+            .spawn(expire_parked(relay.hub.clone(), relay.stop.clone()));
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
         for (listener, port) in [
