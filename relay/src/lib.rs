@@ -14,6 +14,8 @@
 //! - [`connection`]: what every connection does alike: the bounded output queue and its
 //!   writer, heartbeat and silence, writer grace.
 //! - [`ports`]: the monitor ports, the SMDR/UCD export port, the licence watch.
+//! - [`bus`]: federation over NATS: this relay's switches published and served to other
+//!   sites, and remote switches served here as if local.
 //! - [`spool`]: SMDR/UCD records made durable until a collector has them; [`calls`]: the
 //!   call-record store (SQLite) they also go to.
 //! - [`licensing`]: licence keys, trial, entitlements, use.
@@ -27,6 +29,7 @@
 //!   files the monitor programs save.
 
 pub mod admin;
+pub mod bus;
 pub mod calls;
 pub mod clock;
 pub mod config;

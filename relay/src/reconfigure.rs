@@ -34,17 +34,24 @@ pub fn plan(
     up: impl Fn(u8) -> bool,
 ) -> Result<Plan, Vec<ConfigError>> {
     new.validate()?;
+    // A remote switch is served by the bus, which is set up at start.
+    let remote_added = new
+        .switches
+        .iter()
+        .any(|s| s.remote.is_some() && old.switch(s.no).is_none());
     let mut refused: Vec<ConfigError> = [
         ("listen", old.listen != new.listen),
         ("monitor", old.monitor != new.monitor),
         ("export", old.export != new.export),
         ("admin", old.admin != new.admin),
+        ("bus", old.bus != new.bus),
         ("state_dir", old.state_dir != new.state_dir),
         ("log_dir", old.log_dir != new.log_dir),
         (
             "options.debug_log",
             old.options.debug_log != new.options.debug_log,
         ),
+        ("switches (a remote switch added)", remote_added),
     ]
     .iter()
     .filter(|(_, changed)| *changed)

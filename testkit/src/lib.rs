@@ -8,6 +8,7 @@
 //! - [`wait_until`], [`within`]: waiting with a limit and a message instead of hanging.
 //! - [`process`]: the relay as its own process, and free loopback ports.
 
+pub mod nats;
 pub mod process;
 
 use std::future::Future;

@@ -21,6 +21,7 @@ pub struct Config {
     pub export: Export,
     pub calls: Calls,
     pub resume: Resume,
+    pub bus: Bus,
     pub users: Vec<User>,
     pub access: Access,
     pub bypass_limits: BypassLimits,
@@ -41,6 +42,7 @@ impl Default for Config {
             export: Export::default(),
             calls: Calls::default(),
             resume: Resume::default(),
+            bus: Bus::default(),
             users: Vec::new(),
             access: Access::default(),
             bypass_limits: BypassLimits::default(),
@@ -97,6 +99,8 @@ impl std::fmt::Display for SwitchType {
 #[serde(deny_unknown_fields)]
 pub struct SwitchConfig {
     pub no: u8,
+    /// The switch's address; empty for a remote switch.
+    #[serde(default)]
     pub address: String,
     #[serde(default = "default_switch_port")]
     pub port: u16,
@@ -108,6 +112,42 @@ pub struct SwitchConfig {
     pub easyset_password: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// A switch of another site, reached through the bus instead of dialled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteSwitch>,
+}
+
+/// A switch whose link another relay holds, at site `site` as its switch `no`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSwitch {
+    pub site: String,
+    pub no: u8,
+}
+
+/// Federation over NATS: this relay's site name, and the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bus {
+    /// `nats://HOST:PORT`; unset: no bus.
+    pub nats: Option<String>,
+    /// This site's name in subjects: letters, digits, `-` and `_`.
+    pub site: String,
+}
+
+impl Bus {
+    pub fn enabled(&self) -> bool {
+        self.nats.is_some()
+    }
+}
+
+/// Whether `name` may be a site name (one NATS subject token).
+pub fn valid_site(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl SwitchConfig {
@@ -121,6 +161,7 @@ impl SwitchConfig {
             kind: SwitchType::Officeserv,
             easyset_password: easyset_password.to_owned(),
             enabled: true,
+            remote: None,
         }
     }
 }

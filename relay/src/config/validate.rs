@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::{parse_mac, Config, ConfigError};
+use super::{parse_mac, valid_site, Config, ConfigError};
 
 impl Config {
     /// Checks every rule of SPEC §2 and returns all that are broken.
@@ -38,7 +38,43 @@ impl Config {
                 );
             }
             let address = sw.address.trim();
-            if address.is_empty() {
+            if let Some(remote) = &sw.remote {
+                if !address.is_empty() {
+                    err(
+                        format!("{at}.address"),
+                        "a remote switch has no address: its site's relay dials it; remove one of the two".into(),
+                    );
+                }
+                if !valid_site(&remote.site) {
+                    err(
+                        format!("{at}.remote.site"),
+                        format!(
+                            "{:?} is not a site name: use letters, digits, - and _",
+                            remote.site
+                        ),
+                    );
+                } else if remote.site == self.bus.site {
+                    err(
+                        format!("{at}.remote.site"),
+                        format!(
+                            "{:?} is this relay's own site: give the switch's address instead",
+                            remote.site
+                        ),
+                    );
+                }
+                if !(1..=8).contains(&remote.no) {
+                    err(
+                        format!("{at}.remote.no"),
+                        format!("{} is out of range: use 1..=8", remote.no),
+                    );
+                }
+                if !self.bus.enabled() {
+                    err(
+                        format!("{at}.remote"),
+                        "a remote switch needs the bus: set bus.nats and bus.site".into(),
+                    );
+                }
+            } else if address.is_empty() {
                 err(
                     format!("{at}.address"),
                     "is empty: give the switch's IP address or host name".into(),
@@ -103,6 +139,23 @@ impl Config {
                 "calls.keep_days".into(),
                 format!("{} is out of range: use 1..=3650", self.calls.keep_days),
             );
+        }
+        if let Some(url) = &self.bus.nats {
+            if !url.starts_with("nats://") || url.len() <= "nats://".len() {
+                err(
+                    "bus.nats".into(),
+                    format!("{url:?} is not a NATS server address: write nats://HOST:PORT"),
+                );
+            }
+            if !valid_site(&self.bus.site) {
+                err(
+                    "bus.site".into(),
+                    format!(
+                        "{:?} is not a site name: use 1 to 64 letters, digits, - and _",
+                        self.bus.site
+                    ),
+                );
+            }
         }
         if self.resume.window_seconds > 3600 {
             err(

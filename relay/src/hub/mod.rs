@@ -224,6 +224,8 @@ pub struct Hub {
     resume: Mutex<ResumeBook>,
     /// How many sessions the book holds: while there are any, journals keep events.
     resumables: AtomicUsize,
+    /// Where this relay's switches are published, with a bus.
+    pub bus: ArcSwapOption<crate::bus::Outbox>,
 }
 
 /// A refused identify: the result and the served switches to report with it.
@@ -270,6 +272,7 @@ impl Hub {
             system_macs,
             resume: Mutex::new(ResumeBook::new(seed)),
             resumables: AtomicUsize::new(0),
+            bus: ArcSwapOption::empty(),
         }
     }
 

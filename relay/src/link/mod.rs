@@ -257,13 +257,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
                     }
                     Due::Nothing => {}
                 }
-                let expired = link.invokes().expire(Instant::now());
-                for pending in expired {
-                    if let Some(session) = pending.session.upgrade() {
-                        session.answer_pending(pending.code, pending.app_invoke, no, relay_result::TIMED_OUT);
-                        hub.stats.relay_answers.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                answer_expired(hub, &link);
             }
             read = rd.read_buf(reader.buffer_mut()) => match read {
                 Ok(0) => break LossCause::Closed,
@@ -319,7 +313,7 @@ fn dispatch(
             continue;
         }
         if let Some((r, n)) = events.take() {
-            deliver_events(hub, slot, run.bytes(), r, n, scratch);
+            local_events(hub, slot, run.bytes(), r, n, scratch);
         }
         let frame = run.frame(&f);
         match f.kind {
@@ -335,17 +329,10 @@ fn dispatch(
             },
             // SMDR and UCD never go to application sessions (monitor and export ports only).
             Kind::Smdr | Kind::Ucd => {
-                let counter = if f.kind == Kind::Smdr {
-                    &hub.stats.smdr_records
-                } else {
-                    &hub.stats.ucd_records
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let now = hub.clock.now_ms();
-                let bytes = frame.bytes();
-                hub.monitors.record(now, link.no, bytes);
-                let for_collectors = hub.config.load().export.port.is_some();
-                hub.spool.append(now, link.no, bytes, for_collectors);
+                take_record(hub, link.no, &frame);
+                if let Some(bus) = hub.bus.load().as_deref() {
+                    bus.publish(link.no, "records", frame.bytes().clone());
+                }
             }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(
@@ -356,13 +343,60 @@ fn dispatch(
         }
     }
     if let Some((r, n)) = events {
-        deliver_events(hub, slot, run.bytes(), r, n, scratch);
+        local_events(hub, slot, run.bytes(), r, n, scratch);
     }
     slot.counters.frames_in.fetch_add(frames, Ordering::Relaxed);
     Ok(())
 }
 
-fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
+/// Delivers a run of the switch's events to this relay's sessions and, with a bus, to the
+/// site's subject.
+fn local_events(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    run: &bytes::Bytes,
+    range: std::ops::Range<usize>,
+    events: u64,
+    scratch: &mut Scratch,
+) {
+    if let Some(bus) = hub.bus.load().as_deref() {
+        bus.publish(slot.no, "events", run.slice(range.clone()));
+    }
+    deliver_events(hub, slot, run, range, events, scratch);
+}
+
+/// An SMDR or UCD record of switch `no`: counted, shown to monitors, kept for collectors.
+pub(crate) fn take_record(hub: &Hub, no: u8, frame: &Frame) {
+    let counter = if frame.kind() == Kind::Smdr {
+        &hub.stats.smdr_records
+    } else {
+        &hub.stats.ucd_records
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let now = hub.clock.now_ms();
+    let bytes = frame.bytes();
+    hub.monitors.record(now, no, bytes);
+    let for_collectors = hub.config.load().export.port.is_some();
+    hub.spool.append(now, no, bytes, for_collectors);
+}
+
+/// Answers 0xE4 the requests of `link` whose 30 s have passed.
+pub(crate) fn answer_expired(hub: &Hub, link: &LinkHandle) {
+    let expired = link.invokes().expire(Instant::now());
+    for pending in expired {
+        if let Some(session) = pending.session.upgrade() {
+            session.answer_pending(
+                pending.code,
+                pending.app_invoke,
+                link.no,
+                relay_result::TIMED_OUT,
+            );
+            hub.stats.relay_answers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
     let pending = link.invokes().take(frame.invoke());
     match pending.and_then(|p| Some((p.session.upgrade()?, p.app_invoke))) {
         Some((session, app_invoke)) => session.deliver_answer(link.no, frame, app_invoke),

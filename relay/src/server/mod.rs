@@ -178,12 +178,13 @@ impl Relay {
             .load()
             .switches
             .iter()
-            .filter(|s| s.enabled)
+            .filter(|s| s.enabled && s.remote.is_none())
             .map(|s| s.no)
             .collect();
         for no in numbers {
             relay.supervise(no, auto);
         }
+        relay.start_bus();
         Ok(relay)
     }
 
@@ -300,6 +301,55 @@ impl Relay {
     /// Completes when the relay begins to stop (for streams that must end with it).
     pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.stop.clone().cancelled_owned()
+    }
+
+    /// With a bus: connects to it (in the background, retrying while the server is away),
+    /// publishes and serves the local switches, and serves the remote ones.
+    fn start_bus(&self) {
+        let config = self.hub.config.load_full();
+        let Some(url) = config.bus.nats.clone() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        let stop = self.stop.clone();
+        let tasks = self.tasks.clone();
+        self.tasks.spawn(async move {
+            let site = config.bus.site.clone();
+            let (client, outbox) = match crate::bus::connect(&url, &site, stop.clone()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(%url, error = %e, "bus: cannot start the NATS client");
+                    return;
+                }
+            };
+            hub.bus.store(Some(outbox.clone()));
+            tasks.spawn(crate::bus::export::publish_states(
+                hub.clone(),
+                outbox,
+                stop.clone(),
+            ));
+            for sw in config.switches.iter().filter(|s| s.enabled) {
+                match &sw.remote {
+                    None => tasks.spawn(crate::bus::export::serve_requests(
+                        hub.clone(),
+                        client.clone(),
+                        site.clone(),
+                        sw.no,
+                        stop.clone(),
+                    )),
+                    Some(remote) => tasks.spawn(
+                        crate::bus::remote::run(
+                            hub.clone(),
+                            client.clone(),
+                            sw.no,
+                            remote.clone(),
+                            stop.clone(),
+                        )
+                        .instrument(info_span!("remote switch", no = sw.no)),
+                    ),
+                };
+            }
+        });
     }
 
     /// Starts the supervisor of switch `no`, connecting now or waiting for an operator.

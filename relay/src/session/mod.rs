@@ -217,7 +217,7 @@ async fn wait_writer(writer: &mut tokio::task::JoinHandle<WriterEnd>) -> Stop {
 
 /// What an application did that the protocol does not allow; it ends the session.
 #[derive(Debug, thiserror::Error)]
-enum Violation {
+pub(crate) enum Violation {
     #[error(transparent)]
     Frame(#[from] wire::FrameError),
     #[error(transparent)]
@@ -311,7 +311,11 @@ fn change_device(
 }
 
 /// Forwards a request to its switch with a link-unique INVOKE, or answers it here.
-fn request(hub: &Hub, session: &Arc<SessionHandle>, frame: &Frame) -> Result<(), Violation> {
+pub(crate) fn request(
+    hub: &Hub,
+    session: &Arc<SessionHandle>,
+    frame: &Frame,
+) -> Result<(), Violation> {
     let app_invoke = frame.invoke();
     if app_invoke == NO_INVOKE {
         return Err(Violation::NoInvoke);

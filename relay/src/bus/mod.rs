@@ -1,0 +1,104 @@
+//! Federation over NATS (`bus` in the configuration): a relay publishes its switches to its
+//! site's subjects and answers requests for them; a switch entry with `remote` is served from
+//! another site's subjects as if its link were local.
+//!
+//! Subjects, for site `S` and switch `N` (its number at that site):
+//! - `cti.S.swN.state`: every second, the switch's state as an `o` frame (result 0 with the
+//!   switch's model, software, MAC and capabilities while the link is up; 1 while it is not);
+//! - `cti.S.swN.events`: runs of `E` frames exactly as the switch sent them;
+//! - `cti.S.swN.records`: `S` and `U` frames exactly as the switch sent them;
+//! - `cti.S.swN.request`: request/reply; the request is an `R` frame (no SWITCH byte) with the
+//!   asker's INVOKE, the reply the one `A` frame that answers it, with the same INVOKE.
+//!
+//! Payloads are the protocol's own frames; nothing else crosses the bus.
+//!
+//! [`export`] publishes and serves this relay's switches; [`remote`] is the link of a switch of
+//! another site.
+
+pub mod export;
+pub mod remote;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Messages waiting for the publisher before new ones are dropped (and counted).
+const OUTBOX_MESSAGES: usize = 16_384;
+
+/// The subject of `kind` (`state`, `events`, `records`, `request`) of switch `no` at `site`.
+pub fn subject(site: &str, no: u8, kind: &str) -> String {
+    format!("cti.{site}.sw{no}.{kind}")
+}
+
+/// Where the relay's own switches are published from the paths that must not wait: a bounded
+/// queue to the publishing task.
+#[derive(Debug)]
+pub struct Outbox {
+    pub site: String,
+    tx: mpsc::Sender<(String, Bytes)>,
+    /// Messages dropped because the publisher was behind (the bus is slower than the switch).
+    pub dropped: AtomicU64,
+    pub published: AtomicU64,
+}
+
+impl Outbox {
+    /// Queues `payload` on `kind` of switch `no`; never waits.
+    pub fn publish(&self, no: u8, kind: &str, payload: Bytes) {
+        match self.tx.try_send((subject(&self.site, no, kind), payload)) {
+            Ok(()) => {
+                self.published.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Connects to the NATS server at `url` (retrying in the background while it is away) and
+/// starts the publisher. The client reconnects by itself.
+pub async fn connect(
+    url: &str,
+    site: &str,
+    stop: CancellationToken,
+) -> Result<(async_nats::Client, Arc<Outbox>), async_nats::ConnectError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("cti-relay {site}"))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * attempts as u64).min(2_000))
+        })
+        .connect(url)
+        .await?;
+    info!(url, site, "bus client started");
+    let (tx, mut rx) = mpsc::channel::<(String, Bytes)>(OUTBOX_MESSAGES);
+    let outbox = Arc::new(Outbox {
+        site: site.to_owned(),
+        tx,
+        dropped: AtomicU64::new(0),
+        published: AtomicU64::new(0),
+    });
+    let publisher = client.clone();
+    tokio::spawn(async move {
+        loop {
+            let (subject, payload) = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                next = rx.recv() => match next {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            if let Err(e) = publisher.publish(subject, payload).await {
+                warn!(error = %e, "bus publish failed");
+            }
+        }
+    });
+    Ok((client, outbox))
+}
