@@ -184,3 +184,37 @@ fn saving_keeps_the_commented_file_it_replaces_as_bak() {
     );
     assert_eq!(Config::parse(&saved).unwrap(), config);
 }
+
+#[test]
+fn the_two_site_examples_are_valid_and_name_each_other() {
+    let load = |name: &str| {
+        let path = format!("{}/../config/{name}", env!("CARGO_MANIFEST_DIR"));
+        let c = Config::load(std::path::Path::new(&path)).unwrap();
+        assert_eq!(c.validate(), Ok(()), "{name}");
+        c
+    };
+    let hq = load("site-hq.yaml");
+    let branch = load("site-branch.yaml");
+    assert_eq!(hq.bus.site, "hq");
+    assert_eq!(hq.bus.nats, branch.bus.nats);
+    let remote = branch.switches[1].remote.as_ref().expect("a remote switch");
+    assert_eq!((remote.site.as_str(), remote.no), ("hq", hq.switches[0].no));
+}
+
+#[test]
+fn a_remote_switch_needs_the_bus_and_no_address() {
+    let mut c: Config = serde_yaml::from_str(
+        "switches: [{ no: 2, address: 10.0.0.9, remote: { site: hq, no: 1 } }]\ndefault_switch: 2",
+    )
+    .unwrap();
+    let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, vec!["switches[0].address", "switches[0].remote"]);
+    c.switches[0].address.clear();
+    c.bus.nats = Some("nats://127.0.0.1:4222".into());
+    c.bus.site = "hq".into();
+    let errors = c.validate().unwrap_err();
+    assert_eq!(errors[0].field, "switches[0].remote.site");
+    assert!(errors[0].message.contains("this relay's own site"));
+    c.bus.site = "branch".into();
+    assert_eq!(c.validate(), Ok(()));
+}
