@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netseam::Network;
-use wire::{LinkMsg, Product};
+use std::collections::BTreeMap;
+
+use wire::{Kind, LinkMsg, Product, ResumeAsk, Token};
 
 use crate::app::{AppIdentity, SimApp};
 use crate::describe::describe;
@@ -98,4 +100,100 @@ pub async fn run(
     print("closed by the relay".into());
     sender.abort();
     Ok(ended)
+}
+
+/// Runs a resumable session on `net` for as long as it is left to: whenever the connection
+/// ends (the relay closed it, or it failed), it comes back a second later with its token and
+/// the last event number it saw on each switch, and prints what the relay said of it (resumed,
+/// or a new session) and every frame, replayed ones included.
+pub async fn run_resumable(
+    net: Arc<dyn Network>,
+    who: &AppIdentity,
+    mut print: impl FnMut(String),
+) -> anyhow::Result<()> {
+    let mut token: Token = [0; 16];
+    let mut last: BTreeMap<u8, u64> = BTreeMap::new();
+    let p3 = who.protocol == 3;
+    loop {
+        let connected = async {
+            let mut app = SimApp::connect_on(net.as_ref(), who.relay, who.source).await?;
+            let devices: Vec<(u8, &str)> =
+                who.devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
+            let ask = ResumeAsk {
+                token,
+                last: last.iter().map(|(no, seq)| (*no, *seq)).collect(),
+            };
+            let id = app
+                .identify_with(who.protocol, who.product, &who.name, &devices, Some(ask))
+                .await?;
+            anyhow::Ok((app, id))
+        };
+        let (app, id) = match connected.await {
+            Ok(c) => c,
+            Err(e) => {
+                print(format!("cannot connect and identify: {e}; again in 1 s"));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if id.result != 0 {
+            print(format!(
+                "identify refused with result {}; again in 1 s",
+                id.result
+            ));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        match &id.resume {
+            Some(grant) => {
+                token = grant.token;
+                for (no, seq) in &grant.last {
+                    if !grant.resumed || !last.contains_key(no) {
+                        last.insert(*no, *seq);
+                    }
+                }
+                print(format!(
+                    "{} (token …{:02x}{:02x}), numbering at {:?}",
+                    if grant.resumed {
+                        "resumed"
+                    } else {
+                        "admitted as a new resumable session"
+                    },
+                    token[14],
+                    token[15],
+                    grant.last
+                ));
+            }
+            None => print("admitted; the relay does not keep sessions (resume is off)".into()),
+        }
+        let (mut rd, _wr) = app.into_split();
+        let mut numbered = None;
+        loop {
+            match rd.next_frame().await {
+                Ok(Some(frame)) => {
+                    if let Ok(LinkMsg::Sequence { switch, seq }) = LinkMsg::decode(&frame) {
+                        numbered = Some((switch, seq));
+                        continue;
+                    }
+                    if frame.kind() == Kind::Event {
+                        if let Some((switch, seq)) = numbered.take() {
+                            last.insert(switch, seq);
+                            print(format!("#{seq} {}", describe(&frame, p3)));
+                            continue;
+                        }
+                    }
+                    print(describe(&frame, p3));
+                }
+                Ok(None) => {
+                    print("closed by the relay; back in 1 s".into());
+                    break;
+                }
+                Err(e) => {
+                    print(format!("connection failed: {e}; back in 1 s"));
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

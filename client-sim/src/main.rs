@@ -45,6 +45,10 @@ struct Args {
     /// repeatable, sent one per second.
     #[arg(long = "request")]
     requests: Vec<RequestSpec>,
+    /// Ask for a resumable session and, whenever the connection ends, come back with its
+    /// token and get what was missed (until --for ends it).
+    #[arg(long, conflicts_with_all = ["load", "requests"])]
+    resumable: bool,
     /// Load mode: this many sessions, reporting events/s and latency each second.
     #[arg(long)]
     load: Option<usize>,
@@ -187,6 +191,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             };
             client_sim::load::run(net, &opts, |line| println!("{line}")).await?;
             return Ok(());
+        }
+        if args.resumable {
+            let session =
+                client_sim::interactive::run_resumable(net, &who, |line| println!("{line}"));
+            return match args.duration {
+                Some(d) => tokio::time::timeout(d, session).await.unwrap_or(Ok(())),
+                None => session.await,
+            };
         }
         let session =
             client_sim::interactive::run(net, &who, &args.requests, |line| println!("{line}"));

@@ -207,7 +207,12 @@ fn a_remote_switch_needs_the_bus_and_no_address() {
         "switches: [{ no: 2, address: 10.0.0.9, remote: { site: hq, no: 1 } }]\ndefault_switch: 2",
     )
     .unwrap();
-    let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+    let fields: Vec<String> = c
+        .validate()
+        .unwrap_err()
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
     assert_eq!(fields, vec!["switches[0].address", "switches[0].remote"]);
     c.switches[0].address.clear();
     c.bus.nats = Some("nats://127.0.0.1:4222".into());

@@ -93,7 +93,7 @@ pub async fn run(
                             up = Some(bring_up(&hub, &client, no, &remote, info, answers_tx.clone()));
                         }
                     }
-                    Some(LinkMsg::OpenResult { .. }) => lose(&mut up, LossCause::Closed),
+                    Some(LinkMsg::OpenResult { .. }) => lose(&mut up, LossCause::SiteDown),
                     _ => debug!("bus: a state that is not an open result; ignored"),
                 }
             }
@@ -140,7 +140,7 @@ pub async fn run(
                     answer_expired(&hub, &u.link);
                 }
                 if up.is_some() && heard.elapsed() > SILENCE {
-                    lose(&mut up, LossCause::Silent);
+                    lose(&mut up, LossCause::SiteSilent);
                 }
             }
         }

@@ -288,6 +288,20 @@ pub fn cause(c: &LossCause, lang: Language) -> String {
             It => "il relay si sta arrestando".into(),
             Ru => "ретранслятор останавливается".into(),
         },
+        LossCause::SiteDown => match lang {
+            En => "its site's relay lost the link".into(),
+            Ko => "해당 사이트의 릴레이가 링크를 잃었습니다".into(),
+            De => "das Relay seines Standorts hat die Verbindung verloren".into(),
+            It => "il relay della sua sede ha perso il collegamento".into(),
+            Ru => "ретранслятор его площадки потерял соединение".into(),
+        },
+        LossCause::SiteSilent => match lang {
+            En => "nothing from its site for 3.5 s".into(),
+            Ko => "3.5초 동안 해당 사이트에서 아무것도 오지 않음".into(),
+            De => "3,5 s lang nichts von seinem Standort".into(),
+            It => "nulla dalla sua sede per 3,5 s".into(),
+            Ru => "нет ничего от его площадки в течение 3,5 с".into(),
+        },
         LossCause::Operator => match lang {
             En => "disconnected by the operator".into(),
             Ko => "운영자가 연결을 끊었습니다".into(),

@@ -61,6 +61,10 @@ pub enum LossCause {
     Stopping,
     /// An operator disconnected it.
     Operator,
+    /// A remote switch: its site says its link is down.
+    SiteDown,
+    /// A remote switch: its site (its relay, or the bus) has fallen silent.
+    SiteSilent,
 }
 
 impl fmt::Display for LossCause {
