@@ -147,6 +147,29 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
     ] {
         metric(name, help, "counter", vec![(String::new(), value)]);
     }
+    metric(
+        "cti_sessions_parked",
+        "Resumable sessions whose connection ended, kept (with their licence use) for their resume window.",
+        "gauge",
+        vec![(String::new(), hub.parked().len() as u64)],
+    );
+    if let Some(bus) = hub.bus.load().as_deref() {
+        metric(
+            "cti_bus_messages_total",
+            "Messages this relay's switches put on the bus, and those dropped because the bus was behind.",
+            "counter",
+            vec![
+                (
+                    "{outcome=\"published\"}".into(),
+                    bus.published.load(Ordering::Relaxed),
+                ),
+                (
+                    "{outcome=\"dropped\"}".into(),
+                    bus.dropped.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+    }
     let licence = &status.licence;
     metric(
         "cti_licensed_sessions",
