@@ -178,6 +178,27 @@ async fn a_remote_switch_is_served_like_a_local_one() {
     assert_eq!((m.code, device(&m)), (b's', "2202".into()));
     let m = next_call(&mut operator).await;
     assert_eq!((m.code, device(&m)), (b's', "2203".into()));
+
+    // An SMDR record of hq's switch is branch's too (its monitors, collectors and call store).
+    let (_, record) = smdr_frame("0012", "2201", "O", 42);
+    assert!(hq.switch(1).send_raw(record));
+    let smdr = || {
+        branch
+            .relay
+            .hub()
+            .stats
+            .smdr_records
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait_until("the record at branch", || smdr() == 1).await;
+
+    // Operators see where the switch is.
+    let status = branch.relay.status();
+    let sw3 = status.switches.iter().find(|s| s.no == 3).unwrap();
+    assert_eq!(
+        (sw3.address.as_str(), sw3.port, sw3.up),
+        ("bus: hq/1", 0, true)
+    );
 }
 
 async fn the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up() {

@@ -631,7 +631,10 @@ fn switch_list(config: &Config) -> String {
         .map(|sw| {
             vec![
                 sw.no.to_string(),
-                format!("{}:{}", sw.address, sw.port),
+                match &sw.remote {
+                    Some(r) => format!("bus: {}/{}", r.site, r.no),
+                    None => format!("{}:{}", sw.address, sw.port),
+                },
                 or_dash(&sw.name),
                 sw.kind.to_string(),
                 yes_no(sw.enabled),
@@ -698,7 +701,11 @@ fn status_table(v: &StatusReply) -> String {
             vec![
                 sw.no.to_string(),
                 or_dash(&sw.name),
-                format!("{}:{}", sw.address, sw.port),
+                if sw.port == 0 {
+                    sw.address.clone()
+                } else {
+                    format!("{}:{}", sw.address, sw.port)
+                },
                 link,
                 sw.model.clone().unwrap_or_else(|| "-".into()),
                 sw.sessions.to_string(),

@@ -7,6 +7,7 @@ use crate::hub::Hub;
 pub struct SwitchStatus {
     pub no: u8,
     pub name: String,
+    /// The switch's address; `bus: SITE/N` for a remote switch (whose port is then 0).
     pub address: String,
     pub port: u16,
     pub enabled: bool,
@@ -61,8 +62,12 @@ impl Status {
                 SwitchStatus {
                     no: sw.no,
                     name: sw.name.clone(),
-                    address: sw.address.clone(),
-                    port: sw.port,
+                    // A remote switch is reached through the bus: its site and number there.
+                    address: match &sw.remote {
+                        Some(r) => format!("bus: {}/{}", r.site, r.no),
+                        None => sw.address.clone(),
+                    },
+                    port: if sw.remote.is_some() { 0 } else { sw.port },
                     enabled: sw.enabled,
                     up: link.is_some(),
                     link: if sw.enabled {

@@ -148,7 +148,7 @@ function switchRow(sw) {
   if (sw.link === "idle") actions.append(button("connect", "Connect"));
   if (sw.link === "up") actions.append(button("disconnect", "Disconnect", true));
   return el("tr", { dataset: { switch: sw.no, link: sw.link } },
-    el("td", {}, sw.no), el("td", {}, sw.name), el("td", {}, sw.address + ":" + sw.port),
+    el("td", {}, sw.no), el("td", {}, sw.name), el("td", {}, sw.port ? sw.address + ":" + sw.port : sw.address),
     el("td", { class: css + " link" }, linkText(sw)), el("td", {}, sw.model || "–"),
     el("td", {}, sw.sessions), el("td", {}, sw.requests_in_flight), actions);
 }
