@@ -1,6 +1,8 @@
 //! Federation over a real `nats-server` on loopback: a switch of site `hq` served to
 //! applications of site `branch` as its switch 3 (requests, answers, events, filtering), and
-//! the site's loss seen there as `W`.
+//! the site's loss seen there as `W`. Two relays sharing a site's links: the standby takes
+//! them when the active one dies, and a holder cut off from the bus lets them go before the
+//! standby dials (never two holders).
 //!
 //! Needs `nats-server` (`.ci/run` installs Debian's). Without it the tests fail under CI (`CI`
 //! set); elsewhere they are reported as ignored, and the reason is printed.
@@ -17,13 +19,21 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = testkit::nats::binary().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, fn() -> _); 2] = [
+    let tests: [(&str, fn() -> _); 4] = [
         ("a_remote_switch_is_served_like_a_local_one", || {
             run(a_remote_switch_is_served_like_a_local_one())
         }),
         (
             "the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up",
             || run(the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up()),
+        ),
+        (
+            "the_standby_takes_the_links_when_the_active_relay_dies",
+            || run(the_standby_takes_the_links_when_the_active_relay_dies()),
+        ),
+        (
+            "a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials",
+            || run(a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials()),
         ),
     ];
     let trials = tests
@@ -253,4 +263,253 @@ async fn the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up() {
             up: true
         }
     );
+}
+
+/// A relay of site `hq` sharing its links as `node`, with the switch at `switch`; the bus at
+/// `url`.
+async fn shared(node: &'static str, url: String, switch: std::net::SocketAddr) -> Site {
+    SiteSpec::switches(0)
+        .configure(move |c| {
+            c.bus.nats = Some(url);
+            c.bus.site = "hq".into();
+            c.bus.shared = true;
+            c.bus.node = node.into();
+            c.switches = vec![SwitchConfig::new(
+                1,
+                &switch.ip().to_string(),
+                switch.port(),
+                "1234",
+            )];
+        })
+        .start()
+        .await
+}
+
+/// Whether `site` holds switch 1's real link (not one through the bus).
+fn holds(site: &Site) -> bool {
+    site.relay
+        .hub()
+        .slot(1)
+        .and_then(|s| s.link_handle())
+        .is_some_and(|l| !l.via_bus)
+}
+
+/// The switch the shared relays dial, on a site of its own (its relay dials nothing).
+async fn lone_switch() -> Site {
+    SiteSpec::officeserv(1)
+        .configure(|c| c.switches[0].enabled = false)
+        .wait_up(&[])
+        .start()
+        .await
+}
+
+async fn the_standby_takes_the_links_when_the_active_relay_dies() {
+    let nats = NatsServer::start_jetstream();
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    // The active relay is a process of its own, so it can die by SIGKILL.
+    let bus = format!(
+        "bus: {{ nats: \"{}\", site: hq, shared: true, node: a }}\n",
+        nats.url()
+    );
+    let a = testkit::process::RelayProcess::start_with(
+        &testkit::process::relay_binary(),
+        addr,
+        0,
+        &bus,
+    )
+    .unwrap();
+    wait_until_for("a holds the link", Duration::from_secs(20), || {
+        switch.switch(1).opened() == 1
+    })
+    .await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    let (mut app, token) = resumable(&b, [0; 16], Vec::new()).await;
+    switch.switch(1).emit_event(b's', "2201", &[]);
+    let (seq, m) = numbered_event(&mut app).await.expect("an event");
+    assert_eq!(
+        (m.code, m.switch, device(&m)),
+        (b's', Some(1), "2201".into())
+    );
+
+    // SIGKILL of the active relay: b takes the lease and the link within 10 s.
+    let killed = tokio::time::Instant::now();
+    drop(a);
+    wait_until_for("b holds the link", Duration::from_secs(10), || holds(&b)).await;
+    let took = killed.elapsed();
+    assert_eq!(switch.switch(1).opened(), 2);
+    // The application lost its only switch for a while (X 1) and resumes on b, where it is
+    // given the switch's events again.
+    assert!(numbered_event(&mut app).await.is_none());
+    let (mut app, again) = resumable(&b, token, vec![(1, seq)]).await;
+    assert_eq!(again, token);
+    switch.switch(1).emit_event(b's', "2202", &[]);
+    let (next, m) = numbered_event(&mut app).await.expect("an event");
+    assert_eq!((m.code, device(&m)), (b's', "2202".into()));
+    assert_eq!(next, seq + 1, "nothing lost and nothing repeated");
+    println!("failover: the standby held the link {took:?} after the active relay was killed");
+}
+
+/// A resumable Operator on `site` (from 127.0.0.52), new with an all-zero token or coming back
+/// with `token` and `last`; returns it with its token.
+async fn resumable(site: &Site, token: wire::Token, last: Vec<(u8, u64)>) -> (SimApp, wire::Token) {
+    let resumed = token != [0; 16];
+    loop {
+        let mut app = SimApp::connect(site.client(), Some(loopback(52)))
+            .await
+            .unwrap();
+        let ask = wire::ResumeAsk {
+            token,
+            last: last.clone(),
+        };
+        let id = app
+            .identify_with(3, OPERATOR, "console", &[], Some(ask))
+            .await
+            .unwrap();
+        if id.result != 0 {
+            // No switch up yet: as an application would, try again shortly.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let grant = id.resume.expect("resume is on");
+        assert_eq!(grant.resumed, resumed);
+        return (app, grant.token);
+    }
+}
+
+/// The next event with its number; `None` once the relay closes the connection.
+async fn numbered_event(app: &mut SimApp) -> Option<(u64, CallMsg)> {
+    let mut seq = None;
+    loop {
+        let f = within("a frame", app.next_non_heartbeat()).await.ok()??;
+        match f.kind() {
+            Kind::Link => {
+                if let Ok(LinkMsg::Sequence { seq: n, .. }) = LinkMsg::decode(&f) {
+                    seq = Some(n);
+                }
+            }
+            Kind::Event => {
+                let m = CallMsg::decode(&f, true).unwrap();
+                return Some((seq.expect("resumable sessions' events are numbered"), m));
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials() {
+    let nats = NatsServer::start_jetstream();
+    let proxy = Proxy::start(nats.port).await;
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = shared("a", proxy.url(), addr).await;
+    wait_until_for("a holds the link", Duration::from_secs(15), || holds(&a)).await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+
+    // a's bus connection is cut, a itself runs on: it must let its link go before b takes it.
+    proxy.cut();
+    let cut = tokio::time::Instant::now();
+    let mut a_let_go = None;
+    loop {
+        let (a_holds, b_holds) = (holds(&a), holds(&b));
+        assert!(
+            !(a_holds && b_holds),
+            "two holders {:?} after the cut",
+            cut.elapsed()
+        );
+        if !a_holds && a_let_go.is_none() {
+            a_let_go = Some(cut.elapsed());
+        }
+        if b_holds {
+            break;
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(20),
+            "b never took the link"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let a_let_go = a_let_go.expect("a let go first");
+    let b_took = cut.elapsed();
+    assert!(
+        a_let_go < b_took,
+        "a let go at {a_let_go:?}, b took it at {b_took:?}"
+    );
+    println!("partition: a let go {a_let_go:?} after the cut, b took the link at {b_took:?}");
+}
+
+/// A TCP relay between a relay and the NATS server, whose connections can be cut at once.
+struct Proxy {
+    port: u16,
+    cut: tokio_util_cancel::Cut,
+}
+
+mod tokio_util_cancel {
+    use std::sync::Arc;
+
+    /// A one-way switch every proxied connection watches.
+    #[derive(Clone, Default)]
+    pub struct Cut(Arc<tokio::sync::Notify>, Arc<std::sync::atomic::AtomicBool>);
+
+    impl Cut {
+        pub fn fire(&self) {
+            self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.0.notify_waiters();
+        }
+        pub fn fired(&self) -> bool {
+            self.1.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        pub async fn wait(&self) {
+            let notified = self.0.notified();
+            if self.fired() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Proxy {
+    async fn start(to: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = tokio_util_cancel::Cut::default();
+        let watch = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if watch.fired() {
+                    continue;
+                }
+                let watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        // Cut: nothing more either way (the sockets are dropped).
+                        _ = watch.wait() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.fire();
+    }
 }

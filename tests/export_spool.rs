@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -268,19 +268,6 @@ async fn records_wait_for_the_next_collector_and_retention_drops_are_notified() 
 
 // ---- The relay as a process, killed with SIGKILL -------------------------------------------
 
-fn relay_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "--bin", "relay", "-p", "relay-cli"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the relay failed");
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    dir.pop();
-    dir.join("relay")
-}
-
 /// The relay process; killed (SIGKILL) when dropped.
 struct RelayProcess(Child);
 
@@ -350,7 +337,7 @@ fn metric(admin: u16, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spool_survives_sigkill_nothing_is_lost_and_repeats_are_only_the_last_unsettled() {
-    let bin = relay_binary();
+    let bin = testkit::process::relay_binary();
     let switch = SimSwitch::start("127.0.1.91:0".parse().unwrap(), Settings::officeserv(1))
         .await
         .unwrap();

@@ -28,6 +28,8 @@ pub fn binary() -> Result<PathBuf, String> {
 pub struct NatsServer {
     child: Child,
     pub port: u16,
+    /// JetStream's store, when it is on.
+    _store: Option<tempfile::TempDir>,
 }
 
 impl NatsServer {
@@ -40,9 +42,32 @@ impl NatsServer {
     /// Starts a server on `port` (again, after [`NatsServer::stop`], for a server that comes
     /// back).
     pub fn start_on(port: u16) -> NatsServer {
+        NatsServer::spawn(port, None)
+    }
+
+    /// Starts a server with JetStream (the key-value store the lease lives in).
+    pub fn start_jetstream() -> NatsServer {
+        let store = tempfile::tempdir().expect("a store directory");
+        NatsServer::spawn(free_port("127.0.0.1", false), Some(store))
+    }
+
+    fn spawn(port: u16, store: Option<tempfile::TempDir>) -> NatsServer {
         let binary = binary().expect("nats-server");
+        let mut args = vec![
+            "-a".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ];
+        if let Some(dir) = &store {
+            args.extend([
+                "-js".to_owned(),
+                "-sd".to_owned(),
+                dir.path().display().to_string(),
+            ]);
+        }
         let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -55,7 +80,11 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        NatsServer { child, port }
+        NatsServer {
+            child,
+            port,
+            _store: store,
+        }
     }
 
     pub fn url(&self) -> String {

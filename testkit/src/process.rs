@@ -39,6 +39,17 @@ impl RelayProcess {
     /// the bypass port, every other port free on 127.0.0.1. Returns once the process runs, not
     /// once its link is up.
     pub fn start(bin: &Path, switch: SocketAddr, bypass_other: u32) -> std::io::Result<Self> {
+        RelayProcess::start_with(bin, switch, bypass_other, "")
+    }
+
+    /// As [`RelayProcess::start`], with `extra` (whole top-level YAML lines, such as a `bus`
+    /// section) added to the configuration.
+    pub fn start_with(
+        bin: &Path,
+        switch: SocketAddr,
+        bypass_other: u32,
+        extra: &str,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let client_port = free_port("127.0.0.1", true);
         let port = || free_port("127.0.0.1", false);
@@ -57,7 +68,7 @@ impl RelayProcess {
             port(),
             port(),
         );
-        std::fs::write(dir.path().join("relay.yaml"), config)?;
+        std::fs::write(dir.path().join("relay.yaml"), config + extra)?;
         let out = std::fs::File::create(dir.path().join("relay.out"))?;
         let child = Command::new(bin)
             .args(["run", "--config", "relay.yaml"])
@@ -88,4 +99,19 @@ impl Drop for RelayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `relay` binary of this workspace, built first (debug profile) so a test that runs it
+/// as a process tests the code it was built with.
+pub fn relay_binary() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "--bin", "relay", "-p", "relay-cli"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the relay failed");
+    let mut dir = std::env::current_exe().expect("the test's path");
+    dir.pop();
+    dir.pop();
+    dir.join("relay")
 }

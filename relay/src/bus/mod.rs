@@ -16,6 +16,7 @@
 //! another site.
 
 pub mod export;
+pub mod lease;
 pub mod remote;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -162,6 +162,7 @@ fn bring_up(
         info,
         out: OutQueue::new(hub.tuning.switch_queue_bytes),
         invokes: Mutex::new(InvokeMap::default()),
+        via_bus: true,
     });
     let (mut rd, mut wr) = tokio::io::duplex(64 << 10);
     let writer_link = link.clone();

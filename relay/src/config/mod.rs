@@ -133,6 +133,12 @@ pub struct Bus {
     pub nats: Option<String>,
     /// This site's name in subjects: letters, digits, `-` and `_`.
     pub site: String,
+    /// Two relays of the site share its switch links: only the holder of the site's lease (in
+    /// the bus's key-value store) dials the switches; the other serves them through the bus and
+    /// takes the lease, and the links, when the holder is gone.
+    pub shared: bool,
+    /// This relay's name among those sharing the site (letters, digits, `-` and `_`).
+    pub node: String,
 }
 
 impl Bus {

@@ -140,11 +140,27 @@ impl Config {
                 format!("{} is out of range: use 1..=3650", self.calls.keep_days),
             );
         }
+        if self.bus.shared && !self.bus.enabled() {
+            err(
+                "bus.shared".into(),
+                "sharing the switch links needs the bus: set bus.nats, bus.site and bus.node"
+                    .into(),
+            );
+        }
         if let Some(url) = &self.bus.nats {
             if !url.starts_with("nats://") || url.len() <= "nats://".len() {
                 err(
                     "bus.nats".into(),
                     format!("{url:?} is not a NATS server address: write nats://HOST:PORT"),
+                );
+            }
+            if self.bus.shared && !valid_site(&self.bus.node) {
+                err(
+                    "bus.node".into(),
+                    format!(
+                        "{:?} is not a node name: a relay sharing its site's links needs a name of its own (letters, digits, - and _)",
+                        self.bus.node
+                    ),
                 );
             }
             if !valid_site(&self.bus.site) {

@@ -103,6 +103,8 @@ pub struct LinkHandle {
     /// Frames to the switch.
     pub out: OutQueue,
     pub invokes: Mutex<InvokeMap>,
+    /// A remote switch's link: its site's relay holds the real one, reached over the bus.
+    pub via_bus: bool,
 }
 
 impl LinkHandle {

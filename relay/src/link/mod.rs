@@ -207,6 +207,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
         info,
         out: OutQueue::new(hub.tuning.switch_queue_bytes),
         invokes: Mutex::new(InvokeMap::default()),
+        via_bus: false,
     });
     let writer_link = link.clone();
     let grace = hub.tuning.close_grace;

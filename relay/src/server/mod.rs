@@ -79,8 +79,10 @@ pub struct Relay {
     hub: Arc<Hub>,
     monitor_addrs: [Option<SocketAddr>; 3],
     /// Each configured switch's supervisor.
-    switches: std::sync::Mutex<
-        std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
+    switches: Arc<
+        std::sync::Mutex<
+            std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
+        >,
     >,
     client_addr: SocketAddr,
     bypass_addr: SocketAddr,
@@ -181,8 +183,10 @@ impl Relay {
             .filter(|s| s.enabled && s.remote.is_none())
             .map(|s| s.no)
             .collect();
+        // Links shared with another relay of the site are dialled only by the lease holder.
+        let shared = relay.hub.config.load().bus.shared;
         for no in numbers {
-            relay.supervise(no, auto);
+            relay.supervise(no, auto && !shared);
         }
         relay.start_bus();
         Ok(relay)
@@ -313,6 +317,7 @@ impl Relay {
         let hub = self.hub.clone();
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
+        let commands = self.switches.clone();
         self.tasks.spawn(async move {
             let site = config.bus.site.clone();
             let (client, outbox) = match crate::bus::connect(&url, &site, stop.clone()).await {
@@ -323,21 +328,33 @@ impl Relay {
                 }
             };
             hub.bus.store(Some(outbox.clone()));
-            tasks.spawn(crate::bus::export::publish_states(
-                hub.clone(),
+            let local: Vec<u8> = config
+                .switches
+                .iter()
+                .filter(|s| s.enabled && s.remote.is_none())
+                .map(|s| s.no)
+                .collect();
+            let bus = Bus {
+                hub: hub.clone(),
+                client: client.clone(),
                 outbox,
-                stop.clone(),
-            ));
+                site: site.clone(),
+            };
+            if config.bus.shared {
+                tasks.spawn(share_links(
+                    bus,
+                    config.bus.node.clone(),
+                    local,
+                    commands,
+                    stop.clone(),
+                ));
+            } else {
+                // For as long as the relay runs (the tasks end with `stop`).
+                let _ = bus.export(&local, &stop);
+            }
             for sw in config.switches.iter().filter(|s| s.enabled) {
-                match &sw.remote {
-                    None => tasks.spawn(crate::bus::export::serve_requests(
-                        hub.clone(),
-                        client.clone(),
-                        site.clone(),
-                        sw.no,
-                        stop.clone(),
-                    )),
-                    Some(remote) => tasks.spawn(
+                if let Some(remote) = &sw.remote {
+                    tasks.spawn(
                         crate::bus::remote::run(
                             hub.clone(),
                             client.clone(),
@@ -346,8 +363,8 @@ impl Relay {
                             stop.clone(),
                         )
                         .instrument(info_span!("remote switch", no = sw.no)),
-                    ),
-                };
+                    );
+                }
             }
         });
     }
@@ -498,4 +515,142 @@ async fn expire_parked(hub: Arc<Hub>, stop: CancellationToken) {
             _ = tick.tick() => hub.expire_parked(),
         }
     }
+}
+
+/// What the bus tasks of this relay's switches need.
+struct Bus {
+    hub: Arc<Hub>,
+    client: async_nats::Client,
+    outbox: Arc<crate::bus::Outbox>,
+    site: String,
+}
+
+type Tasks = Vec<tokio::task::JoinHandle<()>>;
+
+impl Bus {
+    /// Publishes and serves `local` switches on the bus until the token returned is
+    /// cancelled (or `stop`).
+    fn export(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
+        let token = stop.child_token();
+        let mut tasks = vec![tokio::spawn(crate::bus::export::publish_states(
+            self.hub.clone(),
+            self.outbox.clone(),
+            token.clone(),
+        ))];
+        for &no in local {
+            tasks.push(tokio::spawn(crate::bus::export::serve_requests(
+                self.hub.clone(),
+                self.client.clone(),
+                self.site.clone(),
+                no,
+                token.clone(),
+            )));
+        }
+        (token, tasks)
+    }
+
+    /// Serves `local` switches from the bus, as the other relay of the site publishes them,
+    /// until the token returned is cancelled (or `stop`).
+    fn follow(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
+        let token = stop.child_token();
+        let tasks = local
+            .iter()
+            .map(|&no| {
+                let remote = crate::config::RemoteSwitch {
+                    site: self.site.clone(),
+                    no,
+                };
+                tokio::spawn(
+                    crate::bus::remote::run(
+                        self.hub.clone(),
+                        self.client.clone(),
+                        no,
+                        remote,
+                        token.clone(),
+                    )
+                    .instrument(info_span!("shared switch", no)),
+                )
+            })
+            .collect();
+        (token, tasks)
+    }
+}
+
+async fn end_tasks(part: Option<(CancellationToken, Tasks)>) {
+    if let Some((token, tasks)) = part {
+        token.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Shares the site's `local` switch links with another relay through the lease: while this
+/// relay holds it, it dials them and publishes and serves them; while it does not, it serves
+/// them from the bus as the holder publishes them.
+async fn share_links(
+    bus: Bus,
+    node: String,
+    local: Vec<u8>,
+    commands: Arc<
+        std::sync::Mutex<
+            std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
+        >,
+    >,
+    stop: CancellationToken,
+) {
+    use crate::bus::lease::{Lease, RENEW_EVERY};
+    let mut lease = loop {
+        match Lease::open(bus.client.clone(), &bus.site, &node).await {
+            Ok(lease) => break lease,
+            Err(e) => {
+                tracing::warn!(error = %e, "bus: the lease store is not available yet");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                }
+            }
+        }
+    };
+    let command = |c: SwitchCommand| {
+        let commands = commands.lock().unwrap_or_else(|e| e.into_inner());
+        for no in &local {
+            if let Some(tx) = commands.get(no) {
+                let _ = tx.send(c);
+            }
+        }
+    };
+    let mut exporting: Option<(CancellationToken, Tasks)> = None;
+    let mut following: Option<(CancellationToken, Tasks)> = None;
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let holding = lease.step().await;
+        if holding && exporting.is_none() {
+            end_tasks(following.take()).await;
+            command(SwitchCommand::Connect);
+            exporting = Some(bus.export(&local, &stop));
+        } else if !holding && following.is_none() {
+            let held = exporting.is_some();
+            end_tasks(exporting.take()).await;
+            if held {
+                command(SwitchCommand::Disconnect);
+                let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+                while local
+                    .iter()
+                    .any(|no| bus.hub.slot(*no).is_some_and(|s| s.is_up()))
+                    && tokio::time::Instant::now() < until
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            following = Some(bus.follow(&local, &stop));
+        }
+    }
+    end_tasks(exporting).await;
+    end_tasks(following).await;
 }
