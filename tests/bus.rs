@@ -112,6 +112,16 @@ async fn next_non_heartbeat(app: &mut SimApp) -> Frame {
         .expect("the relay closed the connection")
 }
 
+/// The next link-control message (heartbeats answered and left out).
+async fn next_link(app: &mut SimApp) -> LinkMsg {
+    loop {
+        let f = next_non_heartbeat(app).await;
+        if f.kind() == Kind::Link {
+            return LinkMsg::decode(&f).unwrap();
+        }
+    }
+}
+
 /// The next event or answer, decoded as protocol 3.
 async fn next_call(app: &mut SimApp) -> CallMsg {
     loop {
@@ -221,14 +231,8 @@ async fn the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up() {
     // down for branch's sessions (which stay, served switch 1).
     let lost_at = tokio::time::Instant::now();
     hq.relay.shutdown().await;
-    let w = loop {
-        let f = next_non_heartbeat(&mut operator).await;
-        if f.kind() == Kind::Link {
-            break LinkMsg::decode(&f).unwrap();
-        }
-    };
     assert_eq!(
-        w,
+        next_link(&mut operator).await,
         LinkMsg::SwitchState {
             switch: 3,
             up: false
@@ -250,14 +254,8 @@ async fn the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up() {
     // Another hq relay comes back for the same switch: W up.
     drop(hq);
     let _hq = self::hq(&nats).await;
-    let w = loop {
-        let f = next_non_heartbeat(&mut operator).await;
-        if f.kind() == Kind::Link {
-            break LinkMsg::decode(&f).unwrap();
-        }
-    };
     assert_eq!(
-        w,
+        next_link(&mut operator).await,
         LinkMsg::SwitchState {
             switch: 3,
             up: true

@@ -53,3 +53,19 @@ impl WallClock for FixedStartClock {
             + self.offset_ms.load(Ordering::Relaxed)
     }
 }
+
+/// Runs `f` now and then every `period` (tokio's clock) until `stop`.
+pub async fn every(
+    period: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+    mut f: impl FnMut(),
+) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => f(),
+        }
+    }
+}

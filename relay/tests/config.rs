@@ -201,8 +201,14 @@ fn the_two_site_examples_are_valid_and_name_each_other() {
     assert_eq!((remote.site.as_str(), remote.no), ("hq", hq.switches[0].no));
     // hq's standby: the same site, switch and bus, another node.
     let standby = load("site-hq-standby.yaml");
-    assert_eq!((standby.bus.site.as_str(), standby.bus.shared), ("hq", true));
-    assert_eq!((hq.bus.node.as_str(), standby.bus.node.as_str()), ("a", "b"));
+    assert_eq!(
+        (standby.bus.site.as_str(), standby.bus.shared),
+        ("hq", true)
+    );
+    assert_eq!(
+        (hq.bus.node.as_str(), standby.bus.node.as_str()),
+        ("a", "b")
+    );
     assert_eq!(standby.switches, hq.switches);
 }
 

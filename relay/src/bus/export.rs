@@ -23,13 +23,7 @@ use wire::{relay_result, Frame, FrameReader, Kind, LinkMsg, Product, Str8, NO_IN
 
 /// Publishes the state of every enabled local switch each second, until `stop`.
 pub async fn publish_states(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    crate::clock::every(Duration::from_secs(1), stop, || {
         let config = hub.config.load();
         for sw in config
             .switches
@@ -39,7 +33,8 @@ pub async fn publish_states(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: Cancellati
             let state = state_frame(hub.slot(sw.no).and_then(|s| s.link_handle()).as_deref());
             outbox.publish(sw.no, "state", state);
         }
-    }
+    })
+    .await
 }
 
 /// The state of a switch as an `o` frame: result 0 with what the switch said of itself while

@@ -507,14 +507,10 @@ impl Relay {
 
 /// Ends, every second, the waits of resumable sessions whose window has passed.
 async fn expire_parked(hub: Arc<Hub>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => hub.expire_parked(),
-        }
-    }
+    crate::clock::every(std::time::Duration::from_secs(1), stop, || {
+        hub.expire_parked()
+    })
+    .await
 }
 
 /// What the bus tasks of this relay's switches need.
