@@ -164,6 +164,15 @@ impl RunFrame {
 }
 
 impl Run {
+    /// `bytes` as a run, when they are whole, valid frames back to back (and at least one).
+    pub fn whole(bytes: Bytes) -> Option<Run> {
+        let mut at = 0;
+        while at < bytes.len() {
+            at += check(&bytes[at..]).ok()??;
+        }
+        (!bytes.is_empty()).then_some(Run { bytes })
+    }
+
     /// The frames' bytes, back to back, exactly as received.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes

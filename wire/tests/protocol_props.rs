@@ -380,3 +380,23 @@ fn identify_encodes_to_the_documented_bytes() {
         ]
     );
 }
+
+#[test]
+fn a_run_is_whole_frames_back_to_back_or_nothing() {
+    use wire::frame::Run;
+    let one = Frame::build(
+        Kind::Event,
+        b'n',
+        wire::NO_INVOKE,
+        &[4, b'2', b'2', b'0', b'1'],
+    );
+    let mut two = one.as_bytes().to_vec();
+    two.extend_from_slice(one.as_bytes());
+    let run = Run::whole(Bytes::from(two.clone())).expect("two whole frames");
+    let lens: Vec<usize> = run.frames().map(|f| f.len).collect();
+    assert_eq!(lens, vec![one.as_bytes().len(); 2]);
+    // A cut-off frame, a bad LEN, or nothing at all is not a run.
+    assert!(Run::whole(Bytes::from(two[..two.len() - 1].to_vec())).is_none());
+    assert!(Run::whole(Bytes::from_static(&[0, 2, b'E', b'n'])).is_none());
+    assert!(Run::whole(Bytes::new()).is_none());
+}

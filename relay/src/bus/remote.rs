@@ -4,7 +4,6 @@
 //! requests leave through the link's queue, each as one bus request whose reply is its answer.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +20,10 @@ use crate::config::RemoteSwitch;
 use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo, LinkPhase};
-use crate::link::{answer_expired, route_answer, take_record};
+use crate::link::{answer_expired, dispatch};
 use crate::notify::LossCause;
-use crate::session::fanout::{deliver_events, Scratch};
+use crate::session::fanout::Scratch;
+use wire::frame::Run;
 use wire::{Frame, FrameReader, Kind, LinkMsg};
 
 /// A remote switch whose site has said nothing for this long is down.
@@ -98,42 +98,14 @@ pub async fn run(
                 }
             }
             Some(msg) = events.next() => {
-                if up.is_none() { continue };
                 heard = Instant::now();
-                let payload = msg.payload;
-                let Some(count) = whole_frames(&payload, Kind::Event) else {
-                    warn!("bus: events that are not whole event frames; dropped");
-                    continue;
-                };
-                if hub.monitors.watching_links() {
-                    let now = hub.clock.now_ms();
-                    for_each_frame(&payload, |f| hub.monitors.link_frame(now, no, false, f));
-                }
-                slot.counters.frames_in.fetch_add(count, Ordering::Relaxed);
-                deliver_events(&hub, slot, &payload, 0..payload.len(), count, &mut scratch);
+                take(&hub, slot, &up, msg.payload, &[Kind::Event], &mut scratch);
             }
             Some(msg) = records.next() => {
-                if up.is_none() { continue };
-                for_each_frame(&msg.payload, |f| {
-                    if let Ok(frame) = Frame::new(Bytes::copy_from_slice(f)) {
-                        if matches!(frame.kind(), Kind::Smdr | Kind::Ucd) {
-                            take_record(&hub, no, &frame);
-                        }
-                    }
-                });
+                take(&hub, slot, &up, msg.payload, &[Kind::Smdr, Kind::Ucd], &mut scratch);
             }
             Some(answer) = answers_rx.recv() => {
-                let Some(u) = &up else { continue };
-                match Frame::new(answer) {
-                    Ok(frame) if frame.kind() == Kind::Answer => {
-                        if hub.monitors.watching_links() {
-                            hub.monitors.link_frame(hub.clock.now_ms(), no, false, frame.as_bytes());
-                        }
-                        slot.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-                        route_answer(&hub, &u.link, &frame);
-                    }
-                    _ => debug!("bus: a reply that is not an answer; ignored"),
-                }
+                take(&hub, slot, &up, answer, &[Kind::Answer], &mut scratch);
             }
             _ = tick.tick() => {
                 if let Some(u) = &up {
@@ -206,25 +178,26 @@ fn bring_up(
     }
 }
 
-/// The number of frames in `payload` when it is whole frames of `kind`, one after another.
-fn whole_frames(payload: &[u8], kind: Kind) -> Option<u64> {
-    let mut at = 0;
-    let mut count = 0;
-    while at < payload.len() {
-        let len = wire::frame::check(&payload[at..]).ok()??;
-        if Kind::from_byte(payload[at + 2]) != Some(kind) {
-            return None;
-        }
-        at += len;
-        count += 1;
-    }
-    (count > 0).then_some(count)
-}
-
-fn for_each_frame(payload: &[u8], mut f: impl FnMut(&[u8])) {
-    let mut at = 0;
-    while let Ok(Some(len)) = wire::frame::check(&payload[at..]) {
-        f(&payload[at..at + len]);
-        at += len;
+/// Frames from the bus, as a local link's frames from its socket are handled, when the link
+/// is up and `payload` is whole frames of the `allowed` kinds.
+fn take(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    up: &Option<Up>,
+    payload: Bytes,
+    allowed: &[Kind],
+    scratch: &mut Scratch,
+) {
+    let Some(up) = up else { return };
+    let Some(run) = Run::whole(payload).filter(|r| r.frames().all(|f| allowed.contains(&f.kind)))
+    else {
+        warn!(
+            ?allowed,
+            "bus: a message that is not whole frames of its kind; dropped"
+        );
+        return;
+    };
+    if let Err(cause) = dispatch(hub, slot, &up.link, &run, scratch) {
+        debug!(%cause, "bus: frames of a link no longer up; dropped");
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
+use wire::frame::Run;
 
 /// How long and how much to keep.
 #[derive(Clone, Copy, Debug)]
@@ -68,17 +69,17 @@ impl Journal {
     /// Keeps the `events` just numbered, which are the consecutive frames of `run`, copied once
     /// so the kept events never hold a connection's read buffer.
     pub fn keep(&mut self, now: Instant, run: &[u8], events: u64, keep: Keep) {
-        let copy = Bytes::copy_from_slice(run);
-        let mut at = 0;
-        let mut kept = 0;
-        while at + 2 <= copy.len() && kept < events {
-            let len = u16::from_be_bytes([copy[at], copy[at + 1]]) as usize + 2;
-            self.frames.push_back((now, copy.slice(at..at + len)));
-            self.bytes += len;
-            at += len;
-            kept += 1;
+        let copy = Run::whole(Bytes::copy_from_slice(run)).expect("a run of checked frames");
+        let before = self.frames.len();
+        for f in copy.frames() {
+            self.frames.push_back((now, copy.frame(&f).into_bytes()));
+            self.bytes += f.len;
         }
-        debug_assert_eq!(kept, events, "a run holds exactly its events");
+        debug_assert_eq!(
+            (self.frames.len() - before) as u64,
+            events,
+            "a run holds exactly its events"
+        );
         self.trim(now, keep);
     }
 

@@ -283,7 +283,8 @@ async fn finish(
 
 /// Handles one run of frames from the switch, in order. Consecutive events are delivered as
 /// one run; anything else flushes the events before it so every session sees switch order.
-fn dispatch(
+/// A remote switch's frames, from the bus, come through here too.
+pub(crate) fn dispatch(
     hub: &Hub,
     slot: &crate::hub::SwitchSlot,
     link: &LinkHandle,
@@ -314,7 +315,8 @@ fn dispatch(
             continue;
         }
         if let Some((r, n)) = events.take() {
-            local_events(hub, slot, run.bytes(), r, n, scratch);
+            publish(hub, link, "events", &run.bytes().slice(r.clone()));
+            deliver_events(hub, slot, run.bytes(), r, n, scratch);
         }
         let frame = run.frame(&f);
         match f.kind {
@@ -331,9 +333,7 @@ fn dispatch(
             // SMDR and UCD never go to application sessions (monitor and export ports only).
             Kind::Smdr | Kind::Ucd => {
                 take_record(hub, link.no, &frame);
-                if let Some(bus) = hub.bus.load().as_deref() {
-                    bus.publish(link.no, "records", frame.bytes().clone());
-                }
+                publish(hub, link, "records", frame.bytes());
             }
             Kind::Request | Kind::Monitor | Kind::Event => {
                 return Err(LossCause::Protocol(format!(
@@ -344,30 +344,26 @@ fn dispatch(
         }
     }
     if let Some((r, n)) = events {
-        local_events(hub, slot, run.bytes(), r, n, scratch);
+        publish(hub, link, "events", &run.bytes().slice(r.clone()));
+        deliver_events(hub, slot, run.bytes(), r, n, scratch);
     }
     slot.counters.frames_in.fetch_add(frames, Ordering::Relaxed);
     Ok(())
 }
 
-/// Delivers a run of the switch's events to this relay's sessions and, with a bus, to the
-/// site's subject.
-fn local_events(
-    hub: &Hub,
-    slot: &crate::hub::SwitchSlot,
-    run: &bytes::Bytes,
-    range: std::ops::Range<usize>,
-    events: u64,
-    scratch: &mut Scratch,
-) {
-    if let Some(bus) = hub.bus.load().as_deref() {
-        bus.publish(slot.no, "events", run.slice(range.clone()));
+/// With a bus, puts what this relay's own link of a switch read on the site's subject `kind`
+/// (a remote switch's link does not: its site publishes it).
+fn publish(hub: &Hub, link: &LinkHandle, kind: &str, frames: &bytes::Bytes) {
+    if link.via_bus {
+        return;
     }
-    deliver_events(hub, slot, run, range, events, scratch);
+    if let Some(bus) = hub.bus.load().as_deref() {
+        bus.publish(link.no, kind, frames.clone());
+    }
 }
 
 /// An SMDR or UCD record of switch `no`: counted, shown to monitors, kept for collectors.
-pub(crate) fn take_record(hub: &Hub, no: u8, frame: &Frame) {
+fn take_record(hub: &Hub, no: u8, frame: &Frame) {
     let counter = if frame.kind() == Kind::Smdr {
         &hub.stats.smdr_records
     } else {
@@ -397,7 +393,7 @@ pub(crate) fn answer_expired(hub: &Hub, link: &LinkHandle) {
     }
 }
 
-pub(crate) fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
+fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
     let pending = link.invokes().take(frame.invoke());
     match pending.and_then(|p| Some((p.session.upgrade()?, p.app_invoke))) {
         Some((session, app_invoke)) => session.deliver_answer(link.no, frame, app_invoke),
