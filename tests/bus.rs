@@ -381,22 +381,8 @@ async fn resumable(site: &Site, token: wire::Token, last: Vec<(u8, u64)>) -> (Si
 
 /// The next event with its number; `None` once the relay closes the connection.
 async fn numbered_event(app: &mut SimApp) -> Option<(u64, CallMsg)> {
-    let mut seq = None;
-    loop {
-        let f = within("a frame", app.next_non_heartbeat()).await.ok()??;
-        match f.kind() {
-            Kind::Link => {
-                if let Ok(LinkMsg::Sequence { seq: n, .. }) = LinkMsg::decode(&f) {
-                    seq = Some(n);
-                }
-            }
-            Kind::Event => {
-                let m = CallMsg::decode(&f, true).unwrap();
-                return Some((seq.expect("resumable sessions' events are numbered"), m));
-            }
-            _ => {}
-        }
-    }
+    let (seq, f) = within("an event", app.next_numbered_event()).await.ok()??;
+    Some((seq, CallMsg::decode(&f, true).unwrap()))
 }
 
 async fn a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials() {

@@ -19,6 +19,40 @@ pub struct Identified {
     pub resume: Option<ResumeGrant>,
 }
 
+/// What a resumable application remembers between its connections: its token, and the last
+/// event number it saw on each switch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeMemory {
+    pub token: Option<wire::Token>,
+    pub last: std::collections::BTreeMap<u8, u64>,
+}
+
+impl ResumeMemory {
+    /// The resume part of the next identify: a new session, or this one again.
+    pub fn ask(&self) -> ResumeAsk {
+        ResumeAsk {
+            token: self.token.unwrap_or_default(),
+            last: self.last.iter().map(|(no, seq)| (*no, *seq)).collect(),
+        }
+    }
+
+    /// The relay's answer: a new session starts where numbering stands; a resumed one goes on
+    /// from what it saw.
+    pub fn admitted(&mut self, grant: &ResumeGrant) {
+        self.token = Some(grant.token);
+        for (no, seq) in &grant.last {
+            if !grant.resumed || !self.last.contains_key(no) {
+                self.last.insert(*no, *seq);
+            }
+        }
+    }
+
+    /// An event numbered `seq` of `switch` arrived.
+    pub fn saw(&mut self, switch: u8, seq: u64) {
+        self.last.insert(switch, seq);
+    }
+}
+
 /// Who an application is: where it connects from and to, and what it identifies as.
 #[derive(Clone, Debug)]
 pub struct AppIdentity {
@@ -232,6 +266,31 @@ impl SimApp {
                 continue;
             }
             return Ok(Some(f));
+        }
+    }
+
+    /// The next event of a resumable session with its number (its `N`), answering heartbeats
+    /// and passing over everything else; `None` once the relay has closed the connection.
+    pub async fn next_numbered_event(&mut self) -> io::Result<Option<(u64, Frame)>> {
+        let mut seq = None;
+        loop {
+            let Some(f) = self.next_non_heartbeat().await? else {
+                return Ok(None);
+            };
+            match f.kind() {
+                Kind::Link => {
+                    if let Ok(LinkMsg::Sequence { seq: n, .. }) = LinkMsg::decode(&f) {
+                        seq = Some(n);
+                    }
+                }
+                Kind::Event => {
+                    let n = seq.ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "an event without its N")
+                    })?;
+                    return Ok(Some((n, f)));
+                }
+                _ => {}
+            }
         }
     }
 

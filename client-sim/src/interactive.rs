@@ -5,11 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netseam::Network;
-use std::collections::BTreeMap;
+use wire::{Kind, LinkMsg, Product};
 
-use wire::{Kind, LinkMsg, Product, ResumeAsk, Token};
-
-use crate::app::{AppIdentity, SimApp};
+use crate::app::{AppIdentity, ResumeMemory, SimApp};
 use crate::describe::describe;
 use wire::str8_body;
 
@@ -111,20 +109,21 @@ pub async fn run_resumable(
     who: &AppIdentity,
     mut print: impl FnMut(String),
 ) -> anyhow::Result<()> {
-    let mut token: Token = [0; 16];
-    let mut last: BTreeMap<u8, u64> = BTreeMap::new();
+    let mut memory = ResumeMemory::default();
     let p3 = who.protocol == 3;
     loop {
         let connected = async {
             let mut app = SimApp::connect_on(net.as_ref(), who.relay, who.source).await?;
             let devices: Vec<(u8, &str)> =
                 who.devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
-            let ask = ResumeAsk {
-                token,
-                last: last.iter().map(|(no, seq)| (*no, *seq)).collect(),
-            };
             let id = app
-                .identify_with(who.protocol, who.product, &who.name, &devices, Some(ask))
+                .identify_with(
+                    who.protocol,
+                    who.product,
+                    &who.name,
+                    &devices,
+                    Some(memory.ask()),
+                )
                 .await?;
             anyhow::Ok((app, id))
         };
@@ -146,12 +145,8 @@ pub async fn run_resumable(
         }
         match &id.resume {
             Some(grant) => {
-                token = grant.token;
-                for (no, seq) in &grant.last {
-                    if !grant.resumed || !last.contains_key(no) {
-                        last.insert(*no, *seq);
-                    }
-                }
+                memory.admitted(grant);
+                let token = grant.token;
                 print(format!(
                     "{} (token …{:02x}{:02x}), numbering at {:?}",
                     if grant.resumed {
@@ -177,7 +172,7 @@ pub async fn run_resumable(
                     }
                     if frame.kind() == Kind::Event {
                         if let Some((switch, seq)) = numbered.take() {
-                            last.insert(switch, seq);
+                            memory.saw(switch, seq);
                             print(format!("#{seq} {}", describe(&frame, p3)));
                             continue;
                         }

@@ -17,7 +17,7 @@ use testkit::nats::NatsServer;
 use testkit::process::RelayProcess;
 use testkit::{loopback, Site, SiteSpec};
 use tokio::time::Instant;
-use wire::{Kind, LinkMsg, ResumeAsk, Token};
+use wire::{ResumeAsk, Token};
 
 /// A resumable Operator from 127.0.0.52, identified with `token` and `last`, once admitted.
 async fn resumable(site: &Site, token: Token, last: Vec<(u8, u64)>) -> (SimApp, Token) {
@@ -42,19 +42,7 @@ async fn resumable(site: &Site, token: Token, last: Vec<(u8, u64)>) -> (SimApp, 
 
 /// The number of the next event; `None` once the relay closes the connection.
 async fn next_event(app: &mut SimApp) -> Option<u64> {
-    let mut seq = None;
-    loop {
-        let f = app.next_non_heartbeat().await.ok()??;
-        match f.kind() {
-            Kind::Link => {
-                if let Ok(LinkMsg::Sequence { seq: n, .. }) = LinkMsg::decode(&f) {
-                    seq = Some(n);
-                }
-            }
-            Kind::Event => return seq,
-            _ => {}
-        }
-    }
+    app.next_numbered_event().await.ok()?.map(|(seq, _)| seq)
 }
 
 /// One failover on site `site`: set up, kill, and the time to the first event again.

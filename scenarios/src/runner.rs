@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use client_sim::app::{Reader, Writer};
+use client_sim::app::{Reader, ResumeMemory, Writer};
 use client_sim::SimApp;
 use netseam::MemNetwork;
 use relay::clock::FixedStartClock;
@@ -186,16 +186,9 @@ struct App {
     /// Recorders of hung connections, holding them open.
     hung: Vec<tokio::task::JoinHandle<()>>,
     /// What a resumable application remembers between its connections.
-    resume: Arc<Mutex<Resumable>>,
+    resume: Arc<Mutex<ResumeMemory>>,
     /// The current connection's index in the observations.
     conn: Option<usize>,
-}
-
-/// A resumable application's memory: its token and the last event number seen per switch.
-#[derive(Debug, Default)]
-struct Resumable {
-    token: Option<wire::Token>,
-    last: BTreeMap<u8, u64>,
 }
 
 /// A monitor connection and what it received.
@@ -1031,28 +1024,19 @@ impl Site {
         } else {
             let devs: Vec<(u8, &str)> = devices.iter().map(|(s, d)| (*s, d.as_str())).collect();
             let memory = self.app(name)?.resume.clone();
-            let ask = spec.resumable.then(|| {
-                let m = memory.lock().unwrap_or_else(|e| e.into_inner());
-                wire::ResumeAsk {
-                    token: m.token.unwrap_or_default(),
-                    last: m.last.iter().map(|(no, seq)| (*no, *seq)).collect(),
-                }
-            });
+            let ask = spec
+                .resumable
+                .then(|| memory.lock().unwrap_or_else(|e| e.into_inner()).ask());
             match sim
                 .identify_with(spec.protocol, product, name, &devs, ask)
                 .await
             {
                 Ok(id) => {
                     if let Some(grant) = &id.resume {
-                        let mut m = memory.lock().unwrap_or_else(|e| e.into_inner());
-                        m.token = Some(grant.token);
-                        // A new session starts where numbering stands; a resumed one goes on
-                        // from what it saw.
-                        for (no, seq) in &grant.last {
-                            if !grant.resumed || !m.last.contains_key(no) {
-                                m.last.insert(*no, *seq);
-                            }
-                        }
+                        memory
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .admitted(grant);
                     }
                     push(
                         &log,
@@ -1194,7 +1178,7 @@ struct Recording {
     p3: bool,
     start: Instant,
     conn: Option<(Observations, usize)>,
-    resume: Arc<Mutex<Resumable>>,
+    resume: Arc<Mutex<ResumeMemory>>,
 }
 
 /// Records every frame an application receives; the reader answers heartbeats as an
@@ -1257,8 +1241,7 @@ fn record(
                         resume
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .last
-                            .insert(switch, seq);
+                            .saw(switch, seq);
                     }
                     push(&log, start.elapsed(), line);
                     if let Some((obs, c)) = &conn {
