@@ -1,8 +1,9 @@
 //! Federation over a real `nats-server` on loopback: a switch of site `hq` served to
 //! applications of site `branch` as its switch 3 (requests, answers, events, filtering), and
-//! the site's loss seen there as `W`. Two relays sharing a site's links: the standby takes
+//! the site's loss seen there as `W`, and its notices shown there. Two relays sharing a site's links: the standby takes
 //! them when the active one dies, and a holder cut off from the bus lets them go before the
-//! standby dials (never two holders).
+//! standby dials (never two holders); a change of switches and users made on one reaches the
+//! other, and the new switch is dialled by the holder only.
 //!
 //! Needs `nats-server` (`.ci/run` installs Debian's). Without it the tests fail under CI (`CI`
 //! set); elsewhere they are reported as ignored, and the reason is printed.
@@ -19,10 +20,17 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = testkit::nats::binary().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, fn() -> _); 4] = [
+    let tests: [(&str, fn() -> _); 6] = [
         ("a_remote_switch_is_served_like_a_local_one", || {
             run(a_remote_switch_is_served_like_a_local_one())
         }),
+        ("a_remote_switchs_notices_are_shown_here", || {
+            run(a_remote_switchs_notices_are_shown_here())
+        }),
+        (
+            "a_change_made_on_one_relay_of_a_shared_site_reaches_the_other",
+            || run(a_change_made_on_one_relay_of_a_shared_site_reaches_the_other()),
+        ),
         (
             "the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up",
             || run(the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up()),
@@ -260,6 +268,160 @@ async fn the_loss_of_a_site_is_seen_as_w_and_its_return_as_w_up() {
             switch: 3,
             up: true
         }
+    );
+}
+
+async fn a_remote_switchs_notices_are_shown_here() {
+    use relay::config::Language;
+    use relay::notify::{LossCause, Notice};
+    let nats = NatsServer::start();
+    let hq = hq(&nats).await;
+    let branch = branch(&nats).await;
+
+    // hq's switch drops its link: hq tells its operator, and branch's, about its switch 3.
+    assert!(hq.switch(1).drop_link());
+    let shown = || {
+        branch
+            .relay
+            .hub()
+            .notices
+            .list()
+            .into_iter()
+            .find(|e| matches!(e.notice, Notice::AtSite { .. }))
+    };
+    wait_until_for("hq's notice at branch", Duration::from_secs(10), || {
+        shown().is_some()
+    })
+    .await;
+    let entry = shown().unwrap();
+    assert_eq!(
+        entry.notice,
+        Notice::AtSite {
+            site: "hq".into(),
+            remote: 1,
+            notice: Box::new(Notice::SwitchDisconnected {
+                switch: 3,
+                cause: LossCause::Closed
+            }),
+        }
+    );
+    assert_eq!(entry.notice.switch(), Some(3));
+    assert_eq!(
+        entry.text(Language::En),
+        "Switch 3 disconnected (the switch closed the link) [site hq, its switch 1]"
+    );
+    assert_eq!(
+        entry.text(Language::De),
+        "Anlage 3 getrennt (die Anlage hat die Verbindung geschlossen) [Standort hq, dortige Anlage 1]"
+    );
+    // Branch's own notices are not sent back to hq.
+    assert!(!hq
+        .relay
+        .hub()
+        .notices
+        .list()
+        .iter()
+        .any(|e| matches!(e.notice, Notice::AtSite { .. })));
+}
+
+async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
+    use relay::config::Config;
+    let nats = NatsServer::start_jetstream();
+    // Two switches the shared relays dial, at 127.0.1.1 and 127.0.1.2; the second is added
+    // while they run.
+    let switches = SiteSpec::officeserv(2)
+        .configure(|c| c.switches.iter_mut().for_each(|s| s.enabled = false))
+        .wait_up(&[])
+        .start()
+        .await;
+    let a = shared("a", nats.url(), switches.switch(1).addr()).await;
+    wait_until_for("a holds the link", Duration::from_secs(15), || holds(&a)).await;
+    let b = shared("b", nats.url(), switches.switch(1).addr()).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
+    for (site, file) in [&a, &b].into_iter().zip(&files) {
+        site.relay.hub().config.load().save_atomic(file).unwrap();
+        tokio::spawn(site.relay.clone().share_site_config(Some(file.clone())));
+    }
+
+    // a's operator adds a user and a second switch.
+    let second = switches.switch(2);
+    let addr = second.addr();
+    let user = User {
+        ip: "127.0.0.77".into(),
+        name: "Reception".into(),
+        info: String::new(),
+        switches: vec![1, 2],
+        default_switch: Some(2),
+        filtering: false,
+    };
+    let added = a
+        .relay
+        .edit_config(Some(&files[0]), |c: &mut Config| {
+            c.users.push(user.clone());
+            c.switches.push(SwitchConfig::new(
+                2,
+                &addr.ip().to_string(),
+                addr.port(),
+                "1234",
+            ));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    assert_eq!(added, vec![2]);
+
+    // b applies it and saves it; its own ports and node stay its own.
+    wait_until_for("b has the change", Duration::from_secs(10), || {
+        b.relay.hub().config.load().users.contains(&user)
+    })
+    .await;
+    let saved = Config::load(&files[1]).unwrap();
+    assert_eq!(saved.users, a.relay.hub().config.load().users);
+    assert_eq!(saved.switches, a.relay.hub().config.load().switches);
+    assert_eq!(saved.bus.node, "b");
+    assert_eq!(
+        saved.listen.client_port,
+        b.relay.hub().config.load().listen.client_port
+    );
+    assert!(b
+        .relay
+        .hub()
+        .notices
+        .list()
+        .iter()
+        .any(|e| e.notice == relay::notify::Notice::PeerConfigApplied { node: "a".into() }));
+
+    // The holder dials the new switch, once; b serves it through the bus.
+    wait_until_for("a dials switch 2", Duration::from_secs(10), || {
+        second.opened() == 1
+    })
+    .await;
+    wait_until_for("b serves switch 2", Duration::from_secs(10), || b.is_up(2)).await;
+    let b_link = b.relay.hub().slot(2).and_then(|s| s.link_handle()).unwrap();
+    assert!(b_link.via_bus);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(second.opened(), 1, "only the holder dials");
+
+    // A change on b comes back to a (the newest change wins on both).
+    b.relay
+        .edit_config(Some(&files[1]), |c: &mut Config| {
+            c.users.retain(|u| u.ip != "127.0.0.77");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    wait_until_for("a has b's change", Duration::from_secs(10), || {
+        !a.relay.hub().config.load().users.contains(&user)
+    })
+    .await;
+    assert!(!Config::load(&files[0]).unwrap().users.contains(&user));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        a.relay.hub().config.load().users,
+        b.relay.hub().config.load().users
     );
 }
 

@@ -316,6 +316,8 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let relay = Arc::new(
         Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
     );
+    // Two relays sharing a site keep their switches and users alike (with `bus.shared`).
+    tokio::spawn(relay.clone().share_site_config(Some(path.clone())));
     let admin = relay::admin::serve(
         relay::admin::AdminState {
             relay: relay.clone(),

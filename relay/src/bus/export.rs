@@ -37,6 +37,43 @@ pub async fn publish_states(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: Cancellati
     .await
 }
 
+/// Publishes the notices of the local switches (as JSON, see [`crate::notify::Notice`]) as
+/// they are emitted, until `stop`. Notices this relay shows of other relays' switches are not
+/// published again.
+pub async fn publish_notices(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: CancellationToken) {
+    let mut notices = hub.notices.subscribe();
+    loop {
+        let entry = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            next = notices.recv() => match next {
+                Ok(entry) => entry,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                    warn!(skipped, "bus: notices came faster than they could be published");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let Some(no) = entry.notice.switch() else {
+            continue;
+        };
+        let local = hub
+            .config
+            .load()
+            .switches
+            .iter()
+            .any(|s| s.no == no && s.remote.is_none());
+        if !local || matches!(entry.notice, crate::notify::Notice::AtSite { .. }) {
+            continue;
+        }
+        match serde_json::to_vec(&entry.notice) {
+            Ok(json) => outbox.publish(no, "notices", Bytes::from(json)),
+            Err(e) => debug!(error = %e, "bus: a notice that cannot be published"),
+        }
+    }
+}
+
 /// The state of a switch as an `o` frame: result 0 with what the switch said of itself while
 /// its link is up, 1 while it is not.
 pub fn state_frame(link: Option<&crate::hub::LinkHandle>) -> Bytes {

@@ -10,11 +10,19 @@
 //! - `cti.S.swN.request`: request/reply; the request is an `R` frame (no SWITCH byte) with the
 //!   asker's INVOKE, the reply the one `A` frame that answers it, with the same INVOKE.
 //!
-//! Payloads are the protocol's own frames; nothing else crosses the bus.
+//! - `cti.S.swN.notices`: the switch's notifications (link attempts, losses, recovery), each
+//!   as JSON of a [`crate::notify::Notice`], shown by the relays that serve the switch in their
+//!   own language;
+//! - `cti.S.config` (key-value bucket `cti_config`, key `S`): for two relays sharing the site,
+//!   its switches and users as last changed through either's admin interface ([`config`]).
+//!
+//! Payloads are the protocol's own frames, except the notices and the configuration (JSON).
 //!
 //! [`export`] publishes and serves this relay's switches; [`remote`] is the link of a switch of
-//! another site.
+//! another site; [`lease`] decides which of two relays sharing a site holds its links, and
+//! [`config`] keeps their switches and users alike.
 
+pub mod config;
 pub mod export;
 pub mod lease;
 pub mod remote;
@@ -31,7 +39,7 @@ use tracing::{info, warn};
 /// Messages waiting for the publisher before new ones are dropped (and counted).
 const OUTBOX_MESSAGES: usize = 16_384;
 
-/// The subject of `kind` (`state`, `events`, `records`, `request`) of switch `no` at `site`.
+/// The subject of `kind` (`state`, `events`, `records`, `request`, `notices`) of switch `no` at `site`.
 pub fn subject(site: &str, no: u8, kind: &str) -> String {
     format!("cti.{site}.sw{no}.{kind}")
 }
@@ -41,6 +49,8 @@ pub fn subject(site: &str, no: u8, kind: &str) -> String {
 #[derive(Debug)]
 pub struct Outbox {
     pub site: String,
+    /// The client itself, for what is not published from the paths that must not wait.
+    pub client: async_nats::Client,
     tx: mpsc::Sender<(String, Bytes)>,
     /// Messages dropped because the publisher was behind (the bus is slower than the switch).
     pub dropped: AtomicU64,
@@ -81,6 +91,7 @@ pub async fn connect(
     let (tx, mut rx) = mpsc::channel::<(String, Bytes)>(OUTBOX_MESSAGES);
     let outbox = Arc::new(Outbox {
         site: site.to_owned(),
+        client: client.clone(),
         tx,
         dropped: AtomicU64::new(0),
         published: AtomicU64::new(0),

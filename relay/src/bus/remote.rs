@@ -21,7 +21,7 @@ use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo, LinkPhase};
 use crate::link::{answer_expired, dispatch};
-use crate::notify::LossCause;
+use crate::notify::{LossCause, Notice};
 use crate::session::fanout::Scratch;
 use wire::frame::Run;
 use wire::{Frame, FrameReader, Kind, LinkMsg};
@@ -49,12 +49,13 @@ pub async fn run(
         let subject = subject(&remote.site, remote.no, kind);
         async move { client.subscribe(subject).await }
     };
-    let (mut states, mut events, mut records) = match (
+    let (mut states, mut events, mut records, mut notices) = match (
         subscribe("state").await,
         subscribe("events").await,
         subscribe("records").await,
+        subscribe("notices").await,
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
         _ => {
             warn!(site = %remote.site, remote = remote.no, "bus: cannot subscribe to the remote switch");
             return;
@@ -103,6 +104,19 @@ pub async fn run(
             }
             Some(msg) = records.next() => {
                 take(&hub, slot, &up, msg.payload, &[Kind::Smdr, Kind::Ucd], &mut scratch);
+            }
+            Some(msg) = notices.next() => {
+                match serde_json::from_slice::<Notice>(&msg.payload) {
+                    Ok(notice) if notice.switch() == Some(remote.no) => {
+                        hub.notices.emit(Notice::AtSite {
+                            site: remote.site.clone(),
+                            remote: remote.no,
+                            notice: Box::new(notice.renumbered(no)),
+                        });
+                    }
+                    Ok(_) => debug!("bus: a notice of another switch; ignored"),
+                    Err(e) => debug!(error = %e, "bus: a notice that is not one; ignored"),
+                }
             }
             Some(answer) = answers_rx.recv() => {
                 take(&hub, slot, &up, answer, &[Kind::Answer], &mut scratch);

@@ -204,6 +204,41 @@ pub fn notice(n: &Notice, lang: Language) -> String {
             It => format!("Lo spool di esportazione non può scrivere il suo journal ({error}): i record restano solo in memoria finché non potrà; controllare il disco di state_dir"),
             Ru => format!("Очередь экспорта не может записать журнал ({error}): записи хранятся только в памяти, пока запись не станет возможной; проверьте диск state_dir"),
         },
+        Notice::AtSite {
+            site,
+            remote,
+            notice: inner,
+        } => {
+            let inner = notice(inner, lang);
+            match lang {
+                En => format!("{inner} [site {site}, its switch {remote}]"),
+                Ko => format!("{inner} [사이트 {site}, 해당 사이트의 교환기 {remote}]"),
+                De => format!("{inner} [Standort {site}, dortige Anlage {remote}]"),
+                It => format!("{inner} [sede {site}, suo centralino {remote}]"),
+                Ru => format!("{inner} [площадка {site}, её АТС {remote}]"),
+            }
+        }
+        Notice::PeerConfigApplied { node } => match lang {
+            En => format!("Switches and users changed on relay {node} of this site: applied here too"),
+            Ko => format!("이 사이트의 릴레이 {node}에서 교환기와 사용자가 변경되었습니다: 여기에도 적용됨"),
+            De => format!("Anlagen und Benutzer auf Relay {node} dieses Standorts geändert: auch hier übernommen"),
+            It => format!("Centralini e utenti modificati sul relay {node} di questa sede: applicati anche qui"),
+            Ru => format!("АТС и пользователи изменены на ретрансляторе {node} этой площадки: применено и здесь"),
+        },
+        Notice::PeerConfigRefused { node, reason } => match lang {
+            En => format!("The change of switches and users made on relay {node} of this site is refused here, this relay keeps its configuration: {reason}"),
+            Ko => format!("이 사이트의 릴레이 {node}에서 한 교환기·사용자 변경이 여기서는 거부되어 현재 구성이 유지됩니다: {reason}"),
+            De => format!("Die Änderung von Anlagen und Benutzern auf Relay {node} dieses Standorts wird hier abgelehnt, dieses Relay behält seine Konfiguration: {reason}"),
+            It => format!("La modifica di centralini e utenti fatta sul relay {node} di questa sede è rifiutata qui, questo relay mantiene la sua configurazione: {reason}"),
+            Ru => format!("Изменение АТС и пользователей на ретрансляторе {node} этой площадки здесь отклонено, конфигурация этого ретранслятора сохраняется: {reason}"),
+        },
+        Notice::PeerConfigNotPassed { error } => match lang {
+            En => format!("The change of switches and users made here has not reached the other relay of this site yet ({error}); retrying every second"),
+            Ko => format!("여기서 한 교환기·사용자 변경이 아직 이 사이트의 다른 릴레이에 전달되지 않았습니다 ({error}). 1초마다 다시 시도합니다"),
+            De => format!("Die hier vorgenommene Änderung von Anlagen und Benutzern hat das andere Relay dieses Standorts noch nicht erreicht ({error}); neuer Versuch jede Sekunde"),
+            It => format!("La modifica di centralini e utenti fatta qui non ha ancora raggiunto l'altro relay di questa sede ({error}); nuovo tentativo ogni secondo"),
+            Ru => format!("Изменение АТС и пользователей, сделанное здесь, ещё не дошло до другого ретранслятора этой площадки ({error}); повтор каждую секунду"),
+        },
     }
 }
 
@@ -341,6 +376,19 @@ mod tests {
             Notice::LinkAttemptFailed {
                 switch: 2,
                 failure: LinkFailure::AddressMismatch,
+            },
+            Notice::AtSite {
+                site: "hq".into(),
+                remote: 1,
+                notice: Box::new(Notice::RecoveryCompleted { switch: 2 }),
+            },
+            Notice::PeerConfigApplied { node: "b2".into() },
+            Notice::PeerConfigRefused {
+                node: "b2".into(),
+                reason: "switches[0]".into(),
+            },
+            Notice::PeerConfigNotPassed {
+                error: "timed out after 2 s".into(),
             },
         ];
         for n in &samples {

@@ -22,7 +22,8 @@ pub enum Level {
 }
 
 /// Why a switch refused or failed a link attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LinkFailure {
     /// Could not connect (refused, unreachable, name not resolved).
     Dial(String),
@@ -51,7 +52,8 @@ impl fmt::Display for LinkFailure {
 }
 
 /// Why an established link was lost.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossCause {
     Closed,
     Error(String),
@@ -77,12 +79,16 @@ impl fmt::Display for LossCause {
     }
 }
 
-/// Every notification the relay emits.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Every notification the relay emits. The notices of a switch cross the bus as JSON (see
+/// [`crate::bus`]); the others never leave the relay (`serde(skip)`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Notice {
+    #[serde(skip)]
     RelayStarted {
-        version: &'static str,
+        version: String,
     },
+    #[serde(skip)]
     RelayStopping,
     Connecting {
         switch: u8,
@@ -106,12 +112,14 @@ pub enum Notice {
         switch: u8,
         cause: LossCause,
     },
+    #[serde(skip)]
     SessionTooSlow {
         peer: SocketAddr,
         product: Product,
     },
+    #[serde(skip)]
     ListenFailed {
-        what: &'static str,
+        what: String,
         port: u16,
         error: String,
     },
@@ -154,12 +162,41 @@ pub enum Notice {
         reason: String,
     },
     /// Undelivered SMDR/UCD records removed from the export spool by retention.
+    #[serde(skip)]
     SpoolDropped {
         count: u64,
         reason: crate::spool::DropReason,
     },
     /// The export spool could not write or sync its journal.
     SpoolWriteFailed {
+        error: String,
+    },
+    /// A notice of a switch of another site (or of this site's other relay), as that relay
+    /// emitted it, with `notice`'s switch number made this relay's (`switch`).
+    #[serde(skip)]
+    AtSite {
+        site: String,
+        /// The switch's number at its site.
+        remote: u8,
+        notice: Box<Notice>,
+    },
+    /// The other relay of a shared site changed the switches or users through its admin
+    /// interface, and this relay applied the change (and saved it when it has a file).
+    #[serde(skip)]
+    PeerConfigApplied {
+        node: String,
+    },
+    /// The change of the other relay of a shared site breaks a rule here; this relay keeps
+    /// its configuration.
+    #[serde(skip)]
+    PeerConfigRefused {
+        node: String,
+        reason: String,
+    },
+    /// A change made here could not be passed to the other relay of the shared site yet;
+    /// it is retried every second.
+    #[serde(skip)]
+    PeerConfigNotPassed {
         error: String,
     },
 }
@@ -171,7 +208,11 @@ impl Notice {
                 cause: LossCause::Stopping | LossCause::Operator,
                 ..
             } => Level::Info,
-            Notice::RecoveryExhausted { .. } | Notice::ConfigReloadRefused { .. } => Level::Fault,
+            Notice::AtSite { notice, .. } => notice.level(),
+            Notice::RecoveryExhausted { .. }
+            | Notice::ConfigReloadRefused { .. }
+            | Notice::PeerConfigRefused { .. }
+            | Notice::PeerConfigNotPassed { .. } => Level::Fault,
             Notice::LinkAttemptFailed { .. }
             | Notice::SwitchDisconnected { .. }
             | Notice::SessionTooSlow { .. }
@@ -186,6 +227,7 @@ impl Notice {
 
     pub fn switch(&self) -> Option<u8> {
         match self {
+            Notice::AtSite { notice, .. } => notice.switch(),
             Notice::Connecting { switch, .. }
             | Notice::SwitchConnected { switch, .. }
             | Notice::Downloading { switch }
@@ -198,6 +240,25 @@ impl Notice {
             | Notice::AttemptAborted { switch } => Some(*switch),
             _ => None,
         }
+    }
+
+    /// `self` about switch `no` instead (a notice of no switch stays as it is).
+    pub fn renumbered(mut self, no: u8) -> Notice {
+        match &mut self {
+            Notice::AtSite { notice, .. } => **notice = notice.as_ref().clone().renumbered(no),
+            Notice::Connecting { switch, .. }
+            | Notice::SwitchConnected { switch, .. }
+            | Notice::Downloading { switch }
+            | Notice::LinkAttemptFailed { switch, .. }
+            | Notice::SwitchDisconnected { switch, .. }
+            | Notice::RecoveryStarted { switch, .. }
+            | Notice::RecoveryWaiting { switch, .. }
+            | Notice::RecoveryCompleted { switch }
+            | Notice::RecoveryExhausted { switch, .. }
+            | Notice::AttemptAborted { switch } => *switch = no,
+            _ => {}
+        }
+        self
     }
 }
 

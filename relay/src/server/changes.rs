@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::Relay;
+use crate::bus::config::SiteConfig;
 use crate::config::Config;
 use crate::notify::Notice;
 use crate::reconfigure::{self, Origin};
@@ -42,8 +43,46 @@ impl Relay {
         let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = (**self.hub.config.load()).clone();
         edit(&mut next).map_err(EditRefused::Edit)?;
-        self.change(next, path, Origin::Operator)
-            .map_err(EditRefused::Config)
+        let shared = next.bus.shared.then(|| SiteConfig::of(&next));
+        let added = self
+            .change(next, path, Origin::Operator)
+            .map_err(EditRefused::Config)?;
+        if shared.is_some() {
+            self.site_config.send_replace(shared);
+        }
+        Ok(added)
+    }
+
+    /// Applies the switches and users the other relay of a shared site changed, as an
+    /// operator's edit made here (saved to `path`), and says so in a notification. Returns
+    /// whether anything changed.
+    pub(super) fn apply_site_config(
+        &self,
+        site: &SiteConfig,
+        path: Option<&std::path::Path>,
+    ) -> bool {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(next) = site.applied_to(&self.hub.config.load()) else {
+            return false;
+        };
+        let node = site.node.clone();
+        match self.change(next, path, Origin::Operator) {
+            Ok(_) => {
+                self.hub.notices.emit(Notice::PeerConfigApplied { node });
+                true
+            }
+            Err(errors) => {
+                let reason = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.hub
+                    .notices
+                    .emit(Notice::PeerConfigRefused { node, reason });
+                false
+            }
+        }
     }
 
     fn change(
@@ -71,9 +110,12 @@ impl Relay {
         self.hub
             .notices
             .set_capacity(new.options.notification_lines as usize);
+        // On a shared site only the lease holder dials; it connects added switches when it
+        // sees them (see `share_links`).
+        let dial_now = !new.bus.shared;
         self.hub.config.store(Arc::new(new));
         for no in plan.dial {
-            self.supervise(no, true);
+            self.supervise(no, dial_now);
         }
         Ok(plan.added)
     }

@@ -3,6 +3,7 @@
 
 mod changes;
 mod listeners;
+mod site_config;
 
 pub use changes::EditRefused;
 
@@ -90,6 +91,9 @@ pub struct Relay {
     tasks: TaskTracker,
     /// Held while a configuration change is worked out and applied, one at a time.
     changes: std::sync::Mutex<()>,
+    /// The switches and users as last changed here through the admin interface, for the other
+    /// relay of a shared site ([`Relay::share_site_config`]).
+    site_config: tokio::sync::watch::Sender<Option<crate::bus::config::SiteConfig>>,
 }
 
 impl Relay {
@@ -142,7 +146,7 @@ impl Relay {
             spool.clone(),
         ));
         hub.notices.emit(Notice::RelayStarted {
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").into(),
         });
         let relay = Relay {
             hub,
@@ -153,6 +157,7 @@ impl Relay {
             tasks: TaskTracker::new(),
             switches: Default::default(),
             changes: Default::default(),
+            site_config: tokio::sync::watch::Sender::new(None),
         };
         relay.start_committer(committer, store);
         relay.tasks.spawn(crate::ports::licence_watch::run(
@@ -174,15 +179,7 @@ impl Relay {
             }
         }
         let auto = relay.hub.config.load().options.auto_connect;
-        let numbers: Vec<u8> = relay
-            .hub
-            .config
-            .load()
-            .switches
-            .iter()
-            .filter(|s| s.enabled && s.remote.is_none())
-            .map(|s| s.no)
-            .collect();
+        let numbers = local_switches(&relay.hub.config.load());
         // Links shared with another relay of the site are dialled only by the lease holder.
         let shared = relay.hub.config.load().bus.shared;
         for no in numbers {
@@ -328,43 +325,22 @@ impl Relay {
                 }
             };
             hub.bus.store(Some(outbox.clone()));
-            let local: Vec<u8> = config
-                .switches
-                .iter()
-                .filter(|s| s.enabled && s.remote.is_none())
-                .map(|s| s.no)
-                .collect();
             let bus = Bus {
                 hub: hub.clone(),
                 client: client.clone(),
                 outbox,
                 site: site.clone(),
             };
+            tasks.spawn(serve_remotes(hub.clone(), client, stop.clone()));
             if config.bus.shared {
                 tasks.spawn(share_links(
                     bus,
                     config.bus.node.clone(),
-                    local,
                     commands,
                     stop.clone(),
                 ));
             } else {
-                // For as long as the relay runs (the tasks end with `stop`).
-                let _ = bus.export(&local, &stop);
-            }
-            for sw in config.switches.iter().filter(|s| s.enabled) {
-                if let Some(remote) = &sw.remote {
-                    tasks.spawn(
-                        crate::bus::remote::run(
-                            hub.clone(),
-                            client.clone(),
-                            sw.no,
-                            remote.clone(),
-                            stop.clone(),
-                        )
-                        .instrument(info_span!("remote switch", no = sw.no)),
-                    );
-                }
+                export_links(bus, stop).await;
             }
         });
     }
@@ -528,11 +504,18 @@ impl Bus {
     /// cancelled (or `stop`).
     fn export(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
         let token = stop.child_token();
-        let mut tasks = vec![tokio::spawn(crate::bus::export::publish_states(
-            self.hub.clone(),
-            self.outbox.clone(),
-            token.clone(),
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(crate::bus::export::publish_states(
+                self.hub.clone(),
+                self.outbox.clone(),
+                token.clone(),
+            )),
+            tokio::spawn(crate::bus::export::publish_notices(
+                self.hub.clone(),
+                self.outbox.clone(),
+                token.clone(),
+            )),
+        ];
         for &no in local {
             tasks.push(tokio::spawn(crate::bus::export::serve_requests(
                 self.hub.clone(),
@@ -581,13 +564,99 @@ async fn end_tasks(part: Option<(CancellationToken, Tasks)>) {
     }
 }
 
-/// Shares the site's `local` switch links with another relay through the lease: while this
+/// The enabled switches whose links this relay's site holds.
+fn local_switches(config: &crate::config::Config) -> Vec<u8> {
+    config
+        .switches
+        .iter()
+        .filter(|s| s.enabled && s.remote.is_none())
+        .map(|s| s.no)
+        .collect()
+}
+
+/// Publishes and serves the local switches on the bus, those of the configuration in force
+/// (checked every second), until `stop`.
+async fn export_links(bus: Bus, stop: CancellationToken) {
+    let mut local = Vec::new();
+    let mut exporting = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let now = local_switches(&bus.hub.config.load());
+        if exporting.is_none() || now != local {
+            end_tasks(exporting.take()).await;
+            local = now;
+            exporting = Some(bus.export(&local, &stop));
+        }
+    }
+    end_tasks(exporting).await;
+}
+
+/// Serves the remote switches of the configuration in force (checked every second), each
+/// from its site's subjects, until `stop`.
+async fn serve_remotes(hub: Arc<Hub>, client: async_nats::Client, stop: CancellationToken) {
+    use crate::config::RemoteSwitch;
+    let mut serving: std::collections::BTreeMap<u8, (RemoteSwitch, CancellationToken, Tasks)> =
+        Default::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let wanted: std::collections::BTreeMap<u8, RemoteSwitch> = hub
+            .config
+            .load()
+            .switches
+            .iter()
+            .filter(|s| s.enabled)
+            .filter_map(|s| Some((s.no, s.remote.clone()?)))
+            .collect();
+        let gone: Vec<u8> = serving
+            .iter()
+            .filter(|(no, (remote, _, _))| wanted.get(no) != Some(remote))
+            .map(|(no, _)| *no)
+            .collect();
+        for no in gone {
+            if let Some((_, token, tasks)) = serving.remove(&no) {
+                end_tasks(Some((token, tasks))).await;
+            }
+        }
+        for (no, remote) in wanted {
+            if serving.contains_key(&no) {
+                continue;
+            }
+            let token = stop.child_token();
+            let task = tokio::spawn(
+                crate::bus::remote::run(
+                    hub.clone(),
+                    client.clone(),
+                    no,
+                    remote.clone(),
+                    token.clone(),
+                )
+                .instrument(info_span!("remote switch", no)),
+            );
+            serving.insert(no, (remote, token, vec![task]));
+        }
+    }
+    for (_, (_, token, tasks)) in serving {
+        end_tasks(Some((token, tasks))).await;
+    }
+}
+
+/// Shares the site's local switch links with another relay through the lease: while this
 /// relay holds it, it dials them and publishes and serves them; while it does not, it serves
-/// them from the bus as the holder publishes them.
+/// them from the bus as the holder publishes them. The switches are those of the configuration
+/// in force, checked every second: one added is dialled by the holder, served by the other.
 async fn share_links(
     bus: Bus,
     node: String,
-    local: Vec<u8>,
     commands: Arc<
         std::sync::Mutex<
             std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
@@ -608,14 +677,15 @@ async fn share_links(
             }
         }
     };
-    let command = |c: SwitchCommand| {
+    let command = |numbers: &[u8], c: SwitchCommand| {
         let commands = commands.lock().unwrap_or_else(|e| e.into_inner());
-        for no in &local {
+        for no in numbers {
             if let Some(tx) = commands.get(no) {
                 let _ = tx.send(c);
             }
         }
     };
+    let mut local = local_switches(&bus.hub.config.load());
     let mut exporting: Option<(CancellationToken, Tasks)> = None;
     let mut following: Option<(CancellationToken, Tasks)> = None;
     let mut tick = tokio::time::interval(RENEW_EVERY);
@@ -626,15 +696,33 @@ async fn share_links(
             _ = tick.tick() => {}
         }
         let holding = lease.step().await;
+        let now = local_switches(&bus.hub.config.load());
+        if now != local {
+            let added: Vec<u8> = now
+                .iter()
+                .filter(|no| !local.contains(no))
+                .copied()
+                .collect();
+            local = now;
+            if exporting.is_some() {
+                end_tasks(exporting.take()).await;
+                command(&added, SwitchCommand::Connect);
+                exporting = Some(bus.export(&local, &stop));
+            }
+            if following.is_some() {
+                end_tasks(following.take()).await;
+                following = Some(bus.follow(&local, &stop));
+            }
+        }
         if holding && exporting.is_none() {
             end_tasks(following.take()).await;
-            command(SwitchCommand::Connect);
+            command(&local, SwitchCommand::Connect);
             exporting = Some(bus.export(&local, &stop));
         } else if !holding && following.is_none() {
             let held = exporting.is_some();
             end_tasks(exporting.take()).await;
             if held {
-                command(SwitchCommand::Disconnect);
+                command(&local, SwitchCommand::Disconnect);
                 let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
                 while local
                     .iter()
