@@ -341,6 +341,12 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
         b.is_up(1) && !holds(&b)
     })
     .await;
+    // Operators see which relay dials.
+    assert_eq!(a.relay.status().bus.unwrap().lease_held, Some(true));
+    assert_eq!(
+        b.relay.status().bus.unwrap().summary(),
+        "site hq, node b: standby (the other relay holds the lease), connected"
+    );
     let dir = tempfile::tempdir().unwrap();
     let files = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
     for (site, file) in [&a, &b].into_iter().zip(&files) {

@@ -189,6 +189,30 @@ async fn a_refused_open_names_the_cause() {
 }
 
 #[tokio::test]
+async fn a_switch_is_dialled_from_its_source_address() {
+    // The switch takes its CTI link only from 127.0.0.99 (MMC 830), the address the relay is
+    // told to dial from.
+    let site = SiteSpec::switches(1)
+        .switch_settings(1, |s| s.cti_server = Some("127.0.0.99".parse().unwrap()))
+        .configure(|c| c.switches[0].source_address = Some("127.0.0.99".parse().unwrap()))
+        .start()
+        .await;
+    assert!(site.is_up(1));
+    assert_eq!(site.switch(1).opened(), 1);
+}
+
+#[tokio::test]
+async fn a_source_address_not_of_this_host_is_named_in_the_failure() {
+    let site = SiteSpec::switches(1)
+        .configure(|c| c.switches[0].source_address = Some("192.0.2.7".parse().unwrap()))
+        .wait_up(&[])
+        .start()
+        .await;
+    site.wait_notice("Switch 1 link attempt failed: cannot connect: from 192.0.2.7 (source_address): Cannot assign requested address (os error 99)").await;
+    assert!(!site.is_up(1));
+}
+
+#[tokio::test]
 async fn a_plain_refusal_is_retried_and_the_link_then_opens() {
     let spec = SiteSpec::switches(1).tuning(fast_redial).wait_up(&[]);
     let site = spec.start().await;

@@ -719,6 +719,9 @@ fn status_table(v: &StatusReply) -> String {
     ));
     out.push_str(&sessions_table(&s.sessions));
     out.push_str(&licence_line(&s.licence));
+    if let Some(bus) = &s.bus {
+        let _ = writeln!(out, "Bus: {}", bus.summary());
+    }
     let m = &v.monitors;
     let _ = writeln!(
         out,

@@ -23,6 +23,42 @@ pub struct SwitchStatus {
     pub requests_in_flight: usize,
 }
 
+/// The relay on the bus (`bus` in the configuration).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BusStatus {
+    pub site: String,
+    /// This relay's name among those sharing the site (empty when the site is not shared).
+    pub node: String,
+    /// Whether the NATS connection is up now.
+    pub connected: bool,
+    /// For a shared site: whether this relay holds the lease, and so dials the switches.
+    pub lease_held: Option<bool>,
+}
+
+impl BusStatus {
+    /// One line for operators: `site hq, node b: standby (the other relay holds the lease),
+    /// connected`.
+    pub fn summary(&self) -> String {
+        let role = match self.lease_held {
+            None => String::new(),
+            Some(true) => format!(
+                ", node {}: holds the lease and dials the switches",
+                self.node
+            ),
+            Some(false) => format!(
+                ", node {}: standby (the other relay holds the lease)",
+                self.node
+            ),
+        };
+        let connected = if self.connected {
+            "connected"
+        } else {
+            "not connected to NATS"
+        };
+        format!("site {}{role}, {connected}", self.site)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionStatus {
     pub id: u64,
@@ -48,6 +84,9 @@ pub struct Status {
     pub sessions: Vec<SessionStatus>,
     /// Licence in force, limits and use, trial days, bypass sessions against their limits.
     pub licence: crate::licensing::LicenceStatus,
+    /// Without a bus: `None`.
+    #[serde(default)]
+    pub bus: Option<BusStatus>,
 }
 
 impl Status {
@@ -117,6 +156,21 @@ impl Status {
             switches_connected: switches.iter().filter(|s| s.up).count(),
             switches,
             sessions,
+            bus: config.bus.enabled().then(|| {
+                let outbox = hub.bus.load_full();
+                BusStatus {
+                    site: config.bus.site.clone(),
+                    node: config.bus.node.clone(),
+                    connected: outbox.as_ref().is_some_and(|o| {
+                        o.client.connection_state() == async_nats::connection::State::Connected
+                    }),
+                    lease_held: config.bus.shared.then(|| {
+                        outbox.is_some_and(|o| {
+                            o.lease_held.load(std::sync::atomic::Ordering::Relaxed)
+                        })
+                    }),
+                }
+            }),
         }
     }
 }

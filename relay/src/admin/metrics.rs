@@ -154,6 +154,14 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         vec![(String::new(), hub.parked().len() as u64)],
     );
     if let Some(bus) = hub.bus.load().as_deref() {
+        if hub.config.load().bus.shared {
+            metric(
+                "cti_bus_lease_held",
+                "1 while this relay holds its shared site's lease (and dials its switches), 0 while the other relay does.",
+                "gauge",
+                vec![(String::new(), u64::from(bus.lease_held.load(Ordering::Relaxed)))],
+            );
+        }
         metric(
             "cti_bus_messages_total",
             "Messages this relay's switches put on the bus, and those dropped because the bus was behind.",

@@ -27,7 +27,7 @@ pub mod export;
 pub mod lease;
 pub mod remote;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +55,8 @@ pub struct Outbox {
     /// Messages dropped because the publisher was behind (the bus is slower than the switch).
     pub dropped: AtomicU64,
     pub published: AtomicU64,
+    /// For a shared site: whether this relay holds the lease now.
+    pub lease_held: AtomicBool,
 }
 
 impl Outbox {
@@ -95,6 +97,7 @@ pub async fn connect(
         tx,
         dropped: AtomicU64::new(0),
         published: AtomicU64::new(0),
+        lease_held: AtomicBool::new(false),
     });
     let publisher = client.clone();
     tokio::spawn(async move {

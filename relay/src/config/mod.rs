@@ -115,6 +115,11 @@ pub struct SwitchConfig {
     /// A switch of another site, reached through the bus instead of dialled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteSwitch>,
+    /// The local address the link is dialled from: the one set as the switch's CTI server
+    /// address (MMC 830), such as a floating address two relays of a site share. Unset: the
+    /// host's routing chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<IpAddr>,
 }
 
 /// A switch whose link another relay holds, at site `site` as its switch `no`.
@@ -168,6 +173,7 @@ impl SwitchConfig {
             easyset_password: easyset_password.to_owned(),
             enabled: true,
             remote: None,
+            source_address: None,
         }
     }
 }

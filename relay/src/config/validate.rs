@@ -62,6 +62,12 @@ impl Config {
                         ),
                     );
                 }
+                if sw.source_address.is_some() {
+                    err(
+                        format!("{at}.source_address"),
+                        "a remote switch is not dialled from here: remove source_address".into(),
+                    );
+                }
                 if !(1..=8).contains(&remote.no) {
                     err(
                         format!("{at}.remote.no"),

@@ -40,9 +40,14 @@ pub struct Open {
 pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure> {
     let mut stream = hub
         .net
-        .connect(&sw.address, sw.port)
+        .connect_from(sw.source_address, &sw.address, sw.port)
         .await
-        .map_err(|e| LinkFailure::Dial(e.to_string()))?;
+        .map_err(|e| {
+            LinkFailure::Dial(match sw.source_address {
+                Some(source) => format!("from {source} (source_address): {e}"),
+                None => e.to_string(),
+            })
+        })?;
     let mut reader = FrameReader::new();
     send(
         hub,

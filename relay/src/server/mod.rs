@@ -650,6 +650,9 @@ async fn serve_remotes(hub: Arc<Hub>, client: async_nats::Client, stop: Cancella
     }
 }
 
+/// For how long after taking the lease a switch not up yet is tried again every second.
+const TAKEOVER_RETRIES: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Shares the site's local switch links with another relay through the lease: while this
 /// relay holds it, it dials them and publishes and serves them; while it does not, it serves
 /// them from the bus as the holder publishes them. The switches are those of the configuration
@@ -688,6 +691,7 @@ async fn share_links(
     let mut local = local_switches(&bus.hub.config.load());
     let mut exporting: Option<(CancellationToken, Tasks)> = None;
     let mut following: Option<(CancellationToken, Tasks)> = None;
+    let mut taken: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(RENEW_EVERY);
     loop {
         tokio::select! {
@@ -696,6 +700,9 @@ async fn share_links(
             _ = tick.tick() => {}
         }
         let holding = lease.step().await;
+        bus.outbox
+            .lease_held
+            .store(holding, std::sync::atomic::Ordering::Relaxed);
         let now = local_switches(&bus.hub.config.load());
         if now != local {
             let added: Vec<u8> = now
@@ -718,6 +725,17 @@ async fn share_links(
             end_tasks(following.take()).await;
             command(&local, SwitchCommand::Connect);
             exporting = Some(bus.export(&local, &stop));
+            taken = Some(tokio::time::Instant::now());
+        } else if holding && taken.is_some_and(|at| at.elapsed() < TAKEOVER_RETRIES) {
+            // The floating address a switch is dialled from may reach this host just after
+            // the lease: a switch not up yet is tried again each second for a while, instead
+            // of at the recovery schedule's pace.
+            let down: Vec<u8> = local
+                .iter()
+                .copied()
+                .filter(|no| bus.hub.slot(*no).is_some_and(|s| !s.is_up()))
+                .collect();
+            command(&down, SwitchCommand::Connect);
         } else if !holding && following.is_none() {
             let held = exporting.is_some();
             end_tasks(exporting.take()).await;

@@ -169,6 +169,12 @@ function sessionRow(s, withDevices) {
   return el("tr", { dataset: { session: s.id, address: s.address } }, ...cells);
 }
 
+function busSummary(b) {
+  const role = b.lease_held === null || b.lease_held === undefined ? ""
+    : b.lease_held ? ", node " + b.node + " holds the lease" : ", node " + b.node + " on standby";
+  return "site " + b.site + role + (b.connected ? "" : ", not connected to NATS");
+}
+
 function render(view) {
   const st = view.status;
   state.status = st;
@@ -177,7 +183,8 @@ function render(view) {
     : l.standing === "licensed" ? "licence " + l.serial : "no licence in force";
   $("summary").textContent =
     st.switches_connected + " of " + st.switches_enabled + " enabled switches connected (" + st.switches_configured + " configured) · " +
-    st.sessions.length + " sessions · " + standing + " · " + l.licensed_in_use + "/" + l.access_limit + " licensed sessions";
+    st.sessions.length + " sessions · " + standing + " · " + l.licensed_in_use + "/" + l.access_limit + " licensed sessions" +
+    (st.bus ? " · bus: " + busSummary(st.bus) : "");
   fill($("switches").tBodies[0], st.switches.map(switchRow), "No switch is configured: add one in the switch table.", 8);
   fill($("sessions").tBodies[0], st.sessions.map((s) => sessionRow(s, true)), "No application is connected.", 9);
   $("session-count").textContent = "(" + st.sessions.length + ")";
