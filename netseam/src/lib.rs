@@ -1,7 +1,10 @@
 //! The one seam between the relay (and its simulators) and the network: listen, accept with
 //! the peer's address, dial. Production uses [`TcpNetwork`]; [`MemNetwork`] is an in-memory
 //! network whose addresses and ports are handed out in order, so that scenarios run
-//! deterministically on a paused clock.
+//! deterministically on a paused clock. [`tls::TlsNetwork`] dials through TLS, for the
+//! programs that connect to a relay's TLS ports.
+
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -268,6 +268,11 @@ fn print_outcome(outcome: anyhow::Result<String>) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            // The files the configuration names are read as the relay will read them.
+            if let Err(e) = relay::tls::server_config(&config.tls) {
+                eprintln!("error: {}: {}: {e}", path.display(), e.field());
+                return ExitCode::FAILURE;
+            }
             println!(
                 "{}: valid ({} switch(es), {} user(s))",
                 path.display(),

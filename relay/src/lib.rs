@@ -12,7 +12,7 @@
 //! - [`hub`]: the state links, sessions and ports share: switch slots, the session registry
 //!   and each session's handle, INVOKE maps, routing, admission, the monitors attached.
 //! - [`connection`]: what every connection does alike: the bounded output queue and its
-//!   writer, heartbeat and silence, writer grace.
+//!   writer, heartbeat and silence, writer grace; [`tls`]: TLS on the relay's ports.
 //! - [`ports`]: the monitor ports, the SMDR/UCD export port, the licence watch.
 //! - [`bus`]: federation over NATS: this relay's switches published and served to other
 //!   sites, and remote switches served here as if local.
@@ -47,6 +47,7 @@ pub(crate) mod session;
 pub mod spool;
 pub(crate) mod stats;
 pub(crate) mod status;
+pub mod tls;
 
 pub use config::Config;
 pub use hub::Tuning;

@@ -45,6 +45,7 @@ pub fn plan(
         ("export", old.export != new.export),
         ("admin", old.admin != new.admin),
         ("bus", old.bus != new.bus),
+        ("tls.ports", old.tls.ports != new.tls.ports),
         ("state_dir", old.state_dir != new.state_dir),
         ("log_dir", old.log_dir != new.log_dir),
         (

@@ -9,6 +9,7 @@
 //! - [`process`]: the relay as its own process, and free loopback ports.
 
 pub mod nats;
+pub mod pki;
 pub mod process;
 
 use std::future::Future;

@@ -153,6 +153,23 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         "gauge",
         vec![(String::new(), hub.parked().len() as u64)],
     );
+    if !hub.config.load().tls.ports.is_empty() {
+        metric(
+            "cti_tls_handshakes_total",
+            "TLS handshakes on the ports that speak TLS: completed, and failed (refused certificate, wrong protocol, too slow).",
+            "counter",
+            vec![
+                (
+                    "{outcome=\"completed\"}".into(),
+                    hub.tls.handshakes.load(Ordering::Relaxed),
+                ),
+                (
+                    "{outcome=\"failed\"}".into(),
+                    hub.tls.handshakes_failed.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+    }
     if let Some(bus) = hub.bus.load().as_deref() {
         if hub.config.load().bus.shared {
             metric(

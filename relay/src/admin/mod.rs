@@ -117,19 +117,90 @@ pub struct BindError {
 pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
+    let hub = state.relay.hub().clone();
+    let tls = hub.config.load().tls.on(crate::config::TlsPort::Admin);
     let task = tokio::spawn({
         let stop = stop.clone();
         let app = router(state);
         async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
+            let shutdown = async move { stop.cancelled().await };
+            let served = if tls {
+                axum::serve(TlsListener::start(listener, hub), app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            } else {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            };
             if let Err(e) = served {
                 tracing::warn!(error = %e, "the admin interface stopped");
             }
         }
     });
     Ok(AdminServer { addr, stop, task })
+}
+
+/// The admin port speaking TLS: connections are accepted and their handshakes made in the
+/// background (each in its own task, with the certificate in force then), and handed to the
+/// HTTP server once complete.
+struct TlsListener {
+    addr: std::net::SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, std::net::SocketAddr)>,
+}
+
+impl TlsListener {
+    fn start(listener: tokio::net::TcpListener, hub: Arc<crate::hub::Hub>) -> TlsListener {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                let Some(config) = hub.tls.on(crate::config::TlsPort::Admin) else {
+                    continue;
+                };
+                let (hub, tx) = (hub.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match hub.tls.accept(config, Box::new(stream)).await {
+                        Ok(stream) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "admin: TLS handshake failed"),
+                    }
+                });
+            }
+        });
+        TlsListener { addr, ready }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = netseam::BoxStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The accepting task ended: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }
 
 impl AdminServer {

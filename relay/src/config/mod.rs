@@ -22,6 +22,7 @@ pub struct Config {
     pub calls: Calls,
     pub resume: Resume,
     pub bus: Bus,
+    pub tls: Tls,
     pub users: Vec<User>,
     pub access: Access,
     pub bypass_limits: BypassLimits,
@@ -43,6 +44,7 @@ impl Default for Config {
             calls: Calls::default(),
             resume: Resume::default(),
             bus: Bus::default(),
+            tls: Tls::default(),
             users: Vec::new(),
             access: Access::default(),
             bypass_limits: BypassLimits::default(),
@@ -299,6 +301,43 @@ impl Default for Calls {
             keep_days: 400,
         }
     }
+}
+
+/// TLS on the relay's ports. Clear text stays the default: TLS is on only on the ports named.
+/// The files are read at start and again on every reload (SIGHUP), without dropping a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// The ports that speak TLS.
+    pub ports: Vec<TlsPort>,
+    /// The relay's certificate chain (PEM), its own certificate first.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Certificates of the authorities that issue client certificates (PEM). When set, a client
+    /// on a TLS port must present a certificate one of them issued; its subject's common name
+    /// or a DNS name among its alternative names may name a user entry (`users[].certificate`).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Tls {
+    pub fn on(&self, port: TlsPort) -> bool {
+        self.ports.contains(&port)
+    }
+}
+
+/// A port that may speak TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPort {
+    /// The client port and the bypass port.
+    Client,
+    /// Both monitor ports.
+    Monitor,
+    /// The SMDR/UCD export port.
+    Export,
+    /// The admin interface (API, console, metrics).
+    Admin,
 }
 
 /// Session resume: how long a resumable session that lost its connection is kept, with its

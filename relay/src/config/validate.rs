@@ -298,6 +298,27 @@ impl Config {
             }
         }
 
+        let tls = &self.tls;
+        if !tls.ports.is_empty() {
+            if tls.cert.is_none() {
+                err(
+                    "tls.cert".into(),
+                    "is required because tls.ports names a port: give the relay's certificate chain (PEM)".into(),
+                );
+            }
+            if tls.key.is_none() {
+                err(
+                    "tls.key".into(),
+                    "is required because tls.ports names a port: give the certificate's private key (PEM)".into(),
+                );
+            }
+        } else if tls.cert.is_some() || tls.key.is_some() || tls.client_ca.is_some() {
+            err(
+                "tls.ports".into(),
+                "is empty, so no port speaks TLS: name them (client, monitor, export, admin), or remove tls".into(),
+            );
+        }
+
         if !self.admin.address.is_loopback() && self.admin.token.as_deref().unwrap_or("").is_empty()
         {
             err(

@@ -228,6 +228,8 @@ pub struct Hub {
     resumables: AtomicUsize,
     /// Where this relay's switches are published, with a bus.
     pub bus: ArcSwapOption<crate::bus::Outbox>,
+    /// TLS on the ports that speak it.
+    pub tls: crate::tls::TlsState,
 }
 
 /// A refused identify: the result and the served switches to report with it.
@@ -275,6 +277,7 @@ impl Hub {
             resume: Mutex::new(ResumeBook::new(seed)),
             resumables: AtomicUsize::new(0),
             bus: ArcSwapOption::empty(),
+            tls: Default::default(),
         }
     }
 

@@ -96,6 +96,9 @@ impl Relay {
         let plan = reconfigure::plan(&old, &new, origin, |no| {
             self.hub.slot(no).is_some_and(|s| s.is_up())
         })?;
+        // The TLS files are read again on every change, so that a reload puts renewed
+        // certificates in force; connections already made keep theirs.
+        let tls = crate::tls::server_config(&new.tls).map_err(|e| vec![e.to_config_error()])?;
         if let Some(path) = path {
             new.save_atomic(path).map_err(|e| {
                 vec![ConfigError {
@@ -113,6 +116,7 @@ impl Relay {
         // On a shared site only the lease holder dials; it connects added switches when it
         // sees them (see `share_links`).
         let dial_now = !new.bus.shared;
+        self.hub.tls.set(&new.tls, tls);
         self.hub.config.store(Arc::new(new));
         for no in plan.dial {
             self.supervise(no, dial_now);

@@ -68,6 +68,8 @@ pub enum StartError {
     CallStore(std::path::PathBuf, #[source] rusqlite::Error),
     #[error("cannot open the export spool {}", .0.display())]
     Spool(std::path::PathBuf, #[source] std::io::Error),
+    #[error("{field}: {0}", field = .0.field())]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 fn rule_list(errors: &[crate::config::ConfigError]) -> String {
@@ -101,6 +103,7 @@ impl Relay {
     /// A configuration that breaks a rule is refused whole.
     pub fn start(parts: RelayParts, listeners: Listeners) -> Result<Relay, StartError> {
         parts.config.validate().map_err(StartError::Config)?;
+        let tls = crate::tls::server_config(&parts.config.tls).map_err(StartError::Tls)?;
         let client_addr = listeners
             .client
             .local_addr()
@@ -145,6 +148,7 @@ impl Relay {
             licensing,
             spool.clone(),
         ));
+        hub.tls.set(&hub.config.load().tls, tls);
         hub.notices.emit(Notice::RelayStarted {
             version: env!("CARGO_PKG_VERSION").into(),
         });
@@ -223,11 +227,11 @@ impl Relay {
     fn accept_with<S, F>(
         &self,
         mut listener: Box<dyn Listener>,
-        what: &'static str,
+        (what, tls): (&'static str, crate::config::TlsPort),
         end_with_relay: bool,
         serve: S,
     ) where
-        S: Fn(Arc<Hub>, BoxStream, SocketAddr) -> F + Send + 'static,
+        S: Fn(Arc<Hub>, BoxStream, SocketAddr) -> F + Clone + Send + Sync + 'static,
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let hub = self.hub.clone();
@@ -245,9 +249,23 @@ impl Relay {
                         hub.stats
                             .connections_accepted
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let served = serve(hub.clone(), stream, peer);
                         let stop = stop.clone();
+                        let hub = hub.clone();
+                        let serve = serve.clone();
                         tasks.spawn(async move {
+                            // On a TLS port, the handshake first (in this connection's task,
+                            // so that a slow client holds up no other).
+                            let stream = match hub.tls.on(tls) {
+                                None => stream,
+                                Some(config) => match hub.tls.accept(config, stream).await {
+                                    Ok(stream) => stream,
+                                    Err(e) => {
+                                        tracing::debug!(%peer, port = what, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                },
+                            };
+                            let served = serve(hub, stream, peer);
                             tokio::select! {
                                 _ = served => {}
                                 _ = stop.cancelled(), if end_with_relay => {}
@@ -271,16 +289,18 @@ impl Relay {
         } else {
             "bypass"
         };
-        self.accept_with(listener, what, false, move |hub, stream, peer| {
+        let tls = crate::config::TlsPort::Client;
+        self.accept_with(listener, (what, tls), false, move |hub, stream, peer| {
             session::serve(hub, stream, peer, port)
         });
     }
 
     fn accept_monitors(&self, listener: Box<dyn Listener>, port: MonitorPort) {
+        use crate::config::TlsPort;
         let what = match port {
-            MonitorPort::SwitchMessages => "switch-message monitor",
-            MonitorPort::SmdrUcd => "SMDR/UCD monitor",
-            MonitorPort::Export => "export",
+            MonitorPort::SwitchMessages => ("switch-message monitor", TlsPort::Monitor),
+            MonitorPort::SmdrUcd => ("SMDR/UCD monitor", TlsPort::Monitor),
+            MonitorPort::Export => ("export", TlsPort::Export),
         };
         self.accept_with(listener, what, true, move |hub, stream, peer| async move {
             match port {

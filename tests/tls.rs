@@ -1,0 +1,220 @@
+//! TLS on the relay's ports, with certificates made on the spot: applications, monitors and
+//! the admin interface over TLS; client certificates checked against the configured
+//! authority; a reload that puts a new certificate in force without dropping a session.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use client_sim::SimApp;
+use netseam::tls::{client_config, TlsNetwork};
+use netseam::Network;
+use relay::config::{Config, TlsPort};
+use relay::ports::monitor::MonitorPort;
+use testkit::pki::{Authority, Issued};
+use testkit::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wire::{CallMsg, Kind, LinkMsg};
+
+fn tls_on(c: &mut Config, relay: &Issued, client_ca: Option<&Path>) {
+    c.tls.ports = vec![
+        TlsPort::Client,
+        TlsPort::Monitor,
+        TlsPort::Export,
+        TlsPort::Admin,
+    ];
+    c.tls.cert = Some(relay.cert.clone());
+    c.tls.key = Some(relay.key.clone());
+    c.tls.client_ca = client_ca.map(Path::to_owned);
+}
+
+fn on_loopback(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], addr.port()))
+}
+
+/// An Operator from 127.0.0.52 over `net`, identified.
+async fn operator(net: &dyn Network, site: &Site) -> std::io::Result<SimApp> {
+    let mut app = SimApp::connect_on(net, on_loopback(site.client()), Some(loopback(52))).await?;
+    let id = app.identify(3, OPERATOR, "tls", &[]).await?;
+    assert_eq!(id.result, 0);
+    Ok(app)
+}
+
+async fn next_call(app: &mut SimApp) -> CallMsg {
+    loop {
+        let f = within("a frame", app.next_non_heartbeat())
+            .await
+            .unwrap()
+            .expect("open");
+        if matches!(f.kind(), Kind::Event | Kind::Answer) {
+            return CallMsg::decode(&f, true).unwrap();
+        }
+    }
+}
+
+fn handshakes(site: &Site) -> (u64, u64) {
+    let tls = &site.relay.hub().tls;
+    (
+        tls.handshakes.load(Ordering::Relaxed),
+        tls.handshakes_failed.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::test]
+async fn applications_monitors_and_the_admin_interface_speak_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "site-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let site = SiteSpec::switches(1)
+        .configure(move |c| tls_on(c, &cert, None))
+        .start()
+        .await;
+    let tls = TlsNetwork::new(client_config(&ca.file, None).unwrap());
+
+    // An application over TLS is admitted, asks and is answered, and gets events.
+    let mut app = operator(&tls, &site).await.unwrap();
+    app.request(Some(1), b'K', 77, &wire::str8_body(&["2201", "2202"]))
+        .await
+        .unwrap();
+    let answer = loop {
+        let m = next_call(&mut app).await;
+        if m.kind == Kind::Answer {
+            break m;
+        }
+    };
+    assert_eq!((answer.code, answer.invoke, answer.body[0]), (b'K', 77, 0));
+
+    // Clear text on a TLS port gets nothing: the connection ends at the failed handshake.
+    let mut plain = SimApp::connect(on_loopback(site.client()), Some(loopback(53)))
+        .await
+        .unwrap();
+    assert!(plain.identify(3, OPERATOR, "plain", &[]).await.is_err());
+    wait_until("the failed handshake counted", || handshakes(&site).1 == 1).await;
+
+    // A client that does not trust the relay's authority refuses it.
+    let other = Authority::new(dir.path(), "other-ca");
+    let wrong = TlsNetwork::new(client_config(&other.file, None).unwrap());
+    let Err(refused) = operator(&wrong, &site).await else {
+        panic!("a client that does not trust the relay's authority was admitted");
+    };
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
+
+    // The switch-message monitor over TLS: its password exchange, as in clear text.
+    let monitor = site
+        .relay
+        .monitor_addr(MonitorPort::SwitchMessages)
+        .expect("the monitor port is on");
+    let mut mon = SimApp::connect_on(&tls, on_loopback(monitor), None)
+        .await
+        .expect("a TLS monitor connection");
+    mon.send_link(&LinkMsg::Password {
+        password: "".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        mon.next_link().await.unwrap(),
+        Some(LinkMsg::PasswordResult { result: 0 })
+    );
+
+    // The admin interface over TLS.
+    let admin = site.serve_admin(None).await;
+    let status = https_get(&tls, admin.server.addr.port(), "/api/status").await;
+    assert!(status.starts_with("HTTP/1.1 200 OK"), "{status}");
+    let metrics = https_get(&tls, admin.server.addr.port(), "/metrics").await;
+    assert!(
+        metrics.contains("cti_tls_handshakes_total{outcome=\"failed\"} 2\n"),
+        "{metrics}"
+    );
+}
+
+/// A GET over TLS to the admin port (HTTP/1.1 by hand), the whole reply.
+async fn https_get(tls: &TlsNetwork, port: u16, path: &str) -> String {
+    let mut https = tls
+        .connect("127.0.0.1", port)
+        .await
+        .expect("a TLS admin connection");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    https.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = within("the admin reply", https.read_to_end(&mut reply)).await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_another_authority_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "site-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let clients = Authority::new(dir.path(), "clients-ca");
+    let clients_file = clients.file.clone();
+    let site = SiteSpec::switches(1)
+        .configure(move |c| tls_on(c, &cert, Some(&clients_file)))
+        .start()
+        .await;
+    let with = |identity: Option<&Issued>| {
+        TlsNetwork::new(
+            client_config(
+                &ca.file,
+                identity.map(|i| (i.cert.as_path(), i.key.as_path())),
+            )
+            .unwrap(),
+        )
+    };
+
+    // A certificate the clients' authority issued: admitted.
+    let reception = clients.client(dir.path(), "reception");
+    operator(&with(Some(&reception)), &site).await.unwrap();
+
+    // One from another authority, or none: refused at the handshake.
+    let stranger = Authority::new(dir.path(), "stranger-ca").client(dir.path(), "mallory");
+    assert!(operator(&with(Some(&stranger)), &site).await.is_err());
+    assert!(operator(&with(None), &site).await.is_err());
+    wait_until("both refusals counted", || handshakes(&site) == (1, 2)).await;
+}
+
+#[tokio::test]
+async fn a_reload_puts_a_new_certificate_in_force_and_keeps_every_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = Authority::new(dir.path(), "old-ca");
+    let cert = old_ca.relay(dir.path(), "relay");
+    let files = cert.clone();
+    let site = SiteSpec::switches(1)
+        .configure(move |c| tls_on(c, &files, None))
+        .start()
+        .await;
+    let old_trust = TlsNetwork::new(client_config(&old_ca.file, None).unwrap());
+    let mut app = operator(&old_trust, &site).await.unwrap();
+
+    // The certificate is renewed by a new authority, written over the same files, reloaded.
+    let new_ca = Authority::new(dir.path(), "new-ca");
+    let renewed = new_ca.relay(dir.path(), "renewed");
+    std::fs::copy(&renewed.cert, &cert.cert).unwrap();
+    std::fs::copy(&renewed.key, &cert.key).unwrap();
+    let config = (**site.relay.hub().config.load()).clone();
+    site.relay.reconfigure(config).expect("the reload applies");
+
+    // New connections get the new certificate; the session made before is still served.
+    let new_trust = TlsNetwork::new(client_config(&new_ca.file, None).unwrap());
+    operator(&new_trust, &site).await.unwrap();
+    assert!(operator(&old_trust, &site).await.is_err());
+    site.switch(1).emit_event(b's', "2201", &[]);
+    let m = next_call(&mut app).await;
+    assert_eq!((m.kind, m.code), (Kind::Event, b's'));
+
+    // A reload whose key does not match the certificate is refused whole, naming both files;
+    // the certificate in force stays.
+    std::fs::copy(&old_ca.relay(dir.path(), "other").key, &cert.key).unwrap();
+    let config = (**site.relay.hub().config.load()).clone();
+    let errors = site.relay.reconfigure(config).expect_err("refused");
+    assert_eq!(errors[0].field, "tls.key");
+    assert_eq!(
+        errors[0].message,
+        format!(
+            "the key in {} does not match the certificate in {}",
+            cert.key.display(),
+            cert.cert.display()
+        )
+    );
+    operator(&new_trust, &site).await.unwrap();
+}
