@@ -105,6 +105,7 @@ async fn branch(nats: &NatsServer) -> Site {
                 switches: vec![1, 3],
                 default_switch: Some(3),
                 filtering: true,
+                certificate: None,
             });
         })
         .start()
@@ -364,6 +365,7 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
         switches: vec![1, 2],
         default_switch: Some(2),
         filtering: false,
+        certificate: None,
     };
     let added = a
         .relay

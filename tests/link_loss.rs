@@ -20,6 +20,7 @@ fn two_users(c: &mut relay::Config) {
             switches,
             default_switch: None,
             filtering: false,
+            certificate: None,
         });
     }
 }

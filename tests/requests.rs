@@ -76,6 +76,7 @@ async fn requests_to_a_switch_not_served_are_answered_e1() {
                 switches: vec![1],
                 default_switch: None,
                 filtering: false,
+                certificate: None,
             })
         })
         .start()

@@ -12,6 +12,7 @@ fn user(ip: &str, switches: &[u8], default_switch: Option<u8>, filtering: bool) 
         switches: switches.to_vec(),
         default_switch,
         filtering,
+        certificate: None,
     }
 }
 

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use client_sim::SimApp;
-use netseam::tls::{client_config, TlsNetwork};
+use netseam::tls::{client_config, TlsListenNetwork, TlsNetwork};
 use netseam::Network;
-use relay::config::{Config, TlsPort};
+use relay::config::{Config, TlsPort, User};
 use relay::ports::monitor::MonitorPort;
 use testkit::pki::{Authority, Issued};
 use testkit::*;
@@ -142,14 +142,26 @@ async fn https_get(tls: &TlsNetwork, port: u16, path: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_client_certificate_from_another_authority_is_refused() {
+async fn client_certificates_are_checked_and_name_their_user() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Authority::new(dir.path(), "site-ca");
     let cert = ca.relay(dir.path(), "relay");
     let clients = Authority::new(dir.path(), "clients-ca");
     let clients_file = clients.file.clone();
-    let site = SiteSpec::switches(1)
-        .configure(move |c| tls_on(c, &cert, Some(&clients_file)))
+    // The user named by its certificate is served switch 2 only, whatever its address.
+    let site = SiteSpec::switches(2)
+        .configure(move |c| {
+            tls_on(c, &cert, Some(&clients_file));
+            c.users.push(User {
+                ip: String::new(),
+                name: "Reception".into(),
+                info: String::new(),
+                switches: vec![2],
+                default_switch: Some(2),
+                filtering: false,
+                certificate: Some("reception".into()),
+            });
+        })
         .start()
         .await;
     let with = |identity: Option<&Issued>| {
@@ -162,15 +174,29 @@ async fn a_client_certificate_from_another_authority_is_refused() {
         )
     };
 
-    // A certificate the clients' authority issued: admitted.
+    // A certificate the clients' authority issued: admitted, as the user it names.
     let reception = clients.client(dir.path(), "reception");
-    operator(&with(Some(&reception)), &site).await.unwrap();
+    let served = |net: TlsNetwork| {
+        let addr = on_loopback(site.client());
+        async move {
+            let mut app = SimApp::connect_on(&net, addr, Some(loopback(60)))
+                .await
+                .unwrap();
+            let id = app.identify(3, OPERATOR, "mtls", &[]).await.unwrap();
+            assert_eq!(id.result, 0);
+            id.switches
+        }
+    };
+    assert_eq!(served(with(Some(&reception))).await, vec![(2, true)]);
+    // Another certificate of the same authority names no user: served as unregistered.
+    let lobby = clients.client(dir.path(), "lobby");
+    assert_eq!(served(with(Some(&lobby))).await, vec![(1, true), (2, true)]);
 
     // One from another authority, or none: refused at the handshake.
     let stranger = Authority::new(dir.path(), "stranger-ca").client(dir.path(), "mallory");
     assert!(operator(&with(Some(&stranger)), &site).await.is_err());
     assert!(operator(&with(None), &site).await.is_err());
-    wait_until("both refusals counted", || handshakes(&site) == (1, 2)).await;
+    wait_until("both refusals counted", || handshakes(&site) == (2, 2)).await;
 }
 
 #[tokio::test]
@@ -217,4 +243,53 @@ async fn a_reload_puts_a_new_certificate_in_force_and_keeps_every_session() {
         )
     );
     operator(&new_trust, &site).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cti_link_over_tls_is_dialled_and_its_certificate_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "switch-ca");
+    let host: std::net::IpAddr = "127.0.1.1".parse().unwrap();
+    let cert = ca.server(dir.path(), "switch", host);
+    let terminator =
+        TlsListenNetwork::new(netseam::tls::server_config(&cert.cert, &cert.key).unwrap());
+    let switch = switch_sim::SimSwitch::start_on(
+        &terminator,
+        SocketAddr::new(host, 0),
+        switch_sim::Settings::officeserv(1),
+    )
+    .await
+    .unwrap();
+    let port = switch.addr().port();
+    let ca_file = ca.file.clone();
+    let site = SiteSpec::switches(0)
+        .configure(move |c| {
+            c.switches = vec![relay::config::SwitchConfig {
+                tls_ca: Some(ca_file),
+                ..relay::config::SwitchConfig::new(1, "127.0.1.1", port, "1234")
+            }];
+        })
+        .wait_up(&[])
+        .start()
+        .await;
+    site.wait_switch_up(1).await;
+    assert_eq!(switch.opened(), 1);
+
+    // An authority that did not issue the switch's certificate: the attempt fails, saying why.
+    let second = switch_sim::SimSwitch::start_on(
+        &terminator,
+        "127.0.1.2:0".parse().unwrap(),
+        switch_sim::Settings::officeserv(2),
+    )
+    .await
+    .unwrap();
+    let other = Authority::new(dir.path(), "other-ca");
+    let mut config = (**site.relay.hub().config.load()).clone();
+    config.switches.push(relay::config::SwitchConfig {
+        tls_ca: Some(other.file.clone()),
+        ..relay::config::SwitchConfig::new(2, "127.0.1.2", second.addr().port(), "1234")
+    });
+    site.relay.reconfigure(config).unwrap();
+    site.wait_notice("Switch 2 link attempt failed: cannot connect: TLS: invalid peer certificate: UnknownIssuer")
+        .await;
 }

@@ -93,6 +93,7 @@ async fn setup() -> Setup {
                 switches: (1..=SWITCHES).collect(),
                 default_switch: None,
                 filtering: true,
+                certificate: None,
             });
             for no in 1..=SWITCHES {
                 c.users.push(User {
@@ -102,6 +103,7 @@ async fn setup() -> Setup {
                     default_switch: Some(no),
                     info: String::new(),
                     filtering: false,
+                    certificate: None,
                 });
             }
         })

@@ -55,6 +55,39 @@ struct Args {
     /// Stop after this long; until the relay closes (or Ctrl-C) when absent.
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS to a relay port that speaks it.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Speak TLS, trusting the authorities in this PEM file.
+    #[arg(long = "tls-ca")]
+    ca: Option<std::path::PathBuf>,
+    /// Present this client certificate (PEM), for a relay with tls.client_ca.
+    #[arg(long = "tls-cert", requires_all = ["ca", "key"])]
+    cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "tls-key", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// The name the relay's certificate must carry (default: the address dialled).
+    #[arg(long = "tls-name", requires = "ca")]
+    name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The network to dial the relay over: TLS when asked for, else TCP.
+    fn network(&self) -> anyhow::Result<Arc<dyn netseam::Network>> {
+        let Some(ca) = &self.ca else {
+            return Ok(Arc::new(TcpNetwork));
+        };
+        let identity = self.cert.as_deref().zip(self.key.as_deref());
+        let config = netseam::tls::client_config(ca, identity)?;
+        Ok(Arc::new(
+            netseam::tls::TlsNetwork::new(config).with_server_name(self.name.clone()),
+        ))
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -181,7 +214,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             name: args.name.clone(),
             devices: devices(&args.devices)?,
         };
-        let net = Arc::new(TcpNetwork);
+        let net = args.tls.network()?;
         if let Some(sessions) = args.load {
             // Load mode keeps its own time, so that it can print the summary.
             let opts = LoadOptions {

@@ -170,6 +170,7 @@ fn demo_config(config: &mut Config, client_port: u16) {
             switches: vec![1],
             default_switch: Some(1),
             filtering: true,
+            certificate: None,
         },
         User {
             ip: "127.0.0.52".into(),
@@ -178,6 +179,7 @@ fn demo_config(config: &mut Config, client_port: u16) {
             switches: vec![1, 2],
             default_switch: Some(1),
             filtering: false,
+            certificate: None,
         },
     ];
 }

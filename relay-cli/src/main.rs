@@ -85,6 +85,15 @@ enum Command {
         /// Stop after this long.
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Speak TLS, trusting the authorities in this PEM file.
+        #[arg(long = "tls-ca")]
+        tls_ca: Option<PathBuf>,
+        /// Present this client certificate (PEM), for a relay with tls.client_ca.
+        #[arg(long = "tls-cert", requires_all = ["tls_ca", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long = "tls-key", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Licence status, this host's MACs, registration, and the issuer's tools.
     #[command(alias = "licence")]
@@ -151,8 +160,24 @@ fn main() -> ExitCode {
             lines,
             save,
             duration,
+            tls_ca,
+            tls_cert,
+            tls_key,
         } => {
             use relay_cli::monitor::{MonitorArgs, Which};
+            let net: Arc<dyn netseam::Network> = match &tls_ca {
+                None => Arc::new(TcpNetwork),
+                Some(ca) => {
+                    let identity = tls_cert.as_deref().zip(tls_key.as_deref());
+                    match netseam::tls::client_config(ca, identity) {
+                        Ok(config) => Arc::new(netseam::tls::TlsNetwork::new(config)),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+            };
             let (which, default_port) = match which.as_str() {
                 "sw" => (Which::SwitchMessages, 6001),
                 "su" => (Which::SmdrUcd, 6002),
@@ -171,6 +196,7 @@ fn main() -> ExitCode {
                 lines,
                 save,
                 duration,
+                net,
             }))
         }
         Command::Demo {
@@ -272,6 +298,14 @@ fn check(path: &std::path::Path) -> ExitCode {
             if let Err(e) = relay::tls::server_config(&config.tls) {
                 eprintln!("error: {}: {}: {e}", path.display(), e.field());
                 return ExitCode::FAILURE;
+            }
+            for (i, sw) in config.switches.iter().enumerate() {
+                if let Some(ca) = &sw.tls_ca {
+                    if let Err(e) = netseam::tls::client_config(ca, None) {
+                        eprintln!("error: {}: switches[{i}].tls_ca: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
             println!(
                 "{}: valid ({} switch(es), {} user(s))",

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::monitor_files::{self, RotatingFiles};
 use relay::licensing::key::day_text;
@@ -30,6 +29,8 @@ pub struct MonitorArgs {
     pub save: Option<PathBuf>,
     /// Stop after this long (for scripted use); run until Ctrl-C when absent.
     pub duration: Option<Duration>,
+    /// TCP, or TLS to a monitor port that speaks it.
+    pub net: std::sync::Arc<dyn netseam::Network>,
 }
 
 /// The text of one monitor frame, or `None` for frames that are not messages (gaps are text).
@@ -197,7 +198,7 @@ async fn session(
     shown: &mut usize,
     out: &mut std::io::Stdout,
 ) -> std::io::Result<Ended> {
-    let mut stream = TcpStream::connect((args.host.as_str(), args.port)).await?;
+    let mut stream = args.net.connect(&args.host, args.port).await?;
     let hello = LinkMsg::Password {
         password: Str8::lossy(&args.password),
     }

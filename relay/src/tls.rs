@@ -179,18 +179,26 @@ impl TlsState {
     }
 
     /// The handshake of a connection accepted on a TLS port, within [`HANDSHAKE_LIMIT`];
-    /// failures are counted.
+    /// failures are counted. Returns the stream with the names of the client's certificate
+    /// (verified against `tls.client_ca`; none without it).
     pub async fn accept(
         &self,
         config: Arc<ServerConfig>,
         stream: BoxStream,
-    ) -> io::Result<BoxStream> {
+    ) -> io::Result<(BoxStream, Vec<String>)> {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let outcome = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await;
         match outcome {
             Ok(Ok(tls)) => {
                 self.handshakes.fetch_add(1, Ordering::Relaxed);
-                Ok(Box::new(tls))
+                let names = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|cert| certificate_names(cert))
+                    .unwrap_or_default();
+                Ok((Box::new(tls), names))
             }
             Ok(Err(e)) => {
                 self.handshakes_failed.fetch_add(1, Ordering::Relaxed);
@@ -205,6 +213,28 @@ impl TlsState {
             }
         }
     }
+}
+
+/// The names a certificate gives its holder: its subject's common names, then the DNS names
+/// among its alternative names.
+pub fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(dns) = name {
+                names.push((*dns).to_owned());
+            }
+        }
+    }
+    names
 }
 
 #[cfg(test)]

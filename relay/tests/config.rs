@@ -234,3 +234,32 @@ fn a_remote_switch_needs_the_bus_and_no_address() {
     c.bus.site = "branch".into();
     assert_eq!(c.validate(), Ok(()));
 }
+
+#[test]
+fn tls_needs_its_files_and_a_certificate_user_needs_client_certificates() {
+    assert_eq!(
+        errors("tls: { ports: [client, admin] }"),
+        vec![
+            "tls.cert: is required because tls.ports names a port: give the relay's certificate chain (PEM)",
+            "tls.key: is required because tls.ports names a port: give the certificate's private key (PEM)",
+        ]
+    );
+    assert_eq!(
+        errors("tls: { cert: relay.pem, key: relay.key }"),
+        vec!["tls.ports: is empty, so no port speaks TLS: name them (client, monitor, export, admin), or remove tls"]
+    );
+    assert_eq!(
+        errors("users: [{ name: Nobody }, { certificate: reception }]"),
+        vec![
+            "users[0].ip: is required: give the user's address, or the name in its client certificate (certificate)",
+            "users[1].certificate: needs tls.client_ca: client certificates are checked only with it",
+        ]
+    );
+    assert_eq!(
+        errors(
+            "tls: { ports: [client], cert: r.pem, key: r.key, client_ca: ca.pem }\n\
+             users: [{ certificate: reception }, { ip: 10.0.0.5, certificate: reception }]"
+        ),
+        vec!["users[1].certificate: \"reception\" already names users[0]"]
+    );
+}

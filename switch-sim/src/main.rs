@@ -18,6 +18,13 @@ struct Args {
     /// Address and port to accept the relay's CTI link on.
     #[arg(long, default_value = "127.0.1.1:5002")]
     listen: SocketAddr,
+    /// Accept the CTI link over TLS with this certificate chain (PEM), as a TLS terminator in
+    /// front of a switch would.
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     #[arg(long, default_value = "OfficeServ 7200")]
     model: String,
     #[arg(long, default_value = "SVMi-20 4.60")]
@@ -191,7 +198,13 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
 }
 
 async fn run(args: Args, settings: Settings) -> anyhow::Result<()> {
-    let switch = SimSwitch::start(args.listen, settings)
+    let net: Box<dyn netseam::Network> = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Box::new(netseam::tls::TlsListenNetwork::new(
+            netseam::tls::server_config(cert, key)?,
+        )),
+        _ => Box::new(netseam::TcpNetwork),
+    };
+    let switch = SimSwitch::start_on(net.as_ref(), args.listen, settings)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     switch.refuse_next_opens(args.refuse_opens);

@@ -36,10 +36,13 @@ impl Authority {
 
     /// A certificate for the relay on loopback (127.0.0.1 and `localhost`), as `name`.
     pub fn relay(&self, dir: &Path, name: &str) -> Issued {
+        self.server(dir, name, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A server certificate for `ip` (and `localhost`), as `name`.
+    pub fn server(&self, dir: &Path, name: &str, ip: IpAddr) -> Issued {
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.subject_alt_names.push(SanType::IpAddress(ip));
         params.distinguished_name.push(DnType::CommonName, name);
         self.issue(dir, name, params)
     }

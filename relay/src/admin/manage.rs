@@ -93,8 +93,12 @@ impl Named for User {
 
 impl Entry for User {
     const KEY: &'static str = "ip";
+    /// The address; for a user named only by its certificate, that name.
     fn key(&self) -> String {
-        self.ip.clone()
+        match (&self.certificate, self.ip.trim().is_empty()) {
+            (Some(name), true) => name.clone(),
+            _ => self.ip.clone(),
+        }
     }
     fn list(config: &mut Config) -> &mut Vec<Self> {
         &mut config.users

@@ -174,7 +174,7 @@ impl TlsListener {
                 let (hub, tx) = (hub.clone(), tx.clone());
                 tokio::spawn(async move {
                     match hub.tls.accept(config, Box::new(stream)).await {
-                        Ok(stream) => {
+                        Ok((stream, _)) => {
                             let _ = tx.send((stream, peer)).await;
                         }
                         Err(e) => tracing::debug!(%peer, error = %e, "admin: TLS handshake failed"),

@@ -122,6 +122,10 @@ pub struct SwitchConfig {
     /// host's routing chooses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<IpAddr>,
+    /// The CTI link speaks TLS (a TLS terminator in front of the switch), whose certificate
+    /// this authority (PEM) issued for the switch's address. Unset: clear text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// A switch whose link another relay holds, at site `site` as its switch `no`.
@@ -176,6 +180,7 @@ impl SwitchConfig {
             enabled: true,
             remote: None,
             source_address: None,
+            tls_ca: None,
         }
     }
 }
@@ -400,6 +405,9 @@ impl Default for Export {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
+    /// The address the user's applications connect from; may be empty when `certificate`
+    /// names the user.
+    #[serde(default)]
     pub ip: String,
     #[serde(default)]
     pub name: String,
@@ -411,6 +419,11 @@ pub struct User {
     pub default_switch: Option<u8>,
     #[serde(default)]
     pub filtering: bool,
+    /// On the TLS ports with client certificates (`tls.client_ca`): the name in the user's
+    /// certificate (its subject's common name, or a DNS name among its alternative names).
+    /// A session presenting it is this user, from whatever address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -594,6 +607,16 @@ impl Config {
         self.users
             .iter()
             .find(|u| u.ip.trim().parse::<IpAddr>().ok() == Some(ip))
+    }
+
+    /// The user of a session from `ip` whose client certificate carries `names` (verified
+    /// against `tls.client_ca`; none in clear text): the one its certificate names, else the
+    /// one of its address.
+    pub fn user_for(&self, ip: IpAddr, names: &[String]) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.certificate.as_ref().is_some_and(|c| names.contains(c)))
+            .or_else(|| self.user(ip))
     }
 }
 

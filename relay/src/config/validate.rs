@@ -68,6 +68,12 @@ impl Config {
                         "a remote switch is not dialled from here: remove source_address".into(),
                     );
                 }
+                if sw.tls_ca.is_some() {
+                    err(
+                        format!("{at}.tls_ca"),
+                        "a remote switch is not dialled from here: remove tls_ca".into(),
+                    );
+                }
                 if !(1..=8).contains(&remote.no) {
                     err(
                         format!("{at}.remote.no"),
@@ -235,9 +241,34 @@ impl Config {
         }
 
         let mut ips: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        let mut certificates: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, user) in self.users.iter().enumerate() {
             let at = format!("users[{i}]");
+            if let Some(name) = &user.certificate {
+                if name.trim().is_empty() {
+                    err(
+                        format!("{at}.certificate"),
+                        "is empty: give the name in the user's client certificate".into(),
+                    );
+                } else if let Some(first) = certificates.insert(name, i) {
+                    err(
+                        format!("{at}.certificate"),
+                        format!("{name:?} already names users[{first}]"),
+                    );
+                }
+                if self.tls.client_ca.is_none() {
+                    err(
+                        format!("{at}.certificate"),
+                        "needs tls.client_ca: client certificates are checked only with it".into(),
+                    );
+                }
+            }
             match user.ip.trim().parse::<IpAddr>() {
+                Err(_) if user.ip.trim().is_empty() && user.certificate.is_some() => {}
+                Err(_) if user.ip.trim().is_empty() => err(
+                    format!("{at}.ip"),
+                    "is required: give the user's address, or the name in its client certificate (certificate)".into(),
+                ),
                 Err(_) => err(
                     format!("{at}.ip"),
                     format!("{:?} is not a valid IP address", user.ip),

@@ -4,7 +4,6 @@
 //! here too, with what it missed.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ use crate::hub::journal::Journal;
 use crate::hub::resume::Found;
 use crate::hub::routing::{served_switches, Served};
 use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
+use crate::hub::Caller;
 
 impl Hub {
     /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with
@@ -26,10 +26,11 @@ impl Hub {
     /// what it missed (`G` for what cannot be replayed), before any live event.
     pub fn admit(
         &self,
-        peer: SocketAddr,
+        caller: &Caller,
         port: Port,
         identify: &LinkMsg,
     ) -> Result<Arc<SessionHandle>, Refusal> {
+        let peer = caller.addr;
         let refuse = |r: IdentifyResult| Err((r, Vec::new()));
         let LinkMsg::Identify {
             protocol,
@@ -51,7 +52,7 @@ impl Hub {
             return refuse(IdentifyResult::WrongPort);
         }
         let config = self.config.load();
-        let user = config.user(peer.ip());
+        let user = config.user_for(peer.ip(), &caller.names);
         if user.is_none() && !config.access.allow_unregistered {
             return refuse(IdentifyResult::AddressNotPermitted);
         }
@@ -77,7 +78,7 @@ impl Hub {
                 switches: p.served.clone(),
                 default: p.default_switch,
             },
-            None => served_switches(&config, peer.ip(), *protocol),
+            None => served_switches(&config, user, *protocol),
         };
         let states: Vec<(u8, bool)> = served
             .switches

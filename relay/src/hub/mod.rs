@@ -232,6 +232,24 @@ pub struct Hub {
     pub tls: crate::tls::TlsState,
 }
 
+/// Who connected: the address, and the names of the client certificate it presented on a
+/// TLS port (verified against `tls.client_ca`; none otherwise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub addr: std::net::SocketAddr,
+    pub names: Vec<String>,
+}
+
+impl Caller {
+    /// A caller in clear text (or without a client certificate).
+    pub fn at(addr: std::net::SocketAddr) -> Caller {
+        Caller {
+            addr,
+            names: Vec::new(),
+        }
+    }
+}
+
 /// A refused identify: the result and the served switches to report with it.
 pub type Refusal = (IdentifyResult, Vec<(u8, bool)>);
 

@@ -1,7 +1,5 @@
 //! Which switches a session is served (SPEC §4), as pure functions of the configuration.
 
-use std::net::IpAddr;
-
 use crate::config::{Config, User};
 
 /// The switches a session is served, in ascending order, and its default switch (the one that
@@ -12,9 +10,9 @@ pub struct Served {
     pub default: u8,
 }
 
-/// Applies the served-switch rules for a session from `peer` speaking `protocol` (2 or 3).
-pub fn served_switches(config: &Config, peer: IpAddr, protocol: u8) -> Served {
-    let user = config.user(peer);
+/// Applies the served-switch rules for a session of `user` (`None`: unregistered) speaking
+/// `protocol` (2 or 3).
+pub fn served_switches(config: &Config, user: Option<&User>, protocol: u8) -> Served {
     let default = user
         .and_then(|u| u.default_switch)
         .unwrap_or(config.default_switch);
@@ -68,31 +66,50 @@ users:
         .unwrap()
     }
 
-    fn ip(s: &str) -> IpAddr {
+    fn ip(s: &str) -> std::net::IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn protocol_2_uses_the_users_default_switch_else_the_global_one() {
         let c = config();
-        assert_eq!(served_switches(&c, ip("192.0.2.51"), 2).switches, vec![4]);
-        assert_eq!(served_switches(&c, ip("192.0.2.52"), 2).switches, vec![1]);
-        assert_eq!(served_switches(&c, ip("192.0.2.53"), 2).switches, vec![2]);
-        assert_eq!(served_switches(&c, ip("192.0.2.99"), 2).switches, vec![2]);
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.51")), 2).switches,
+            vec![4]
+        );
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.52")), 2).switches,
+            vec![1]
+        );
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.53")), 2).switches,
+            vec![2]
+        );
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.99")), 2).switches,
+            vec![2]
+        );
     }
 
     #[test]
     fn protocol_3_uses_the_users_switches_then_default_then_global() {
         let c = config();
-        let s = served_switches(&c, ip("192.0.2.51"), 3);
+        let s = served_switches(&c, c.user(ip("192.0.2.51")), 3);
         assert_eq!((s.switches, s.default), (vec![1, 4], 4));
-        assert_eq!(served_switches(&c, ip("192.0.2.52"), 3).switches, vec![1]);
-        assert_eq!(served_switches(&c, ip("192.0.2.53"), 3).switches, vec![2]);
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.52")), 3).switches,
+            vec![1]
+        );
+        assert_eq!(
+            served_switches(&c, c.user(ip("192.0.2.53")), 3).switches,
+            vec![2]
+        );
     }
 
     #[test]
     fn protocol_3_unregistered_is_served_every_enabled_switch() {
-        let s = served_switches(&config(), ip("192.0.2.99"), 3);
+        let c = config();
+        let s = served_switches(&c, c.user(ip("192.0.2.99")), 3);
         assert_eq!((s.switches, s.default), (vec![1, 2, 4], 2));
     }
 }

@@ -48,6 +48,15 @@ pub async fn establish(hub: &Hub, sw: &SwitchConfig) -> Result<Open, LinkFailure
                 None => e.to_string(),
             })
         })?;
+    if let Some(ca) = &sw.tls_ca {
+        // Read at each attempt, so that a renewed authority file is taken without a restart.
+        let tls = netseam::tls::client_config(ca, None)
+            .map_err(|e| LinkFailure::Dial(format!("tls_ca: {e}")))?;
+        stream = netseam::tls::TlsNetwork::new(tls)
+            .handshake(stream, &sw.address)
+            .await
+            .map_err(|e| LinkFailure::Dial(format!("TLS: {e}")))?;
+    }
     let mut reader = FrameReader::new();
     send(
         hub,

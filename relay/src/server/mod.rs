@@ -20,7 +20,7 @@ use tracing::{info_span, warn, Instrument};
 use crate::calls::CallStore;
 use crate::clock::WallClock;
 use crate::config::Config;
-use crate::hub::{Hub, Tuning};
+use crate::hub::{Caller, Hub, Tuning};
 use crate::link::recovery::SwitchCommand;
 use crate::notify::Notice;
 use crate::ports::monitor::MonitorPort;
@@ -231,7 +231,7 @@ impl Relay {
         end_with_relay: bool,
         serve: S,
     ) where
-        S: Fn(Arc<Hub>, BoxStream, SocketAddr) -> F + Clone + Send + Sync + 'static,
+        S: Fn(Arc<Hub>, BoxStream, Caller) -> F + Clone + Send + Sync + 'static,
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let hub = self.hub.clone();
@@ -255,17 +255,17 @@ impl Relay {
                         tasks.spawn(async move {
                             // On a TLS port, the handshake first (in this connection's task,
                             // so that a slow client holds up no other).
-                            let stream = match hub.tls.on(tls) {
-                                None => stream,
+                            let (stream, names) = match hub.tls.on(tls) {
+                                None => (stream, Vec::new()),
                                 Some(config) => match hub.tls.accept(config, stream).await {
-                                    Ok(stream) => stream,
+                                    Ok(accepted) => accepted,
                                     Err(e) => {
                                         tracing::debug!(%peer, port = what, error = %e, "TLS handshake failed");
                                         return;
                                     }
                                 },
                             };
-                            let served = serve(hub, stream, peer);
+                            let served = serve(hub, stream, Caller { addr: peer, names });
                             tokio::select! {
                                 _ = served => {}
                                 _ = stop.cancelled(), if end_with_relay => {}
@@ -290,8 +290,8 @@ impl Relay {
             "bypass"
         };
         let tls = crate::config::TlsPort::Client;
-        self.accept_with(listener, (what, tls), false, move |hub, stream, peer| {
-            session::serve(hub, stream, peer, port)
+        self.accept_with(listener, (what, tls), false, move |hub, stream, caller| {
+            session::serve(hub, stream, caller, port)
         });
     }
 
@@ -302,12 +302,18 @@ impl Relay {
             MonitorPort::SmdrUcd => ("SMDR/UCD monitor", TlsPort::Monitor),
             MonitorPort::Export => ("export", TlsPort::Export),
         };
-        self.accept_with(listener, what, true, move |hub, stream, peer| async move {
-            match port {
-                MonitorPort::Export => crate::ports::export::serve(hub, stream, peer).await,
-                _ => crate::ports::monitor::serve(hub, stream, peer, port).await,
-            }
-        });
+        self.accept_with(
+            listener,
+            what,
+            true,
+            move |hub, stream, caller| async move {
+                let peer = caller.addr;
+                match port {
+                    MonitorPort::Export => crate::ports::export::serve(hub, stream, peer).await,
+                    _ => crate::ports::monitor::serve(hub, stream, peer, port).await,
+                }
+            },
+        );
     }
 
     /// Where a monitor or export port listens, when it is on.

@@ -4,7 +4,6 @@
 pub mod fanout;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,6 +16,7 @@ use crate::connection::outqueue::{run_writer, WriterEnd};
 use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::invoke::Pending;
 use crate::hub::session::{close_frame, SessionHandle};
+use crate::hub::Caller;
 use crate::hub::{Hub, SwitchSlot};
 use crate::notify::Notice;
 use netseam::BoxStream;
@@ -25,7 +25,8 @@ use wire::link::caps;
 use wire::{relay_result, CloseReason, Frame, FrameReader, Kind, LinkMsg, Port, NO_INVOKE};
 
 /// Serves one accepted connection to its end.
-pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port: Port) {
+pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: Port) {
+    let peer = caller.addr;
     let mut reader = FrameReader::with_capacity(4096);
     let identify = match read_identify(&hub, &mut stream, &mut reader).await {
         Ok(msg) => msg,
@@ -42,7 +43,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr, port:
         }
         Err(Unidentified::Gone) => return,
     };
-    let session = match hub.admit(peer, port, &identify) {
+    let session = match hub.admit(&caller, port, &identify) {
         Ok(session) => session,
         Err((result, switches)) => {
             debug!(%peer, ?result, "identify refused");
