@@ -2,13 +2,14 @@
 //! loop that walks the frames an application reads (answering heartbeats, as a real one does).
 //!
 //! Module map: [`Progress`] (how many deliveries have arrived; wait for a target),
-//! [`receive`] (one application's reading loop), [`LatencyLog`] (latencies from every client)
-//! and its [`Quantiles`].
+//! [`receive`] (one application's reading loop), [`event_chunk`] and [`send_chunks`] (a
+//! switch's events in chunks, sent with a window in flight), [`LatencyLog`] (latencies from
+//! every client) and its [`Quantiles`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -150,4 +151,38 @@ pub struct Quantiles {
     pub p99: u64,
     pub p999: u64,
     pub samples: u64,
+}
+
+/// `events` copies of one `E` frame with a `body`-byte body (device `2201` and filler).
+pub fn event_chunk(events: u64, body: usize) -> Bytes {
+    let one = switch_sim::switch::event_frame(b'n', "2201", &vec![b'x'; body - 5]);
+    assert_eq!(one.len(), 6 + body);
+    let mut out = BytesMut::with_capacity(one.len() * events as usize);
+    for _ in 0..events {
+        out.extend_from_slice(&one);
+    }
+    out.freeze()
+}
+
+/// Sends `iters` chunks through `send` (a switch writing them), at most `window` ahead of
+/// the deliveries `progress` counts (`per_chunk` each), and returns the time until all were
+/// delivered.
+pub async fn send_chunks(
+    send: impl Fn(Bytes) -> bool,
+    chunk: &Bytes,
+    progress: &Progress,
+    per_chunk: u64,
+    window: u64,
+    iters: u64,
+) -> std::time::Duration {
+    let base = progress.delivered();
+    let start = std::time::Instant::now();
+    for i in 0..iters {
+        if i >= window {
+            progress.wait_for(base + (i - window + 1) * per_chunk).await;
+        }
+        assert!(send(chunk.clone()), "the switch's link is down");
+    }
+    progress.wait_for(base + iters * per_chunk).await;
+    start.elapsed()
 }

@@ -26,7 +26,7 @@ use testkit::{Site, SiteSpec};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use benches::{receive, LatencyLog, Progress, Quantiles};
+use benches::{event_chunk, receive, send_chunks, LatencyLog, Progress, Quantiles};
 
 const CHUNK: u64 = 1024;
 const WINDOW: u64 = 8;
@@ -90,16 +90,6 @@ fn event(extra_len: usize) -> Bytes {
     switch_sim::switch::event_frame(b'n', "2201", &extra)
 }
 
-fn chunk() -> Bytes {
-    let one = event(BODY - 5);
-    assert_eq!(one.len(), 6 + BODY);
-    let mut out = BytesMut::with_capacity(one.len() * CHUNK as usize);
-    for _ in 0..CHUNK {
-        out.extend_from_slice(&one);
-    }
-    out.freeze()
-}
-
 /// `n` protocol-3 Call sessions on `site`, counting events into `progress`; abort the tasks
 /// returned to close them.
 async fn sessions(
@@ -129,24 +119,6 @@ async fn sessions(
 
 /// Sends `iters` chunks from hq's switch, at most WINDOW ahead of what `progress` has counted
 /// (`per_chunk` deliveries each), and waits for all.
-async fn run_chunks(
-    hq: &Site,
-    progress: &Progress,
-    per_chunk: u64,
-    iters: u64,
-    chunk: &Bytes,
-) -> Duration {
-    let base = progress.delivered();
-    let start = Instant::now();
-    for i in 0..iters {
-        if i >= WINDOW {
-            progress.wait_for(base + (i - WINDOW + 1) * per_chunk).await;
-        }
-        assert!(hq.switch(1).send_raw(chunk.clone()));
-    }
-    progress.wait_for(base + iters * per_chunk).await;
-    start.elapsed()
-}
 
 fn bus(c: &mut Criterion) {
     if let Err(why) = testkit::nats::binary() {
@@ -174,14 +146,16 @@ fn fanout(c: &mut Criterion, rt: &Runtime, s: &Sites) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(CHUNK * SESSIONS as u64));
-    let chunk = chunk();
+    let chunk = event_chunk(CHUNK, BODY);
     for (name, site) in [("local", &s.hq), ("remote", &s.branch)] {
         let progress = Arc::new(Progress::default());
         let tasks = rt.block_on(sessions(site, SESSIONS, &progress));
         let per_chunk = CHUNK * SESSIONS as u64;
         group.bench_with_input(BenchmarkId::new(name, SESSIONS), &SESSIONS, |b, _| {
-            b.to_async(rt)
-                .iter_custom(|iters| run_chunks(&s.hq, &progress, per_chunk, iters, &chunk));
+            b.to_async(rt).iter_custom(|iters| {
+                let send = |c| s.hq.switch(1).send_raw(c);
+                send_chunks(send, &chunk, &progress, per_chunk, WINDOW, iters)
+            });
         });
         // Closed before the next case, which would otherwise carry their load too.
         rt.block_on(async {

@@ -16,6 +16,8 @@ pub struct Ctl {
     pub token: Option<String>,
     pub json: bool,
     agent: ureq::Agent,
+    /// For an admin interface speaking TLS: the authorities its certificate is checked against.
+    tls: Option<ureq::tls::TlsConfig>,
 }
 
 /// What an operator can ask.
@@ -259,17 +261,52 @@ fn set(entry: &mut Value, key: &str, value: Option<Value>) {
 
 impl Ctl {
     pub fn new(address: &str, token: Option<String>, json: bool) -> Ctl {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .into();
         Ctl {
             base: format!("http://{address}"),
             token,
             json,
-            agent,
+            agent: Ctl::agent(None, true),
+            tls: None,
         }
+    }
+
+    /// Speaks HTTPS to an admin interface whose certificate an authority in `ca` (PEM) issued.
+    pub fn with_tls(mut self, ca: &std::path::Path) -> anyhow::Result<Ctl> {
+        let pem =
+            std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "{} holds no certificate (a PEM \"BEGIN CERTIFICATE\" block)",
+            ca.display()
+        );
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        self.base = self.base.replacen("http://", "https://", 1);
+        self.agent = Ctl::agent(Some(tls.clone()), true);
+        self.tls = Some(tls);
+        Ok(self)
+    }
+
+    /// An agent for one call (`bounded`: 10 s in all) or a stream (10 s to connect).
+    fn agent(tls: Option<ureq::tls::TlsConfig>, bounded: bool) -> ureq::Agent {
+        let builder = ureq::Agent::config_builder().http_status_as_error(false);
+        let builder = if bounded {
+            builder.timeout_global(Some(std::time::Duration::from_secs(10)))
+        } else {
+            builder.timeout_connect(Some(std::time::Duration::from_secs(10)))
+        };
+        let builder = match tls {
+            Some(tls) => builder.tls_config(tls),
+            None => builder,
+        };
+        builder.build().into()
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, String)> {
@@ -402,11 +439,7 @@ impl Ctl {
     pub fn follow(&self, out: &mut dyn std::io::Write, limit: Option<usize>) -> anyhow::Result<()> {
         use std::io::BufRead;
         // Subscribe first, then read the kept list, so nothing falls between the two.
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .into();
+        let agent = Ctl::agent(self.tls.clone(), false);
         let mut request = agent.get(format!("{}/api/notifications/live", self.base));
         if let Some(t) = &self.token {
             request = request.header("Authorization", format!("Bearer {t}"));

@@ -62,6 +62,10 @@ enum Command {
         /// Print the API's JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// The admin interface speaks TLS: check its certificate against the authorities in
+        /// this PEM file.
+        #[arg(long = "tls-ca")]
+        tls_ca: Option<PathBuf>,
         #[command(subcommand)]
         command: relay_cli::ctl::CtlCommand,
     },
@@ -150,8 +154,16 @@ fn main() -> ExitCode {
             admin,
             token,
             json,
+            tls_ca,
             command,
-        } => print_outcome(relay_cli::ctl::Ctl::new(&admin, token, json).run(&command)),
+        } => {
+            let ctl = relay_cli::ctl::Ctl::new(&admin, token, json);
+            let ctl = match &tls_ca {
+                Some(ca) => ctl.with_tls(ca),
+                None => Ok(ctl),
+            };
+            print_outcome(ctl.and_then(|ctl| ctl.run(&command)))
+        }
         Command::Monitor {
             which,
             host,

@@ -292,3 +292,34 @@ async fn relay_ctl_calls_prints_the_stored_records_as_a_table() {
     admin.server.stop().await;
     s.relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ctl_speaks_https_to_an_admin_interface_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = testkit::pki::Authority::new(dir.path(), "site-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let s = SiteSpec::officeserv(1)
+        .configure(move |c| {
+            c.tls.ports = vec![relay::config::TlsPort::Admin];
+            c.tls.cert = Some(cert.cert);
+            c.tls.key = Some(cert.key);
+        })
+        .start()
+        .await;
+    let admin = s.serve_admin(None).await;
+    let addr = format!("127.0.0.1:{}", admin.server.addr.port());
+    let ca_file = ca.file.clone();
+    let (status, plain) = tokio::task::spawn_blocking(move || {
+        let status = Ctl::new(&addr, None, false)
+            .with_tls(&ca_file)
+            .and_then(|ctl| ctl.run(&CtlCommand::Status));
+        let plain = Ctl::new(&addr, None, false).run(&CtlCommand::Status);
+        (status, plain)
+    })
+    .await
+    .unwrap();
+    let status = status.unwrap();
+    assert!(status.starts_with("Switches: 1 configured"), "{status}");
+    // Clear text to the TLS port is not answered.
+    assert!(plain.is_err());
+}

@@ -1,0 +1,138 @@
+//! What TLS costs: fan-out of one switch's events to 100 sessions over TLS against 100 over
+//! clear TCP in the same run (two relays alike but for `tls`), and TLS handshakes per second
+//! on the client port (connect, handshake, close; one at a time).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use client_sim::SimApp;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use netseam::tls::TlsNetwork;
+use netseam::{Network, TcpNetwork};
+use relay::config::TlsPort;
+use testkit::pki::Authority;
+use testkit::{Site, SiteSpec};
+use tokio::runtime::Runtime;
+
+use benches::{event_chunk, receive, send_chunks, Progress};
+
+const CHUNK: u64 = 1024;
+const WINDOW: u64 = 8;
+const BODY: usize = 64;
+const SESSIONS: usize = 100;
+
+/// A relay with a licence for 1 000 Calls, speaking TLS on its client port when given the
+/// certificate files.
+async fn site(tls: Option<testkit::pki::Issued>) -> Site {
+    let site = SiteSpec::officeserv(1)
+        .trusting_test_issuer()
+        .configure(move |c| {
+            if let Some(cert) = tls {
+                c.tls.ports = vec![TlsPort::Client];
+                c.tls.cert = Some(cert.cert);
+                c.tls.key = Some(cert.key);
+            }
+        })
+        .start()
+        .await;
+    let licence = relay::licensing::key::Payload {
+        call: 1000,
+        ..testkit::licence(1)
+    }
+    .sign(&testkit::issuer());
+    site.relay.register_licence(&licence).unwrap();
+    site
+}
+
+/// `n` Call sessions over `net`, each counting the events it reads into `progress`.
+async fn sessions(site: &Site, net: &dyn Network, n: usize, progress: &Arc<Progress>) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], site.client().port()));
+    for _ in 0..n {
+        let mut app = SimApp::connect_on(net, addr, None).await.unwrap();
+        let id = app.identify(3, 1, "bench", &[]).await.unwrap();
+        assert_eq!(id.result, 0);
+        let count = |_: &[u8], _: &mut BytesMut| 1;
+        tokio::spawn(receive(app.into_stream(), Some(progress.clone()), count));
+    }
+    while site.relay.hub().sessions().len() < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn secure(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "bench-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let tls = TlsNetwork::new(netseam::tls::client_config(&ca.file, None).unwrap());
+    fanout(c, &rt, &cert, &tls);
+    handshakes(c, &rt, &cert, &tls);
+}
+
+fn fanout(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls: &TlsNetwork) {
+    let mut group = c.benchmark_group("secure_fanout");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(8));
+    let chunk = event_chunk(CHUNK, BODY);
+    let per_chunk = CHUNK * SESSIONS as u64;
+    group.throughput(Throughput::Elements(per_chunk));
+    let cases: [(&str, Option<&testkit::pki::Issued>, &dyn Network); 2] =
+        [("tcp", None, &TcpNetwork), ("tls", Some(cert), tls)];
+    for (name, files, net) in cases {
+        let progress = Arc::new(Progress::default());
+        let s = rt.block_on(async {
+            let s = site(files.cloned()).await;
+            sessions(&s, net, SESSIONS, &progress).await;
+            s
+        });
+        group.bench_with_input(BenchmarkId::new(name, SESSIONS), &SESSIONS, |b, _| {
+            b.to_async(rt).iter_custom(|iters| {
+                let send = |c| s.switch(1).send_raw(c);
+                send_chunks(send, &chunk, &progress, per_chunk, WINDOW, iters)
+            });
+        });
+        rt.block_on(s.relay.shutdown());
+    }
+    group.finish();
+}
+
+fn handshakes(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls: &TlsNetwork) {
+    let mut group = c.benchmark_group("tls_handshake");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(6));
+    group.throughput(Throughput::Elements(1));
+    let s = rt.block_on(site(Some(cert.clone())));
+    let port = s.client().port();
+    group.bench_function("client_port", |b| {
+        b.to_async(rt).iter_custom(|iters| async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let stream = tls.connect("127.0.0.1", port).await.unwrap();
+                drop(stream);
+            }
+            start.elapsed()
+        });
+    });
+    let done = s
+        .relay
+        .hub()
+        .tls
+        .handshakes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!("tls_handshake: the relay completed {done} handshakes");
+    rt.block_on(s.relay.shutdown());
+    group.finish();
+}
+
+criterion_group!(benches, secure);
+criterion_main!(benches);
