@@ -117,9 +117,6 @@ async fn sessions(
     tasks
 }
 
-/// Sends `iters` chunks from hq's switch, at most WINDOW ahead of what `progress` has counted
-/// (`per_chunk` deliveries each), and waits for all.
-
 fn bus(c: &mut Criterion) {
     if let Err(why) = testkit::nats::binary() {
         eprintln!("bus benches skipped: {why}");
