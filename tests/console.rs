@@ -3,7 +3,8 @@
 //! token, adds a user through the user dialog, sees the validation error for a duplicate
 //! address, sees a new session appear live and closes it from the console; then the switch
 //! table's validation, the bypass session viewer, licence registration, and the call-record
-//! page (records from the switch, a filter, a refused filter).
+//! page (records from the switch, a filter, a refused filter). And the gateway's example
+//! softphone page placing a call.
 //!
 //! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
 //! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
@@ -179,31 +180,102 @@ async fn site() -> (Site, Admin) {
     (site, admin)
 }
 
+type BrowserTest = fn(PathBuf, PathBuf) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let name = "the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session";
     let missing = tools().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    if let (true, Some(why)) = (ignored, &missing) {
-        println!("note: {name} is ignored here: {why}");
-    }
-    let trial = libtest_mimic::Trial::test(name, || {
-        let (chromium, chromedriver) = tools()?;
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(
-                the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
-                    chromium,
-                    chromedriver,
-                ),
-            );
-        Ok(())
-    })
-    .with_ignored_flag(ignored);
-    libtest_mimic::run(&args, vec![trial]).exit_code()
+    let tests: [(&str, BrowserTest); 2] = [
+        (
+            "the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session",
+            |chromium, driver| {
+                Box::pin(
+                    the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
+                        chromium, driver,
+                    ),
+                )
+            },
+        ),
+        (
+            "the_example_softphone_places_a_call_and_shows_its_events",
+            |chromium, driver| {
+                Box::pin(the_example_softphone_places_a_call_and_shows_its_events(
+                    chromium, driver,
+                ))
+            },
+        ),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            if let (true, Some(why)) = (ignored, &missing) {
+                println!("note: {name} is ignored here: {why}");
+            }
+            libtest_mimic::Trial::test(name, move || {
+                let (chromium, chromedriver) = tools()?;
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(test(chromium, chromedriver));
+                Ok(())
+            })
+            .with_ignored_flag(ignored)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The gateway's example page, in the browser: it connects with the token, identifies as
+/// Call on 2201, places a call to 2202 on the simulated switch, shows the answer and the
+/// call's events, and hangs up.
+async fn the_example_softphone_places_a_call_and_shows_its_events(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let browser = Browser::start(chromium, chromedriver).await;
+    let (site, admin) = site().await;
+    browser
+        .client
+        .goto(&format!(
+            "http://{}/examples/softphone.html?device=2201&token={TOKEN}",
+            admin.server.addr
+        ))
+        .await
+        .unwrap();
+    assert_eq!(browser.client.title().await.unwrap(), "Softphone example");
+    browser.click("#connect-button").await;
+    browser
+        .text_becomes("#state", "Identified as Call watching 2201 (SW1 up)")
+        .await;
+    assert_eq!(site.relay.hub().sessions().len(), 1);
+
+    browser.type_into("#number", "2202").await;
+    browser.click("#call").await;
+    browser
+        .text_becomes("#last-answer", "Request 1 (K): result 0")
+        .await;
+    browser
+        .text_becomes("#calls tbody tr td:nth-child(2)", "2202")
+        .await;
+    browser
+        .text_becomes("#calls tbody tr td:nth-child(3)", "dialling")
+        .await;
+    let first_event = browser.text("#events li:last-child").await;
+    assert!(
+        first_event.ends_with(" SW1 d dialling 2201 ↔ 2202 call 1"),
+        "{first_event}"
+    );
+    browser.screenshot("softphone").await;
+
+    browser.click("#clear").await;
+    browser
+        .text_becomes("#last-answer", "Request 2 (D): result 0")
+        .await;
+    browser.gone("#calls tbody tr").await;
+    browser.stop().await;
 }
 
 async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(

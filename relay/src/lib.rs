@@ -20,7 +20,8 @@
 //!   call-record store (SQLite) they also go to.
 //! - [`licensing`]: licence keys, trial, entitlements, use.
 //! - [`notify`]: notifications and their texts in five languages.
-//! - [`admin`]: the admin HTTP API ([`admin::contract`]: every body), metrics, web console.
+//! - [`admin`]: the admin HTTP API ([`admin::contract`]: every body), metrics, web console;
+//!   [`gateway`]: the WebSocket/JSON gateway it serves at `/ws`.
 //! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
 //!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
 //!   orderly stop.
@@ -35,6 +36,7 @@ pub mod clock;
 pub mod config;
 pub(crate) mod connection;
 pub mod debug_log;
+pub mod gateway;
 pub mod hub;
 pub mod licensing;
 pub(crate) mod link;

@@ -3,7 +3,8 @@
 //!
 //! - [`frame`]: LEN/KIND/CODE/INVOKE framing, checked before parsed; the per-connection reader.
 //! - [`link`]: typed link-control (`L`) messages of every link.
-//! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping.
+//! - [`call`]: call-processing frames, relay-made answers, SWITCH byte insertion/stripping;
+//!   [`events`]: the fields of the simulated switch's call events.
 //! - [`monitor`]: the monitor ports' `M` frames.
 //! - [`smdr`]: the switch's native SMDR record layout.
 //! - [`product`]: application products and identify results.
@@ -17,6 +18,7 @@
 mod byte_enum;
 pub mod call;
 pub mod date;
+pub mod events;
 pub mod frame;
 pub mod link;
 pub mod monitor;

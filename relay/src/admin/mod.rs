@@ -11,6 +11,8 @@
 //! - `GET /api/notifications`; `GET /api/notifications/live`: Server-Sent Events.
 //! - `GET /api/calls`: stored call records (filters, pages; JSON or CSV).
 //! - `GET /metrics`: Prometheus text.
+//! - `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]); the token may come as
+//!   `?token=` there, since a browser cannot set headers on a WebSocket.
 //! - `GET /`: the web console (`console.rs`), which uses the routes above.
 //!
 //! A token is required when the API is bound to a non-loopback address (`Authorization:
@@ -124,6 +126,7 @@ pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::R
         let app = router(state);
         async move {
             let shutdown = async move { stop.cancelled().await };
+            let app = app.into_make_service_with_connect_info::<PeerAddr>();
             let served = if tls {
                 axum::serve(TlsListener::start(listener, hub), app)
                     .with_graceful_shutdown(shutdown)
@@ -186,6 +189,27 @@ impl TlsListener {
     }
 }
 
+/// The address of the client of a request, over TCP or TLS alike.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = netseam::BoxStream;
     type Addr = std::net::SocketAddr;
@@ -243,6 +267,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/notifications", get(notifications))
         .route("/api/notifications/live", get(live_notifications))
         .route("/metrics", get(metrics::render))
+        .route("/ws", get(gateway))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
@@ -257,22 +282,46 @@ async fn authorize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &state.token {
+    // With TLS and client certificates on this port, every connection has presented a
+    // certificate the configured authority issued: that stands for the token.
+    let tls = &state.relay.hub().config.load().tls;
+    let certified = tls.on(crate::config::TlsPort::Admin) && tls.client_ca.is_some();
+    if let (Some(token), false) = (&state.token, certified) {
         use subtle::ConstantTimeEq;
+        // A browser cannot set headers on a WebSocket: `/ws?token=…` is accepted there.
+        let from_query = (request.uri().path() == "/ws")
+            .then(|| request.uri().query())
+            .flatten()
+            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token"))
+            .map(|(_, v)| v);
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .map(str::to_owned)
+            .or(from_query)
+            .unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "a valid admin token is required: send Authorization: Bearer <admin.token>",
+                "a valid admin token is required: send Authorization: Bearer <admin.token> (or, for /ws, ?token=<admin.token>)",
             )
             .into_response();
         }
     }
     next.run(request).await
+}
+
+/// `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]).
+async fn gateway(
+    State(s): State<AdminState>,
+    axum::extract::ConnectInfo(PeerAddr(peer)): axum::extract::ConnectInfo<PeerAddr>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let hub = s.relay.hub().clone();
+    upgrade
+        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, crate::hub::Caller::at(peer)))
 }
 
 async fn status(State(s): State<AdminState>) -> Response {

@@ -1,0 +1,261 @@
+//! The WebSocket/JSON gateway (`/ws` on the admin port) from a Rust client: identify,
+//! events, a request and its one answer, malformed messages answered without harm to any
+//! session, the admin token, and heartbeats as ping/pong.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use relay::gateway::messages::{EventFields, FromRelay, SwitchState, ToRelay};
+use serde_json::json;
+use testkit::*;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(admin: &Admin, query: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let url = format!("ws://{}/ws{query}", admin.addr());
+    tokio_tungstenite::connect_async(url)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn say(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.unwrap();
+}
+
+async fn send(ws: &mut Ws, m: &ToRelay) {
+    say(ws, &serde_json::to_string(m).unwrap()).await;
+}
+
+/// The next JSON message (pings are answered by the client library as it reads).
+async fn next(ws: &mut Ws) -> FromRelay {
+    loop {
+        let msg = within("a gateway message", ws.next())
+            .await
+            .expect("open")
+            .expect("read");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
+    }
+}
+
+async fn identified(ws: &mut Ws, devices: serde_json::Value) -> FromRelay {
+    say(
+        ws,
+        &json!({"type": "identify", "product": "call", "name": "crm", "devices": devices})
+            .to_string(),
+    )
+    .await;
+    next(ws).await
+}
+
+#[tokio::test]
+async fn a_browser_application_identifies_gets_events_and_one_answer_per_request() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(None).await;
+    let mut ws = connect(&admin, "").await.unwrap();
+    assert_eq!(
+        identified(&mut ws, json!([{"switch": 1, "device": "2201"}])).await,
+        FromRelay::Identified {
+            result: 0,
+            reason: "accepted".into(),
+            switches: vec![SwitchState {
+                switch: 1,
+                up: true
+            }],
+        }
+    );
+    let sessions = site.relay.hub().sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].product, wire::Product::Call);
+
+    // A call from 2201 to 2202: its answer, with the application's own id, and the events.
+    send(
+        &mut ws,
+        &ToRelay::Request {
+            id: json!("call-1"),
+            switch: 1,
+            code: "K".into(),
+            fields: vec!["2201".into(), "2202".into()],
+            body: None,
+        },
+    )
+    .await;
+    let mut answers = Vec::new();
+    let mut events = Vec::new();
+    while answers.is_empty() || events.is_empty() {
+        match next(&mut ws).await {
+            FromRelay::Answer {
+                id,
+                switch,
+                code,
+                result,
+                ..
+            } => answers.push((id, switch, code, result)),
+            FromRelay::Event {
+                switch,
+                code,
+                device,
+                fields,
+                ..
+            } => events.push((switch, code, device, fields)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(answers, vec![(json!("call-1"), 1, "K".to_owned(), 0)]);
+    let (switch, code, device, fields) = &events[0];
+    assert_eq!((*switch, code.as_str(), device.as_str()), (1, "d", "2201"));
+    let fields = fields.clone().expect("decoded");
+    assert_eq!(
+        (fields.name.as_str(), fields.other.as_str()),
+        ("dialling", "2202")
+    );
+    assert!(matches!(fields, EventFields { state: None, .. }));
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_answered_naming_the_field_and_harms_no_session() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(None).await;
+    let mut other = site.admitted(52, 3, OPERATOR, &[]).await;
+    let mut ws = connect(&admin, "").await.unwrap();
+
+    // Before identify: a message that is not JSON, and one of an unknown product.
+    say(&mut ws, "not json").await;
+    assert!(matches!(
+        next(&mut ws).await,
+        FromRelay::Error { field: None, .. }
+    ));
+    say(&mut ws, r#"{"type":"identify","product":"fax"}"#).await;
+    assert_eq!(
+        next(&mut ws).await,
+        FromRelay::Error {
+            error: "\"fax\" is not a product".into(),
+            field: Some("product".into())
+        }
+    );
+    assert!(matches!(
+        identified(&mut ws, json!([])).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+
+    // After: a misspelt field, a code of two characters, a body that is not hex.
+    say(&mut ws, r#"{"type":"request","id":1,"swtch":1,"code":"K"}"#).await;
+    match next(&mut ws).await {
+        FromRelay::Error { error, field } => {
+            assert_eq!(field.as_deref(), Some("swtch"), "{error}");
+            assert!(error.starts_with("unknown field `swtch`"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    say(
+        &mut ws,
+        r#"{"type":"request","id":2,"switch":1,"code":"KK"}"#,
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await,
+        FromRelay::Error {
+            error: "\"KK\" is not one character".into(),
+            field: Some("code".into())
+        }
+    );
+    say(
+        &mut ws,
+        r#"{"type":"request","id":3,"switch":1,"code":"Y","body":"zz"}"#,
+    )
+    .await;
+    assert!(matches!(
+        next(&mut ws).await,
+        FromRelay::Error { field: Some(f), .. } if f == "body"
+    ));
+
+    // Both sessions go on: a request on each is answered.
+    send(
+        &mut ws,
+        &ToRelay::Request {
+            id: json!(4),
+            switch: 1,
+            code: "Y".into(),
+            fields: vec!["2201".into()],
+            body: None,
+        },
+    )
+    .await;
+    loop {
+        if let FromRelay::Answer { id, .. } = next(&mut ws).await {
+            assert_eq!(id, json!(4));
+            break;
+        }
+    }
+    other
+        .request(Some(1), b'Y', 9, &wire::str8_body(&["2201"]))
+        .await
+        .unwrap();
+    loop {
+        let f = within("the operator's answer", other.next_non_heartbeat())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.kind() == wire::Kind::Answer {
+            assert_eq!(f.invoke(), 9);
+            break;
+        }
+    }
+    assert_eq!(site.relay.hub().sessions().len(), 2);
+}
+
+#[tokio::test]
+async fn the_admin_token_guards_the_gateway_and_may_come_in_the_query() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(Some("s3cret")).await;
+    let refused = connect(&admin, "").await.err().map(|e| e.to_string());
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("401")),
+        "{refused:?}"
+    );
+    assert!(connect(&admin, "?token=wrong").await.is_err());
+    let mut ws = connect(&admin, "?token=s3cret").await.unwrap();
+    assert!(matches!(
+        identified(&mut ws, json!([])).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+}
+
+#[tokio::test]
+async fn heartbeats_are_pings_and_a_tab_that_answers_them_stays() {
+    let site = SiteSpec::officeserv(1)
+        .tuning(|t| {
+            // Checked each second: a heartbeat after 1 s of quiet, closed after 3 s of silence.
+            t.heartbeat_interval = Duration::from_secs(1);
+            t.silence_limit = Duration::from_secs(3);
+        })
+        .start()
+        .await;
+    let admin = site.serve_admin(None).await;
+    let mut ws = connect(&admin, "").await.unwrap();
+    assert!(matches!(
+        identified(&mut ws, json!([])).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+    // Reading answers each ping with a pong: after twice the silence limit, still served.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < until {
+        if let Ok(Some(Ok(Message::Ping(_)))) =
+            tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+        {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 2, "{pings} pings in 6 s");
+    assert_eq!(site.relay.hub().sessions().len(), 1);
+
+    // A tab that stops reading stops answering: closed as silent.
+    wait_until_for("the silent tab closed", Duration::from_secs(6), || {
+        site.relay.hub().sessions().is_empty()
+    })
+    .await;
+}
