@@ -259,3 +259,49 @@ async fn heartbeats_are_pings_and_a_tab_that_answers_them_stays() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_tab_too_slow_to_read_is_closed_like_any_slow_session() {
+    let site = SiteSpec::officeserv(1)
+        .tuning(|t| t.session_queue_bytes = 256 << 10)
+        .start()
+        .await;
+    let admin = site.serve_admin(None).await;
+    let mut slow = connect(&admin, "").await.unwrap();
+    assert!(matches!(
+        identified(&mut slow, json!([])).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+    let mut reader = site.admitted(52, 3, OPERATOR, &[]).await;
+
+    // 40 MB of events the tab never reads: the socket, the bridge's pipe and then the
+    // session's queue fill, and the relay closes that session only.
+    let chunk = benches_chunk();
+    for _ in 0..400 {
+        assert!(site.switch(1).send_raw(chunk.clone()));
+        tokio::task::yield_now().await;
+    }
+    site.wait_notice("closed: it did not read its messages fast enough")
+        .await;
+    wait_until("the slow tab's session gone", || {
+        site.relay.hub().sessions().len() == 1
+    })
+    .await;
+    // The other session read on and is still served.
+    let f = within("a frame", reader.next_non_heartbeat())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.kind(), wire::Kind::Event);
+    drop(slow);
+}
+
+/// 1 024 events of 100-byte bodies, as one write of the switch.
+fn benches_chunk() -> bytes::Bytes {
+    let one = switch_sim::switch::event_frame(b'n', "2201", &[b'x'; 95]);
+    let mut out = bytes::BytesMut::new();
+    for _ in 0..1024 {
+        out.extend_from_slice(&one);
+    }
+    out.freeze()
+}

@@ -1,6 +1,7 @@
-//! What TLS costs: fan-out of one switch's events to 100 sessions over TLS against 100 over
-//! clear TCP in the same run (two relays alike but for `tls`), and TLS handshakes per second
-//! on the client port (connect, handshake, close; one at a time).
+//! What TLS and the WebSocket gateway cost: fan-out of one switch's events to 100 sessions over
+//! TLS, and to 100 WebSocket/JSON sessions (`/ws`), against 100 over clear TCP in the same run
+//! (relays alike but for that), and TLS handshakes per second on the client port (connect,
+//! handshake, close; one at a time).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +63,34 @@ async fn sessions(site: &Site, net: &dyn Network, n: usize, progress: &Arc<Progr
     }
 }
 
+/// `n` gateway sessions (Call, unfiltered) on `site`'s admin port, each counting the events it
+/// reads into `progress`; the admin interface serves them for as long as it is kept.
+async fn websockets(site: &Site, n: usize, progress: &Arc<Progress>) -> testkit::Admin {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let admin = site.serve_admin(None).await;
+    let url = format!("ws://{}/ws", admin.addr());
+    for _ in 0..n {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let identify = r#"{"type":"identify","product":"call","name":"bench"}"#;
+        ws.send(Message::Text(identify.into())).await.unwrap();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(text) = msg {
+                    if text.starts_with(r#"{"type":"event""#) {
+                        progress.add(1);
+                    }
+                }
+            }
+        });
+    }
+    while site.relay.hub().sessions().len() < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    admin
+}
+
 fn secure(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -85,14 +114,23 @@ fn fanout(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls: &Tl
     let chunk = event_chunk(CHUNK, BODY);
     let per_chunk = CHUNK * SESSIONS as u64;
     group.throughput(Throughput::Elements(per_chunk));
-    let cases: [(&str, Option<&testkit::pki::Issued>, &dyn Network); 2] =
-        [("tcp", None, &TcpNetwork), ("tls", Some(cert), tls)];
+    let cases: [(&str, Option<&testkit::pki::Issued>, Option<&dyn Network>); 3] = [
+        ("tcp", None, Some(&TcpNetwork)),
+        ("tls", Some(cert), Some(tls)),
+        ("websocket", None, None),
+    ];
     for (name, files, net) in cases {
         let progress = Arc::new(Progress::default());
-        let s = rt.block_on(async {
+        let (s, _admin) = rt.block_on(async {
             let s = site(files.cloned()).await;
-            sessions(&s, net, SESSIONS, &progress).await;
-            s
+            let admin = match net {
+                Some(net) => {
+                    sessions(&s, net, SESSIONS, &progress).await;
+                    None
+                }
+                None => Some(websockets(&s, SESSIONS, &progress).await),
+            };
+            (s, admin)
         });
         group.bench_with_input(BenchmarkId::new(name, SESSIONS), &SESSIONS, |b, _| {
             b.to_async(rt).iter_custom(|iters| {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
+use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tracing::debug;
 
@@ -188,20 +189,25 @@ impl Bridge {
     async fn run(&mut self, ws: &mut WebSocket, pipe: &mut DuplexStream) {
         let mut reader = FrameReader::with_capacity(PIPE);
         loop {
+            // Everything one read brought is queued, then written at once.
+            let mut queued = false;
             while let Ok(Some(frame)) = reader.next_frame() {
-                match self.message_for(&frame) {
-                    Relayed::Send(m) => {
-                        if send(ws, &m).await.is_err() {
-                            return;
-                        }
-                    }
-                    Relayed::Ping => {
-                        if ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Relayed::Nothing => {}
+                let message = match self.message_for(&frame) {
+                    Relayed::Send(m) => Message::Text(
+                        serde_json::to_string(&m)
+                            .expect("a message serializes")
+                            .into(),
+                    ),
+                    Relayed::Ping => Message::Ping(Bytes::new()),
+                    Relayed::Nothing => continue,
+                };
+                if ws.feed(message).await.is_err() {
+                    return;
                 }
+                queued = true;
+            }
+            if queued && ws.flush().await.is_err() {
+                return;
             }
             tokio::select! {
                 read = pipe.read_buf(reader.buffer_mut()) => {
