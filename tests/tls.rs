@@ -293,3 +293,67 @@ async fn a_cti_link_over_tls_is_dialled_and_its_certificate_checked() {
     site.wait_notice("Switch 2 link attempt failed: cannot connect: TLS: invalid peer certificate: UnknownIssuer")
         .await;
 }
+
+#[tokio::test]
+async fn the_gateway_over_tls_takes_a_client_certificate_for_the_token_and_the_user() {
+    use futures_util::{SinkExt, StreamExt};
+    use relay::gateway::messages::{FromRelay, SwitchState};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "site-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let clients = Authority::new(dir.path(), "clients-ca");
+    let clients_file = clients.file.clone();
+    let site = SiteSpec::switches(2)
+        .configure(move |c| {
+            tls_on(c, &cert, Some(&clients_file));
+            c.users.push(User {
+                ip: String::new(),
+                name: "Reception".into(),
+                info: String::new(),
+                switches: vec![2],
+                default_switch: Some(2),
+                filtering: false,
+                certificate: Some("reception".into()),
+            });
+        })
+        .start()
+        .await;
+    // The admin interface wants a token, which the client certificate stands for.
+    let admin = site.serve_admin(Some("s3cret")).await;
+    let reception = clients.client(dir.path(), "reception");
+    let tls = TlsNetwork::new(
+        client_config(
+            &ca.file,
+            Some((reception.cert.as_path(), reception.key.as_path())),
+        )
+        .unwrap(),
+    );
+    let port = admin.server.addr.port();
+    let stream = tls.connect("127.0.0.1", port).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://127.0.0.1:{port}/ws"), stream)
+        .await
+        .expect("the upgrade is accepted without a token");
+    ws.send(Message::Text(
+        r#"{"type":"identify","product":"operator"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let reply = loop {
+        if let Some(Ok(Message::Text(text))) = within("identified", ws.next()).await {
+            break serde_json::from_str::<FromRelay>(&text).unwrap();
+        }
+    };
+    // Served as the user its certificate names: switch 2 only.
+    assert_eq!(
+        reply,
+        FromRelay::Identified {
+            result: 0,
+            reason: "accepted".into(),
+            switches: vec![SwitchState {
+                switch: 2,
+                up: true
+            }],
+        }
+    );
+}

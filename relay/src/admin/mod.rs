@@ -149,7 +149,7 @@ pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::R
 /// HTTP server once complete.
 struct TlsListener {
     addr: std::net::SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, std::net::SocketAddr)>,
+    ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, crate::hub::Caller)>,
 }
 
 impl TlsListener {
@@ -177,8 +177,9 @@ impl TlsListener {
                 let (hub, tx) = (hub.clone(), tx.clone());
                 tokio::spawn(async move {
                     match hub.tls.accept(config, Box::new(stream)).await {
-                        Ok((stream, _)) => {
-                            let _ = tx.send((stream, peer)).await;
+                        Ok((stream, names)) => {
+                            let caller = crate::hub::Caller { addr: peer, names };
+                            let _ = tx.send((stream, caller)).await;
                         }
                         Err(e) => tracing::debug!(%peer, error = %e, "admin: TLS handshake failed"),
                     }
@@ -189,16 +190,17 @@ impl TlsListener {
     }
 }
 
-/// The address of the client of a request, over TCP or TLS alike.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+/// The client of a request, over TCP or TLS alike: its address and the names of the client
+/// certificate it presented (TLS with `client_ca`).
+#[derive(Clone, Debug)]
+pub struct PeerAddr(pub crate::hub::Caller);
 
 impl
     axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
+        PeerAddr(crate::hub::Caller::at(*stream.remote_addr()))
     }
 }
 
@@ -206,13 +208,13 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> PeerAddr {
-        PeerAddr(*stream.remote_addr())
+        PeerAddr(stream.remote_addr().clone())
     }
 }
 
 impl axum::serve::Listener for TlsListener {
     type Io = netseam::BoxStream;
-    type Addr = std::net::SocketAddr;
+    type Addr = crate::hub::Caller;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -223,7 +225,7 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
+        Ok(crate::hub::Caller::at(self.addr))
     }
 }
 
@@ -316,12 +318,11 @@ async fn authorize(
 /// `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]).
 async fn gateway(
     State(s): State<AdminState>,
-    axum::extract::ConnectInfo(PeerAddr(peer)): axum::extract::ConnectInfo<PeerAddr>,
+    axum::extract::ConnectInfo(PeerAddr(caller)): axum::extract::ConnectInfo<PeerAddr>,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
     let hub = s.relay.hub().clone();
-    upgrade
-        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, crate::hub::Caller::at(peer)))
+    upgrade.on_upgrade(move |socket| crate::gateway::serve(hub, socket, caller))
 }
 
 async fn status(State(s): State<AdminState>) -> Response {
