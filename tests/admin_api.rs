@@ -482,7 +482,7 @@ async fn every_switch_and_user_rule_is_enforced_through_the_api() {
             "/api/switches",
             r#"{"no":2,"address":"10.0.0.2","colour":"red"}"#,
             StatusCode::BAD_REQUEST,
-            r#"{"error":"unknown field `colour`, expected one of `no`, `address`, `port`, `name`, `type`, `easyset_password`, `enabled`, `remote`, `source_address`","field":"colour"}"#.into(),
+            r#"{"error":"unknown field `colour`, expected one of `no`, `address`, `port`, `name`, `type`, `easyset_password`, `enabled`, `remote`, `source_address`, `tls_ca`","field":"colour"}"#.into(),
         ),
         (
             "POST",

@@ -64,28 +64,28 @@ struct Args {
 struct TlsArgs {
     /// Speak TLS, trusting the authorities in this PEM file.
     #[arg(long = "tls-ca")]
-    ca: Option<std::path::PathBuf>,
+    tls_ca: Option<std::path::PathBuf>,
     /// Present this client certificate (PEM), for a relay with tls.client_ca.
-    #[arg(long = "tls-cert", requires_all = ["ca", "key"])]
-    cert: Option<std::path::PathBuf>,
+    #[arg(long = "tls-cert", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<std::path::PathBuf>,
     /// The client certificate's private key (PEM).
-    #[arg(long = "tls-key", requires = "cert")]
-    key: Option<std::path::PathBuf>,
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// The name the relay's certificate must carry (default: the address dialled).
-    #[arg(long = "tls-name", requires = "ca")]
-    name: Option<String>,
+    #[arg(long = "tls-name", requires = "tls_ca")]
+    tls_name: Option<String>,
 }
 
 impl TlsArgs {
     /// The network to dial the relay over: TLS when asked for, else TCP.
     fn network(&self) -> anyhow::Result<Arc<dyn netseam::Network>> {
-        let Some(ca) = &self.ca else {
+        let Some(ca) = &self.tls_ca else {
             return Ok(Arc::new(TcpNetwork));
         };
-        let identity = self.cert.as_deref().zip(self.key.as_deref());
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
         let config = netseam::tls::client_config(ca, identity)?;
         Ok(Arc::new(
-            netseam::tls::TlsNetwork::new(config).with_server_name(self.name.clone()),
+            netseam::tls::TlsNetwork::new(config).with_server_name(self.tls_name.clone()),
         ))
     }
 }
@@ -249,5 +249,14 @@ fn ended_by_time() -> client_sim::interactive::Ended {
     client_sim::interactive::Ended {
         frames: 0,
         close: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
     }
 }

@@ -433,3 +433,12 @@ async fn stop_signal() -> anyhow::Result<()> {
         .context("cannot watch Ctrl-C")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

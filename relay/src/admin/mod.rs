@@ -305,11 +305,12 @@ async fn authorize(
             .or(from_query)
             .unwrap_or_default();
         if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "a valid admin token is required: send Authorization: Bearer <admin.token> (or, for /ws, ?token=<admin.token>)",
-            )
-            .into_response();
+            let how = if request.uri().path() == "/ws" {
+                "a valid admin token is required: send Authorization: Bearer <admin.token>, or open /ws?token=<admin.token>"
+            } else {
+                "a valid admin token is required: send Authorization: Bearer <admin.token>"
+            };
+            return ApiError::new(StatusCode::UNAUTHORIZED, how).into_response();
         }
     }
     next.run(request).await
