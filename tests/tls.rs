@@ -141,14 +141,22 @@ async fn https_get(tls: &TlsNetwork, port: u16, path: &str) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
-#[tokio::test]
-async fn client_certificates_are_checked_and_name_their_user() {
+/// A site of two switches speaking TLS on every port, whose clients must present a
+/// certificate `clients` issued; the user its certificate names `reception` is served switch
+/// 2 only, whatever its address.
+struct Certified {
+    dir: tempfile::TempDir,
+    ca: Authority,
+    clients: Authority,
+    site: Site,
+}
+
+async fn certified() -> Certified {
     let dir = tempfile::tempdir().unwrap();
     let ca = Authority::new(dir.path(), "site-ca");
     let cert = ca.relay(dir.path(), "relay");
     let clients = Authority::new(dir.path(), "clients-ca");
     let clients_file = clients.file.clone();
-    // The user named by its certificate is served switch 2 only, whatever its address.
     let site = SiteSpec::switches(2)
         .configure(move |c| {
             tls_on(c, &cert, Some(&clients_file));
@@ -164,6 +172,22 @@ async fn client_certificates_are_checked_and_name_their_user() {
         })
         .start()
         .await;
+    Certified {
+        dir,
+        ca,
+        clients,
+        site,
+    }
+}
+
+#[tokio::test]
+async fn client_certificates_are_checked_and_name_their_user() {
+    let Certified {
+        dir,
+        ca,
+        clients,
+        site,
+    } = certified().await;
     let with = |identity: Option<&Issued>| {
         TlsNetwork::new(
             client_config(
@@ -299,26 +323,12 @@ async fn the_gateway_over_tls_takes_a_client_certificate_for_the_token_and_the_u
     use futures_util::{SinkExt, StreamExt};
     use relay::gateway::messages::{FromRelay, SwitchState};
     use tokio_tungstenite::tungstenite::Message;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new(dir.path(), "site-ca");
-    let cert = ca.relay(dir.path(), "relay");
-    let clients = Authority::new(dir.path(), "clients-ca");
-    let clients_file = clients.file.clone();
-    let site = SiteSpec::switches(2)
-        .configure(move |c| {
-            tls_on(c, &cert, Some(&clients_file));
-            c.users.push(User {
-                ip: String::new(),
-                name: "Reception".into(),
-                info: String::new(),
-                switches: vec![2],
-                default_switch: Some(2),
-                filtering: false,
-                certificate: Some("reception".into()),
-            });
-        })
-        .start()
-        .await;
+    let Certified {
+        dir,
+        ca,
+        clients,
+        site,
+    } = certified().await;
     // The admin interface wants a token, which the client certificate stands for.
     let admin = site.serve_admin(Some("s3cret")).await;
     let reception = clients.client(dir.path(), "reception");
