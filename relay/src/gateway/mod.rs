@@ -107,13 +107,14 @@ fn parse(text: &str) -> Result<ToRelay, Mistake> {
 }
 
 /// A message the gateway cannot take: what is wrong, and in which field.
-struct Mistake {
-    error: String,
-    field: Option<String>,
+#[derive(Debug)]
+pub struct Mistake {
+    pub error: String,
+    pub field: Option<String>,
 }
 
 impl Mistake {
-    fn message(self) -> FromRelay {
+    pub fn message(self) -> FromRelay {
         FromRelay::Error {
             error: self.error,
             field: self.field,
@@ -170,7 +171,7 @@ async fn send(ws: &mut WebSocket, message: &FromRelay) -> Result<(), axum::Error
 
 /// The translation state of one connection: the requests in flight, by the INVOKE given
 /// here, with the application's own id.
-struct Bridge {
+pub struct Bridge {
     /// 2 or 3: whether frames carry a SWITCH byte.
     protocol: u8,
     next_invoke: u16,
@@ -178,7 +179,8 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn new(protocol: u8) -> Bridge {
+    /// The translation of a session identified with `protocol` (2 or 3).
+    pub fn new(protocol: u8) -> Bridge {
         Bridge {
             protocol,
             next_invoke: 0,
@@ -244,7 +246,7 @@ impl Bridge {
     }
 
     /// The frame an application's message becomes, or the error that answers it.
-    fn frame_for(&mut self, text: &str) -> Result<Bytes, Mistake> {
+    pub fn frame_for(&mut self, text: &str) -> Result<Bytes, Mistake> {
         match parse(text)? {
             ToRelay::Identify { .. } => Err(error("this session has identified already", "type")),
             ToRelay::Device {
@@ -312,7 +314,7 @@ impl Bridge {
     }
 
     /// What a frame of the session becomes for the application.
-    fn message_for(&mut self, frame: &Frame) -> Relayed {
+    pub fn message_for(&mut self, frame: &Frame) -> Relayed {
         match frame.kind() {
             Kind::Link => match LinkMsg::decode(frame) {
                 Ok(LinkMsg::Heartbeat) => Relayed::Ping,
@@ -388,7 +390,7 @@ impl Bridge {
 }
 
 /// What the bridge does with a frame of its session.
-enum Relayed {
+pub enum Relayed {
     Send(FromRelay),
     /// The relay's heartbeat: ping the application.
     Ping,
