@@ -152,30 +152,25 @@ pub fn server_config(tls: &Tls) -> Result<Option<Arc<ServerConfig>>, TlsError> {
     Ok(Some(Arc::new(config)))
 }
 
-/// TLS as the relay runs it: the configuration in force, and handshakes counted.
+/// TLS as the relay runs it: the server configuration in force (which ports use it is the
+/// configuration's `tls.ports`), and handshakes counted.
 #[derive(Default)]
 pub struct TlsState {
     config: ArcSwapOption<ServerConfig>,
-    ports: arc_swap::ArcSwap<Vec<TlsPort>>,
     pub handshakes: AtomicU64,
     pub handshakes_failed: AtomicU64,
 }
 
 impl TlsState {
-    /// Puts `tls`, with its `config` (from [`server_config`]), in force for connections
-    /// accepted from now on.
-    pub fn set(&self, tls: &Tls, config: Option<Arc<ServerConfig>>) {
-        self.ports.store(Arc::new(tls.ports.clone()));
+    /// Puts `config` (from [`server_config`]) in force for connections accepted from now on.
+    pub fn set(&self, config: Option<Arc<ServerConfig>>) {
         self.config.store(config);
     }
 
-    /// The server configuration of `port`, when it speaks TLS.
-    pub fn on(&self, port: TlsPort) -> Option<Arc<ServerConfig>> {
-        if self.ports.load().contains(&port) {
-            self.config.load_full()
-        } else {
-            None
-        }
+    /// The server configuration of `port` when `tls` (the configuration in force) has it
+    /// speak TLS.
+    pub fn on(&self, tls: &Tls, port: TlsPort) -> Option<Arc<ServerConfig>> {
+        tls.on(port).then(|| self.config.load_full()).flatten()
     }
 
     /// The handshake of a connection accepted on a TLS port, within [`HANDSHAKE_LIMIT`];

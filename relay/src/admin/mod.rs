@@ -171,7 +171,10 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
-                let Some(config) = hub.tls.on(crate::config::TlsPort::Admin) else {
+                let Some(config) = hub
+                    .tls
+                    .on(&hub.config.load().tls, crate::config::TlsPort::Admin)
+                else {
                     continue;
                 };
                 let (hub, tx) = (hub.clone(), tx.clone());

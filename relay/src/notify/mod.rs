@@ -79,6 +79,41 @@ impl fmt::Display for LossCause {
     }
 }
 
+/// `$found` with `$switch` bound to the switch field of `$notice` (by reference, shared or
+/// mutable as `$notice` is), or `$none` for a notice of no switch: the one list of the
+/// notices about a switch.
+macro_rules! with_switch {
+    ($notice:expr, $switch:ident => $found:expr, $none:expr) => {
+        match $notice {
+            Notice::Connecting {
+                switch: $switch, ..
+            }
+            | Notice::SwitchConnected {
+                switch: $switch, ..
+            }
+            | Notice::Downloading { switch: $switch }
+            | Notice::LinkAttemptFailed {
+                switch: $switch, ..
+            }
+            | Notice::SwitchDisconnected {
+                switch: $switch, ..
+            }
+            | Notice::RecoveryStarted {
+                switch: $switch, ..
+            }
+            | Notice::RecoveryWaiting {
+                switch: $switch, ..
+            }
+            | Notice::RecoveryCompleted { switch: $switch }
+            | Notice::RecoveryExhausted {
+                switch: $switch, ..
+            }
+            | Notice::AttemptAborted { switch: $switch } => $found,
+            _ => $none,
+        }
+    };
+}
+
 /// Every notification the relay emits. The notices of a switch cross the bus as JSON (see
 /// [`crate::bus`]); the others never leave the relay (`serde(skip)`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -228,17 +263,7 @@ impl Notice {
     pub fn switch(&self) -> Option<u8> {
         match self {
             Notice::AtSite { notice, .. } => notice.switch(),
-            Notice::Connecting { switch, .. }
-            | Notice::SwitchConnected { switch, .. }
-            | Notice::Downloading { switch }
-            | Notice::LinkAttemptFailed { switch, .. }
-            | Notice::SwitchDisconnected { switch, .. }
-            | Notice::RecoveryStarted { switch, .. }
-            | Notice::RecoveryWaiting { switch, .. }
-            | Notice::RecoveryCompleted { switch }
-            | Notice::RecoveryExhausted { switch, .. }
-            | Notice::AttemptAborted { switch } => Some(*switch),
-            _ => None,
+            other => with_switch!(other, switch => Some(*switch), None),
         }
     }
 
@@ -246,17 +271,7 @@ impl Notice {
     pub fn renumbered(mut self, no: u8) -> Notice {
         match &mut self {
             Notice::AtSite { notice, .. } => **notice = notice.as_ref().clone().renumbered(no),
-            Notice::Connecting { switch, .. }
-            | Notice::SwitchConnected { switch, .. }
-            | Notice::Downloading { switch }
-            | Notice::LinkAttemptFailed { switch, .. }
-            | Notice::SwitchDisconnected { switch, .. }
-            | Notice::RecoveryStarted { switch, .. }
-            | Notice::RecoveryWaiting { switch, .. }
-            | Notice::RecoveryCompleted { switch }
-            | Notice::RecoveryExhausted { switch, .. }
-            | Notice::AttemptAborted { switch } => *switch = no,
-            _ => {}
+            other => with_switch!(other, switch => *switch = no, ()),
         }
         self
     }

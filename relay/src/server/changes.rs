@@ -116,7 +116,7 @@ impl Relay {
         // On a shared site only the lease holder dials; it connects added switches when it
         // sees them (see `share_links`).
         let dial_now = !new.bus.shared;
-        self.hub.tls.set(&new.tls, tls);
+        self.hub.tls.set(tls);
         self.hub.config.store(Arc::new(new));
         for no in plan.dial {
             self.supervise(no, dial_now);

@@ -148,7 +148,7 @@ impl Relay {
             licensing,
             spool.clone(),
         ));
-        hub.tls.set(&hub.config.load().tls, tls);
+        hub.tls.set(tls);
         hub.notices.emit(Notice::RelayStarted {
             version: env!("CARGO_PKG_VERSION").into(),
         });
@@ -255,7 +255,7 @@ impl Relay {
                         tasks.spawn(async move {
                             // On a TLS port, the handshake first (in this connection's task,
                             // so that a slow client holds up no other).
-                            let (stream, names) = match hub.tls.on(tls) {
+                            let (stream, names) = match hub.tls.on(&hub.config.load().tls, tls) {
                                 None => (stream, Vec::new()),
                                 Some(config) => match hub.tls.accept(config, stream).await {
                                     Ok(accepted) => accepted,
