@@ -4,7 +4,9 @@
 //! address, sees a new session appear live and closes it from the console; then the switch
 //! table's validation, the bypass session viewer, licence registration, and the call-record
 //! page (records from the switch, a filter, a refused filter). And the gateway's example
-//! softphone page placing a call.
+//! softphone page placing a call. And what a page elsewhere can do in the same browser: a
+//! foreign page's POST and WebSocket, and a name rebound to the relay's address, are refused;
+//! the console opened with the token in its address asks for nothing.
 //!
 //! Chromium and chromedriver are found at /usr/bin (or `RELAY_CHROMIUM` and
 //! `RELAY_CHROMEDRIVER`); `.ci/run` installs them (`apt-get install chromium chromium-driver`).
@@ -76,6 +78,8 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1300,1000",
+                    // A name of the attacker's that resolves to the relay (DNS rebinding).
+                    "--host-resolver-rules=MAP evil.example 127.0.0.1",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             }),
@@ -103,14 +107,33 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css`. The console redraws its tables as the relay's state comes in,
+    /// so an element found a moment ago may have been replaced: it is then looked up again.
     async fn click(&self, css: &str) {
-        self.visible(css).await.click().await.unwrap();
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.visible(css).await.click().await {
+                Ok(_) => return,
+                Err(e) if e.is_stale_element_reference() && started.elapsed() < WAIT => continue,
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let field = self.visible(css).await;
-        field.clear().await.unwrap();
-        field.send_keys(text).await.unwrap();
+        let started = tokio::time::Instant::now();
+        loop {
+            let field = self.visible(css).await;
+            let typed = match field.clear().await {
+                Ok(()) => field.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() && started.elapsed() < WAIT => continue,
+                Err(e) => panic!("typing into {css}: {e}"),
+            }
+        }
     }
 
     /// The element `css` once it exists (waiting up to 10 s).
@@ -123,8 +146,16 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no {css} within 10 s: {e}"))
     }
 
+    /// The text of the element `css`, looked up again if it was redrawn meanwhile.
     async fn text(&self, css: &str) -> String {
-        self.visible(css).await.text().await.unwrap()
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.visible(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if e.is_stale_element_reference() && started.elapsed() < WAIT => continue,
+                Err(e) => panic!("reading {css}: {e}"),
+            }
+        }
     }
 
     /// Waits until the element `css` shows `expected` (up to 10 s).
@@ -186,12 +217,22 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = tools().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, BrowserTest); 2] = [
+    let tests: [(&str, BrowserTest); 3] = [
         (
             "the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session",
             |chromium, driver| {
                 Box::pin(
                     the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
+                        chromium, driver,
+                    ),
+                )
+            },
+        ),
+        (
+            "a_foreign_page_and_a_rebound_name_can_do_nothing_in_the_browser",
+            |chromium, driver| {
+                Box::pin(
+                    a_foreign_page_and_a_rebound_name_can_do_nothing_in_the_browser(
                         chromium, driver,
                     ),
                 )
@@ -226,6 +267,102 @@ fn main() -> std::process::ExitCode {
         })
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A page of another origin (127.0.0.2) that tries what the admin port once allowed: a
+/// "simple" POST cutting every link, and a WebSocket identifying as a softphone. The relay asks
+/// no token here (a loopback admin port with the token off), so only the Origin check stands in
+/// the way. Then the relay read through a rebound name, and the console opened with the token
+/// in its address.
+async fn a_foreign_page_and_a_rebound_name_can_do_nothing_in_the_browser(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let browser = Browser::start(chromium, chromedriver).await;
+    let site = SiteSpec::officeserv(1).start().await;
+    let open = site.serve_admin(None).await;
+    let relay = open.server.addr;
+    let page = format!(
+        r#"<!doctype html><title>elsewhere</title><pre id="out"></pre><script>
+const out = (t) => {{ document.getElementById("out").textContent += t + "\n"; }};
+fetch("http://{relay}/api/disconnect-all", {{ method: "POST", mode: "no-cors",
+  headers: {{ "Content-Type": "text/plain" }}, body: "x" }})
+  .then(() => out("post sent"), (e) => out("post failed"));
+const ws = new WebSocket("ws://{relay}/ws");
+ws.onopen = () => {{ out("ws open"); ws.send(JSON.stringify({{ type: "identify", product: "call" }})); }};
+ws.onmessage = (m) => out("ws message " + m.data);
+ws.onclose = (e) => out("ws closed " + e.code);
+</script>"#
+    );
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let elsewhere_addr = elsewhere.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        );
+        let _ = axum::serve(elsewhere, app).await;
+    });
+    browser
+        .client
+        .goto(&format!("http://{elsewhere_addr}/"))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let seen = loop {
+        let seen = browser.text("#out").await;
+        if seen.contains("post ") && seen.contains("ws closed") {
+            break seen;
+        }
+        if started.elapsed() > WAIT {
+            let source = browser.client.source().await.unwrap_or_default();
+            panic!("the page did not finish: {seen:?}\n{source}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!seen.contains("ws open"), "{seen}");
+    assert!(site.is_up(1), "a foreign page cut the link");
+    assert!(site.relay.hub().sessions().is_empty());
+    let refused: Vec<_> =
+        relay::admin::audit::AuditLog::new(&site.relay.hub().config.load().log_dir)
+            .newest(10)
+            .into_iter()
+            .map(|e| (e.what, e.status))
+            .collect();
+    assert_eq!(refused, [("POST /api/disconnect-all".to_owned(), 403)]);
+    server.abort();
+
+    // A name the attacker controls, resolving to the relay: nothing is served under it.
+    browser
+        .client
+        .goto(&format!("http://evil.example:{}/api/status", relay.port()))
+        .await
+        .unwrap();
+    let shown = browser.text("body").await;
+    assert!(
+        shown.contains("\"field\":\"Host\""),
+        "the relay answered a rebound name: {shown}"
+    );
+
+    // The console opened with the token in its address: no question, and the address bar
+    // no longer shows it.
+    let guarded = site.serve_admin(Some(TOKEN)).await;
+    browser
+        .client
+        .goto(&format!("http://{}/#token={TOKEN}", guarded.server.addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .text("#switches tr[data-switch='1'] td.link-up")
+            .await,
+        "up"
+    );
+    assert_eq!(
+        browser.client.current_url().await.unwrap().as_str(),
+        format!("http://{}/", guarded.server.addr)
+    );
+    browser.stop().await;
 }
 
 /// The gateway's example page, in the browser: it connects with the token, identifies as
