@@ -1,4 +1,4 @@
-//! SPEC §9 and PROTOCOL §1: malformed input closes one connection, never the relay, and no
+//! docs/behaviour.md §9 and docs/protocol.md §1: malformed input closes one connection, never the relay, and no
 //! other session sees anything of it.
 
 use std::time::Duration;

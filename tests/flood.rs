@@ -1,4 +1,4 @@
-//! SPEC §9: floods of connections and of garbage leave the relay up, other sessions
+//! docs/behaviour.md §9: floods of connections and of garbage leave the relay up, other sessions
 //! untouched, and its memory and task count back at their baseline.
 
 use client_sim::SimApp;

@@ -1,4 +1,4 @@
-//! SPEC §5 over real TCP: use is given back however a session ends; the trial start survives
+//! docs/behaviour.md §5 over real TCP: use is given back however a session ends; the trial start survives
 //! restarts and a deleted licence; registration in the running relay.
 
 use relay::licensing::key::{MacType, Payload};

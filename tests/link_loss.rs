@@ -1,4 +1,4 @@
-//! SPEC §3: opening a link, refusals with their cause, loss and its consequences for
+//! docs/behaviour.md §3: opening a link, refusals with their cause, loss and its consequences for
 //! sessions and requests, and the clean stop.
 
 use std::time::Duration;

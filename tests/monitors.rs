@@ -1,4 +1,4 @@
-//! PROTOCOL §5–6 and SPEC §6: monitor ports, the SMDR/UCD export port, passwords.
+//! docs/protocol.md §5–6 and docs/behaviour.md §6: monitor ports, the SMDR/UCD export port, passwords.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! SPEC §4: which switches each session is served, identify results, events and filtering.
+//! docs/behaviour.md §4: which switches each session is served, identify results, events and filtering.
 
 use relay::config::User;
 use testkit::*;

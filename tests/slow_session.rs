@@ -1,4 +1,4 @@
-//! SPEC §4: a session that cannot keep up is closed with `X` reason 3 and never slows the
+//! docs/behaviour.md §4: a session that cannot keep up is closed with `X` reason 3 and never slows the
 //! switch link or another session.
 
 use bytes::BytesMut;

@@ -1,4 +1,4 @@
-//! Files the monitor programs save (SPEC §6): SWMSG0.LOG…SWMSG9.LOG, SMDR00.TXT…SMDR09.TXT,
+//! Files the monitor programs save (docs/behaviour.md §6): SWMSG0.LOG…SWMSG9.LOG, SMDR00.TXT…SMDR09.TXT,
 //! UCD00.TXT…UCD09.TXT, each up to 10 MiB. Each run starts at file 0 and appends to it; when
 //! a file is full the next one is emptied and used, wrapping after 9.
 

@@ -1,4 +1,4 @@
-//! The debug log (SPEC §7): OSL0.LOG…OSL29.LOG in `log_dir`, each up to 5 MiB, then the next
+//! The debug log (docs/behaviour.md §7): OSL0.LOG…OSL29.LOG in `log_dir`, each up to 5 MiB, then the next
 //! (emptied first), wrapping after 29. At start the relay continues in the file with the
 //! oldest modification time (a file never written counts as oldest), emptied, so the log
 //! from before a restart survives.

@@ -1,4 +1,4 @@
-//! SPEC §5: the licence key format, its test vector, and every refusal reason.
+//! docs/behaviour.md §5: the licence key format, its test vector, and every refusal reason.
 
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
@@ -147,7 +147,7 @@ fn each_refusal_has_its_own_reason() {
     );
 }
 
-/// SPEC §5: the reserved u16 is 0 and the flags have three bits; a payload that sets any
+/// docs/behaviour.md §5: the reserved u16 is 0 and the flags have three bits; a payload that sets any
 /// other bit is refused, so that one payload has one meaning.
 #[test]
 fn a_payload_with_reserved_bits_set_is_refused() {

@@ -47,7 +47,7 @@ pub struct Conn {
     pub raw: bool,
     /// The relay's identify result and served switches, when it answered.
     pub identify: Option<(u8, Vec<(u8, bool)>)>,
-    /// Switches SPEC §4 says this connection is served, for the configuration at identify.
+    /// Switches docs/behaviour.md §4 says this connection is served, for the configuration at identify.
     pub expected_served: Vec<u8>,
     /// What switch 0 means for this connection.
     pub default_switch: u8,

@@ -1,4 +1,4 @@
-//! The wire protocol (PROTOCOL.md) shared by the relay, the switch simulator and the
+//! The wire protocol (docs/protocol.md) shared by the relay, the switch simulator and the
 //! application simulators.
 //!
 //! - [`frame`]: LEN/KIND/CODE/INVOKE framing, checked before parsed; the per-connection reader.

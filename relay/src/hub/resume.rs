@@ -1,4 +1,4 @@
-//! Resumable sessions (PROTOCOL §3, resume): the tokens issued, the session connected with
+//! Resumable sessions (docs/protocol.md §3, resume): the tokens issued, the session connected with
 //! each, and the sessions waiting to come back, each holding its licence use until its window
 //! ends.
 //!

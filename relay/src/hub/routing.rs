@@ -1,4 +1,4 @@
-//! Which switches a session is served (SPEC §4), as pure functions of the configuration.
+//! Which switches a session is served (docs/behaviour.md §4), as pure functions of the configuration.
 
 use crate::config::{Config, User};
 

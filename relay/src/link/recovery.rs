@@ -1,4 +1,4 @@
-//! The life of one switch's link (SPEC §3): the first connection, and after a loss one
+//! The life of one switch's link (docs/behaviour.md §3): the first connection, and after a loss one
 //! immediate attempt then one every `cycle_minutes`, up to `attempts` in all; after the last
 //! failure the switch stays down until an operator reconnects it. Operators can connect,
 //! disconnect, and abort an attempt in progress (the schedule then goes on). Each switch has
@@ -56,6 +56,7 @@ pub async fn supervise(
     } else {
         Next::Idle
     };
+    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
     let slot = hub.slot(no).expect("switch numbers are 1..=8");
     loop {
         next = match next {
@@ -101,6 +102,7 @@ async fn attempts(
             cycle_minutes: recovery.cycle_minutes,
         });
     }
+    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
     let slot = hub.slot(no).expect("switch numbers are 1..=8");
     let mut made = 0;
     loop {

@@ -1,4 +1,4 @@
-//! Monitor ports and the SMDR/UCD export port (PROTOCOL §5–6, SPEC §6).
+//! Monitor ports and the SMDR/UCD export port (docs/protocol.md §5–6, docs/behaviour.md §6).
 //!
 //! - Switch-message monitors get every frame on every switch link, both directions, as
 //!   `M '>'` (to the switch) and `M '<'` (from it), with time and switch number.
@@ -131,6 +131,7 @@ pub(crate) async fn password_line(hub: &Hub, stream: &mut BoxStream, password: &
 }
 
 pub(crate) fn password_result(accepted: bool) -> Bytes {
+    // Cannot fail: one result byte.
     LinkMsg::PasswordResult {
         result: u8::from(!accepted),
     }
