@@ -527,6 +527,14 @@ async fn serve_link(
     }
     link.open.store(false, Ordering::Release);
     let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
+    // Closing with unread bytes would reset the connection, and a reset throws away what is
+    // still queued to send: read what the relay sent until it closes too (briefly), so that a
+    // dropped link loses no event the switch wrote.
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
     inner.closed.send_modify(|n| *n += 1);
 }
 

@@ -231,27 +231,19 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
     );
     hub.link_up(link.clone());
 
+    // Cannot fail: an empty body.
     let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
+    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
     let slot = hub.slot(no).expect("switch numbers are 1..=8");
     let mut scratch = Scratch::default();
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
 
     let cause = loop {
         // Everything already buffered (including what arrived with the last set-up step).
-        loop {
-            match reader.next_run() {
-                Ok(Some(run)) => {
-                    keepalive.received();
-                    if let Err(cause) = dispatch(hub, slot, &link, &run, &mut scratch) {
-                        return finish(hub, &link, &mut writer, cause).await;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return finish(hub, &link, &mut writer, LossCause::Protocol(e.to_string()))
-                        .await
-                }
-            }
+        match dispatch_buffered(hub, slot, &link, &mut reader, &mut scratch) {
+            Ok(true) => keepalive.received(),
+            Ok(false) => {}
+            Err(cause) => return finish(hub, &link, &mut writer, cause).await,
         }
         // Biased, in this order: stopping first; then the writer and the timer, so that a
         // switch that never stops sending cannot starve the silence and answer-timeout checks.
@@ -259,10 +251,17 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
             biased;
             _ = stop.cancelled() => break LossCause::Stopping,
             result = &mut writer => {
-                break LossCause::Error(match result {
+                let cause = LossCause::Error(match result {
                     Ok(crate::connection::outqueue::WriterEnd::Io(e)) => e.to_string(),
                     _ => "the link writer stopped".into(),
                 });
+                // The switch closed or reset the connection, which a write found first: what
+                // it sent before is still readable and must not be lost.
+                let drained = drain_after_writer_end(&mut rd, &mut reader, |reader| {
+                    dispatch_buffered(hub, slot, &link, reader, &mut scratch)
+                })
+                .await;
+                break drained.err().unwrap_or(cause);
             }
             due = keepalive.tick() => {
                 match due {
@@ -282,6 +281,48 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
         }
     };
     finish(hub, &link, &mut writer, cause).await
+}
+
+/// Dispatches every whole frame already buffered, in runs; says whether there was any.
+fn dispatch_buffered(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    link: &LinkHandle,
+    reader: &mut FrameReader,
+    scratch: &mut Scratch,
+) -> Result<bool, LossCause> {
+    let mut any = false;
+    loop {
+        match reader.next_run() {
+            Ok(Some(run)) => {
+                any = true;
+                dispatch(hub, slot, link, &run, scratch)?;
+            }
+            Ok(None) => return Ok(any),
+            Err(e) => return Err(LossCause::Protocol(e.to_string())),
+        }
+    }
+}
+
+/// How long a link whose writer failed is still read for what the switch sent before.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After the writer failed: reads what is left on the connection (up to its end, an error or
+/// [`DRAIN_LIMIT`] without data) and hands each read to `dispatch`, so that frames the switch
+/// sent before it closed or reset reach the sessions. A protocol error found on the way is
+/// returned.
+async fn drain_after_writer_end<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+    reader: &mut FrameReader,
+    mut dispatch: impl FnMut(&mut FrameReader) -> Result<bool, LossCause>,
+) -> Result<(), LossCause> {
+    loop {
+        dispatch(reader)?;
+        match tokio::time::timeout(DRAIN_LIMIT, rd.read_buf(reader.buffer_mut())).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(()),
+        }
+    }
 }
 
 async fn finish(
@@ -337,6 +378,7 @@ pub(crate) fn dispatch(
             Kind::Answer => route_answer(hub, link, &frame),
             Kind::Link => match LinkMsg::decode(&frame) {
                 Ok(LinkMsg::Heartbeat) => {
+                    // Cannot fail: an empty body.
                     let _ =
                         hub.send_to_switch(link, LinkMsg::HeartbeatReply.encode().expect("fits"));
                 }
@@ -418,5 +460,77 @@ fn route_answer(hub: &Hub, link: &LinkHandle, frame: &Frame) {
                 "answer for no waiting request (late or unsolicited)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` event frames, each numbered by its one-byte body.
+    fn events(count: u8) -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| {
+                Frame::build(Kind::Event, b'A', wire::NO_INVOKE, &[i])
+                    .as_bytes()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_a_switch_sent_before_it_reset_is_read_after_the_writer_failed() {
+        let (mut near, mut far) = tokio::io::duplex(64 * 1024);
+        far.write_all(&events(200)).await.unwrap();
+        drop(far);
+        let mut reader = FrameReader::new();
+        let mut seen = Vec::new();
+        let ended = drain_after_writer_end(&mut near, &mut reader, |reader| {
+            let mut any = false;
+            while let Some(f) = reader.next_frame().unwrap() {
+                seen.push(f.body()[0]);
+                any = true;
+            }
+            Ok(any)
+        })
+        .await;
+        assert!(ended.is_ok());
+        assert_eq!(seen, (0..200).collect::<Vec<u8>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stays_open_and_silent_ends_the_drain_after_its_limit() {
+        let (mut near, mut far) = tokio::io::duplex(1024);
+        far.write_all(&events(3)).await.unwrap();
+        let mut reader = FrameReader::new();
+        let mut count = 0;
+        let started = Instant::now();
+        drain_after_writer_end(&mut near, &mut reader, |reader| {
+            while reader.next_frame().unwrap().is_some() {
+                count += 1;
+            }
+            Ok(true)
+        })
+        .await
+        .unwrap();
+        assert_eq!(count, 3);
+        assert_eq!(started.elapsed(), DRAIN_LIMIT);
+        drop(far);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_malformed_frame_in_the_drain_is_the_cause() {
+        let (mut near, mut far) = tokio::io::duplex(1024);
+        far.write_all(&[0x0F, 0xFF, b'E', b'n']).await.unwrap();
+        drop(far);
+        let mut reader = FrameReader::new();
+        let ended = drain_after_writer_end(&mut near, &mut reader, |reader| {
+            reader
+                .next_frame()
+                .map(|f| f.is_some())
+                .map_err(|e| LossCause::Protocol(e.to_string()))
+        })
+        .await;
+        assert!(matches!(ended, Err(LossCause::Protocol(_))), "{ended:?}");
     }
 }
