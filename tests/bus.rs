@@ -20,10 +20,14 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = testkit::nats::binary().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, fn() -> _); 6] = [
+    let tests: [(&str, fn() -> _); 7] = [
         ("a_remote_switch_is_served_like_a_local_one", || {
             run(a_remote_switch_is_served_like_a_local_one())
         }),
+        (
+            "a_local_switch_edited_into_a_remote_one_is_served_from_the_bus_at_once",
+            || run(a_local_switch_edited_into_a_remote_one_is_served_from_the_bus_at_once()),
+        ),
         ("a_remote_switchs_notices_are_shown_here", || {
             run(a_remote_switchs_notices_are_shown_here())
         }),
@@ -227,6 +231,79 @@ async fn a_remote_switch_is_served_like_a_local_one() {
     assert_eq!(
         (sw3.address.as_str(), sw3.port, sw3.up),
         ("bus: hq/1", 0, true)
+    );
+}
+
+async fn a_local_switch_edited_into_a_remote_one_is_served_from_the_bus_at_once() {
+    let nats = NatsServer::start();
+    let hq = hq(&nats).await;
+    let url = nats.url();
+    // Switch 3 is local at first, at an address where nothing listens: down, recovering.
+    let branch = SiteSpec::switches(1)
+        .configure(move |c| {
+            c.bus.nats = Some(url);
+            c.bus.site = "branch".into();
+            c.switches
+                .push(SwitchConfig::new(3, "127.0.0.1", 1, "1234"));
+        })
+        .start()
+        .await;
+    wait_until("branch's bus", || branch.relay.hub().bus.load().is_some()).await;
+    let sw3 = |site: &Site| {
+        let status = site.relay.status();
+        let sw = status.switches.iter().find(|s| s.no == 3).cloned();
+        sw.map(|s| (s.address, s.up))
+    };
+    assert_eq!(sw3(&branch), Some(("127.0.0.1".to_owned(), false)));
+
+    // Turned remote while down: its supervisor stops and the bus serves it.
+    let edited = branch.relay.edit_config(None, |c| {
+        let sw = c.switches.iter_mut().find(|s| s.no == 3).unwrap();
+        *sw = SwitchConfig {
+            remote: Some(RemoteSwitch {
+                site: "hq".into(),
+                no: 1,
+            }),
+            ..SwitchConfig::new(3, "", 5002, "")
+        };
+        Ok::<(), ()>(())
+    });
+    assert!(edited.is_ok(), "{edited:?}");
+    branch.wait_switch_up(3).await;
+    assert_eq!(sw3(&branch), Some(("bus: hq/1".to_owned(), true)));
+    assert!(
+        !branch.relay.connect_switch(3),
+        "a remote switch has no supervisor to dial it"
+    );
+
+    // A remote switch added while the relay runs is served as well.
+    let added = branch.relay.edit_config(None, |c| {
+        c.switches.push(SwitchConfig {
+            remote: Some(RemoteSwitch {
+                site: "hq".into(),
+                no: 1,
+            }),
+            ..SwitchConfig::new(4, "", 5002, "")
+        });
+        Ok::<(), ()>(())
+    });
+    assert_eq!(added.map_err(|_| "refused"), Ok(vec![4]));
+    branch.wait_switch_up(4).await;
+
+    // Back to local, while it is down at hq: hq's switch is disconnected, so switch 3 and 4
+    // go down; switch 3 then dials its own address again.
+    hq.relay.disconnect_switch(1);
+    wait_until("switch 3 down", || sw3(&branch).is_some_and(|(_, up)| !up)).await;
+    let edited = branch.relay.edit_config(None, |c| {
+        let sw = c.switches.iter_mut().find(|s| s.no == 3).unwrap();
+        *sw = SwitchConfig::new(3, "127.0.0.1", 1, "1234");
+        Ok::<(), ()>(())
+    });
+    assert!(edited.is_ok(), "{edited:?}");
+    assert_eq!(sw3(&branch), Some(("127.0.0.1".to_owned(), false)));
+    assert!(
+        branch.relay.connect_switch(3),
+        "a local switch is supervised"
     );
 }
 

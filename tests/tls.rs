@@ -367,3 +367,53 @@ async fn the_gateway_over_tls_takes_a_client_certificate_for_the_token_and_the_u
         }
     );
 }
+
+/// Over TLS the export port's delivery guarantee holds as over TCP, all or nothing: what was
+/// written counts as acknowledged once every byte of the socket is, never before.
+#[tokio::test]
+async fn the_acknowledgement_probe_sees_through_tls() {
+    use netseam::AckProbe;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(dir.path(), "site-ca");
+    let cert = ca.relay(dir.path(), "relay");
+    let server = TlsListenNetwork::new(netseam::tls::server_config(&cert.cert, &cert.key).unwrap());
+    let mut listener = server
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = TlsNetwork::new(client_config(&ca.file, None).unwrap());
+    let (dialled, accepted) = tokio::join!(client.connect("127.0.0.1", port), listener.accept());
+    let (mut to_client, mut to_server) = (accepted.unwrap().0, dialled.unwrap());
+
+    let server_probe = AckProbe::of(&*to_client).expect("a probe of a server-side TLS stream");
+    assert!(
+        AckProbe::of(&*to_server).is_some(),
+        "and of a client-side one"
+    );
+
+    to_client.write_all(b"0123456789").await.unwrap();
+    to_client.flush().await.unwrap();
+    let mut got = [0u8; 10];
+    to_server.read_exact(&mut got).await.unwrap();
+    wait_until("every byte acknowledged", || {
+        server_probe.unacknowledged(10) == Some(0)
+    })
+    .await;
+
+    // A reader that stops: once the socket holds unacknowledged bytes, none of what was
+    // written counts, whatever part of it the socket did send.
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 10u64;
+    while tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        to_client.write_all(&chunk),
+    )
+    .await
+    .is_ok()
+    {
+        written += chunk.len() as u64;
+        assert!(written < 1 << 30, "the peer's window never filled");
+    }
+    assert_eq!(server_probe.unacknowledged(written), Some(written));
+}

@@ -26,24 +26,49 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {
 }
 
 /// Tells how many bytes written to a TCP connection its peer has not acknowledged yet: what a
-/// sender must be ready to send again if the connection fails.
+/// sender must be ready to send again if the connection fails. Over TLS the socket counts
+/// record bytes, which do not map one to one onto what was written to the stream; there the
+/// probe is all or nothing: what was written (and flushed) counts as acknowledged only once
+/// every byte of the socket is.
 #[derive(Debug)]
 pub struct AckProbe {
     #[cfg(target_os = "linux")]
     fd: std::os::fd::RawFd,
+    /// TLS between the writer and the socket.
+    whole_only: bool,
 }
 
 impl AckProbe {
-    /// A probe of `stream`, when the transport can tell (TCP on Linux); `None` otherwise, and
-    /// then a byte counts as delivered once written. The probe is used only while the stream
-    /// is open: the caller keeps both together.
+    /// A probe of `stream`, when the transport can tell (TCP on Linux, also under the TLS of
+    /// this crate and of the relay's ports); `None` otherwise, and then a byte counts as
+    /// delivered once written. The probe is used only while the stream is open: the caller
+    /// keeps both together.
     pub fn of(stream: &dyn Stream) -> Option<AckProbe> {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let tcp = stream.as_any().downcast_ref::<tokio::net::TcpStream>()?;
+            let any = stream.as_any();
+            if let Some(tcp) = any.downcast_ref::<tokio::net::TcpStream>() {
+                return Some(AckProbe {
+                    fd: tcp.as_raw_fd(),
+                    whole_only: false,
+                });
+            }
+            let inner: &dyn Stream = if let Some(tls) =
+                any.downcast_ref::<tokio_rustls::server::TlsStream<BoxStream>>()
+            {
+                &**tls.get_ref().0
+            } else if let Some(tls) =
+                any.downcast_ref::<tokio_rustls::client::TlsStream<BoxStream>>()
+            {
+                &**tls.get_ref().0
+            } else {
+                return None;
+            };
+            let tcp = inner.as_any().downcast_ref::<tokio::net::TcpStream>()?;
             Some(AckProbe {
                 fd: tcp.as_raw_fd(),
+                whole_only: true,
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -53,20 +78,31 @@ impl AckProbe {
         }
     }
 
-    /// Bytes written but not yet acknowledged by the peer (sent or not), or `None` when the
-    /// socket cannot say (closed).
+    /// Of the `written` bytes written to the stream and flushed, how many the peer has not
+    /// acknowledged yet (sent or not); `None` when the socket cannot say (closed).
     #[allow(unsafe_code)]
-    pub fn unacknowledged(&self) -> Option<usize> {
+    pub fn unacknowledged(&self, written: u64) -> Option<u64> {
         #[cfg(target_os = "linux")]
         {
             let mut queued: libc::c_int = 0;
             // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one int through the pointer,
             // which points at `queued`; `fd` belongs to a stream the caller still holds open.
             let rc = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut queued) };
-            (rc == 0).then_some(queued.max(0) as usize)
+            if rc != 0 {
+                return None;
+            }
+            let queued = queued.max(0) as u64;
+            Some(match self.whole_only {
+                false => queued.min(written),
+                true if queued == 0 => 0,
+                true => written,
+            })
         }
         #[cfg(not(target_os = "linux"))]
-        None
+        {
+            let _ = written;
+            None
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A live configuration change worked out as a pure function: from the configuration in force
-//! and the one proposed, either what to do (switches added, those to dial) or every reason the
-//! change cannot apply. [`crate::Relay`] saves and applies the plan.
+//! and the one proposed, either what it does (the switches it adds) or every reason the change
+//! cannot apply. [`crate::Relay`] saves and applies it; its switch reconciler then starts and
+//! stops each switch's tasks to match.
 
 use crate::config::{Config, ConfigError};
 
@@ -18,8 +19,6 @@ pub enum Origin {
 pub struct Plan {
     /// Switches the new configuration adds.
     pub added: Vec<u8>,
-    /// Of those, the enabled ones, to dial now.
-    pub dial: Vec<u8>,
 }
 
 const RESTART: &str = "cannot be changed while the relay runs: restart it to apply";
@@ -34,11 +33,6 @@ pub fn plan(
     up: impl Fn(u8) -> bool,
 ) -> Result<Plan, Vec<ConfigError>> {
     new.validate()?;
-    // A remote switch is served by the bus, which is set up at start.
-    let remote_added = new
-        .switches
-        .iter()
-        .any(|s| s.remote.is_some() && old.switch(s.no).is_none());
     let mut refused: Vec<ConfigError> = [
         ("listen", old.listen != new.listen),
         ("monitor", old.monitor != new.monitor),
@@ -52,7 +46,6 @@ pub fn plan(
             "options.debug_log",
             old.options.debug_log != new.options.debug_log,
         ),
-        ("switches (a remote switch added)", remote_added),
     ]
     .iter()
     .filter(|(_, changed)| *changed)
@@ -84,11 +77,11 @@ pub fn plan(
     if !refused.is_empty() {
         return Err(refused);
     }
-    let added_switches = || new.switches.iter().filter(|s| old.switch(s.no).is_none());
     Ok(Plan {
-        added: added_switches().map(|s| s.no).collect(),
-        dial: added_switches()
-            .filter(|s| s.enabled)
+        added: new
+            .switches
+            .iter()
+            .filter(|s| old.switch(s.no).is_none())
             .map(|s| s.no)
             .collect(),
     })
@@ -130,7 +123,7 @@ mod tests {
             Ok(Plan::default())
         );
 
-        // Switches added: all are reported, only enabled ones dialled.
+        // Switches added, enabled or not, are reported.
         let three = site(&[
             (1, "10.0.0.1", true),
             (2, "10.0.0.2", false),
@@ -138,10 +131,7 @@ mod tests {
         ]);
         assert_eq!(
             plan(&one, &three, Origin::Reload, all_up),
-            Ok(Plan {
-                added: vec![2, 3],
-                dial: vec![3],
-            })
+            Ok(Plan { added: vec![2, 3] })
         );
 
         // Live settings change without a word.

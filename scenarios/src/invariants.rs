@@ -1,6 +1,6 @@
 //! The invariants every history must keep, checked after every step of a scenario that asks
-//! for them (and of every world the explorer makes). Expectations come from SPEC.md and
-//! PROTOCOL.md, computed here independently of the relay's own code:
+//! for them (and of every world the explorer makes). Expectations come from docs/behaviour.md and
+//! docs/protocol.md, computed here independently of the relay's own code:
 //! - every request gets exactly one answer, with the asker's own INVOKE, and no connection
 //!   receives an answer it did not ask for;
 //! - per connection and switch, events arrive in the order the switch sent them, only from
@@ -11,7 +11,7 @@
 //! - a healthy application (one that reads, and so answers `H`) is closed only for a reason
 //!   the spec allows it (link loss, shutdown or disconnect, licence change, operator), and
 //!   never without an `X`;
-//! - served switches follow SPEC §4 for the configuration in force at identify;
+//! - served switches follow docs/behaviour.md §4 for the configuration in force at identify;
 //! - licence and bypass use equal the sessions admitted (and those waiting to be resumed), and
 //!   admission keeps the access limit;
 //! - a switch-message monitor sees each switch link's frames in the link's order: a request
@@ -49,7 +49,7 @@ fn violation(invariant: &'static str, detail: String) -> Result<(), Violation> {
     Err(Violation { invariant, detail })
 }
 
-/// What a connection should be, by SPEC §4, for the configuration in force when it connects.
+/// What a connection should be, by docs/behaviour.md §4, for the configuration in force when it connects.
 pub fn expect_conn(
     config: &Config,
     spec: &AppSpec,
@@ -148,13 +148,34 @@ struct MonitorCursor {
     invokes: BTreeMap<(u8, u16), Option<u64>>,
 }
 
+/// The reconciler's invariant: what runs for each switch is what the configuration in force
+/// asks for: a supervisor for each enabled local switch, a bus task for each enabled remote
+/// one (the simulated site has no bus), nothing for the others.
+fn check_switch_tasks(site: &Site) -> Result<(), Violation> {
+    use relay::server::SwitchTasks;
+    let config = site.relay.hub().config.load_full();
+    let wanted: BTreeMap<u8, SwitchTasks> = config
+        .switches
+        .iter()
+        .filter(|s| s.enabled && s.remote.is_none())
+        .map(|s| (s.no, SwitchTasks::Dial))
+        .collect();
+    let running = site.relay.switch_tasks();
+    if running != wanted {
+        return violation(
+            "each switch runs what the configuration in force asks",
+            format!("the configuration asks for {wanted:?}; running: {running:?}"),
+        );
+    }
+    Ok(())
+}
+
 /// Checks a site's invariants step by step.
 pub(crate) struct Checker {
     cursors: Vec<Cursor>,
     monitor_cursors: Vec<MonitorCursor>,
-    /// The relay's tasks with no application connected, and the switches configured then.
+    /// The relay's tasks with no application connected, less one for each switch task.
     baseline_tasks: usize,
-    baseline_switches: usize,
 }
 
 impl Checker {
@@ -163,14 +184,13 @@ impl Checker {
         Checker {
             cursors: Vec::new(),
             monitor_cursors: Vec::new(),
-            baseline_tasks: site.relay.tasks_alive(),
-            baseline_switches: site.relay.hub().config.load().switches.len(),
+            baseline_tasks: site.relay.tasks_alive() - site.relay.switch_tasks().len(),
         }
     }
 
     /// After every application has gone: no session, no licence or bypass use, no request in
-    /// flight, and the relay's tasks back to the baseline (one supervisor more for each switch
-    /// added since).
+    /// flight, and the relay's tasks back to the baseline (with one task for each switch the
+    /// configuration in force runs).
     pub(crate) fn baseline(&self, site: &Site) -> Result<(), Violation> {
         let hub = site.relay.hub();
         let sessions = hub.sessions();
@@ -214,8 +234,7 @@ impl Checker {
                 );
             }
         }
-        let switches = hub.config.load().switches.len();
-        let expected = self.baseline_tasks + switches.saturating_sub(self.baseline_switches);
+        let expected = self.baseline_tasks + site.relay.switch_tasks().len();
         if site.relay.tasks_alive() != expected {
             return violation(
                 "everything returns to its baseline",
@@ -254,7 +273,8 @@ impl Checker {
         for (monitor, cursor) in monitors.iter().zip(self.monitor_cursors.iter_mut()) {
             check_monitor(monitor, cursor, &logs)?;
         }
-        self.check_accounting(site, &conns)
+        self.check_accounting(site, &conns)?;
+        check_switch_tasks(site)
     }
 
     /// At the end, with time enough passed for every answer (including the relay's own after
@@ -477,9 +497,9 @@ fn check_conn(
             let got: Vec<u8> = served.iter().map(|(no, _)| *no).collect();
             if got != conn.expected_served {
                 return violation(
-                    "served switches follow SPEC §4",
+                    "served switches follow docs/behaviour.md §4",
                     format!(
-                        "{} (protocol {} from {}) is served {got:?}; SPEC §4 says {:?}",
+                        "{} (protocol {} from {}) is served {got:?}; docs/behaviour.md §4 says {:?}",
                         conn.app, conn.protocol, conn.address, conn.expected_served
                     ),
                 );
@@ -808,7 +828,8 @@ mod tests {
             switch: Some(1),
             body: Bytes::from(body),
         }
-        .encode();
+        .encode()
+        .unwrap();
         (Duration::ZERO, Frame::new(bytes).unwrap())
     }
 
@@ -820,7 +841,8 @@ mod tests {
             switch: Some(1),
             body: Bytes::from_static(&[0]),
         }
-        .encode();
+        .encode()
+        .unwrap();
         (Duration::ZERO, Frame::new(bytes).unwrap())
     }
 
@@ -975,7 +997,7 @@ mod tests {
     fn served_switches_are_checked_against_spec_section_4() {
         let mut c = conn();
         c.identify = Some((0, vec![(1, true), (2, true)]));
-        assert_eq!(broken(&c), "served switches follow SPEC §4");
+        assert_eq!(broken(&c), "served switches follow docs/behaviour.md §4");
     }
 
     #[test]
@@ -1035,7 +1057,8 @@ users:
             switch: None,
             body: Bytes::from(body),
         }
-        .encode();
+        .encode()
+        .unwrap();
         (Duration::ZERO, Frame::new(bytes).unwrap())
     }
 

@@ -27,7 +27,8 @@ use crate::invariants::{self, Checker, Violation};
 use crate::observe::{self, End, MonitorConn, Observations};
 use crate::render;
 use crate::schema::{
-    AppSpec, Fault, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step, SwitchSpec,
+    AppSpec, Fault, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step, SwitchEdit,
+    SwitchSpec,
 };
 use relay::licensing::key::{self, MacType, Payload};
 
@@ -189,6 +190,9 @@ struct App {
     resume: Arc<Mutex<ResumeMemory>>,
     /// The current connection's index in the observations.
     conn: Option<usize>,
+    /// The last connection admitted: the session a resumed identify restores (a refused
+    /// identify in between restores nothing).
+    admitted_conn: Option<usize>,
 }
 
 /// A monitor connection and what it received.
@@ -389,6 +393,7 @@ impl Site {
                         hung: Vec::new(),
                         resume: Arc::default(),
                         conn: None,
+                        admitted_conn: None,
                     },
                 );
             }
@@ -447,6 +452,21 @@ impl Site {
         self.switches
             .get(&no)
             .ok_or_else(|| format!("no switch {no}"))
+    }
+
+    /// Records the outcome of an operator's edit in the transcript.
+    fn edited(&mut self, outcome: Result<Vec<u8>, relay::server::EditRefused<String>>) {
+        let at = secs(self.now());
+        let line = match outcome {
+            Ok(added) if added.is_empty() => format!("{at} edit applied"),
+            Ok(added) => format!("{at} edit applied; switches added: {added:?}"),
+            Err(relay::server::EditRefused::Edit(e)) => format!("{at} edit refused: {e}"),
+            Err(relay::server::EditRefused::Config(errors)) => {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!("{at} edit refused: {}", list.join("; "))
+            }
+        };
+        self.reconfigurations.push(line);
     }
 
     fn act(&mut self, no: u8, line: String) {
@@ -727,6 +747,39 @@ impl Site {
                     },
                 };
                 self.reconfigurations.push(line);
+                Ok(())
+            }
+            Step::Edit(changes) => {
+                let outcome = self.relay.edit_config(None, |config: &mut Config| {
+                    *config = merge(config.clone(), Some(changes))?;
+                    Ok::<(), String>(())
+                });
+                self.edited(outcome);
+                Ok(())
+            }
+            Step::EditSwitch { switch, change } => {
+                let no = *switch;
+                let outcome = self.relay.edit_config(None, |config: &mut Config| {
+                    let at = config.switches.iter().position(|s| s.no == no);
+                    match (change, at) {
+                        (SwitchEdit::Add, None) => config.switches.push(SwitchConfig::new(
+                            no,
+                            &format!("10.0.1.{no}"),
+                            5002,
+                            "1234",
+                        )),
+                        (SwitchEdit::Add, Some(_)) => return Err(format!("switch {no} exists")),
+                        (_, None) => return Err(format!("switch {no} is not configured")),
+                        (SwitchEdit::Delete, Some(i)) => {
+                            config.switches.remove(i);
+                        }
+                        (SwitchEdit::Enable | SwitchEdit::Disable, Some(i)) => {
+                            config.switches[i].enabled = matches!(change, SwitchEdit::Enable);
+                        }
+                    }
+                    Ok(())
+                });
+                self.edited(outcome);
                 Ok(())
             }
             Step::Burst {
@@ -1047,7 +1100,7 @@ impl Site {
                             resume: id.resume.clone(),
                         }),
                     );
-                    let prev = self.app(name)?.conn;
+                    let prev = self.app(name)?.admitted_conn;
                     if let (Some(prev), true) =
                         (prev, id.resume.as_ref().is_some_and(|g| g.resumed))
                     {
@@ -1082,10 +1135,14 @@ impl Site {
                 conn.licensed_after_admit = Some((hub.licensing.usage().licensed_total(), limit));
             }
         }
+        let admitted = conn.admitted();
         let index = self.obs.add(conn);
         let obs = self.obs.clone();
         let app = self.app(name)?;
         app.conn = Some(index);
+        if admitted {
+            app.admitted_conn = Some(index);
+        }
         let (reader, writer) = sim.into_split();
         app.writer = Some(writer);
         if app.spec.reads {

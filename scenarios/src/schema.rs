@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct Scenario {
     /// What the scenario shows, in a sentence or two.
     pub description: String,
-    /// Overrides of the relay configuration (any SPEC §2 field, merged at the top level). The
+    /// Overrides of the relay configuration (any field of docs/configuration.md, merged at the top level). The
     /// switch table is made from `switches` unless given here.
     #[serde(default)]
     pub config: Option<serde_yaml::Value>,
@@ -284,6 +284,13 @@ pub enum Step {
     /// Change the relay's configuration while it runs (fields merged at the top level, as in
     /// `config`); a refused change is recorded in the transcript.
     Reconfigure(serde_yaml::Value),
+    /// An operator's edit through the admin interface (fields merged at the top level, as in
+    /// `config`): unlike a reload, switches that are down may be changed, disabled or
+    /// deleted; a refused edit is recorded in the transcript.
+    Edit(serde_yaml::Value),
+    /// An operator's edit of one switch through the admin interface, made to the
+    /// configuration in force (as `relay ctl switch set`, `add` and `delete` make it).
+    EditSwitch { switch: u8, change: SwitchEdit },
     /// A switch sends `count` identical events about `device`.
     Burst {
         switch: u8,
@@ -347,6 +354,17 @@ pub struct LicenceSpec {
     /// Flip one bit of the signed key (a forged key).
     #[serde(default)]
     pub forge: bool,
+}
+
+/// What an operator's edit does to one switch.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchEdit {
+    Enable,
+    Disable,
+    Delete,
+    /// Configured at the simulated switch's address (10.0.1.N, port 5002), enabled.
+    Add,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

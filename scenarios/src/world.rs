@@ -14,7 +14,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::schema::{
     AppSpec, Fault, FaultEntry, LicenceSpec, MonitorSpec, OperatorAction, Scenario, Step,
-    StepEntry, SwitchSpec, TuningSpec,
+    StepEntry, SwitchEdit, SwitchSpec, TuningSpec,
 };
 
 /// Virtual time each step takes to settle in the runner.
@@ -457,7 +457,8 @@ impl Gen {
                 760..770 => self
                     .app_index(true)
                     .map(|i| Step::CloseSession(self.apps[i].name.clone())),
-                770..790 => Some(self.reconfigure()),
+                770..785 => Some(self.reconfigure()),
+                785..790 => Some(self.edit()),
                 790..800 => Some(self.licence()),
                 800..802 if !self.expired => {
                     self.expired = true;
@@ -686,6 +687,37 @@ impl Gen {
             }
         }
         Step::Reconfigure(Value::Mapping(map))
+    }
+
+    /// An operator's edit of one switch, as the admin interface makes it: enabled or
+    /// disabled, deleted or added back. Usually the operator disconnects it first (an edit of
+    /// a connected switch is refused), and often connects it again later. Switch 1 is never
+    /// deleted, so that a default switch exists.
+    fn edit(&mut self) -> Step {
+        let no = self.any_switch();
+        let change = match self.rng.random_range(0..6) {
+            0 if no != 1 => SwitchEdit::Delete,
+            1 => SwitchEdit::Add,
+            2 | 3 => SwitchEdit::Disable,
+            _ => SwitchEdit::Enable,
+        };
+        let edit = Step::EditSwitch { switch: no, change };
+        if !self.chance(0.8) {
+            return edit;
+        }
+        self.owed.push_back(edit);
+        if self.chance(0.5) {
+            self.owe_later(Step::Operator(OperatorAction {
+                connect: Some(no),
+                disconnect: None,
+                abort: None,
+            }));
+        }
+        Step::Operator(OperatorAction {
+            connect: None,
+            disconnect: Some(no),
+            abort: None,
+        })
     }
 
     fn switches_value(&self) -> Value {

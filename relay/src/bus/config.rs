@@ -51,6 +51,7 @@ impl SiteConfig {
     }
 
     pub fn to_json(&self) -> Bytes {
+        // Cannot fail: structs, strings and numbers only, which JSON always takes.
         Bytes::from(serde_json::to_vec(self).expect("a configuration serializes"))
     }
 }

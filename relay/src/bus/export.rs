@@ -93,6 +93,7 @@ pub fn state_frame(link: Option<&crate::hub::LinkHandle>) -> Bytes {
             caps: 0,
         },
     };
+    // Cannot fail: two str8 fields (255 bytes at most each) and 8 bytes, far below one frame.
     msg.encode().expect("an open result fits")
 }
 
@@ -200,6 +201,7 @@ async fn handle_request(
     };
     let mut ours = BytesMut::with_capacity(frame.as_bytes().len());
     put_rewritten(&mut ours, &frame, invoke, false);
+    // Cannot fail: put_rewritten keeps the checked frame's length and kind, replacing INVOKE only.
     let ours = Frame::new(ours.freeze()).expect("same length");
     if let Err(e) = crate::session::request(hub, session, &ours) {
         debug!(error = %e, "bus: request refused");

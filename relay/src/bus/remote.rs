@@ -43,6 +43,7 @@ pub async fn run(
     remote: RemoteSwitch,
     stop: CancellationToken,
 ) {
+    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
     let slot = hub.slot(no).expect("switch numbers are 1..=8");
     let subscribe = |kind: &'static str| {
         let client = client.clone();

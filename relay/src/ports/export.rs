@@ -1,4 +1,4 @@
-//! The SMDR/UCD export port (PROTOCOL §6), served from the spool: a collector is sent every
+//! The SMDR/UCD export port (docs/protocol.md §6), served from the spool: a collector is sent every
 //! pending record in order, then each new one once it is durable.
 //!
 //! - `native`: each record's text exactly as the switch sent it, then one NUL; a protected
@@ -119,8 +119,8 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr) {
     }
     let probe = AckProbe::of(&*stream);
     // Bytes still unacknowledged in the socket; `None` once the socket cannot say.
-    let unacknowledged = || match &probe {
-        Some(p) => p.unacknowledged().map(|n| n as u64),
+    let unacknowledged = |written: u64| match &probe {
+        Some(p) => p.unacknowledged(written),
         None => Some(0),
     };
     hub.monitors.collectors.fetch_add(1, Ordering::Relaxed);
@@ -162,7 +162,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr) {
             let now = Instant::now();
             let settled = {
                 let mut f = lock();
-                if let Some(n) = unacknowledged() {
+                if let Some(n) = unacknowledged(f.written) {
                     f.acknowledged(n, now);
                 }
                 now.checked_sub(SETTLE).and_then(|at| f.settle(at))
@@ -200,7 +200,7 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, peer: SocketAddr) {
     if let End::Closed = end {
         // An orderly close: whatever its TCP acknowledged, the collector has read.
         let mut f = lock();
-        if let Some(n) = unacknowledged() {
+        if let Some(n) = unacknowledged(f.written) {
             f.acknowledged(n, Instant::now());
         }
         if let Some(seq) = f.settle(Instant::now()) {

@@ -113,20 +113,17 @@ impl Relay {
         self.hub
             .notices
             .set_capacity(new.options.notification_lines as usize);
-        // On a shared site only the lease holder dials; it connects added switches when it
-        // sees them (see `share_links`).
-        let dial_now = !new.bus.shared;
         self.hub.tls.set(tls);
         self.hub.config.store(Arc::new(new));
-        for no in plan.dial {
-            self.supervise(no, dial_now);
-        }
+        // Switches added or enabled are dialled now (on a shared site by the lease holder,
+        // when it sees them); those disabled, deleted or turned remote stop.
+        self.reconcile(super::Dial::Now);
         Ok(plan.added)
     }
 
     /// Re-reads the configuration file and applies it as [`Relay::reconfigure`] does, telling
-    /// the operator what happened in a notification.
-    pub fn reload(&self, path: &std::path::Path) {
+    /// the operator what happened in a notification. Returns why it was refused, if it was.
+    pub fn reload(&self, path: &std::path::Path) -> Result<(), String> {
         let outcome = Config::load(path)
             .map_err(|e| e.to_string())
             .and_then(|config| {
@@ -139,14 +136,18 @@ impl Relay {
                 })
             });
         match outcome {
-            Ok(added_switches) => self
-                .hub
-                .notices
-                .emit(Notice::ConfigReloaded { added_switches }),
-            Err(reason) => self
-                .hub
-                .notices
-                .emit(Notice::ConfigReloadRefused { reason }),
+            Ok(added_switches) => {
+                self.hub
+                    .notices
+                    .emit(Notice::ConfigReloaded { added_switches });
+                Ok(())
+            }
+            Err(reason) => {
+                self.hub.notices.emit(Notice::ConfigReloadRefused {
+                    reason: reason.clone(),
+                });
+                Err(reason)
+            }
         }
     }
 }

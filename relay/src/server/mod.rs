@@ -3,6 +3,7 @@
 
 mod changes;
 mod listeners;
+mod reconciler;
 mod site_config;
 
 pub use changes::EditRefused;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, warn, Instrument};
@@ -28,6 +30,8 @@ use crate::session;
 use crate::spool::{Committer, CommitterParts, Spool};
 use crate::status::Status;
 use netseam::{BoxStream, Listener, Network};
+pub use reconciler::SwitchTasks;
+use reconciler::{Dial, Reconciler};
 use wire::Port;
 
 /// Everything a relay is made from.
@@ -81,12 +85,8 @@ fn rule_list(errors: &[crate::config::ConfigError]) -> String {
 pub struct Relay {
     hub: Arc<Hub>,
     monitor_addrs: [Option<SocketAddr>; 3],
-    /// Each configured switch's supervisor.
-    switches: Arc<
-        std::sync::Mutex<
-            std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
-        >,
-    >,
+    /// Each switch's tasks, as the configuration in force asks.
+    switches: Arc<std::sync::Mutex<Reconciler>>,
     client_addr: SocketAddr,
     bypass_addr: SocketAddr,
     stop: CancellationToken,
@@ -152,14 +152,17 @@ impl Relay {
         hub.notices.emit(Notice::RelayStarted {
             version: env!("CARGO_PKG_VERSION").into(),
         });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let switches = Reconciler::new(hub.clone(), tasks.clone(), stop.clone());
         let relay = Relay {
             hub,
             monitor_addrs,
             client_addr,
             bypass_addr,
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            switches: Default::default(),
+            stop,
+            tasks,
+            switches: Arc::new(std::sync::Mutex::new(switches)),
             changes: Default::default(),
             site_config: tokio::sync::watch::Sender::new(None),
         };
@@ -182,13 +185,8 @@ impl Relay {
                 relay.accept_monitors(l, port);
             }
         }
-        let auto = relay.hub.config.load().options.auto_connect;
-        let numbers = local_switches(&relay.hub.config.load());
         // Links shared with another relay of the site are dialled only by the lease holder.
-        let shared = relay.hub.config.load().bus.shared;
-        for no in numbers {
-            relay.supervise(no, auto && !shared);
-        }
+        relay.reconcile(Dial::AsConfigured);
         relay.start_bus();
         Ok(relay)
     }
@@ -290,9 +288,14 @@ impl Relay {
             "bypass"
         };
         let tls = crate::config::TlsPort::Client;
-        self.accept_with(listener, (what, tls), false, move |hub, stream, caller| {
-            session::serve(hub, stream, caller, port)
-        });
+        self.accept_with(
+            listener,
+            (what, tls),
+            false,
+            move |hub, stream, caller| async move {
+                session::serve(hub, stream, caller, port).await;
+            },
+        );
     }
 
     fn accept_monitors(&self, listener: Box<dyn Listener>, port: MonitorPort) {
@@ -331,7 +334,8 @@ impl Relay {
     }
 
     /// With a bus: connects to it (in the background, retrying while the server is away),
-    /// publishes and serves the local switches, and serves the remote ones.
+    /// publishes and serves the local switches; the reconciler serves the remote ones from
+    /// then on.
     fn start_bus(&self) {
         let config = self.hub.config.load_full();
         let Some(url) = config.bus.nats.clone() else {
@@ -340,7 +344,7 @@ impl Relay {
         let hub = self.hub.clone();
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
-        let commands = self.switches.clone();
+        let switches = self.switches.clone();
         self.tasks.spawn(async move {
             let site = config.bus.site.clone();
             let (client, outbox) = match crate::bus::connect(&url, &site, stop.clone()).await {
@@ -351,51 +355,45 @@ impl Relay {
                 }
             };
             hub.bus.store(Some(outbox.clone()));
+            let local = {
+                let mut switches = switches.lock().unwrap_or_else(|e| e.into_inner());
+                switches.bus_connected(client.clone());
+                switches.local()
+            };
             let bus = Bus {
                 hub: hub.clone(),
-                client: client.clone(),
+                client,
                 outbox,
-                site: site.clone(),
+                site,
             };
-            tasks.spawn(serve_remotes(hub.clone(), client, stop.clone()));
             if config.bus.shared {
                 tasks.spawn(share_links(
                     bus,
                     config.bus.node.clone(),
-                    commands,
-                    stop.clone(),
+                    switches,
+                    local,
+                    stop,
                 ));
             } else {
-                export_links(bus, stop).await;
+                export_links(bus, local, stop).await;
             }
         });
     }
 
-    /// Starts the supervisor of switch `no`, connecting now or waiting for an operator.
-    fn supervise(&self, no: u8, connect_now: bool) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// Makes each switch's tasks match the configuration in force.
+    fn reconcile(&self, dial: Dial) {
+        let config = self.hub.config.load_full();
         self.switches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(no, tx);
-        self.tasks.spawn(
-            crate::link::recovery::supervise(
-                self.hub.clone(),
-                no,
-                self.stop.child_token(),
-                rx,
-                connect_now,
-            )
-            .instrument(info_span!("switch", no)),
-        );
+            .reconcile(&config, dial);
     }
 
     fn command(&self, no: u8, command: SwitchCommand) -> bool {
         self.switches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&no)
-            .is_some_and(|tx| tx.send(command).is_ok())
+            .command(no, command)
     }
 
     /// Connects switch `no` now (also after automatic recovery gave up). False when no such
@@ -420,14 +418,21 @@ impl Relay {
         self.command(no, SwitchCommand::Abort)
     }
 
+    /// What runs for each switch now: the configuration in force decides it (enabled
+    /// switches only; a remote one once the bus is connected).
+    pub fn switch_tasks(&self) -> std::collections::BTreeMap<u8, SwitchTasks> {
+        self.switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running()
+    }
+
     /// The switches that have a supervisor.
     fn supervised(&self) -> Vec<u8> {
         self.switches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
+            .supervised()
     }
 
     /// Connects every enabled switch.
@@ -590,89 +595,21 @@ async fn end_tasks(part: Option<(CancellationToken, Tasks)>) {
     }
 }
 
-/// The enabled switches whose links this relay's site holds.
-fn local_switches(config: &crate::config::Config) -> Vec<u8> {
-    config
-        .switches
-        .iter()
-        .filter(|s| s.enabled && s.remote.is_none())
-        .map(|s| s.no)
-        .collect()
-}
-
-/// Publishes and serves the local switches on the bus, those of the configuration in force
-/// (checked every second), until `stop`.
-async fn export_links(bus: Bus, stop: CancellationToken) {
-    let mut local = Vec::new();
-    let mut exporting = None;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+/// Publishes and serves the local switches on the bus, those the reconciler runs (`local`
+/// changes with the configuration in force), until `stop`.
+async fn export_links(bus: Bus, mut local: watch::Receiver<Vec<u8>>, stop: CancellationToken) {
     loop {
-        tokio::select! {
+        let numbers = local.borrow_and_update().clone();
+        let exporting = bus.export(&numbers, &stop);
+        let changed = tokio::select! {
             biased;
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = stop.cancelled() => false,
+            changed = local.changed() => changed.is_ok(),
+        };
+        end_tasks(Some(exporting)).await;
+        if !changed {
+            return;
         }
-        let now = local_switches(&bus.hub.config.load());
-        if exporting.is_none() || now != local {
-            end_tasks(exporting.take()).await;
-            local = now;
-            exporting = Some(bus.export(&local, &stop));
-        }
-    }
-    end_tasks(exporting).await;
-}
-
-/// Serves the remote switches of the configuration in force (checked every second), each
-/// from its site's subjects, until `stop`.
-async fn serve_remotes(hub: Arc<Hub>, client: async_nats::Client, stop: CancellationToken) {
-    use crate::config::RemoteSwitch;
-    let mut serving: std::collections::BTreeMap<u8, (RemoteSwitch, CancellationToken, Tasks)> =
-        Default::default();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let wanted: std::collections::BTreeMap<u8, RemoteSwitch> = hub
-            .config
-            .load()
-            .switches
-            .iter()
-            .filter(|s| s.enabled)
-            .filter_map(|s| Some((s.no, s.remote.clone()?)))
-            .collect();
-        let gone: Vec<u8> = serving
-            .iter()
-            .filter(|(no, (remote, _, _))| wanted.get(no) != Some(remote))
-            .map(|(no, _)| *no)
-            .collect();
-        for no in gone {
-            if let Some((_, token, tasks)) = serving.remove(&no) {
-                end_tasks(Some((token, tasks))).await;
-            }
-        }
-        for (no, remote) in wanted {
-            if serving.contains_key(&no) {
-                continue;
-            }
-            let token = stop.child_token();
-            let task = tokio::spawn(
-                crate::bus::remote::run(
-                    hub.clone(),
-                    client.clone(),
-                    no,
-                    remote.clone(),
-                    token.clone(),
-                )
-                .instrument(info_span!("remote switch", no)),
-            );
-            serving.insert(no, (remote, token, vec![task]));
-        }
-    }
-    for (_, (_, token, tasks)) in serving {
-        end_tasks(Some((token, tasks))).await;
     }
 }
 
@@ -681,16 +618,13 @@ const TAKEOVER_RETRIES: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// Shares the site's local switch links with another relay through the lease: while this
 /// relay holds it, it dials them and publishes and serves them; while it does not, it serves
-/// them from the bus as the holder publishes them. The switches are those of the configuration
-/// in force, checked every second: one added is dialled by the holder, served by the other.
+/// them from the bus as the holder publishes them. The switches are those the reconciler runs
+/// (`local`): one added or enabled is dialled by the holder, served by the other, at once.
 async fn share_links(
     bus: Bus,
     node: String,
-    commands: Arc<
-        std::sync::Mutex<
-            std::collections::BTreeMap<u8, tokio::sync::mpsc::UnboundedSender<SwitchCommand>>,
-        >,
-    >,
+    switches: Arc<std::sync::Mutex<Reconciler>>,
+    mut local_watch: watch::Receiver<Vec<u8>>,
     stop: CancellationToken,
 ) {
     use crate::bus::lease::{Lease, RENEW_EVERY};
@@ -707,29 +641,34 @@ async fn share_links(
         }
     };
     let command = |numbers: &[u8], c: SwitchCommand| {
-        let commands = commands.lock().unwrap_or_else(|e| e.into_inner());
-        for no in numbers {
-            if let Some(tx) = commands.get(no) {
-                let _ = tx.send(c);
-            }
+        let switches = switches.lock().unwrap_or_else(|e| e.into_inner());
+        for &no in numbers {
+            switches.command(no, c);
         }
     };
-    let mut local = local_switches(&bus.hub.config.load());
+    let mut local = local_watch.borrow_and_update().clone();
     let mut exporting: Option<(CancellationToken, Tasks)> = None;
     let mut following: Option<(CancellationToken, Tasks)> = None;
     let mut taken: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(RENEW_EVERY);
+    let mut holding = false;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                holding = lease.step().await;
+                bus.outbox
+                    .lease_held
+                    .store(holding, std::sync::atomic::Ordering::Relaxed);
+            }
+            changed = local_watch.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
         }
-        let holding = lease.step().await;
-        bus.outbox
-            .lease_held
-            .store(holding, std::sync::atomic::Ordering::Relaxed);
-        let now = local_switches(&bus.hub.config.load());
+        let now = local_watch.borrow_and_update().clone();
         if now != local {
             let added: Vec<u8> = now
                 .iter()
