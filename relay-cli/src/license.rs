@@ -167,6 +167,16 @@ pub fn register(config_path: &Path, text: &str, replace: bool) -> anyhow::Result
     }
     let issuers = key::issuer_keys(&config.license.issuer_keys).map_err(anyhow::Error::msg)?;
     let payload = key::verify(text, &issuers)?;
+    // A running relay registers it itself: it knows which switches are connected now.
+    if let Some(answer) = through_running_relay(&config, text) {
+        return answer.map(|_| {
+            format!(
+                "Licence {} registered: {}.\nThe running relay checked it and has it in force now.\n",
+                payload.serial,
+                licensing::grants_text(&payload)
+            )
+        });
+    }
     let now = SystemClock.now_ms();
     let host = licensing::host_macs(&config);
     let note = match payload.mac_type {
@@ -219,6 +229,36 @@ pub fn register(config_path: &Path, text: &str, replace: bool) -> anyhow::Result
         payload.serial,
         licensing::grants_text(&payload)
     ))
+}
+
+/// The running relay's answer to registering `text` through its admin interface (as `relay
+/// ctl license register` does, with the token kept in its state directory), or `None` when
+/// no relay answers at `admin.address:port` (then the state directory is used directly). An
+/// admin interface behind TLS is not asked: `relay ctl --tls-ca FILE register KEY` is.
+fn through_running_relay(config: &Config, text: &str) -> Option<anyhow::Result<String>> {
+    use relay::config::TlsPort;
+    if config.tls.ports.contains(&TlsPort::Admin) {
+        return None;
+    }
+    let ip = match config.admin.address {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let addr = std::net::SocketAddr::new(ip, config.admin.port);
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).ok()?;
+    let token = config
+        .admin
+        .token
+        .clone()
+        .or_else(|| relay::admin::token::read_kept(&config.state_dir));
+    let ctl = crate::ctl::Ctl::new(&addr.to_string(), token, false);
+    Some(
+        ctl.run(&crate::ctl::CtlCommand::Register {
+            key: text.to_owned(),
+        })
+        .map_err(|e| anyhow::anyhow!("{e:#}; the licence in force stays")),
+    )
 }
 
 /// `relay license keygen --out FILE`: a new issuer key pair; the private key is written to

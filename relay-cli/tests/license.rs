@@ -193,7 +193,7 @@ fn issue(signing_key: &str, mac_type: &str, mac: &str, serial: &str) -> String {
     key.trim().to_owned()
 }
 
-/// SPEC §5: an invalid key is refused and the old state stays. A key bound to a switch the
+/// docs/behaviour.md §5: an invalid key is refused and the old state stays. A key bound to a switch the
 /// running relay does not have is refused as the admin interface refuses it; with no relay
 /// running it is kept beside the licence in force, which stays until that switch connects.
 #[test]
@@ -242,4 +242,61 @@ fn a_key_for_a_switch_that_is_not_connected_never_replaces_a_working_licence() {
         in_force.payload.serial, 1001,
         "the working licence is what a start loads"
     );
+}
+
+/// With a relay running, `relay license` asks it: a key bound to a switch that connected a
+/// moment ago is registered at once, although the status file (rewritten each second) may not
+/// name that switch yet.
+#[test]
+fn a_key_for_a_switch_connected_a_moment_ago_is_registered_by_the_running_relay() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let switch = runtime
+        .block_on(switch_sim::SimSwitch::start(
+            "127.0.0.1:0".parse().unwrap(),
+            switch_sim::Settings::officeserv(0x42),
+        ))
+        .unwrap();
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let key_file = issuer_dir.path().join("issuer.key");
+    let key_path = key_file.to_str().unwrap();
+    let (ok, out, _) = relay(&["license", "keygen", "--out", key_path]);
+    assert!(ok);
+    let public = out.lines().last().unwrap().to_owned();
+    let key = issue(key_path, "switch", "00:00:F0:5A:00:42", "2001");
+
+    let process = testkit::process::RelayProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_relay")),
+        switch.addr(),
+        0,
+        &format!("license: {{ issuer_keys: [\"{public}\"] }}\n"),
+    )
+    .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(20), switch.wait_opened(1))
+            .await
+            .expect("the relay opened the link")
+    });
+    // The relay has read the MAC reply a moment after the switch saw its query.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["license", "register", &key, "--config", "relay.yaml"])
+        .current_dir(process.dir())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "{stderr}\nrelay: {}",
+        process.output()
+    );
+    assert_eq!(
+        stdout,
+        "Licence 2001 registered: Call 5, OpenTSP 0, Operator 0.\nThe running relay checked it and has it in force now.\n"
+    );
+    let saved = std::fs::read_to_string(process.dir().join("state/license.key")).unwrap();
+    assert_eq!(saved.trim(), key);
 }
