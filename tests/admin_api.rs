@@ -1,4 +1,4 @@
-//! The admin API (SPEC §8) against a running relay with a simulated switch.
+//! The admin API (docs/behaviour.md §8) against a running relay with a simulated switch.
 
 use std::time::Duration;
 use switch_sim::{Settings, SimSwitch};
@@ -25,11 +25,11 @@ fn api_with_file(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.yaml");
     (**s.relay.hub().config.load()).save_atomic(&path).unwrap();
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: token.map(str::to_owned),
-        config_path: Some(path.clone()),
-    });
+    let api = router(AdminState::new(
+        s.relay.clone(),
+        token.map(str::to_owned),
+        Some(path.clone()),
+    ));
     (api, path, dir)
 }
 
@@ -73,11 +73,7 @@ async fn call(
 #[tokio::test]
 async fn status_sessions_and_closing_one_with_x_reason_7() {
     let s = site().await;
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), None, None));
     let (mut app, id) = SimApp::identify_as(s.relay.client_addr(), None, 3, 1, &[(1, "2201")])
         .await
         .unwrap();
@@ -141,11 +137,7 @@ async fn status_sessions_and_closing_one_with_x_reason_7() {
 #[tokio::test]
 async fn switch_operations_notifications_and_metrics() {
     let s = site().await;
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), None, None));
     let (code, body) = call(&api, "POST", "/api/switches/9/connect", None, "").await;
     assert_eq!(
         (code, body.as_str()),
@@ -196,11 +188,7 @@ async fn metrics_count_link_frames_recoveries_and_licence_use() {
         .tuning(|t| t.recovery_cycle = Some(Duration::from_millis(50)))
         .start()
         .await;
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), None, None));
     let (_, before) = call(&api, "GET", "/metrics", None, "").await;
     let opened_in = sample(&before, "cti_switch_frames_in_total{switch=\"1\"}");
     let opened_out = sample(&before, "cti_switch_frames_out_total{switch=\"1\"}");
@@ -271,11 +259,7 @@ async fn a_token_is_required_when_configured_and_licence_errors_name_the_key() {
         })
         .start()
         .await;
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: Some("t0ken".into()),
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), Some("t0ken".into()), None));
     let (code, body) = call(&api, "GET", "/api/status", None, "").await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -400,7 +384,7 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     s.relay.shutdown().await;
 }
 
-/// Each SPEC §2 rule, through the API: the status, the message, and the field it names.
+/// Each rule of docs/configuration.md, through the API: the status, the message, and the field it names.
 #[tokio::test]
 async fn every_switch_and_user_rule_is_enforced_through_the_api() {
     let s = site().await;
@@ -618,11 +602,7 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
         }
     });
     let admin = relay::admin::serve(
-        AdminState {
-            relay: s.relay.clone(),
-            token: None,
-            config_path: None,
-        },
+        AdminState::new(s.relay.clone(), None, None),
         relay::admin::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap(),
@@ -632,18 +612,14 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
     let stream = tokio::net::TcpStream::connect(admin.addr).await.unwrap();
     let (rd, mut wr) = stream.into_split();
     wr.write_all(
-        b"GET /api/notifications/live HTTP/1.1\r\nHost: relay\r\nAccept: text/event-stream\r\n\r\n",
+        b"GET /api/notifications/live HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
     )
     .await
     .unwrap();
     let mut lines = BufReader::new(rd).lines();
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "HTTP/1.1 200 OK");
 
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), None, None));
     let body = format!(r#"{{"no":2,"address":"127.0.1.63","port":{silent_port}}}"#);
     let (code, _) = call(&api, "POST", "/api/switches", None, &body).await;
     assert_eq!(code, StatusCode::OK);
@@ -738,11 +714,7 @@ async fn concurrent_changes_are_all_kept() {
 async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_relay_ctl() {
     use relay::calls::CallPage;
     let s = site().await;
-    let api = router(AdminState {
-        relay: s.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(s.relay.clone(), None, None));
     let mut lines = Vec::new();
     for (i, (call, ext, flag)) in [("1", "2501", "O"), ("2", "2502", "IC"), ("3", "2501", "IA")]
         .into_iter()

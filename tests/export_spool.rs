@@ -317,12 +317,15 @@ impl Drop for RelayProcess {
     }
 }
 
-/// The relay's metric `name`, from its admin port.
-fn metric(admin: u16, name: &str) -> u64 {
+/// The relay's metric `name`, from its admin port, with the token the relay made and kept in
+/// `state_dir` (as `relay ctl` on the same host finds it).
+fn metric(admin: u16, state_dir: &std::path::Path, name: &str) -> u64 {
+    let token = relay::admin::token::read_kept(state_dir).expect("the relay kept its token");
     let mut s = TcpStream::connect(("127.0.0.1", admin)).unwrap();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut body = String::new();
@@ -375,7 +378,11 @@ log_dir: {log}
         assert!(switch.send_raw(f.clone()));
     }
     wait_until_for("1 000 records spooled", Duration::from_secs(30), || {
-        metric(admin, "cti_export_records_spooled_total") == 1_000
+        metric(
+            admin,
+            &dir.path().join("state"),
+            "cti_export_records_spooled_total",
+        ) == 1_000
     })
     .await;
     relay.kill();
@@ -386,7 +393,14 @@ log_dir: {log}
     let mut c = Collector::connect(addr);
     let mut received: Vec<Vec<u8>> = (0..1_000).map(|_| c.next().expect("spooled")).collect();
     std::thread::sleep(Duration::from_secs(7));
-    assert_eq!(metric(admin, "cti_export_records_exported_total"), 1_000);
+    assert_eq!(
+        metric(
+            admin,
+            &dir.path().join("state"),
+            "cti_export_records_exported_total"
+        ),
+        1_000
+    );
     for f in second {
         assert!(switch.send_raw(f.clone()));
     }

@@ -4,41 +4,17 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use relay::gateway::messages::{EventFields, FromRelay, SwitchState, ToRelay};
+use futures_util::StreamExt;
+use relay::gateway::messages::{EventFields, FromRelay, Request, SwitchState, ToRelay};
 use serde_json::json;
 use testkit::*;
 use tokio_tungstenite::tungstenite::Message;
+use ws_client::{connect, next, say, Ws};
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(admin: &Admin, query: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let url = format!("ws://{}/ws{query}", admin.addr());
-    tokio_tungstenite::connect_async(url)
-        .await
-        .map(|(ws, _)| ws)
-}
-
-async fn say(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.unwrap();
-}
+mod ws_client;
 
 async fn send(ws: &mut Ws, m: &ToRelay) {
     say(ws, &serde_json::to_string(m).unwrap()).await;
-}
-
-/// The next JSON message (pings are answered by the client library as it reads).
-async fn next(ws: &mut Ws) -> FromRelay {
-    loop {
-        let msg = within("a gateway message", ws.next())
-            .await
-            .expect("open")
-            .expect("read");
-        if let Message::Text(text) = msg {
-            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        }
-    }
 }
 
 async fn identified(ws: &mut Ws, devices: serde_json::Value) -> FromRelay {
@@ -74,13 +50,13 @@ async fn a_browser_application_identifies_gets_events_and_one_answer_per_request
     // A call from 2201 to 2202: its answer, with the application's own id, and the events.
     send(
         &mut ws,
-        &ToRelay::Request {
+        &ToRelay::Request(Request {
             id: json!("call-1"),
             switch: 1,
             code: "K".into(),
             fields: vec!["2201".into(), "2202".into()],
             body: None,
-        },
+        }),
     )
     .await;
     let mut answers = Vec::new();
@@ -175,13 +151,13 @@ async fn a_malformed_message_is_answered_naming_the_field_and_harms_no_session()
     // Both sessions go on: a request on each is answered.
     send(
         &mut ws,
-        &ToRelay::Request {
+        &ToRelay::Request(Request {
             id: json!(4),
             switch: 1,
             code: "Y".into(),
             fields: vec!["2201".into()],
             body: None,
-        },
+        }),
     )
     .await;
     loop {

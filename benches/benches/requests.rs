@@ -40,7 +40,7 @@ fn put_request(out: &mut BytesMut, invoke: u16, switch: Option<u8>) {
         switch,
         body: Bytes::from_static(b"\x042201"),
     };
-    out.put_slice(&msg.encode());
+    out.put_slice(&msg.encode().unwrap());
 }
 
 /// Keeps `in_flight` requests outstanding on `stream` for as long as it runs: each answer is

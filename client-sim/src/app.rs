@@ -198,7 +198,7 @@ impl SimApp {
         invoke: u16,
         body: &[u8],
     ) -> io::Result<()> {
-        let frame = request_frame(self.protocol, switch, code, invoke, body);
+        let frame = request_frame(self.protocol, switch, code, invoke, body)?;
         self.send_raw(&frame).await
     }
 
@@ -401,7 +401,7 @@ impl Writer {
         invoke: u16,
         body: &[u8],
     ) -> io::Result<()> {
-        let frame = request_frame(self.protocol, switch, code, invoke, body);
+        let frame = request_frame(self.protocol, switch, code, invoke, body)?;
         self.send_raw(&frame).await
     }
 
@@ -411,7 +411,13 @@ impl Writer {
     }
 }
 
-fn request_frame(protocol: u8, switch: Option<u8>, code: u8, invoke: u16, body: &[u8]) -> Bytes {
+fn request_frame(
+    protocol: u8,
+    switch: Option<u8>,
+    code: u8,
+    invoke: u16,
+    body: &[u8],
+) -> io::Result<Bytes> {
     CallMsg {
         kind: Kind::Request,
         code,
@@ -424,6 +430,7 @@ fn request_frame(protocol: u8, switch: Option<u8>, code: u8, invoke: u16, body: 
         body: Bytes::copy_from_slice(body),
     }
     .encode()
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(

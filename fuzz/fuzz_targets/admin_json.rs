@@ -28,6 +28,8 @@ fn site() -> &'static Site {
         let state = tempfile::tempdir().expect("a temporary directory");
         let config = Config {
             state_dir: state.path().to_owned(),
+            // The audit log of every change asked.
+            log_dir: state.path().join("log"),
             ..Config::default()
         };
         let relay = runtime.block_on(async {
@@ -62,11 +64,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (method, path) = ENDPOINTS[usize::from(which) % ENDPOINTS.len()];
     let site = site();
-    let api = router(AdminState {
-        relay: site.relay.clone(),
-        token: None,
-        config_path: None,
-    });
+    let api = router(AdminState::new(site.relay.clone(), None, None));
     let request = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).expect("a method"))
         .uri(path)

@@ -1,4 +1,4 @@
-//! The configuration loader (YAML, then every SPEC §2 rule) on any text: never a panic; a
+//! The configuration loader (YAML, then every rule of docs/configuration.md) on any text: never a panic; a
 //! configuration it accepts is saved and read back the same.
 #![no_main]
 

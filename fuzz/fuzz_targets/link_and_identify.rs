@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     }
     for p3 in [false, true] {
         if let Ok(msg) = CallMsg::decode(&frame, p3) {
-            let again = Frame::new(msg.encode()).expect("an encoded message is a frame");
+            // A message decoded from one frame fits one frame again.
+            let bytes = msg.encode().expect("a decoded message fits a frame");
+            let again = Frame::new(bytes).expect("an encoded message is a frame");
             assert_eq!(CallMsg::decode(&again, p3).as_ref(), Ok(&msg));
         }
     }

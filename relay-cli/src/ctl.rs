@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use relay::admin::contract::{
-    CallPage, CallQuery, Changed, ErrorReply, Level, LicenceKey, LicenceRegistered, LicenceStatus,
-    Notification, SessionStatus, StatusReply,
+    AuditEntry, CallPage, CallQuery, Changed, ErrorReply, Level, LicenceKey, LicenceRegistered,
+    LicenceStatus, Notification, SessionStatus, StatusReply,
 };
 use relay::Config;
 use serde_json::{json, Value};
@@ -56,6 +56,12 @@ pub enum CtlCommand {
     },
     /// Stored call records (SMDR), oldest first, filtered; --csv for CSV.
     Calls(CallsArgs),
+    /// The audit log: changes made through the admin interface and reloads, newest last.
+    Audit {
+        /// How many of the newest entries (1..=10000).
+        #[arg(long, short = 'n', default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 /// Filters of `relay ctl calls` (the same as `GET /api/calls`).
@@ -431,6 +437,7 @@ impl Ctl {
                 let query = serde_urlencoded::to_string(args.query())?;
                 ("GET", format!("/api/calls?{query}"), None)
             }
+            CtlCommand::Audit { limit } => ("GET", format!("/api/audit?limit={limit}"), None),
         })
     }
 
@@ -522,6 +529,10 @@ impl Ctl {
                 .iter()
                 .map(notification_line)
                 .collect(),
+            CtlCommand::Audit { .. } => reply::<Vec<AuditEntry>>(&text)?
+                .iter()
+                .map(audit_line)
+                .collect(),
             CtlCommand::Register { .. } => {
                 let r: LicenceRegistered = reply(&text)?;
                 format!("Licence {} is in force: {}\n", r.serial, r.grants)
@@ -546,6 +557,23 @@ impl Ctl {
             _ => "Done.\n".into(),
         })
     }
+}
+
+/// One audit entry as a line: when, who, what, and the outcome.
+fn audit_line(e: &AuditEntry) -> String {
+    let mut who = e.who.by.clone();
+    if let Some(name) = &e.who.certificate {
+        let _ = write!(who, " {name}");
+    }
+    if let Some(address) = &e.who.address {
+        let _ = write!(who, " from {address}");
+    }
+    let outcome = match &e.error {
+        Some(error) => format!("{} {error}", e.status),
+        None => e.status.to_string(),
+    };
+    let body = e.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+    format!("{}  {who}  {}{body}  -> {outcome}\n", e.time, e.what)
 }
 
 /// A reply body as its contract type, or an error saying the relay answered something else.

@@ -96,14 +96,13 @@ pub async fn run_on(
         .await?;
     let relay = site.relay.clone();
     let switches = &site.switches;
+    // A token as `relay run` makes one, kept in the demo's own state directory.
+    let token = relay::admin::token::resolve(&relay.hub().config.load())?;
     let admin = relay::admin::serve(
-        relay::admin::AdminState {
-            relay: relay.clone(),
-            token: None,
-            config_path: None,
-        },
+        relay::admin::AdminState::new(relay.clone(), token.clone(), None),
         admin_listener,
     )?;
+    let token = token.unwrap_or_default();
     let started = Instant::now();
 
     let mut background = tokio::task::JoinSet::new();
@@ -140,7 +139,13 @@ pub async fn run_on(
             _ = tick.tick() => {}
             _ = &mut stop => break,
         }
-        show(&render(&relay, admin.addr, &apps, started.elapsed()));
+        show(&render(
+            &relay,
+            admin.addr,
+            &token,
+            &apps,
+            started.elapsed(),
+        ));
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -273,7 +278,13 @@ async fn count_frames(rd: &mut client_sim::app::Reader, app: &DemoApp) {
     }
 }
 
-fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Duration) -> String {
+fn render(
+    relay: &Relay,
+    admin: SocketAddr,
+    token: &str,
+    apps: &[Arc<DemoApp>],
+    elapsed: Duration,
+) -> String {
     let status = relay.status();
     let stats = &relay.hub().stats;
     let mut out = String::new();
@@ -286,7 +297,7 @@ fn render(relay: &Relay, admin: SocketAddr, apps: &[Arc<DemoApp>], elapsed: Dura
     );
     let _ = writeln!(
         out,
-        "Web console: http://{admin}/   (relay ctl --admin {admin} status)"
+        "Web console: http://{admin}/#token={token}\n  (relay ctl --admin {admin} --token {token} status)"
     );
     let port = |p| {
         relay

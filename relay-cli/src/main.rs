@@ -56,9 +56,14 @@ enum Command {
         /// The admin interface's address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         admin: String,
-        /// The admin token (admin.token), when one is set.
+        /// The admin token. Without it, the token a relay on this host made and kept in its
+        /// state_dir is used: the one of --config's relay, or else of ./state or
+        /// /var/lib/cti-relay.
         #[arg(long, env = "RELAY_ADMIN_TOKEN")]
         token: Option<String>,
+        /// The relay's configuration file, to find the token kept in its state_dir.
+        #[arg(long, env = "RELAY_CONFIG")]
+        config: Option<PathBuf>,
         /// Print the API's JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -153,10 +158,21 @@ fn main() -> ExitCode {
         Command::Ctl {
             admin,
             token,
+            config,
             json,
             tls_ca,
             command,
         } => {
+            let token = match token {
+                Some(token) => Some(token),
+                None => match kept_token(config.as_deref()) {
+                    Ok(token) => token,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
             let ctl = relay_cli::ctl::Ctl::new(&admin, token, json);
             let ctl = match &tls_ca {
                 Some(ca) => ctl.with_tls(ca),
@@ -303,35 +319,66 @@ fn print_outcome(outcome: anyhow::Result<String>) -> ExitCode {
     }
 }
 
+/// The admin token a relay on this host keeps in its state_dir: the one `config` names, or
+/// else the default state directories, the first readable.
+fn kept_token(config: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let dirs = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let config = Config::parse(&text)
+                .with_context(|| format!("{} is not a configuration", path.display()))?;
+            vec![config.state_dir]
+        }
+        None => vec![PathBuf::from("state"), PathBuf::from("/var/lib/cti-relay")],
+    };
+    Ok(dirs
+        .iter()
+        .find_map(|dir| relay::admin::token::read_kept(dir)))
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
-            // The files the configuration names are read as the relay will read them.
-            if let Err(e) = relay::tls::server_config(&config.tls) {
-                eprintln!("error: {}: {}: {e}", path.display(), e.field());
-                return ExitCode::FAILURE;
-            }
-            for (i, sw) in config.switches.iter().enumerate() {
-                if let Some(ca) = &sw.tls_ca {
-                    if let Err(e) = netseam::tls::client_config(ca, None) {
-                        eprintln!("error: {}: switches[{i}].tls_ca: {e}", path.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            println!(
-                "{}: valid ({} switch(es), {} user(s))",
-                path.display(),
-                config.switches.len(),
-                config.users.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(source) => {
+            let e = relay::config::LoadError::Read {
+                path: path.to_owned(),
+                source,
+            };
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let config = match Config::parse(&text) {
+        Ok(config) => config,
+        Err(source) => {
+            let e = relay::config::LoadError::Parse {
+                path: path.to_owned(),
+                source,
+            };
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every broken rule and every unusable file, together: the files are read as the relay
+    // will read them.
+    let mut errors = config.validate().err().unwrap_or_default();
+    errors.extend(relay::tls::file_errors(&config));
+    if !errors.is_empty() {
+        let e = relay::config::LoadError::Invalid {
+            path: path.to_owned(),
+            errors,
+        };
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
+    println!(
+        "{}: valid ({} switch(es), {} user(s))",
+        path.display(),
+        config.switches.len(),
+        config.users.len()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Logs go to standard error, coloured only on a terminal (`RUST_LOG` overrides `level`),
@@ -363,27 +410,40 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
     let admin_addr = std::net::SocketAddr::new(config.admin.address, config.admin.port);
     let admin_listener = relay::admin::bind(admin_addr).await?;
-    let token = config.admin.token.clone().filter(|t| !t.is_empty());
+    let token = relay::admin::token::resolve(&config)?;
+    let scheme = if config.tls.on(relay::config::TlsPort::Admin) {
+        "https"
+    } else {
+        "http"
+    };
+    let made_token = config.admin.token.is_none() && token.is_some();
     let relay = Arc::new(
         Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
     );
     // Two relays sharing a site keep their switches and users alike (with `bus.shared`).
     tokio::spawn(relay.clone().share_site_config(Some(path.clone())));
-    let admin = relay::admin::serve(
-        relay::admin::AdminState {
-            relay: relay.clone(),
-            token,
-            config_path: Some(path.clone()),
-        },
-        admin_listener,
-    )?;
-    tracing::info!(console = %format!("http://{}/", admin.addr), "admin interface and web console listening");
+    let state = relay::admin::AdminState::new(relay.clone(), token.clone(), Some(path.clone()));
+    let audit = state.audit.clone();
+    let admin = relay::admin::serve(state, admin_listener)?;
+    // The console's address carries the token made here in its fragment, which the browser
+    // keeps to itself: the page reads it and asks for nothing.
+    let console = match (&token, made_token) {
+        (Some(token), true) => format!("{scheme}://{}/#token={token}", admin.addr),
+        _ => format!("{scheme}://{}/", admin.addr),
+    };
+    tracing::info!(%console, "admin interface and web console listening");
+    if made_token {
+        tracing::info!(
+            file = %relay::admin::token::path(&relay.hub().config.load().state_dir).display(),
+            "the admin token is kept here; relay ctl on this host reads it"
+        );
+    }
     tracing::info!(
         client = %relay.client_addr(),
         bypass = %relay.bypass_addr(),
         "listening"
     );
-    wait_for_stop(&relay, &path).await?;
+    wait_for_stop(&relay, &path, &audit).await?;
     tracing::info!("stop requested");
     relay.shutdown().await;
     admin.stop().await;
@@ -391,8 +451,13 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads the configuration on each SIGHUP; returns on the first SIGINT or SIGTERM.
-async fn wait_for_stop(relay: &Relay, path: &std::path::Path) -> anyhow::Result<()> {
+/// Reloads the configuration on each SIGHUP (each an entry of the audit log); returns on the
+/// first SIGINT or SIGTERM.
+async fn wait_for_stop(
+    relay: &Relay,
+    path: &std::path::Path,
+    audit: &relay::admin::audit::AuditLog,
+) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -404,14 +469,28 @@ async fn wait_for_stop(relay: &Relay, path: &std::path::Path) -> anyhow::Result<
                 r = &mut stop => return r,
                 _ = hup.recv() => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
-                    relay.reload(path);
+                    let outcome = relay.reload(path);
+                    audit.append(&relay::admin::audit::entry(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                        relay::admin::contract::AuditWho {
+                            by: "signal".into(),
+                            address: None,
+                            certificate: None,
+                        },
+                        format!("reload {}", path.display()),
+                        None,
+                        if outcome.is_ok() { 200 } else { 422 },
+                        outcome.err(),
+                    ));
                 }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (relay, path);
+        let _ = (relay, path, audit);
         stop_signal().await
     }
 }

@@ -96,6 +96,52 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Every problem with the files `config` names (the relay's certificate, key and client
+/// authorities, and each switch's `tls_ca`), each file checked on its own so that all are
+/// reported at once; then whether the key matches the certificate.
+pub fn file_errors(config: &crate::Config) -> Vec<ConfigError> {
+    let tls = &config.tls;
+    let mut errors = Vec::new();
+    let cert = tls.cert.as_deref().map(|p| certificates("tls.cert", p));
+    let key = tls.key.as_deref().map(|p| {
+        read("tls.key", p).and_then(|pem| {
+            PrivateKeyDer::from_pem_slice(&pem)
+                .map(|_| ())
+                .map_err(|_| TlsError::NoKey { path: p.to_owned() })
+        })
+    });
+    let ca = tls
+        .client_ca
+        .as_deref()
+        .map(|p| certificates("tls.client_ca", p));
+    let mut whole = true;
+    for outcome in [cert.map(|r| r.map(|_| ())), key, ca.map(|r| r.map(|_| ()))]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = outcome {
+            whole = false;
+            errors.push(e.to_config_error());
+        }
+    }
+    if whole {
+        if let Err(e) = server_config(tls) {
+            errors.push(e.to_config_error());
+        }
+    }
+    for (i, sw) in config.switches.iter().enumerate() {
+        if let Some(ca) = &sw.tls_ca {
+            if let Err(e) = netseam::tls::client_config(ca, None) {
+                errors.push(ConfigError {
+                    field: format!("switches[{i}].tls_ca"),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    errors
+}
+
 /// The server configuration of `tls`, reading its files; `None` when no port speaks TLS.
 pub fn server_config(tls: &Tls) -> Result<Option<Arc<ServerConfig>>, TlsError> {
     let (Some(cert_path), Some(key_path)) = (&tls.cert, &tls.key) else {

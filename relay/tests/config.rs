@@ -1,4 +1,4 @@
-//! SPEC §2: the configuration file, its defaults and every rule.
+//! docs/configuration.md: the configuration file, its defaults and every rule.
 
 use relay::config::{Config, ConfigError, Language};
 
@@ -58,6 +58,38 @@ fn the_documented_example_is_valid() {
     assert_eq!(c.users[0].switches, vec![1, 2]);
 }
 
+/// Every setting, down to the fields of a switch and a user entry, is named in the example.
+#[test]
+fn the_example_names_every_setting() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/relay.example.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut every = Config::parse(
+        "switches:\n  - { no: 1, address: 10.0.0.1, source_address: 10.0.0.2, tls_ca: ca.pem }\n  - { no: 2, remote: { site: hq, no: 1 } }\nusers:\n  - { ip: 10.0.0.5, certificate: c }\n",
+    )
+    .unwrap();
+    every.tls.cert = Some("c.pem".into());
+    every.bus.nats = Some("nats://x".into());
+    let mut keys = std::collections::BTreeSet::new();
+    fn walk(v: &serde_yaml::Value, keys: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                for (k, v) in m {
+                    keys.insert(k.as_str().unwrap().to_owned());
+                    walk(v, keys);
+                }
+            }
+            serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| walk(v, keys)),
+            _ => {}
+        }
+    }
+    walk(&serde_yaml::to_value(&every).unwrap(), &mut keys);
+    let missing: Vec<_> = keys
+        .iter()
+        .filter(|k| !text.contains(&format!("{k}:")))
+        .collect();
+    assert!(missing.is_empty(), "the example does not name {missing:?}");
+}
+
 #[test]
 fn an_unknown_key_is_refused_naming_it() {
     let err = Config::parse("options: { auto_conect: true }")
@@ -89,7 +121,8 @@ users:
   - { ip: not-an-address, default_switch: 9 }
   - { ip: 10.1.1.4, switches: [2, 2] }
 license: { issuer_keys: ["abcd"], host_macs: ["00:11:22:33:44"] }
-admin: { address: 0.0.0.0 }
+admin: { address: 0.0.0.0, require_token: false, token: "", max_message_kib: 0,
+         allowed_hosts: ["http://x/"], allowed_origins: ["null"] }
 "#;
     assert_eq!(
         errors(yaml),
@@ -113,7 +146,11 @@ admin: { address: 0.0.0.0 }
             "users[3].switches: switch 2 is listed twice",
             "license.issuer_keys[0]: \"abcd\" is not a 32-byte public key written as 64 hex digits",
             "license.host_macs[0]: \"00:11:22:33:44\" is not a MAC address like AA:BB:CC:DD:EE:FF",
-            "admin.token: is required because admin.address 0.0.0.0 is not a loopback address",
+            "admin.require_token: false is allowed only on a loopback address, and admin.address 0.0.0.0 is not one: remove it (a token is then made at first start) or set admin.token",
+            "admin.token: is empty: remove it to have the relay make one (kept in state_dir/admin.token), or set admin.require_token: false on a loopback address",
+            "admin.allowed_hosts[0]: \"http://x/\" is not a host name (letters, digits, '.', '-'; no scheme, port or path)",
+            "admin.allowed_origins[0]: \"null\" is not an origin like https://crm.example.com or http://10.1.2.3:8081 (a scheme, a host, an optional port; no path)",
+            "admin.max_message_kib: 0 is out of range: use 1..=16384",
         ]
     );
 }

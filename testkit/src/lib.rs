@@ -224,6 +224,7 @@ impl SiteSpec {
         }
         let state_dir = tempfile::tempdir().map_err(SiteError::StateDir)?;
         config.state_dir = state_dir.path().to_owned();
+        config.log_dir = state_dir.path().join("log");
         (self.configure)(&mut config);
         let listeners = if self.configured_ports {
             Listeners::bind(self.net.as_ref(), &config).await?
@@ -449,11 +450,11 @@ impl Site {
             .await
             .expect("a free admin port");
         let server = relay::admin::serve(
-            relay::admin::AdminState {
-                relay: self.relay.clone(),
-                token: token.map(str::to_owned),
-                config_path: Some(config_path.clone()),
-            },
+            relay::admin::AdminState::new(
+                self.relay.clone(),
+                token.map(str::to_owned),
+                Some(config_path.clone()),
+            ),
             listener,
         )
         .expect("the admin interface is served");

@@ -31,6 +31,8 @@ pub struct RelayProcess {
     pub client: SocketAddr,
     /// The bypass port.
     pub bypass: SocketAddr,
+    /// The admin interface.
+    pub admin: SocketAddr,
 }
 
 impl RelayProcess {
@@ -53,6 +55,7 @@ impl RelayProcess {
         let dir = tempfile::tempdir()?;
         let client_port = free_port("127.0.0.1", true);
         let port = || free_port("127.0.0.1", false);
+        let admin_port = port();
         let config = format!(
             "listen: {{ address: 127.0.0.1, client_port: {client_port} }}\n\
              switches:\n  - {{ no: 1, address: {}, port: {}, easyset_password: \"1234\" }}\n\
@@ -66,7 +69,7 @@ impl RelayProcess {
             port(),
             port(),
             port(),
-            port(),
+            admin_port,
         );
         std::fs::write(dir.path().join("relay.yaml"), config + extra)?;
         let out = std::fs::File::create(dir.path().join("relay.out"))?;
@@ -81,7 +84,13 @@ impl RelayProcess {
             dir,
             client: SocketAddr::from(([127, 0, 0, 1], client_port)),
             bypass: SocketAddr::from(([127, 0, 0, 1], client_port + 500)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
         })
+    }
+
+    /// The directory it runs in: `relay.yaml`, `state/`, `log/`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn pid(&self) -> u32 {

@@ -29,7 +29,15 @@ pub enum CallError {
     MissingSwitch(Kind),
     #[error("{0:?} frame of {1} bytes leaves no room for the SWITCH byte")]
     NoRoomForSwitch(Kind, usize),
+    #[error(
+        "a body of {body} bytes does not fit in one frame (at most {} bytes)",
+        MAX_BODY
+    )]
+    TooLarge { kind: Kind, body: usize },
 }
+
+/// Largest body of one frame (LEN less KIND, CODE and INVOKE).
+pub const MAX_BODY: usize = MAX_LEN as usize - 4;
 
 /// A call-processing frame with its parts named.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +51,15 @@ pub struct CallMsg {
 }
 
 impl CallMsg {
-    pub fn encode(&self) -> Bytes {
+    /// The whole frame; refused when the body (with the SWITCH byte) exceeds one frame.
+    pub fn encode(&self) -> Result<Bytes, CallError> {
         let extra = usize::from(self.switch.is_some());
+        if extra + self.body.len() > MAX_BODY {
+            return Err(CallError::TooLarge {
+                kind: self.kind,
+                body: extra + self.body.len(),
+            });
+        }
         let mut out = BytesMut::with_capacity(HEADER_LEN + extra + self.body.len());
         put_header(
             &mut out,
@@ -57,7 +72,7 @@ impl CallMsg {
             out.put_u8(sw);
         }
         out.put_slice(&self.body);
-        out.freeze()
+        Ok(out.freeze())
     }
 
     /// Splits a frame into its parts; `p3` says whether it came over a protocol-3 application
@@ -138,6 +153,7 @@ pub fn relay_answer(code: u8, invoke: u16, switch: Option<u8>, result: u8) -> By
         body: Bytes::copy_from_slice(&[result]),
     }
     .encode()
+    .expect("a one-byte body fits")
 }
 
 /// The `device` an event (as the switch sends it) concerns: empty means switch-wide.

@@ -86,7 +86,10 @@ impl Frame {
         }
     }
 
-    /// Builds a frame from its parts. Panics if the body does not fit (a caller bug).
+    /// Builds a frame from its parts. Panics if the body does not fit: for the simulators and
+    /// tests, which build frames they chose; the relay builds frames only through the encoders
+    /// that refuse a body beyond one frame (`CallMsg::encode`, `LinkMsg::encode`,
+    /// `monitor::encode_link`).
     pub fn build(kind: Kind, code: u8, invoke: u16, body: &[u8]) -> Frame {
         let mut out = BytesMut::with_capacity(HEADER_LEN + body.len());
         put_header(&mut out, kind, code, invoke, body.len());
@@ -131,7 +134,8 @@ impl std::fmt::Debug for Frame {
     }
 }
 
-/// Writes a header for a body of `body_len` bytes. Panics if the frame would exceed 4096 bytes.
+/// Writes a header for a body of `body_len` bytes. Panics if the frame would exceed 4096 bytes:
+/// every encoder checks the body's length before it calls this.
 pub fn put_header(out: &mut BytesMut, kind: Kind, code: u8, invoke: u16, body_len: usize) {
     let len = u16::try_from(body_len + 4)
         .ok()

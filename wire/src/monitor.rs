@@ -1,4 +1,4 @@
-//! Frames of the monitor ports (PROTOCOL §5): a switch link's frame wrapped with its time and
+//! Frames of the monitor ports (docs/protocol.md §5): a switch link's frame wrapped with its time and
 //! switch, or a count of frames a slow monitor missed.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -80,6 +80,7 @@ impl MonitorMsg {
                 if body.len() < 9 {
                     return Err(MonitorError::Truncated(code));
                 }
+                // Cannot fail: the body holds at least 9 bytes (checked above).
                 let time_ms = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
                 let switch = body[8];
                 let inner = &body[9..];

@@ -166,13 +166,13 @@ proptest! {
         if p3 && msg.kind.carries_switch_byte() {
             msg.switch = Some(sw);
         }
-        let frame = Frame::new(msg.encode()).unwrap();
+        let frame = Frame::new(msg.encode().unwrap()).unwrap();
         prop_assert_eq!(CallMsg::decode(&frame, p3).unwrap(), msg);
     }
 
     #[test]
     fn switch_byte_insertion_and_stripping_are_inverse(msg in call_msg(false), sw in 1u8..=8, new_invoke in any::<u16>()) {
-        let original = Frame::new(msg.encode()).unwrap();
+        let original = Frame::new(msg.encode().unwrap()).unwrap();
         let mut with = BytesMut::new();
         put_with_switch(&mut with, original.as_bytes(), sw, None).unwrap();
         let p3 = Frame::new(with.freeze()).unwrap();
@@ -200,7 +200,7 @@ proptest! {
     ) {
         let mut stream = Vec::new();
         for m in &msgs {
-            stream.extend_from_slice(&m.encode());
+            stream.extend_from_slice(&m.encode().unwrap());
         }
         stream.extend_from_slice(&tail);
         let whole = decode_split(&stream, &[]);
@@ -227,7 +227,7 @@ proptest! {
     fn runs_hold_the_same_frames_as_single_reads(msgs in prop::collection::vec(call_msg(false), 1..20)) {
         let mut stream = Vec::new();
         for m in &msgs {
-            stream.extend_from_slice(&m.encode());
+            stream.extend_from_slice(&m.encode().unwrap());
         }
         let mut reader = FrameReader::new();
         reader.extend(&stream);
@@ -277,10 +277,33 @@ fn a_maximal_event_cannot_take_the_switch_byte() {
         switch: None,
         body: Bytes::from(vec![0u8; 4090]),
     };
-    let frame = msg.encode();
+    let frame = msg.encode().unwrap();
     assert_eq!(frame.len(), 4096);
     let mut out = BytesMut::new();
     assert!(put_with_switch(&mut out, &frame, 1, None).is_err());
+}
+
+#[test]
+fn a_body_beyond_one_frame_is_refused_not_a_panic() {
+    let msg = |switch, len| CallMsg {
+        kind: Kind::Request,
+        code: b'K',
+        invoke: 1,
+        switch,
+        body: Bytes::from(vec![0u8; len]),
+    };
+    assert_eq!(msg(Some(1), 4089).encode().unwrap().len(), 4096);
+    assert_eq!(
+        msg(Some(1), 4090).encode(),
+        Err(wire::call::CallError::TooLarge {
+            kind: Kind::Request,
+            body: 4091
+        })
+    );
+    assert_eq!(
+        msg(None, 5120).encode().unwrap_err().to_string(),
+        "a body of 5120 bytes does not fit in one frame (at most 4090 bytes)"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! | `POST/PUT/DELETE /api/switches…`, `…/api/users…` | [`Changed`] |
 //! | `GET /api/notifications`, each `data:` of `…/live` | [`Notification`] |
 //! | `GET /api/calls` ([`CallQuery`]) | [`CallPage`] |
+//! | `GET /api/audit?limit=N` | `Vec<`[`AuditEntry`]`>`, oldest first |
 //! | any refusal | [`ErrorReply`] |
 
 use serde::{Deserialize, Serialize};
@@ -129,4 +130,38 @@ impl ErrorReply {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// One line of the audit log (`log_dir/audit.log`): a change made through the admin
+/// interface, or a reload of the configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When (Unix milliseconds) and the same as RFC 3339 text, UTC.
+    pub time_ms: u64,
+    pub time: String,
+    pub who: AuditWho,
+    /// The request (`POST /api/switches/2/disconnect`) or `reload`.
+    pub what: String,
+    /// The request body, passwords and keys masked, when it was JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// The HTTP status answered (or 200/422 for a reload: applied or refused).
+    pub status: u16,
+    /// Why it was refused, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Who made a change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditWho {
+    /// `token`, `certificate`, `none` (no token asked), `no valid token` (refused) or
+    /// `signal` (SIGHUP).
+    pub by: String,
+    /// The client's address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The name of the client certificate presented, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }

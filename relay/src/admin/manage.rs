@@ -1,4 +1,4 @@
-//! Switch and user management (SPEC §2 rules, §3 live effects): every change is validated
+//! Switch and user management (the rules and live effects of docs/configuration.md): every change is validated
 //! whole, written to the configuration file atomically, then applied.
 
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! The admin HTTP API (SPEC §8), served on `admin.address:port`.
+//! The admin HTTP API (docs/behaviour.md §8), served on `admin.address:port`.
 //!
 //! - `GET /api/status`: switches, sessions, licence, monitors, counters.
 //! - `GET /api/sessions`; `DELETE /api/sessions/{id}`: close one (`X` reason 7).
@@ -13,23 +13,29 @@
 //! - `GET /metrics`: Prometheus text.
 //! - `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]); the token may come as
 //!   `?token=` there, since a browser cannot set headers on a WebSocket.
+//! - `GET /api/audit`: the newest entries of the audit log ([`audit`]).
 //! - `GET /`: the web console (`console.rs`), which uses the routes above.
 //!
-//! A token is required when the API is bound to a non-loopback address (`Authorization:
-//! Bearer …`), compared in constant time. Errors are JSON naming what is wrong.
+//! Every request first passes [`guard`] (the `Host` and `Origin` a browser sends, JSON bodies
+//! only, the size of a body), then the token ([`token`]: on by default, `Authorization:
+//! Bearer …`, compared in constant time), and each change is written to the audit log.
+//! Errors are JSON naming what is wrong.
 
+pub mod audit;
 mod body;
 mod calls;
 mod console;
 pub mod contract;
+pub mod guard;
 mod manage;
 mod metrics;
+pub mod token;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -52,6 +58,26 @@ pub struct AdminState {
     pub token: Option<String>,
     /// The configuration file changes are written back to (`None`: changes are not saved).
     pub config_path: Option<std::path::PathBuf>,
+    /// Where changes are recorded (`log_dir/audit.log`).
+    pub audit: audit::AuditLog,
+}
+
+impl AdminState {
+    /// The admin interface of `relay`, asking for `token` when given, saving changes to
+    /// `config_path`, auditing them in the relay's `log_dir`.
+    pub fn new(
+        relay: Arc<Relay>,
+        token: Option<String>,
+        config_path: Option<std::path::PathBuf>,
+    ) -> AdminState {
+        let audit = audit::AuditLog::new(&relay.hub().config.load().log_dir);
+        AdminState {
+            relay,
+            token,
+            config_path,
+            audit,
+        }
+    }
 }
 
 /// A refusal: its HTTP status and its JSON body ([`ErrorReply`]).
@@ -149,7 +175,7 @@ pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::R
 /// HTTP server once complete.
 struct TlsListener {
     addr: std::net::SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, crate::hub::Caller)>,
+    ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, PeerAddr)>,
 }
 
 impl TlsListener {
@@ -171,6 +197,7 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                let local = stream.local_addr().ok();
                 let Some(config) = hub
                     .tls
                     .on(&hub.config.load().tls, crate::config::TlsPort::Admin)
@@ -182,7 +209,7 @@ impl TlsListener {
                     match hub.tls.accept(config, Box::new(stream)).await {
                         Ok((stream, names)) => {
                             let caller = crate::hub::Caller { addr: peer, names };
-                            let _ = tx.send((stream, caller)).await;
+                            let _ = tx.send((stream, PeerAddr { caller, local })).await;
                         }
                         Err(e) => tracing::debug!(%peer, error = %e, "admin: TLS handshake failed"),
                     }
@@ -194,16 +221,22 @@ impl TlsListener {
 }
 
 /// The client of a request, over TCP or TLS alike: its address and the names of the client
-/// certificate it presented (TLS with `client_ca`).
+/// certificate it presented (TLS with `client_ca`); and the address it dialled.
 #[derive(Clone, Debug)]
-pub struct PeerAddr(pub crate::hub::Caller);
+pub struct PeerAddr {
+    pub caller: crate::hub::Caller,
+    pub local: Option<std::net::SocketAddr>,
+}
 
 impl
     axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> PeerAddr {
-        PeerAddr(crate::hub::Caller::at(*stream.remote_addr()))
+        PeerAddr {
+            caller: crate::hub::Caller::at(*stream.remote_addr()),
+            local: stream.io().local_addr().ok(),
+        }
     }
 }
 
@@ -211,13 +244,13 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> PeerAddr {
-        PeerAddr(stream.remote_addr().clone())
+        stream.remote_addr().clone()
     }
 }
 
 impl axum::serve::Listener for TlsListener {
     type Io = netseam::BoxStream;
-    type Addr = crate::hub::Caller;
+    type Addr = PeerAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -228,7 +261,10 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(crate::hub::Caller::at(self.addr))
+        Ok(PeerAddr {
+            caller: crate::hub::Caller::at(self.addr),
+            local: Some(self.addr),
+        })
     }
 }
 
@@ -272,61 +308,112 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/notifications", get(notifications))
         .route("/api/notifications/live", get(live_notifications))
         .route("/metrics", get(metrics::render))
+        .route("/api/audit", get(audit::list))
         .route("/ws", get(gateway))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,
         ))
         .merge(console::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .with_state(state)
+}
+
+/// How a request proved it may be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No token is asked on this port (`admin.require_token: false`).
+    NoneAsked,
+    /// A client certificate the configured authority issued (TLS with `client_ca`).
+    Certificate,
+    /// The admin token.
+    Token,
+    /// Nothing valid: the request is refused.
+    Missing,
+}
+
+impl Credential {
+    /// The audit log's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Credential::NoneAsked => "none",
+            Credential::Certificate => "certificate",
+            Credential::Token => "token",
+            Credential::Missing => "no valid token",
+        }
+    }
+}
+
+/// What `request` presents, under the configuration in force.
+pub fn credential(state: &AdminState, request: &axum::extract::Request) -> Credential {
+    // With TLS and client certificates on this port, every connection has presented a
+    // certificate the configured authority issued: that stands for the token.
+    let tls = &state.relay.hub().config.load().tls;
+    if tls.on(crate::config::TlsPort::Admin) && tls.client_ca.is_some() {
+        return Credential::Certificate;
+    }
+    let Some(token) = &state.token else {
+        return Credential::NoneAsked;
+    };
+    use subtle::ConstantTimeEq;
+    // A browser cannot set headers on a WebSocket: `/ws?token=…` is accepted there.
+    let from_query = (request.uri().path() == "/ws")
+        .then(|| request.uri().query())
+        .flatten()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token"))
+        .map(|(_, v)| v);
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or(from_query)
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Credential::Token
+    } else {
+        Credential::Missing
+    }
 }
 
 async fn authorize(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    // With TLS and client certificates on this port, every connection has presented a
-    // certificate the configured authority issued: that stands for the token.
-    let tls = &state.relay.hub().config.load().tls;
-    let certified = tls.on(crate::config::TlsPort::Admin) && tls.client_ca.is_some();
-    if let (Some(token), false) = (&state.token, certified) {
-        use subtle::ConstantTimeEq;
-        // A browser cannot set headers on a WebSocket: `/ws?token=…` is accepted there.
-        let from_query = (request.uri().path() == "/ws")
-            .then(|| request.uri().query())
-            .flatten()
-            .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token"))
-            .map(|(_, v)| v);
-        let given = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned)
-            .or(from_query)
-            .unwrap_or_default();
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            let how = if request.uri().path() == "/ws" {
-                "a valid admin token is required: send Authorization: Bearer <admin.token>, or open /ws?token=<admin.token>"
-            } else {
-                "a valid admin token is required: send Authorization: Bearer <admin.token>"
-            };
-            return ApiError::new(StatusCode::UNAUTHORIZED, how).into_response();
-        }
+    if credential(&state, &request) == Credential::Missing {
+        let how = if request.uri().path() == "/ws" {
+            "a valid admin token is required: send Authorization: Bearer <admin.token>, or open /ws?token=<admin.token>"
+        } else {
+            "a valid admin token is required: send Authorization: Bearer <admin.token>"
+        };
+        return ApiError::new(StatusCode::UNAUTHORIZED, how).into_response();
     }
     next.run(request).await
 }
 
-/// `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]).
+/// `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]). A message (and a frame) is
+/// bounded by `admin.max_message_kib` as it arrives, never buffered whole beyond it.
 async fn gateway(
     State(s): State<AdminState>,
-    axum::extract::ConnectInfo(PeerAddr(caller)): axum::extract::ConnectInfo<PeerAddr>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<PeerAddr>,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
     let hub = s.relay.hub().clone();
-    upgrade.on_upgrade(move |socket| crate::gateway::serve(hub, socket, caller))
+    let limit = hub.config.load().admin.max_message_bytes();
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, peer.caller))
 }
 
 async fn status(State(s): State<AdminState>) -> Response {

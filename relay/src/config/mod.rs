@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §2): serde types with the binding field names and defaults,
+//! The configuration file (docs/configuration.md): serde types with the binding field names and defaults,
 //! and validation that reports every broken rule at once, each naming the field and value.
 
 use std::fmt;
@@ -380,7 +380,7 @@ impl Resume {
     }
 }
 
-/// What the export port sends (PROTOCOL §6).
+/// What the export port sends (docs/protocol.md §6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
@@ -476,7 +476,19 @@ pub struct License {
 pub struct Admin {
     pub address: IpAddr,
     pub port: u16,
+    /// The bearer token every API request must carry. `None`: the relay makes one at first
+    /// start and keeps it in `state_dir/admin.token` (see [`crate::admin::token`]).
     pub token: Option<String>,
+    /// `false` turns the token off; allowed on a loopback address only.
+    pub require_token: bool,
+    /// Host names, besides `localhost`, loopback addresses and the address a client dialled,
+    /// that a request's `Host` header may carry (a name in DNS for this host).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`), besides the console's own, whose pages may change
+    /// anything or open `/ws`.
+    pub allowed_origins: Vec<String>,
+    /// The largest HTTP request body and the largest gateway message, in KiB.
+    pub max_message_kib: u32,
 }
 
 impl Default for Admin {
@@ -485,7 +497,18 @@ impl Default for Admin {
             address: IpAddr::from([127, 0, 0, 1]),
             port: 8080,
             token: None,
+            require_token: true,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_message_kib: 128,
         }
+    }
+}
+
+impl Admin {
+    /// [`Admin::max_message_kib`] in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_kib as usize * 1024
     }
 }
 

@@ -1,4 +1,4 @@
-//! Every rule of SPEC §2, checked at once: each broken rule names its field and value.
+//! Every rule of docs/configuration.md, checked at once: each broken rule names its field and value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{parse_mac, valid_site, Config, ConfigError};
 
 impl Config {
-    /// Checks every rule of SPEC §2 and returns all that are broken.
+    /// Checks every rule of docs/configuration.md and returns all that are broken.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut err = |field: String, message: String| errors.push(ConfigError { field, message });
@@ -350,14 +350,56 @@ impl Config {
             );
         }
 
-        if !self.admin.address.is_loopback() && self.admin.token.as_deref().unwrap_or("").is_empty()
+        let admin = &self.admin;
+        if !admin.require_token && !admin.address.is_loopback() {
+            err(
+                "admin.require_token".into(),
+                format!(
+                    "false is allowed only on a loopback address, and admin.address {} is not one: remove it (a token is then made at first start) or set admin.token",
+                    admin.address
+                ),
+            );
+        }
+        if admin.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            err(
+                "admin.token".into(),
+                "is empty: remove it to have the relay make one (kept in state_dir/admin.token), or set admin.require_token: false on a loopback address".into(),
+            );
+        } else if admin
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim() != t || t.contains(char::is_control))
         {
             err(
                 "admin.token".into(),
-                format!(
-                    "is required because admin.address {} is not a loopback address",
-                    self.admin.address
-                ),
+                "has spaces at an end or control characters, which an Authorization header cannot carry".into(),
+            );
+        }
+        for (i, host) in admin.allowed_hosts.iter().enumerate() {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                });
+            if !valid {
+                err(
+                    format!("admin.allowed_hosts[{i}]"),
+                    format!("{host:?} is not a host name (letters, digits, '.', '-'; no scheme, port or path)"),
+                );
+            }
+        }
+        for (i, origin) in admin.allowed_origins.iter().enumerate() {
+            if crate::admin::guard::Origin::parse(origin).is_none() {
+                err(
+                    format!("admin.allowed_origins[{i}]"),
+                    format!("{origin:?} is not an origin like https://crm.example.com or http://10.1.2.3:8081 (a scheme, a host, an optional port; no path)"),
+                );
+            }
+        }
+        if !(1..=16384).contains(&admin.max_message_kib) {
+            err(
+                "admin.max_message_kib".into(),
+                format!("{} is out of range: use 1..=16384", admin.max_message_kib),
             );
         }
 

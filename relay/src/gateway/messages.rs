@@ -7,57 +7,88 @@ use serde::{Deserialize, Serialize};
 
 /// What an application sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToRelay {
     /// The first message, and only then: who the application is (as `I` on the client port).
-    Identify {
-        /// `call`, `callplus`, `operator`, `opentsp`, `easyset`, `dataview`, `news`, or a
-        /// bypass product: `acd`, `messenger`, `bypass-dataview`, `callpro`, `callsim`, `other`.
-        product: String,
-        /// 3 (every served switch, events name theirs; the default) or 2 (one switch).
-        #[serde(default = "protocol_3")]
-        protocol: u8,
-        /// The application's name, as the status view shows it.
-        #[serde(default)]
-        name: String,
-        /// Devices to receive the events of (a filtering user's session receives only those).
-        #[serde(default)]
-        devices: Vec<Device>,
-    },
+    Identify(Identify),
     /// A request to a switch. Its one answer carries the same `id`.
-    Request {
-        /// Any JSON value the application chooses, returned in the answer.
-        id: serde_json::Value,
-        /// The switch (protocol 3; 0 or absent: the default switch).
-        #[serde(default)]
-        switch: u8,
-        /// The request code, one character (`K` make call, `N` answer, `D` clear, …).
-        code: String,
-        /// The body as `str8` fields, in order (`["2201", "2202"]`)…
-        #[serde(default)]
-        fields: Vec<String>,
-        /// …or as hex, when the body is not text fields.
-        #[serde(default)]
-        body: Option<String>,
-    },
+    Request(Request),
     /// Adds or removes a watched device.
-    Device {
-        add: bool,
-        #[serde(default)]
-        switch: u8,
-        device: String,
-    },
+    Device(DeviceChange),
+}
+
+/// `identify`: who the application is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identify {
+    /// `call`, `callplus`, `operator`, `opentsp`, `easyset`, `dataview`, `news`, or a
+    /// bypass product: `acd`, `messenger`, `bypass-dataview`, `callpro`, `callsim`, `other`.
+    pub product: String,
+    /// 3 (every served switch, events name theirs; the default) or 2 (one switch).
+    #[serde(default = "protocol_3")]
+    pub protocol: u8,
+    /// The application's name, as the status view shows it.
+    #[serde(default)]
+    pub name: String,
+    /// Devices to receive the events of (a filtering user's session receives only those).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+}
+
+/// `request`: a request to a switch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Any JSON value the application chooses, returned in the answer.
+    pub id: serde_json::Value,
+    /// The switch, 1..=8 (0 or absent: the session's default switch; a protocol-2 session
+    /// has only that one).
+    #[serde(default)]
+    #[schemars(range(max = 8))]
+    pub switch: u8,
+    /// The request code, one character (`K` make call, `N` answer, `D` clear, …).
+    pub code: String,
+    /// The body as `str8` fields, in order (`["2201", "2202"]`)…
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// …or as hex, when the body is not text fields.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// `device`: adds or removes a watched device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceChange {
+    pub add: bool,
+    /// 1..=8, or 0 (absent): the session's default switch.
+    #[serde(default)]
+    #[schemars(range(max = 8))]
+    pub switch: u8,
+    pub device: String,
+}
+
+impl ToRelay {
+    /// The value of `type` each kind of message carries.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ToRelay::Identify(_) => "identify",
+            ToRelay::Request(_) => "request",
+            ToRelay::Device(_) => "device",
+        }
+    }
 }
 
 fn protocol_3() -> u8 {
     3
 }
 
-/// A device on a switch (0: the default switch).
+/// A device on a switch (0 or absent: the default switch).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
     #[serde(default)]
+    #[schemars(range(max = 8))]
     pub switch: u8,
     pub device: String,
 }
@@ -175,7 +206,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             m,
-            ToRelay::Identify {
+            ToRelay::Identify(Identify {
                 product: "call".into(),
                 protocol: 3,
                 name: String::new(),
@@ -183,7 +214,7 @@ mod tests {
                     switch: 1,
                     device: "2201".into()
                 }],
-            }
+            })
         );
         assert_eq!(
             serde_json::to_string(&FromRelay::Switch {

@@ -1,4 +1,4 @@
-//! Admission (SPEC §4): whether an application that identified may stay, which switches it
+//! Admission (docs/behaviour.md §4): whether an application that identified may stay, which switches it
 //! is served and which devices it watches; an accepted session is registered with `i` already
 //! queued, before any event or `W` can reach it. A resumable session coming back is admitted
 //! here too, with what it missed.
@@ -20,7 +20,15 @@ use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
 use crate::hub::Caller;
 
 impl Hub {
-    /// Applies the identify rules (SPEC §4) and, when accepted, registers the session with
+    /// The default switch a session of `caller` identifying with `protocol` is given under
+    /// the configuration in force: where SWITCH 0 goes (the gateway's requests).
+    pub fn default_switch_for(&self, caller: &Caller, protocol: u8) -> u8 {
+        let config = self.config.load();
+        let user = config.user_for(caller.addr.ip(), &caller.names);
+        served_switches(&config, user, protocol).default
+    }
+
+    /// Applies the identify rules (docs/behaviour.md §4) and, when accepted, registers the session with
     /// `i` already queued, before any event or `W` can reach it. A session resumed with its
     /// token is given its old devices, switches and licence use, and then, switch by switch,
     /// what it missed (`G` for what cannot be replayed), before any live event.

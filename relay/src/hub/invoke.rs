@@ -97,6 +97,7 @@ impl InvokeMap {
             self.deadlines.pop_front();
             // The entry may have been answered, and its INVOKE reused by a later request.
             if self.entries.get(&invoke).is_some_and(|s| s.seq == seq) {
+                // Cannot fail: `invoke` was read from this map's own deadline queue under the same lock.
                 expired.push(self.entries.remove(&invoke).expect("present").pending);
             }
         }

@@ -69,6 +69,7 @@ impl Journal {
     /// Keeps the `events` just numbered, which are the consecutive frames of `run`, copied once
     /// so the kept events never hold a connection's read buffer.
     pub fn keep(&mut self, now: Instant, run: &[u8], events: u64, keep: Keep) {
+        // Cannot fail: a copy of frames the reader checked whole.
         let copy = Run::whole(Bytes::copy_from_slice(run)).expect("a run of checked frames");
         let before = self.frames.len();
         for f in copy.frames() {
@@ -157,6 +158,7 @@ mod tests {
             body: body.freeze(),
         }
         .encode()
+        .unwrap()
     }
 
     fn run(devices: &[&str]) -> Vec<u8> {

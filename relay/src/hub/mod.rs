@@ -266,6 +266,7 @@ impl Hub {
         let lines = config.options.notification_lines as usize;
         let seed = tuning.resume_seed.unwrap_or_else(|| {
             let mut bytes = [0; 8];
+            // Cannot fail: no input reaches it: only a system without a random source fails here, and the relay cannot run there.
             getrandom::fill(&mut bytes).expect("the system's random source");
             u64::from_le_bytes(bytes)
         });

@@ -224,6 +224,7 @@ impl SessionHandle {
 
 /// The `X` frame for `reason`.
 pub fn close_frame(reason: CloseReason, text: &str) -> Bytes {
+    // Cannot fail: a reason byte and one str8 (255 bytes at most).
     LinkMsg::Close {
         reason: reason as u8,
         text: Str8::lossy(text),

@@ -1,4 +1,4 @@
-//! Licence keys (SPEC §5): a 26-byte payload and its 64-byte Ed25519 signature, written as 18
+//! Licence keys (docs/behaviour.md §5): a 26-byte payload and its 64-byte Ed25519 signature, written as 18
 //! groups of 8 RFC 4648 base32 characters joined by '-'.
 
 use data_encoding::BASE32_NOPAD;
@@ -113,6 +113,7 @@ impl Payload {
         Ok(Payload {
             serial: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
             mac_type,
+            // Cannot fail: `b` is the fixed-size payload.
             mac: b[7..13].try_into().expect("six bytes"),
             call: u16_at(13),
             opentsp: u16_at(15),
@@ -184,6 +185,7 @@ pub fn parse_text(text: &str) -> Result<[u8; KEY_LEN], KeyError> {
 /// Parses a key and checks its signature against the trusted issuer keys.
 pub fn verify(text: &str, issuers: &[VerifyingKey]) -> Result<Payload, KeyError> {
     let bytes = parse_text(text)?;
+    // Cannot fail: parse_text returns exactly KEY_LEN (26 + 64) bytes.
     let payload_bytes: [u8; PAYLOAD_LEN] = bytes[..PAYLOAD_LEN].try_into().expect("26 bytes");
     let signature = Signature::from_bytes(&bytes[PAYLOAD_LEN..].try_into().expect("64 bytes"));
     if issuers.is_empty() {

@@ -1,4 +1,4 @@
-//! Licensing (SPEC §5): who may identify on the licensed port, and how many at once.
+//! Licensing (docs/behaviour.md §5): who may identify on the licensed port, and how many at once.
 //!
 //! - [`key`]: the licence key format, signatures, dates.
 //! - [`trial`]: the trial period's start, recorded once in `state_dir`.

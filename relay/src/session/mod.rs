@@ -24,8 +24,18 @@ use wire::call::{put_rewritten, switch_byte, CALL_PLUS_CODE};
 use wire::link::caps;
 use wire::{relay_result, CloseReason, Frame, FrameReader, Kind, LinkMsg, Port, NO_INVOKE};
 
+/// How a session ended, for a front that must tell its application in its own terms (the
+/// gateway's WebSocket close code): the `X` of a session too slow to read may never reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Closed for reading too slowly (its output queue overflowed).
+    TooSlow,
+    /// Anything else: the application left, or the relay said why with `X` or `i`.
+    Otherwise,
+}
+
 /// Serves one accepted connection to its end.
-pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: Port) {
+pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: Port) -> Ended {
     let peer = caller.addr;
     let mut reader = FrameReader::with_capacity(4096);
     let identify = match read_identify(&hub, &mut stream, &mut reader).await {
@@ -33,26 +43,26 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: P
         Err(Unidentified::Malformed(why)) => {
             debug!(%peer, why, "identify refused as malformed");
             refuse(&hub, stream, wire::IdentifyResult::Malformed, Vec::new()).await;
-            return;
+            return Ended::Otherwise;
         }
         Err(Unidentified::Timeout) => {
             debug!(%peer, "no identify within the deadline");
             let frame = close_frame(CloseReason::IdleTimeout, "identify not received in time");
             let _ = tokio::time::timeout(hub.tuning.close_grace, stream.write_all(&frame)).await;
-            return;
+            return Ended::Otherwise;
         }
-        Err(Unidentified::Gone) => return,
+        Err(Unidentified::Gone) => return Ended::Otherwise,
     };
     let session = match hub.admit(&caller, port, &identify) {
         Ok(session) => session,
         Err((result, switches)) => {
             debug!(%peer, ?result, "identify refused");
             refuse(&hub, stream, result, switches).await;
-            return;
+            return Ended::Otherwise;
         }
     };
     let span = info_span!("session", id = session.id, %peer, product = %session.product);
-    run(hub, session, stream, reader).instrument(span).await;
+    run(hub, session, stream, reader).instrument(span).await
 }
 
 enum Unidentified {
@@ -100,6 +110,7 @@ async fn refuse(
     switches: Vec<(u8, bool)>,
 ) {
     hub.stats.sessions_refused.fetch_add(1, Ordering::Relaxed);
+    // Cannot fail: a result byte and at most 8 served switches of 2 bytes.
     let frame = LinkMsg::IdentifyResult {
         result: result as u8,
         switches,
@@ -127,7 +138,7 @@ async fn run(
     session: Arc<SessionHandle>,
     stream: BoxStream,
     mut reader: FrameReader,
-) {
+) -> Ended {
     info!(
         switches = ?session.served,
         protocol = session.protocol,
@@ -147,7 +158,8 @@ async fn run(
         Stop::PeerGone => writer.abort(),
         Stop::WriterDone => end_writer(&mut writer, grace).await,
     }
-    if session.out.overflowed() && !session.was_replaced() {
+    let slow = session.out.overflowed() && !session.was_replaced();
+    if slow {
         hub.stats.slow_closes.fetch_add(1, Ordering::Relaxed);
         hub.notices.emit(Notice::SessionTooSlow {
             peer: session.peer,
@@ -160,6 +172,11 @@ async fn run(
     } else {
         info!("session ended");
     }
+    if slow {
+        Ended::TooSlow
+    } else {
+        Ended::Otherwise
+    }
 }
 
 async fn read_loop(
@@ -169,6 +186,7 @@ async fn read_loop(
     reader: &mut FrameReader,
     writer: &mut tokio::task::JoinHandle<WriterEnd>,
 ) -> Stop {
+    // Cannot fail: an empty body.
     let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
     loop {

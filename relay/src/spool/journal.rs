@@ -21,7 +21,7 @@ const SEGMENT_BYTES: u64 = 1 << 20;
 const SEGMENT_SPAN_MS: u64 = 86_400_000;
 /// Bytes an entry adds to its frame: length, number, time, switch, CRC.
 pub const ENTRY_OVERHEAD: usize = 4 + 8 + 8 + 1 + 4;
-/// No frame is longer (PROTOCOL §1); a longer length means a damaged entry.
+/// No frame is longer (docs/protocol.md §1); a longer length means a damaged entry.
 const FRAME_MAX: usize = 4096;
 const DELIVERED: &str = "delivered";
 
@@ -66,6 +66,7 @@ fn decode_all(data: &[u8], first: u64) -> (Vec<Entry>, usize) {
         if rest.len() < ENTRY_OVERHEAD {
             break;
         }
+        // Cannot fail: `rest` holds at least ENTRY_OVERHEAD (25) bytes here, and the CRC and the 21-byte header follow from `len + ENTRY_OVERHEAD <= rest.len()`.
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
         if len > FRAME_MAX || rest.len() < len + ENTRY_OVERHEAD {
             break;

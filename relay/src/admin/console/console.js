@@ -7,6 +7,16 @@ const state = { status: null, config: null, lastSeq: 0, notificationLines: 500 }
 
 // ---- The admin API ----------------------------------------------------------------------
 
+// The address `relay run` prints carries the token in its fragment (#token=…), which the
+// browser never sends: keep it for this tab, and take it out of the address bar.
+(function tokenFromAddress() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token) {
+    sessionStorage.setItem("relay-token", token);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+})();
+
 function authHeaders() {
   const token = sessionStorage.getItem("relay-token");
   return token ? { Authorization: "Bearer " + token } : {};

@@ -9,10 +9,13 @@ let nextId = 1;
 let device = "";
 let sw = 1;
 
-// Fields may come from the address: ?device=2201&switch=1&token=…
+// Fields may come from the address: ?device=2201&switch=1#token=… (the fragment, which the
+// browser never sends, is the place for the token; ?token= works too).
 const params = new URLSearchParams(location.search);
+const fragment = new URLSearchParams(location.hash.slice(1));
 for (const name of ["device", "switch", "token"]) {
-  if (params.has(name)) $(name).value = params.get(name);
+  const value = fragment.get(name) ?? params.get(name);
+  if (value !== null) $(name).value = value;
 }
 
 function setState(text, cls) {
@@ -89,7 +92,15 @@ function connect(event) {
       case "error": $("last-answer").textContent = "Error: " + msg.error + (msg.field ? " (" + msg.field + ")" : ""); break;
     }
   };
-  ws.onclose = () => { enable(false); if (!$("state").classList.contains("down")) setState("Not connected.", "down"); };
+  // The close code says why: 1001 the relay is stopping or lost its switches (come back
+  // later), 1008 its rules (refused, too slow, …), 1009 a message too large.
+  ws.onclose = (event) => {
+    enable(false);
+    if (!$("state").classList.contains("down")) {
+      const why = event.reason ? ": " + event.reason + " (" + event.code + ")" : "";
+      setState("Not connected" + why + ".", "down");
+    }
+  };
 }
 
 $("connect").addEventListener("submit", connect);
