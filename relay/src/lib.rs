@@ -15,7 +15,8 @@
 //!   writer, heartbeat and silence, writer grace; [`tls`]: TLS on the relay's ports.
 //! - [`ports`]: the monitor ports, the SMDR/UCD export port, the licence watch.
 //! - [`bus`]: federation over NATS: this relay's switches published and served to other
-//!   sites, and remote switches served here as if local.
+//!   sites, and remote switches served here as if local; [`outbox`]: the bounded queue the
+//!   links put their frames on for it.
 //! - [`spool`]: SMDR/UCD records made durable until a collector has them; [`calls`]: the
 //!   call-record store (SQLite) they also go to.
 //! - [`licensing`]: licence keys, trial, entitlements, use.
@@ -41,6 +42,7 @@ pub mod hub;
 pub mod licensing;
 pub(crate) mod link;
 pub mod notify;
+pub mod outbox;
 pub mod ports;
 pub(crate) mod reconfigure;
 pub mod rotating;

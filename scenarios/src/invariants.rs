@@ -28,8 +28,7 @@ use relay::config::Config;
 use switch_sim::switch::SentLog;
 use wire::{CallMsg, Kind, LinkMsg, MonitorMsg, Port, Product};
 
-use crate::observe::{Conn, End, MonitorConn};
-use crate::runner::Site;
+use crate::observe::{Conn, End, MonitorConn, SiteView};
 use crate::schema::AppSpec;
 
 /// A broken invariant: which one, and what happened.
@@ -151,7 +150,7 @@ struct MonitorCursor {
 /// The reconciler's invariant: what runs for each switch is what the configuration in force
 /// asks for: a supervisor for each enabled local switch, a bus task for each enabled remote
 /// one (the simulated site has no bus), nothing for the others.
-fn check_switch_tasks(site: &Site) -> Result<(), Violation> {
+fn check_switch_tasks(site: &SiteView<'_>) -> Result<(), Violation> {
     use relay::server::SwitchTasks;
     let config = site.relay.hub().config.load_full();
     let wanted: BTreeMap<u8, SwitchTasks> = config
@@ -180,7 +179,7 @@ pub(crate) struct Checker {
 
 impl Checker {
     /// A checker for `site`, taking its baseline now (before any application connects).
-    pub(crate) fn new(site: &Site) -> Checker {
+    pub(crate) fn new(site: &SiteView<'_>) -> Checker {
         Checker {
             cursors: Vec::new(),
             monitor_cursors: Vec::new(),
@@ -191,7 +190,7 @@ impl Checker {
     /// After every application has gone: no session, no licence or bypass use, no request in
     /// flight, and the relay's tasks back to the baseline (with one task for each switch the
     /// configuration in force runs).
-    pub(crate) fn baseline(&self, site: &Site) -> Result<(), Violation> {
+    pub(crate) fn baseline(&self, site: &SiteView<'_>) -> Result<(), Violation> {
         let hub = site.relay.hub();
         let sessions = hub.sessions();
         if !sessions.is_empty() {
@@ -248,7 +247,7 @@ impl Checker {
     }
 
     /// Checks everything that has happened since the last call.
-    pub(crate) fn after_step(&mut self, site: &Site) -> Result<(), Violation> {
+    pub(crate) fn after_step(&mut self, site: &SiteView<'_>) -> Result<(), Violation> {
         let logs: BTreeMap<u8, SentLog> = site
             .switches
             .iter()
@@ -280,7 +279,7 @@ impl Checker {
     /// At the end, with time enough passed for every answer (including the relay's own after
     /// 30 s): every request of a connection still open was answered, and every event due to
     /// it arrived.
-    pub(crate) fn at_end(&mut self, site: &Site) -> Result<(), Violation> {
+    pub(crate) fn at_end(&mut self, site: &SiteView<'_>) -> Result<(), Violation> {
         self.after_step(site)?;
 
         let logs: BTreeMap<u8, SentLog> = site
@@ -328,7 +327,7 @@ impl Checker {
     }
 
     /// Licence and bypass use against the sessions admitted.
-    fn check_accounting(&self, site: &Site, conns: &[Conn]) -> Result<(), Violation> {
+    fn check_accounting(&self, site: &SiteView<'_>, conns: &[Conn]) -> Result<(), Violation> {
         let hub = site.relay.hub();
         let live = hub.sessions();
         // Sessions waiting to be resumed keep their licence use.

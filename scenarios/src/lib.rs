@@ -4,10 +4,13 @@
 //!
 //! Module map:
 //! - [`schema`]: the scenario file format (see `scenarios/README.md`).
-//! - [`runner`]: builds the site and plays the steps.
+//! - [`runner`]: builds the site (`runner/build.rs`), opens its connections
+//!   (`runner/connect.rs`), plays each step (`runner/steps.rs`, one function per step) and
+//!   records what every party received (`runner/record.rs`).
 //! - [`render`]: frames and notifications as transcript lines.
-//! - [`observe`]: what each application did and received, as data; [`invariants`]: what
-//!   every history must keep, checked after every step.
+//! - [`observe`]: what each application did and received, as data, and the view of a site
+//!   the checker is given; [`invariants`]: what every history must keep, checked after every
+//!   step (it reads that view, never the runner).
 //! - [`world`]: random worlds made from a seed; [`explore`]: plays them and shrinks a
 //!   violation to a scenario the runner replays (the `explore` binary).
 

@@ -6,7 +6,16 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use switch_sim::SimSwitch;
 use wire::Frame;
+
+/// What the invariant checker looks at after each step: the relay, the simulated switches and
+/// what every connection did and received.
+pub struct SiteView<'a> {
+    pub relay: &'a relay::Relay,
+    pub switches: &'a BTreeMap<u8, SimSwitch>,
+    pub obs: &'a Observations,
+}
 
 /// A request an application sent.
 #[derive(Clone, Debug)]

@@ -21,43 +21,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{AdminState, ApiError, PeerAddr};
+use crate::config::web_origin::{split_host, WebOrigin};
 use crate::config::{Admin, TlsPort};
-
-/// An origin as browsers send it: scheme, host and port, lower case, with no path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin(String);
-
-impl Origin {
-    /// `text` as an origin (`https://crm.example.com`, `http://10.1.2.3:8081`), or `None`.
-    pub fn parse(text: &str) -> Option<Origin> {
-        let lower = text.trim_end_matches('/').to_ascii_lowercase();
-        let (scheme, rest) = lower.split_once("://")?;
-        if !matches!(scheme, "http" | "https") || rest.is_empty() {
-            return None;
-        }
-        if rest.contains(['/', '?', '#', '@', ' ']) {
-            return None;
-        }
-        let (host, _) = split_host(rest)?;
-        (!host.is_empty()).then_some(Origin(lower))
-    }
-}
-
-/// `host[:port]` split into the host (brackets removed from an IPv6 address) and the port.
-fn split_host(authority: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after {
-            "" => Some((host, None)),
-            port => Some((host, Some(port.strip_prefix(':')?))),
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => Some((host, Some(port))),
-        Some(_) => None,
-        None => Some((authority, None)),
-    }
-}
 
 /// Whether `host` (the `Host` header's host part) names this relay for a client that dialled
 /// `local`.
@@ -176,7 +141,7 @@ pub fn too_large(limit: usize) -> Response {
 }
 
 fn origin_allowed(text: &str, host: Option<&str>, config: &crate::Config) -> bool {
-    let Some(origin) = Origin::parse(text) else {
+    let Some(origin) = WebOrigin::parse(text) else {
         return false;
     };
     let scheme = if config.tls.on(TlsPort::Admin) {
@@ -184,7 +149,7 @@ fn origin_allowed(text: &str, host: Option<&str>, config: &crate::Config) -> boo
     } else {
         "http"
     };
-    if let Some(own) = host.and_then(|h| Origin::parse(&format!("{scheme}://{h}"))) {
+    if let Some(own) = host.and_then(|h| WebOrigin::parse(&format!("{scheme}://{h}"))) {
         if origin == own {
             return true;
         }
@@ -193,7 +158,7 @@ fn origin_allowed(text: &str, host: Option<&str>, config: &crate::Config) -> boo
         .admin
         .allowed_origins
         .iter()
-        .filter_map(|o| Origin::parse(o))
+        .filter_map(|o| WebOrigin::parse(o))
         .any(|o| o == origin)
 }
 
@@ -228,19 +193,6 @@ fn not_json(headers: &HeaderMap) -> Option<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_are_compared_in_their_browser_form() {
-        assert_eq!(
-            Origin::parse("HTTPS://CRM.example.com/"),
-            Origin::parse("https://crm.example.com")
-        );
-        assert!(Origin::parse("http://[::1]:8080").is_some());
-        assert!(Origin::parse("null").is_none());
-        assert!(Origin::parse("ftp://x").is_none());
-        assert!(Origin::parse("https://x/path").is_none());
-        assert!(Origin::parse("https://").is_none());
-    }
 
     #[test]
     fn hosts_that_name_this_relay() {

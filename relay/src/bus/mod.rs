@@ -14,64 +14,26 @@
 //!   as JSON of a [`crate::notify::Notice`], shown by the relays that serve the switch in their
 //!   own language;
 //! - `cti.S.config` (key-value bucket `cti_config`, key `S`): for two relays sharing the site,
-//!   its switches and users as last changed through either's admin interface ([`config`]).
+//!   its switches and users as last changed through either's admin interface ([`shared_config`]).
 //!
 //! Payloads are the protocol's own frames, except the notices and the configuration (JSON).
 //!
-//! [`export`] publishes and serves this relay's switches; [`remote`] is the link of a switch of
+//! [`publish`] publishes and serves this relay's switches; [`remote`] is the link of a switch of
 //! another site; [`lease`] decides which of two relays sharing a site holds its links, and
-//! [`config`] keeps their switches and users alike.
+//! [`shared_config`] keeps their switches and users alike.
 
-pub mod config;
-pub mod export;
 pub mod lease;
+pub mod publish;
 pub mod remote;
+pub mod shared_config;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Messages waiting for the publisher before new ones are dropped (and counted).
-const OUTBOX_MESSAGES: usize = 16_384;
-
-/// The subject of `kind` (`state`, `events`, `records`, `request`, `notices`) of switch `no` at `site`.
-pub fn subject(site: &str, no: u8, kind: &str) -> String {
-    format!("cti.{site}.sw{no}.{kind}")
-}
-
-/// Where the relay's own switches are published from the paths that must not wait: a bounded
-/// queue to the publishing task.
-#[derive(Debug)]
-pub struct Outbox {
-    pub site: String,
-    /// The client itself, for what is not published from the paths that must not wait.
-    pub client: async_nats::Client,
-    tx: mpsc::Sender<(String, Bytes)>,
-    /// Messages dropped because the publisher was behind (the bus is slower than the switch).
-    pub dropped: AtomicU64,
-    pub published: AtomicU64,
-    /// For a shared site: whether this relay holds the lease now.
-    pub lease_held: AtomicBool,
-}
-
-impl Outbox {
-    /// Queues `payload` on `kind` of switch `no`; never waits.
-    pub fn publish(&self, no: u8, kind: &str, payload: Bytes) {
-        match self.tx.try_send((subject(&self.site, no, kind), payload)) {
-            Ok(()) => {
-                self.published.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
+pub use crate::outbox::{subject, Outbox};
 
 /// Connects to the NATS server at `url` (retrying in the background while it is away) and
 /// starts the publisher. The client reconnects by itself.
@@ -90,15 +52,7 @@ pub async fn connect(
         .connect(url)
         .await?;
     info!(url, site, "bus client started");
-    let (tx, mut rx) = mpsc::channel::<(String, Bytes)>(OUTBOX_MESSAGES);
-    let outbox = Arc::new(Outbox {
-        site: site.to_owned(),
-        client: client.clone(),
-        tx,
-        dropped: AtomicU64::new(0),
-        published: AtomicU64::new(0),
-        lease_held: AtomicBool::new(false),
-    });
+    let (outbox, mut rx) = Outbox::new(site, client.clone());
     let publisher = client.clone();
     tokio::spawn(async move {
         loop {

@@ -389,7 +389,7 @@ impl Config {
             }
         }
         for (i, origin) in admin.allowed_origins.iter().enumerate() {
-            if crate::admin::guard::Origin::parse(origin).is_none() {
+            if super::web_origin::WebOrigin::parse(origin).is_none() {
                 err(
                     format!("admin.allowed_origins[{i}]"),
                     format!("{origin:?} is not an origin like https://crm.example.com or http://10.1.2.3:8081 (a scheme, a host, an optional port; no path)"),

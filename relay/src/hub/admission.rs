@@ -13,10 +13,10 @@ use wire::link::{put_sequence, LOST_UNKNOWN, SEQUENCE_FRAME_LEN};
 use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product, ResumeGrant};
 
 use super::{Hub, Refusal, SwitchSlot};
-use crate::hub::journal::Journal;
+use crate::hub::event_journal::EventJournal;
 use crate::hub::resume::Found;
 use crate::hub::routing::{served_switches, Served};
-use crate::hub::session::{DeviceKey, NewSession, SessionHandle};
+use crate::hub::session_handle::{DeviceKey, NewSession, SessionHandle};
 use crate::hub::Caller;
 
 impl Hub {
@@ -228,7 +228,7 @@ impl Hub {
 /// Queues to a resumed `session` what it is owed on switch `no` after its `last` event: `G`
 /// for what cannot be replayed, then each kept event it wants, numbered (`N`), as live ones
 /// are, within `budget` bytes.
-fn replay(session: &SessionHandle, no: u8, journal: &Journal, last: u64, budget: usize) {
+fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, budget: usize) {
     let devices = session.devices.load();
     let owed = journal.owed(last, budget, |frame| {
         !session.filtering

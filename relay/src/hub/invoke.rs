@@ -7,7 +7,7 @@ use std::sync::Weak;
 
 use tokio::time::Instant;
 
-use crate::hub::session::SessionHandle;
+use crate::hub::session_handle::SessionHandle;
 use wire::NO_INVOKE;
 
 /// A request waiting for its answer.

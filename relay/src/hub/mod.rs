@@ -9,12 +9,12 @@
 //! switch down). The event path never takes that lock.
 
 pub mod admission;
+pub mod event_journal;
 pub mod invoke;
-pub mod journal;
 pub mod monitors;
 pub mod resume;
 pub mod routing;
-pub mod session;
+pub mod session_handle;
 pub mod subscribers;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -27,10 +27,10 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::clock::WallClock;
 use crate::config::Config;
 use crate::connection::outqueue::OutQueue;
+use crate::hub::event_journal::{EventJournal, Keep};
 use crate::hub::invoke::InvokeMap;
-use crate::hub::journal::{Journal, Keep};
 use crate::hub::resume::ResumeBook;
-use crate::hub::session::{DeviceKey, SessionHandle};
+use crate::hub::session_handle::{DeviceKey, SessionHandle};
 pub use crate::hub::subscribers::Subscribers;
 use crate::licensing::{Licensing, Standing};
 use crate::notify::{LossCause, Notice, Notices};
@@ -126,7 +126,7 @@ pub struct SwitchSlot {
     /// The number of the attempt in progress or last made in the current series (1-based).
     pub attempt: std::sync::atomic::AtomicU32,
     /// The switch's numbered events.
-    journal: Mutex<Journal>,
+    journal: Mutex<EventJournal>,
 }
 
 /// What a switch's supervisor is doing, for status views.
@@ -199,7 +199,7 @@ impl SwitchSlot {
     }
 
     /// The journal, locked: the reader holds it while it numbers and delivers a run.
-    pub fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+    pub fn journal(&self) -> std::sync::MutexGuard<'_, EventJournal> {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -217,7 +217,7 @@ pub struct Hub {
     pub(crate) net: Arc<dyn Network>,
     pub stats: Stats,
     pub licensing: Licensing,
-    pub monitors: monitors::Monitors,
+    pub monitors: monitors::AttachedMonitors,
     /// SMDR/UCD records kept for collectors.
     pub spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
@@ -227,7 +227,7 @@ pub struct Hub {
     /// How many sessions the book holds: while there are any, journals keep events.
     resumables: AtomicUsize,
     /// Where this relay's switches are published, with a bus.
-    pub bus: ArcSwapOption<crate::bus::Outbox>,
+    pub bus: ArcSwapOption<crate::outbox::Outbox>,
     /// TLS on the ports that speak it.
     pub tls: crate::tls::TlsState,
 }

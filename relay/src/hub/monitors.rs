@@ -66,7 +66,7 @@ impl MonitorQueue {
 
 /// The monitors attached now, per port; replaced whole when one comes or goes.
 #[derive(Default)]
-pub struct Monitors {
+pub struct AttachedMonitors {
     pub switch_messages: ArcSwap<Vec<Arc<MonitorQueue>>>,
     pub smdr_ucd: ArcSwap<Vec<Arc<MonitorQueue>>>,
     /// Collectors connected to the export port.
@@ -74,7 +74,7 @@ pub struct Monitors {
     pub gaps: AtomicU64,
 }
 
-impl Monitors {
+impl AttachedMonitors {
     fn list(&self, port: MonitorPort) -> &ArcSwap<Vec<Arc<MonitorQueue>>> {
         match port {
             MonitorPort::SwitchMessages => &self.switch_messages,
@@ -130,7 +130,7 @@ impl Monitors {
         });
     }
 
-    /// Monitors attached, per port: (switch messages, SMDR/UCD, export).
+    /// AttachedMonitors attached, per port: (switch messages, SMDR/UCD, export).
     pub fn counts(&self) -> (usize, usize, usize) {
         (
             self.switch_messages.load().len(),

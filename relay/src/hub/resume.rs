@@ -15,7 +15,7 @@ use rand_chacha::ChaCha12Rng;
 use tokio::time::Instant;
 use wire::{Product, Token};
 
-use crate::hub::session::SessionHandle;
+use crate::hub::session_handle::SessionHandle;
 
 /// What a token names.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap};
 
-use crate::hub::session::{DeviceKey, SessionHandle};
+use crate::hub::session_handle::{DeviceKey, SessionHandle};
 
 /// Sessions by id: admission order, since ids only grow.
 pub type Members = OrdMap<u64, Arc<SessionHandle>>;
@@ -144,7 +144,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::hub::session::NewSession;
+    use crate::hub::session_handle::NewSession;
     use crate::licensing::usage::Grant;
     use wire::{Product, Str8};
 

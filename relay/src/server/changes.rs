@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Relay;
-use crate::bus::config::SiteConfig;
+use crate::bus::shared_config::SiteConfig;
 use crate::config::Config;
 use crate::notify::Notice;
 use crate::reconfigure::{self, Origin};

@@ -1,5 +1,5 @@
 //! Keeping the switches and users of a shared site alike with its other relay (the rules are
-//! in [`crate::bus::config`]).
+//! in [`crate::bus::shared_config`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use super::Relay;
-use crate::bus::config::{self, SiteConfig, Written};
+use crate::bus::shared_config::{self, SiteConfig, Written};
 use crate::notify::Notice;
 
 const RETRY: Duration = Duration::from_secs(1);
@@ -48,7 +48,7 @@ impl Relay {
         let mut told = false;
         loop {
             let opened = async {
-                let store = config::open(client.clone()).await?;
+                let store = shared_config::open(client.clone()).await?;
                 let watch = store.watch_with_history(&site).await?;
                 Ok::<_, async_nats::Error>((store, watch))
             };
@@ -80,7 +80,7 @@ impl Relay {
                         };
                         if let Some(written) = Written::read(&entry) {
                             if pending.is_none()
-                                && config::take(&written, first, file_written, floor)
+                                && shared_config::take(&written, first, file_written, floor)
                             {
                                 self.apply_site_config(&written.config, path.as_deref());
                             }
@@ -94,7 +94,7 @@ impl Relay {
                     continue;
                 };
                 let write = store.put(&site, change.to_json());
-                let error = match tokio::time::timeout(config::WRITE_LIMIT, write).await {
+                let error = match tokio::time::timeout(shared_config::WRITE_LIMIT, write).await {
                     Ok(Ok(revision)) => {
                         info!(site = %site, revision, "switches and users passed to the site's other relay");
                         pending = None;
@@ -105,7 +105,10 @@ impl Relay {
                         continue;
                     }
                     Ok(Err(e)) => e.to_string(),
-                    Err(_) => format!("no answer within {} s", config::WRITE_LIMIT.as_secs()),
+                    Err(_) => format!(
+                        "no answer within {} s",
+                        shared_config::WRITE_LIMIT.as_secs()
+                    ),
                 };
                 if !told {
                     told = true;

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::hub::session::SessionHandle;
+use crate::hub::session_handle::SessionHandle;
 use crate::hub::{Hub, Subscribers, SwitchSlot};
 use wire::call::{event_device, put_with_switch};
 use wire::link::put_sequence;

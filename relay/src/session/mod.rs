@@ -15,7 +15,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::connection::outqueue::{run_writer, WriterEnd};
 use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::invoke::Pending;
-use crate::hub::session::{close_frame, SessionHandle};
+use crate::hub::session_handle::{close_frame, SessionHandle};
 use crate::hub::Caller;
 use crate::hub::{Hub, SwitchSlot};
 use crate::notify::Notice;

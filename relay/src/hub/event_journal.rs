@@ -22,7 +22,7 @@ pub struct Keep {
 }
 
 #[derive(Debug)]
-pub struct Journal {
+pub struct EventJournal {
     /// The number the next event gets; the first event of a relay's run is 1.
     next_seq: u64,
     /// Kept events, oldest first; the front is numbered `next_seq - frames.len()`.
@@ -39,9 +39,9 @@ pub struct Owed {
     pub frames: Vec<(u64, Bytes)>,
 }
 
-impl Default for Journal {
-    fn default() -> Journal {
-        Journal {
+impl Default for EventJournal {
+    fn default() -> EventJournal {
+        EventJournal {
             next_seq: 1,
             frames: VecDeque::new(),
             bytes: 0,
@@ -49,7 +49,7 @@ impl Default for Journal {
     }
 }
 
-impl Journal {
+impl EventJournal {
     /// The last number issued (0 before the first event).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn a_returning_session_is_owed_what_came_after_its_last_in_order() {
         let now = Instant::now();
-        let mut j = Journal::default();
+        let mut j = EventJournal::default();
         assert_eq!(j.last_seq(), 0);
         assert_eq!(j.number(3), 1);
         j.keep(now, &run(&["2201", "2202", "2201"]), 3, KEEP);
@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn what_is_no_longer_kept_is_counted_lost() {
         let start = Instant::now();
-        let mut j = Journal::default();
+        let mut j = EventJournal::default();
         j.number(2);
         j.keep(start, &run(&["2201", "2202"]), 2, KEEP);
         let later = start + Duration::from_secs(61);
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn a_replay_over_budget_gives_the_newest_and_counts_the_rest() {
         let now = Instant::now();
-        let mut j = Journal::default();
+        let mut j = EventJournal::default();
         j.number(4);
         j.keep(now, &run(&["2201", "2202", "2201", "2202"]), 4, KEEP);
         let one = event("2201").len();

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::{subject, Outbox};
 use crate::connection::outqueue::run_writer;
-use crate::hub::session::{NewSession, SessionHandle};
+use crate::hub::session_handle::{NewSession, SessionHandle};
 use crate::hub::Hub;
 use crate::licensing::usage::Grant;
 use wire::call::{put_rewritten, relay_answer};

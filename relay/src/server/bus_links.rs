@@ -1,0 +1,218 @@
+//! This relay's switches on the bus: published and served to other sites, and, for a site
+//! two relays share, dialled by the lease holder and followed from the bus by the other.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info_span, Instrument};
+
+use super::reconciler::Reconciler;
+use crate::hub::Hub;
+use crate::link::recovery::SwitchCommand;
+
+/// What the bus tasks of this relay's switches need.
+pub(super) struct BusLinks {
+    pub hub: Arc<Hub>,
+    pub client: async_nats::Client,
+    pub outbox: Arc<crate::outbox::Outbox>,
+    pub site: String,
+}
+
+type Tasks = Vec<tokio::task::JoinHandle<()>>;
+
+impl BusLinks {
+    /// Publishes and serves `local` switches on the bus until the token returned is
+    /// cancelled (or `stop`).
+    fn export(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
+        let token = stop.child_token();
+        let mut tasks = vec![
+            tokio::spawn(crate::bus::publish::publish_states(
+                self.hub.clone(),
+                self.outbox.clone(),
+                token.clone(),
+            )),
+            tokio::spawn(crate::bus::publish::publish_notices(
+                self.hub.clone(),
+                self.outbox.clone(),
+                token.clone(),
+            )),
+        ];
+        for &no in local {
+            tasks.push(tokio::spawn(crate::bus::publish::serve_requests(
+                self.hub.clone(),
+                self.client.clone(),
+                self.site.clone(),
+                no,
+                token.clone(),
+            )));
+        }
+        (token, tasks)
+    }
+
+    /// Serves `local` switches from the bus, as the other relay of the site publishes them,
+    /// until the token returned is cancelled (or `stop`).
+    fn follow(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
+        let token = stop.child_token();
+        let tasks = local
+            .iter()
+            .map(|&no| {
+                let remote = crate::config::RemoteSwitch {
+                    site: self.site.clone(),
+                    no,
+                };
+                tokio::spawn(
+                    crate::bus::remote::run(
+                        self.hub.clone(),
+                        self.client.clone(),
+                        no,
+                        remote,
+                        token.clone(),
+                    )
+                    .instrument(info_span!("shared switch", no)),
+                )
+            })
+            .collect();
+        (token, tasks)
+    }
+}
+
+async fn end_tasks(part: Option<(CancellationToken, Tasks)>) {
+    if let Some((token, tasks)) = part {
+        token.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Publishes and serves the local switches on the bus, those the reconciler runs (`local`
+/// changes with the configuration in force), until `stop`.
+pub(super) async fn export_links(
+    bus: BusLinks,
+    mut local: watch::Receiver<Vec<u8>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let numbers = local.borrow_and_update().clone();
+        let exporting = bus.export(&numbers, &stop);
+        let changed = tokio::select! {
+            biased;
+            _ = stop.cancelled() => false,
+            changed = local.changed() => changed.is_ok(),
+        };
+        end_tasks(Some(exporting)).await;
+        if !changed {
+            return;
+        }
+    }
+}
+
+/// For how long after taking the lease a switch not up yet is tried again every second.
+const TAKEOVER_RETRIES: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Shares the site's local switch links with another relay through the lease: while this
+/// relay holds it, it dials them and publishes and serves them; while it does not, it serves
+/// them from the bus as the holder publishes them. The switches are those the reconciler runs
+/// (`local`): one added or enabled is dialled by the holder, served by the other, at once.
+pub(super) async fn share_links(
+    bus: BusLinks,
+    node: String,
+    switches: Arc<std::sync::Mutex<Reconciler>>,
+    mut local_watch: watch::Receiver<Vec<u8>>,
+    stop: CancellationToken,
+) {
+    use crate::bus::lease::{Lease, RENEW_EVERY};
+    let mut lease = loop {
+        match Lease::open(bus.client.clone(), &bus.site, &node).await {
+            Ok(lease) => break lease,
+            Err(e) => {
+                tracing::warn!(error = %e, "bus: the lease store is not available yet");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                }
+            }
+        }
+    };
+    let command = |numbers: &[u8], c: SwitchCommand| {
+        let switches = switches.lock().unwrap_or_else(|e| e.into_inner());
+        for &no in numbers {
+            switches.command(no, c);
+        }
+    };
+    let mut local = local_watch.borrow_and_update().clone();
+    let mut exporting: Option<(CancellationToken, Tasks)> = None;
+    let mut following: Option<(CancellationToken, Tasks)> = None;
+    let mut taken: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    let mut holding = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                holding = lease.step().await;
+                bus.outbox
+                    .lease_held
+                    .store(holding, std::sync::atomic::Ordering::Relaxed);
+            }
+            changed = local_watch.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
+        let now = local_watch.borrow_and_update().clone();
+        if now != local {
+            let added: Vec<u8> = now
+                .iter()
+                .filter(|no| !local.contains(no))
+                .copied()
+                .collect();
+            local = now;
+            if exporting.is_some() {
+                end_tasks(exporting.take()).await;
+                command(&added, SwitchCommand::Connect);
+                exporting = Some(bus.export(&local, &stop));
+            }
+            if following.is_some() {
+                end_tasks(following.take()).await;
+                following = Some(bus.follow(&local, &stop));
+            }
+        }
+        if holding && exporting.is_none() {
+            end_tasks(following.take()).await;
+            command(&local, SwitchCommand::Connect);
+            exporting = Some(bus.export(&local, &stop));
+            taken = Some(tokio::time::Instant::now());
+        } else if holding && taken.is_some_and(|at| at.elapsed() < TAKEOVER_RETRIES) {
+            // The floating address a switch is dialled from may reach this host just after
+            // the lease: a switch not up yet is tried again each second for a while, instead
+            // of at the recovery schedule's pace.
+            let down: Vec<u8> = local
+                .iter()
+                .copied()
+                .filter(|no| bus.hub.slot(*no).is_some_and(|s| !s.is_up()))
+                .collect();
+            command(&down, SwitchCommand::Connect);
+        } else if !holding && following.is_none() {
+            let held = exporting.is_some();
+            end_tasks(exporting.take()).await;
+            if held {
+                command(&local, SwitchCommand::Disconnect);
+                let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+                while local
+                    .iter()
+                    .any(|no| bus.hub.slot(*no).is_some_and(|s| s.is_up()))
+                    && tokio::time::Instant::now() < until
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            following = Some(bus.follow(&local, &stop));
+        }
+    }
+    end_tasks(exporting).await;
+    end_tasks(following).await;
+}
