@@ -603,7 +603,7 @@ async fn notifications_stream_live_and_an_attempt_in_progress_can_be_aborted() {
     });
     let admin = relay::admin::serve(
         AdminState::new(s.relay.clone(), None, None),
-        relay::admin::bind("127.0.0.1:0".parse().unwrap())
+        netseam::Network::bind(&netseam::TcpNetwork, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap(),
     )

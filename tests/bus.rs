@@ -425,12 +425,9 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
         b.relay.status().bus.unwrap().summary(),
         "site hq, node b: standby (the other relay holds the lease), connected"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let files = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
-    for (site, file) in [&a, &b].into_iter().zip(&files) {
-        site.relay.hub().config.load().save_atomic(file).unwrap();
-        tokio::spawn(site.relay.clone().share_site_config(Some(file.clone())));
-    }
+    // Each relay reads its configuration from a file, as `relay run` does, and saves the
+    // other's changes to it.
+    let files = [&a, &b].map(|site| site.config_file.clone().expect("a configuration file"));
 
     // a's operator adds a user and a second switch.
     let second = switches.switch(2);
@@ -526,6 +523,7 @@ async fn shared(node: &'static str, url: String, switch: std::net::SocketAddr) -
                 "1234",
             )];
         })
+        .with_config_file()
         .start()
         .await
 }

@@ -285,6 +285,7 @@ async fn stopping_the_relay_sends_x_reason_2_to_every_session_first() {
         relay,
         switches,
         state_dir: _state_dir,
+        ..
     } = site;
     within("shutdown", relay.shutdown()).await;
     for app in [&mut a, &mut b] {

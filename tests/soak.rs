@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use client_sim::soak::{self, RelayProcess, SoakOptions};
 use netseam::MemNetwork;
-use relay::{Config, Listeners, Relay, RelayParts};
+use relay::{Config, Daemon, Listeners, RelayParts};
 
 #[tokio::test(start_paused = true)]
 async fn two_minutes_of_faults_break_no_invariant() {
@@ -20,7 +20,7 @@ async fn two_minutes_of_faults_break_no_invariant() {
     config.log_dir = state.path().join("log");
     let listeners = Listeners::bind(net.as_ref(), &config).await.unwrap();
     let relay_addr = relay_client(&config);
-    let relay = Relay::start(
+    let daemon = Daemon::start(
         RelayParts {
             net: net.clone(),
             ..RelayParts::new(config)
@@ -28,6 +28,7 @@ async fn two_minutes_of_faults_break_no_invariant() {
         listeners,
     )
     .unwrap();
+    let relay = daemon.relay().clone();
     let opts = SoakOptions {
         relay: relay_addr,
         switch_base: "127.0.1.1:5002".parse().unwrap(),

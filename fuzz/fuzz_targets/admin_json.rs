@@ -9,7 +9,7 @@ use axum::http::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use relay::admin::{router, AdminState};
 use netseam::MemNetwork;
-use relay::{Config, Listeners, Relay, RelayParts};
+use relay::{Config, Daemon, Listeners, Relay, RelayParts};
 use tower::ServiceExt;
 
 struct Site {
@@ -39,7 +39,10 @@ fn site() -> &'static Site {
                 net,
                 ..RelayParts::new(config)
             };
-            Arc::new(Relay::start(parts, listeners).expect("the relay starts"))
+            Daemon::start(parts, listeners)
+                .expect("the relay starts")
+                .relay()
+                .clone()
         });
         Site {
             runtime,

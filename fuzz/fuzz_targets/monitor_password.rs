@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use relay::ports::monitor::MonitorPort;
 use netseam::{MemNetwork, Network};
 use wire::{frame::FrameReader, LinkMsg};
-use relay::{Config, Listeners, Relay, RelayParts};
+use relay::{Config, Daemon, Listeners, RelayParts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "s3cret";
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     runtime.block_on(async {
         let net = Arc::new(MemNetwork::new());
         let listeners = Listeners::loopback(net.as_ref()).await.expect("listeners");
-        let relay = Relay::start(
+        let daemon = Daemon::start(
             RelayParts {
                 net: net.clone(),
                 ..RelayParts::new(config)
@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
             listeners,
         )
         .expect("the relay starts");
+        let relay = daemon.relay();
         let addr = relay
             .monitor_addr(MonitorPort::SwitchMessages)
             .expect("the monitor port");
@@ -67,6 +68,6 @@ fuzz_target!(|data: &[u8]| {
                 "accepted without the exact password"
             );
         }
-        relay.shutdown().await;
+        daemon.shutdown().await;
     });
 });

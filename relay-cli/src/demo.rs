@@ -1,20 +1,23 @@
 //! `relay demo`: the relay with two simulated switches carrying live calls and SMDR, and a few
 //! simulated applications, all on loopback, with a terminal view refreshed every second.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use client_sim::SimApp;
-use testkit::SiteSpec;
+use switch_sim::{Settings, SimSwitch};
 use tokio::time::Instant;
 
 use netseam::{Network, TcpNetwork};
-use relay::config::{Config, User};
+use relay::config::{Config, SwitchConfig, User};
 use relay::notify::Level;
 use relay::server::Relay;
+use relay::{Daemon, Listeners, RelayParts};
 use wire::{Kind, LinkMsg};
 
 /// What the demo is run with.
@@ -72,37 +75,59 @@ pub async fn run(
     .await
 }
 
-/// Runs the demo on `net` (the switches, the relay and the applications; the admin interface
-/// is always on loopback TCP), handing each second's view to `show`.
+/// Runs the demo on `net` (the switches, the relay, its admin interface and the
+/// applications), handing each second's view to `show`.
 pub async fn run_on(
     net: Arc<dyn Network>,
     opts: DemoOptions,
     stop: impl std::future::Future<Output = ()>,
     mut show: impl FnMut(&str),
 ) -> anyhow::Result<()> {
-    // The admin port first, so that a taken port stops the demo before anything has started.
-    let admin_listener = relay::admin::bind(SocketAddr::new(
-        IpAddr::from([127, 0, 0, 1]),
-        opts.admin_port,
-    ))
-    .await?;
-    let client_port = opts.client_port;
-    let site = SiteSpec::officeserv(2)
-        .on_network(net.clone())
-        .switch_port(opts.switch_port)
-        .configured_ports()
-        .configure(move |c| demo_config(c, client_port))
-        .try_start()
-        .await?;
-    let relay = site.relay.clone();
-    let switches = &site.switches;
-    // A token as `relay run` makes one, kept in the demo's own state directory.
-    let token = relay::admin::token::resolve(&relay.hub().config.load())?;
-    let admin = relay::admin::serve(
-        relay::admin::AdminState::new(relay.clone(), token.clone(), None),
-        admin_listener,
-    )?;
-    let token = token.unwrap_or_default();
+    let mut switches = BTreeMap::new();
+    for no in 1..=2u8 {
+        let addr = SocketAddr::new(IpAddr::from([127, 0, 1, no]), opts.switch_port);
+        let sim = SimSwitch::start_on(net.as_ref(), addr, Settings::officeserv(no))
+            .await
+            .with_context(|| format!("cannot start the simulated switch {no} at {addr}"))?;
+        switches.insert(no, sim);
+    }
+    // The demo keeps its state (the admin token among it) in a directory of its own.
+    let state_dir = tempfile::tempdir().context("cannot make the demo's state directory")?;
+    let mut config = Config::default();
+    for (&no, sw) in &switches {
+        config.switches.push(SwitchConfig::new(
+            no,
+            &sw.addr().ip().to_string(),
+            sw.addr().port(),
+            "1234",
+        ));
+    }
+    config.state_dir = state_dir.path().to_owned();
+    config.log_dir = state_dir.path().join("log");
+    demo_config(&mut config, opts.client_port);
+    let admin = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), opts.admin_port);
+    let listeners = Listeners::bind_with_admin(net.as_ref(), &config, admin).await?;
+    let parts = RelayParts {
+        net: net.clone(),
+        ..RelayParts::new(config)
+    };
+    let daemon = Daemon::start(parts, listeners)?;
+    let relay = daemon.relay().clone();
+    for &no in switches.keys() {
+        let up = tokio::time::timeout(Duration::from_secs(10), async {
+            while !relay.status().switches.iter().any(|s| s.no == no && s.up) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        if up.await.is_err() {
+            daemon.shutdown().await;
+            anyhow::bail!("the simulated switch {no} did not come up within 10 s");
+        }
+    }
+    let admin_addr = daemon
+        .admin_addr()
+        .expect("the demo serves the admin interface");
+    let token = daemon.token().unwrap_or_default().to_owned();
     let started = Instant::now();
 
     let mut background = tokio::task::JoinSet::new();
@@ -141,7 +166,7 @@ pub async fn run_on(
         }
         show(&render(
             &relay,
-            admin.addr,
+            admin_addr,
             &token,
             &apps,
             started.elapsed(),
@@ -151,14 +176,14 @@ pub async fn run_on(
         }
     }
     background.abort_all();
-    relay.shutdown().await;
-    admin.stop().await;
+    daemon.shutdown().await;
     Ok(())
 }
 
 /// The demo's site: its ports, its switches' names, two users.
 fn demo_config(config: &mut Config, client_port: u16) {
     config.listen.address = IpAddr::from([127, 0, 0, 1]);
+    config.admin.address = IpAddr::from([127, 0, 0, 1]);
     config.listen.client_port = client_port;
     // Monitor and export ports follow the client port (6001, 6002, 6003 by default).
     config.monitor.sw_port = client_port.checked_add(1);

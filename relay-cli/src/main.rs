@@ -408,31 +408,13 @@ fn init_tracing(level: &str, debug_log: Option<DebugLog>) {
 async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let net = Arc::new(TcpNetwork);
     let listeners = Listeners::bind(net.as_ref(), &config).await?;
-    let admin_addr = std::net::SocketAddr::new(config.admin.address, config.admin.port);
-    let admin_listener = relay::admin::bind(admin_addr).await?;
-    let token = relay::admin::token::resolve(&config)?;
-    let scheme = if config.tls.on(relay::config::TlsPort::Admin) {
-        "https"
-    } else {
-        "http"
-    };
-    let made_token = config.admin.token.is_none() && token.is_some();
-    let relay = Arc::new(
-        Relay::start(RelayParts::new(config), listeners).context("cannot start the relay")?,
-    );
-    // Two relays sharing a site keep their switches and users alike (with `bus.shared`).
-    tokio::spawn(relay.clone().share_site_config(Some(path.clone())));
-    let state = relay::admin::AdminState::new(relay.clone(), token.clone(), Some(path.clone()));
-    let audit = state.audit.clone();
-    let admin = relay::admin::serve(state, admin_listener)?;
-    // The console's address carries the token made here in its fragment, which the browser
-    // keeps to itself: the page reads it and asks for nothing.
-    let console = match (&token, made_token) {
-        (Some(token), true) => format!("{scheme}://{}/#token={token}", admin.addr),
-        _ => format!("{scheme}://{}/", admin.addr),
-    };
-    tracing::info!(%console, "admin interface and web console listening");
-    if made_token {
+    let daemon = relay::Daemon::start(RelayParts::new(config).from_file(path.clone()), listeners)
+        .context("cannot start the relay")?;
+    let relay = daemon.relay().clone();
+    if let Some(console) = daemon.console_url() {
+        tracing::info!(%console, "admin interface and web console listening");
+    }
+    if daemon.made_token() {
         tracing::info!(
             file = %relay::admin::token::path(&relay.hub().config.load().state_dir).display(),
             "the admin token is kept here; relay ctl on this host reads it"
@@ -443,10 +425,9 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
         bypass = %relay.bypass_addr(),
         "listening"
     );
-    wait_for_stop(&relay, &path, &audit).await?;
+    wait_for_stop(&relay, &path, daemon.audit()).await?;
     tracing::info!("stop requested");
-    relay.shutdown().await;
-    admin.stop().await;
+    daemon.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -26,6 +26,8 @@
 //! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
 //!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
 //!   orderly stop.
+//! - [`daemon`]: the composition root: the relay and its admin interface started together
+//!   and stopped with one call (`relay run`, `relay demo` and the test kit start it).
 //! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;
 //!   [`debug_log`]: the OSLn.LOG files, written through [`rotating`], which also writes the
 //!   files the monitor programs save.
@@ -36,6 +38,7 @@ pub mod calls;
 pub mod clock;
 pub mod config;
 pub(crate) mod connection;
+pub mod daemon;
 pub mod debug_log;
 pub mod gateway;
 pub mod hub;
@@ -54,5 +57,6 @@ pub(crate) mod status;
 pub mod tls;
 
 pub use config::Config;
+pub use daemon::{Daemon, DaemonError};
 pub use hub::Tuning;
 pub use server::{Listeners, Relay, RelayParts};

@@ -31,7 +31,13 @@ pub const ACD: u8 = 0x41;
 
 /// The relay and its simulated switches.
 pub struct Site {
+    /// The relay, as [`Site::daemon`] runs it.
     pub relay: Arc<Relay>,
+    /// The relay started as `relay run` starts it (the admin interface served only on the
+    /// configured ports, see [`SiteSpec::configured_ports`]).
+    pub daemon: relay::Daemon,
+    /// The configuration file, with [`SiteSpec::with_config_file`].
+    pub config_file: Option<std::path::PathBuf>,
     /// The simulated switches, by number.
     pub switches: std::collections::BTreeMap<u8, SimSwitch>,
     /// The relay's state directory (trial start, licence), removed with the site.
@@ -60,6 +66,9 @@ pub struct SiteSpec {
     /// Listen on the configuration's ports (`listen`, `monitor`, `export`) instead of free
     /// loopback ports.
     pub configured_ports: bool,
+    /// Whether the relay reads its configuration from a file (`state_dir/relay.yaml`), where
+    /// changes are saved, as `relay run` does.
+    pub config_file: bool,
 }
 
 /// Why a site could not start.
@@ -74,12 +83,14 @@ pub enum SiteError {
     },
     #[error("cannot make a state directory for the relay")]
     StateDir(#[source] std::io::Error),
+    #[error("cannot write the relay's configuration file")]
+    ConfigFile(#[source] std::io::Error),
     #[error(transparent)]
     Bind(#[from] relay::server::BindError),
     #[error("cannot listen on loopback")]
     Loopback(#[source] std::io::Error),
     #[error("cannot start the relay")]
-    Start(#[from] relay::server::StartError),
+    Start(#[from] relay::DaemonError),
     #[error("switch {0}'s link did not come up within 10 s")]
     SwitchDown(u8),
 }
@@ -104,6 +115,7 @@ impl SiteSpec {
             net: Arc::new(TcpNetwork),
             switch_port: 0,
             configured_ports: false,
+            config_file: false,
         }
     }
 
@@ -192,6 +204,13 @@ impl SiteSpec {
         self
     }
 
+    /// The relay's configuration is written to `state_dir/relay.yaml` and read from there
+    /// ([`Site::config_file`]): admin edits and a shared site's changes are saved to it.
+    pub fn with_config_file(mut self) -> SiteSpec {
+        self.config_file = true;
+        self
+    }
+
     /// Starts the site; panics with the reason if it cannot (tests).
     pub async fn start(self) -> Site {
         match self.try_start().await {
@@ -233,14 +252,25 @@ impl SiteSpec {
                 .await
                 .map_err(SiteError::Loopback)?
         };
+        let config_file = match self.config_file {
+            true => {
+                let path = state_dir.path().join("relay.yaml");
+                config.save_atomic(&path).map_err(SiteError::ConfigFile)?;
+                Some(path)
+            }
+            false => None,
+        };
         let parts = RelayParts {
             net: self.net.clone(),
             clock: self.clock.clone(),
+            config_file: config_file.clone(),
             ..RelayParts::new(config).with_tuning(self.tuning)
         };
-        let relay = Arc::new(Relay::start(parts, listeners)?);
+        let daemon = relay::Daemon::start(parts, listeners)?;
         let site = Site {
-            relay,
+            relay: daemon.relay().clone(),
+            daemon,
+            config_file,
             switches,
             state_dir,
         };
@@ -446,7 +476,8 @@ impl Site {
         (**self.relay.hub().config.load())
             .save_atomic(&config_path)
             .expect("the configuration file is written");
-        let listener = relay::admin::bind("127.0.0.1:0".parse().unwrap())
+        let listener = TcpNetwork
+            .bind("127.0.0.1:0".parse().unwrap())
             .await
             .expect("a free admin port");
         let server = relay::admin::serve(

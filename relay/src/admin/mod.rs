@@ -125,43 +125,27 @@ pub struct AdminServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Binds the admin port (before the relay starts, so that a taken port stops nothing).
-pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })
-}
-
-/// The admin port could not be bound.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on the admin port {addr}")]
-pub struct BindError {
-    pub addr: std::net::SocketAddr,
-    #[source]
-    pub source: std::io::Error,
-}
-
-/// Serves the API, the metrics and the web console on `listener`.
-pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::Result<AdminServer> {
+/// Serves the API, the metrics, the web console and the gateway on `listener` (bound with
+/// the relay's other ports, see [`crate::server::Listeners`]); over TLS when the configuration
+/// in force at start puts the admin port under TLS.
+pub fn serve(
+    state: AdminState,
+    listener: Box<dyn netseam::Listener>,
+) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let hub = state.relay.hub().clone();
     let tls = hub.config.load().tls.on(crate::config::TlsPort::Admin);
+    let incoming = AdminListener::start(listener, hub, tls, stop.clone());
     let task = tokio::spawn({
         let stop = stop.clone();
         let app = router(state);
         async move {
             let shutdown = async move { stop.cancelled().await };
             let app = app.into_make_service_with_connect_info::<PeerAddr>();
-            let served = if tls {
-                axum::serve(TlsListener::start(listener, hub), app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            } else {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            };
+            let served = axum::serve(incoming, app)
+                .with_graceful_shutdown(shutdown)
+                .await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "the admin interface stopped");
             }
@@ -170,23 +154,33 @@ pub fn serve(state: AdminState, listener: tokio::net::TcpListener) -> std::io::R
     Ok(AdminServer { addr, stop, task })
 }
 
-/// The admin port speaking TLS: connections are accepted and their handshakes made in the
-/// background (each in its own task, with the certificate in force then), and handed to the
-/// HTTP server once complete.
-struct TlsListener {
+/// The admin port's connections as the HTTP server takes them: accepted from the network
+/// (TCP, or the in-memory network of the simulations) and, when the port speaks TLS, handed
+/// over once their handshake is done (each in its own task, with the certificate in force
+/// then), so that a slow handshake holds up no one else.
+struct AdminListener {
     addr: std::net::SocketAddr,
     ready: tokio::sync::mpsc::Receiver<(netseam::BoxStream, PeerAddr)>,
 }
 
-impl TlsListener {
-    fn start(listener: tokio::net::TcpListener, hub: Arc<crate::hub::Hub>) -> TlsListener {
+impl AdminListener {
+    fn start(
+        mut listener: Box<dyn netseam::Listener>,
+        hub: Arc<crate::hub::Hub>,
+        tls: bool,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> AdminListener {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
         let (tx, ready) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
+                let accepted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "admin: accept failed");
@@ -197,7 +191,18 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
-                let local = stream.local_addr().ok();
+                // The address the client dialled (the Host check compares it), when the
+                // transport can tell; else the one bound.
+                let local = stream
+                    .as_any()
+                    .downcast_ref::<tokio::net::TcpStream>()
+                    .and_then(|s| s.local_addr().ok())
+                    .or(Some(addr));
+                if !tls {
+                    let caller = crate::hub::Caller::at(peer);
+                    let _ = tx.send((stream, PeerAddr { caller, local })).await;
+                    continue;
+                }
                 let Some(config) = hub
                     .tls
                     .on(&hub.config.load().tls, crate::config::TlsPort::Admin)
@@ -206,7 +211,7 @@ impl TlsListener {
                 };
                 let (hub, tx) = (hub.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match hub.tls.accept(config, Box::new(stream)).await {
+                    match hub.tls.accept(config, stream).await {
                         Ok((stream, names)) => {
                             let caller = crate::hub::Caller { addr: peer, names };
                             let _ = tx.send((stream, PeerAddr { caller, local })).await;
@@ -216,7 +221,7 @@ impl TlsListener {
                 });
             }
         });
-        TlsListener { addr, ready }
+        AdminListener { addr, ready }
     }
 }
 
@@ -228,27 +233,15 @@ pub struct PeerAddr {
     pub local: Option<std::net::SocketAddr>,
 }
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, AdminListener>>
     for PeerAddr
 {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> PeerAddr {
-        PeerAddr {
-            caller: crate::hub::Caller::at(*stream.remote_addr()),
-            local: stream.io().local_addr().ok(),
-        }
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, AdminListener>) -> PeerAddr {
         stream.remote_addr().clone()
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl axum::serve::Listener for AdminListener {
     type Io = netseam::BoxStream;
     type Addr = PeerAddr;
 

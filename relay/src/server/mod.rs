@@ -37,6 +37,9 @@ use wire::Port;
 /// Everything a relay is made from.
 pub struct RelayParts {
     pub config: Config,
+    /// The file the configuration was read from: admin edits and the changes of a shared
+    /// site's other relay are saved to it (`None`: kept in memory only).
+    pub config_file: Option<std::path::PathBuf>,
     pub net: Arc<dyn Network>,
     pub clock: Arc<dyn WallClock>,
     pub tuning: Tuning,
@@ -47,6 +50,7 @@ impl RelayParts {
     pub fn new(config: Config) -> RelayParts {
         RelayParts {
             config,
+            config_file: None,
             net: Arc::new(netseam::TcpNetwork),
             clock: Arc::new(crate::clock::SystemClock),
             tuning: Tuning::default(),
@@ -55,6 +59,12 @@ impl RelayParts {
 
     pub fn with_tuning(mut self, tuning: Tuning) -> RelayParts {
         self.tuning = tuning;
+        self
+    }
+
+    /// The configuration was read from `path`, where changes are saved.
+    pub fn from_file(mut self, path: std::path::PathBuf) -> RelayParts {
+        self.config_file = Some(path);
         self
     }
 }
@@ -99,9 +109,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts serving on `listeners` and, when `auto_connect` is on, dials the switches.
-    /// A configuration that breaks a rule is refused whole.
-    pub fn start(parts: RelayParts, listeners: Listeners) -> Result<Relay, StartError> {
+    /// Starts serving on `listeners` and, when `auto_connect` is on, dials the switches; with
+    /// a bus, connects to it, and for a shared site keeps the switches and users alike with
+    /// its other relay. A configuration that breaks a rule is refused whole. (The admin
+    /// interface is started with the relay by [`crate::daemon::Daemon`].)
+    pub fn start(parts: RelayParts, listeners: Listeners) -> Result<Arc<Relay>, StartError> {
         parts.config.validate().map_err(StartError::Config)?;
         let tls = crate::tls::server_config(&parts.config.tls).map_err(StartError::Tls)?;
         let client_addr = listeners
@@ -140,6 +152,7 @@ impl Relay {
             warn!("export spool: a damaged entry ends a segment: {d}");
         }
         let spool = Arc::new(spool);
+        let config_file = parts.config_file;
         let hub = Arc::new(Hub::new(
             parts.config,
             parts.net,
@@ -188,6 +201,10 @@ impl Relay {
         // Links shared with another relay of the site are dialled only by the lease holder.
         relay.reconcile(Dial::AsConfigured);
         relay.start_bus();
+        let relay = Arc::new(relay);
+        relay
+            .tasks
+            .spawn(relay.clone().share_site_config(config_file));
         Ok(relay)
     }
 

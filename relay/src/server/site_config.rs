@@ -17,8 +17,8 @@ const RETRY: Duration = Duration::from_secs(1);
 impl Relay {
     /// For a relay of a shared site (`bus.shared`; otherwise returns at once): writes every
     /// change made through its admin interface to the bus, and applies those of the other
-    /// relay, saving them to `path`, until the relay stops.
-    pub async fn share_site_config(self: Arc<Self>, path: Option<PathBuf>) {
+    /// relay, saving them to `path`, until the relay stops. Started by [`Relay::start`].
+    pub(super) async fn share_site_config(self: Arc<Self>, path: Option<PathBuf>) {
         let site = {
             let config = self.hub.config.load();
             if !config.bus.shared {

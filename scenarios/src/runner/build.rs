@@ -68,6 +68,7 @@ impl Scene {
             relay,
             switches,
             state_dir,
+            ..
         } = site;
         let mut apps = BTreeMap::new();
         for a in &scenario.apps {
