@@ -38,7 +38,7 @@ async fn disconnect_switch_1(api: &axum::Router, s: &Site) {
     let (code, _) = call(api, "POST", "/api/switches/1/disconnect", None, "").await;
     assert_eq!(code, StatusCode::ACCEPTED);
     for _ in 0..500 {
-        if !s.relay.hub().slot(1).unwrap().is_up() {
+        if !s.relay.hub().slot_of(1).unwrap().is_up() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

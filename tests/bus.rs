@@ -483,7 +483,12 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
     })
     .await;
     wait_until_for("b serves switch 2", Duration::from_secs(10), || b.is_up(2)).await;
-    let b_link = b.relay.hub().slot(2).and_then(|s| s.link_handle()).unwrap();
+    let b_link = b
+        .relay
+        .hub()
+        .slot_of(2)
+        .and_then(|s| s.link_handle())
+        .unwrap();
     assert!(b_link.via_bus);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(second.opened(), 1, "only the holder dials");
@@ -532,7 +537,7 @@ async fn shared(node: &'static str, url: String, switch: std::net::SocketAddr) -
 fn holds(site: &Site) -> bool {
     site.relay
         .hub()
-        .slot(1)
+        .slot_of(1)
         .and_then(|s| s.link_handle())
         .is_some_and(|l| !l.via_bus)
 }

@@ -30,7 +30,7 @@ async fn a_load_rate_is_kept_across_the_time_without_a_link() {
     let frames_in = || {
         site.relay
             .hub()
-            .slot(1)
+            .slot_of(1)
             .unwrap()
             .counters
             .frames_in

@@ -1,6 +1,7 @@
 //! A point-in-time view of the relay for operators and tests (`GET /api/status` carries it;
 //! [`crate::admin::contract`] lists every body of the admin API).
 
+use crate::config::SwitchSource;
 use crate::hub::Hub;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,17 +97,18 @@ impl Status {
             .switches
             .iter()
             .map(|sw| {
-                let slot = hub.slot(sw.no);
+                let slot = hub.slot_of(sw.no);
                 let link = slot.and_then(|s| s.link_handle());
+                // A remote switch is reached through the bus: its site and number there.
+                let (address, port) = match sw.source() {
+                    SwitchSource::Dial { address, port } => (address.to_owned(), port),
+                    SwitchSource::Remote(r) => (format!("bus: {}/{}", r.site, r.no), 0),
+                };
                 SwitchStatus {
                     no: sw.no,
                     name: sw.name.clone(),
-                    // A remote switch is reached through the bus: its site and number there.
-                    address: match &sw.remote {
-                        Some(r) => format!("bus: {}/{}", r.site, r.no),
-                        None => sw.address.clone(),
-                    },
-                    port: if sw.remote.is_some() { 0 } else { sw.port },
+                    address,
+                    port,
                     enabled: sw.enabled,
                     up: link.is_some(),
                     link: if sw.enabled {

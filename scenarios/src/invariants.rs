@@ -223,7 +223,7 @@ impl Checker {
         drop(usage);
         for no in 1..=8 {
             let in_flight = hub
-                .slot(no)
+                .slot_of(no)
                 .and_then(|s| s.link_handle())
                 .map_or(0, |l| l.invokes().len());
             if in_flight != 0 {

@@ -289,7 +289,7 @@ impl Site {
     }
 
     pub fn is_up(&self, no: u8) -> bool {
-        self.relay.hub().slot(no).unwrap().is_up()
+        self.relay.hub().slot_of(no).is_some_and(|s| s.is_up())
     }
 
     pub async fn wait_switch_up(&self, no: u8) {

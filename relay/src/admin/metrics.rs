@@ -68,7 +68,7 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         let samples = status
             .switches
             .iter()
-            .filter_map(|sw| Some((sw, hub.slot(sw.no)?)))
+            .filter_map(|sw| Some((sw, hub.slot_of(sw.no)?)))
             .map(|(sw, slot)| {
                 (
                     format!("{{switch=\"{}\"}}", sw.no),

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{subject, Outbox};
+use crate::config::SwitchSource;
 use crate::connection::outqueue::run_writer;
 use crate::hub::session_handle::{NewSession, SessionHandle};
 use crate::hub::Hub;
@@ -28,9 +29,9 @@ pub async fn publish_states(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: Cancellati
         for sw in config
             .switches
             .iter()
-            .filter(|s| s.enabled && s.remote.is_none())
+            .filter(|s| s.enabled && matches!(s.source(), SwitchSource::Dial { .. }))
         {
-            let state = state_frame(hub.slot(sw.no).and_then(|s| s.link_handle()).as_deref());
+            let state = state_frame(hub.slot_of(sw.no).and_then(|s| s.link_handle()).as_deref());
             outbox.publish(sw.no, "state", state);
         }
     })
@@ -63,7 +64,7 @@ pub async fn publish_notices(hub: Arc<Hub>, outbox: Arc<Outbox>, stop: Cancellat
             .load()
             .switches
             .iter()
-            .any(|s| s.no == no && s.remote.is_none());
+            .any(|s| s.no == no && matches!(s.source(), SwitchSource::Dial { .. }));
         if !local || matches!(entry.notice, crate::notify::Notice::AtSite { .. }) {
             continue;
         }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::subject;
-use crate::config::RemoteSwitch;
+use crate::config::{RemoteSwitch, SwitchNo};
 use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo, LinkPhase};
@@ -39,12 +39,12 @@ struct Up {
 pub async fn run(
     hub: Arc<Hub>,
     client: async_nats::Client,
-    no: u8,
+    switch: SwitchNo,
     remote: RemoteSwitch,
     stop: CancellationToken,
 ) {
-    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
-    let slot = hub.slot(no).expect("switch numbers are 1..=8");
+    let no = switch.get();
+    let slot = hub.slot(switch);
     let subscribe = |kind: &'static str| {
         let client = client.clone();
         let subject = subject(&remote.site, remote.no, kind);

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod switch_no;
 mod validate;
 pub mod web_origin;
+
+pub use switch_no::SwitchNo;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,28 @@ pub struct SwitchConfig {
     /// this authority (PEM) issued for the switch's address. Unset: clear text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<PathBuf>,
+}
+
+/// Where a switch's link comes from: dialled by this relay's site, or served from another
+/// site's relay over the bus. The file keeps `address`/`port` and `remote` side by side; this
+/// is what they mean together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchSource<'a> {
+    Dial { address: &'a str, port: u16 },
+    Remote(&'a RemoteSwitch),
+}
+
+impl SwitchConfig {
+    /// Where this switch's link comes from: `remote` when given, else its address.
+    pub fn source(&self) -> SwitchSource<'_> {
+        match &self.remote {
+            Some(remote) => SwitchSource::Remote(remote),
+            None => SwitchSource::Dial {
+                address: &self.address,
+                port: self.port,
+            },
+        }
+    }
 }
 
 /// A switch whose link another relay holds, at site `site` as its switch `no`.

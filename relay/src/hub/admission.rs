@@ -91,7 +91,7 @@ impl Hub {
         let states: Vec<(u8, bool)> = served
             .switches
             .iter()
-            .map(|no| (*no, self.slot(*no).is_some_and(SwitchSlot::is_up)))
+            .map(|no| (*no, self.slot_of(*no).is_some_and(SwitchSlot::is_up)))
             .collect();
         if !states.iter().any(|(_, up)| *up) {
             return Err((IdentifyResult::NoUsableSwitch, states));
@@ -173,7 +173,7 @@ impl Hub {
         let mut journals: Vec<_> = served
             .switches
             .iter()
-            .filter_map(|no| self.slot(*no).map(|slot| (slot, slot.journal())))
+            .filter_map(|no| self.slot_of(*no).map(|slot| (slot, slot.journal())))
             .collect();
         let grant = token.map(|token| ResumeGrant {
             token,

@@ -25,7 +25,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::clock::WallClock;
-use crate::config::Config;
+use crate::config::{Config, SwitchNo};
 use crate::connection::outqueue::OutQueue;
 use crate::hub::event_journal::{EventJournal, Keep};
 use crate::hub::invoke::InvokeMap;
@@ -311,7 +311,7 @@ impl Hub {
             }
         });
         if sent {
-            if let Some(slot) = self.slot(link.no) {
+            if let Some(slot) = self.slot_of(link.no) {
                 slot.counters.frames_out.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -342,8 +342,14 @@ impl Hub {
     }
 
     /// The slot of switch `no` (1..=8).
-    pub fn slot(&self, no: u8) -> Option<&SwitchSlot> {
-        self.slots.get(usize::from(no).checked_sub(1)?)
+    pub fn slot(&self, no: SwitchNo) -> &SwitchSlot {
+        &self.slots[no.index()]
+    }
+
+    /// The slot of switch `no` as read from outside (a request's SWITCH byte, a path of the
+    /// admin API, a number of the configuration), when it is a switch number at all.
+    pub fn slot_of(&self, no: u8) -> Option<&SwitchSlot> {
+        SwitchNo::new(no).map(|no| self.slot(no))
     }
 
     fn lock_membership(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -381,7 +387,7 @@ impl Hub {
 
     fn unsubscribe(&self, session: &Arc<SessionHandle>) {
         for no in &session.served {
-            if let Some(slot) = self.slot(*no) {
+            if let Some(slot) = self.slot_of(*no) {
                 let next = slot.subscribers.load().without(session);
                 slot.subscribers.store(Arc::new(next));
             }
@@ -439,7 +445,7 @@ impl Hub {
         if !session.filtering {
             return;
         }
-        if let Some(slot) = self.slot(no) {
+        if let Some(slot) = self.slot_of(no) {
             let after = session.devices.load();
             let next = slot
                 .subscribers
@@ -461,7 +467,7 @@ impl Hub {
     /// A link finished opening: sessions served this switch are told it is up.
     pub fn link_up(&self, link: Arc<LinkHandle>) {
         let no = link.no;
-        let Some(slot) = self.slot(no) else { return };
+        let Some(slot) = self.slot_of(no) else { return };
         {
             let _membership = self.lock_membership();
             slot.link.store(Some(link));
@@ -479,7 +485,7 @@ impl Hub {
             .switches
             .iter()
             .filter(|s| s.enabled)
-            .all(|s| self.slot(s.no).is_some_and(SwitchSlot::is_up));
+            .all(|s| self.slot_of(s.no).is_some_and(SwitchSlot::is_up));
         if all_up {
             self.notices.emit(Notice::AllServicesRunning);
         }
@@ -489,7 +495,7 @@ impl Hub {
     /// are closed (`X` reason 1), the others get `W`; when no switch is up, every session is
     /// closed.
     pub fn link_lost(&self, no: u8, cause: LossCause) {
-        let Some(slot) = self.slot(no) else { return };
+        let Some(slot) = self.slot_of(no) else { return };
         let _membership = self.lock_membership();
         let Some(link) = slot.link.swap(None) else {
             return;
@@ -523,7 +529,7 @@ impl Hub {
             let still_served = session
                 .served
                 .iter()
-                .any(|n| self.slot(*n).is_some_and(SwitchSlot::is_up));
+                .any(|n| self.slot_of(*n).is_some_and(SwitchSlot::is_up));
             if still_served {
                 session.send_link(&down);
             } else {

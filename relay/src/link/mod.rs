@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
-use crate::config::SwitchConfig;
+use crate::config::{SwitchConfig, SwitchNo};
 use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::invoke::InvokeMap;
@@ -161,7 +161,7 @@ async fn send(hub: &Hub, no: u8, stream: &mut BoxStream, msg: &LinkMsg) -> Resul
 }
 
 fn count(hub: &Hub, no: u8, which: impl Fn(&crate::hub::LinkCounters) -> &AtomicU64) {
-    if let Some(slot) = hub.slot(no) {
+    if let Some(slot) = hub.slot_of(no) {
         which(&slot.counters).fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -209,7 +209,13 @@ async fn next_link_msg(
 }
 
 /// Runs an open link until it is lost or `stop` is cancelled, and says why it ended.
-pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -> LossCause {
+pub async fn run(
+    hub: &Arc<Hub>,
+    switch: SwitchNo,
+    open: Open,
+    stop: &CancellationToken,
+) -> LossCause {
+    let no = switch.get();
     let Open {
         stream,
         mut reader,
@@ -233,8 +239,7 @@ pub async fn run(hub: &Arc<Hub>, no: u8, open: Open, stop: &CancellationToken) -
 
     // Cannot fail: an empty body.
     let heartbeat = LinkMsg::Heartbeat.encode().expect("fits");
-    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
-    let slot = hub.slot(no).expect("switch numbers are 1..=8");
+    let slot = hub.slot(switch);
     let mut scratch = Scratch::default();
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
 

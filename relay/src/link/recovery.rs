@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SwitchNo;
 use crate::hub::{Hub, LinkPhase};
 use crate::link::{establish, run, Open};
 use crate::notify::{LinkFailure, LossCause, Notice};
@@ -46,7 +47,7 @@ enum Next {
 /// Keeps switch `no` as the schedule and the operator say, until `stop`.
 pub async fn supervise(
     hub: Arc<Hub>,
-    no: u8,
+    switch: SwitchNo,
     stop: CancellationToken,
     mut commands: mpsc::UnboundedReceiver<SwitchCommand>,
     connect_now: bool,
@@ -56,8 +57,7 @@ pub async fn supervise(
     } else {
         Next::Idle
     };
-    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
-    let slot = hub.slot(no).expect("switch numbers are 1..=8");
+    let slot = hub.slot(switch);
     loop {
         next = match next {
             Next::Idle => loop {
@@ -73,7 +73,7 @@ pub async fn supervise(
                 }
             },
             Next::Try { recovering } => {
-                match attempts(&hub, no, &stop, &mut commands, recovering).await {
+                match attempts(&hub, switch, &stop, &mut commands, recovering).await {
                     Some(next) => next,
                     None => return,
                 }
@@ -85,11 +85,12 @@ pub async fn supervise(
 /// Up to `attempts` attempts on the schedule; then runs the link while it lasts. `None`: stop.
 async fn attempts(
     hub: &Arc<Hub>,
-    no: u8,
+    switch: SwitchNo,
     stop: &CancellationToken,
     commands: &mut mpsc::UnboundedReceiver<SwitchCommand>,
     recovering: bool,
 ) -> Option<Next> {
+    let no = switch.get();
     let recovery = hub.config.load().options.recovery.clone();
     let cycle = hub
         .tuning
@@ -102,8 +103,7 @@ async fn attempts(
             cycle_minutes: recovery.cycle_minutes,
         });
     }
-    // Cannot fail: `no` is a configured switch's number, which validation keeps in 1..=8.
-    let slot = hub.slot(no).expect("switch numbers are 1..=8");
+    let slot = hub.slot(switch);
     let mut made = 0;
     loop {
         made += 1;
@@ -117,7 +117,7 @@ async fn attempts(
                     slot.counters.recoveries.fetch_add(1, Ordering::Relaxed);
                 }
                 let link_stop = stop.child_token();
-                let link = run(hub, no, open, &link_stop);
+                let link = run(hub, switch, open, &link_stop);
                 tokio::pin!(link);
                 let mut operator = false;
                 // An operator's connect that comes while the disconnected link winds down.

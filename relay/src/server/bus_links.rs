@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
 
 use super::reconciler::Reconciler;
+use crate::config::SwitchNo;
 use crate::hub::Hub;
 use crate::link::recovery::SwitchCommand;
 
@@ -56,7 +57,8 @@ impl BusLinks {
         let token = stop.child_token();
         let tasks = local
             .iter()
-            .map(|&no| {
+            .filter_map(|&no| Some((no, SwitchNo::new(no)?)))
+            .map(|(no, switch)| {
                 let remote = crate::config::RemoteSwitch {
                     site: self.site.clone(),
                     no,
@@ -65,7 +67,7 @@ impl BusLinks {
                     crate::bus::remote::run(
                         self.hub.clone(),
                         self.client.clone(),
-                        no,
+                        switch,
                         remote,
                         token.clone(),
                     )
@@ -193,7 +195,7 @@ pub(super) async fn share_links(
             let down: Vec<u8> = local
                 .iter()
                 .copied()
-                .filter(|no| bus.hub.slot(*no).is_some_and(|s| !s.is_up()))
+                .filter(|no| bus.hub.slot_of(*no).is_some_and(|s| !s.is_up()))
                 .collect();
             command(&down, SwitchCommand::Connect);
         } else if !holding && following.is_none() {
@@ -204,7 +206,7 @@ pub(super) async fn share_links(
                 let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
                 while local
                     .iter()
-                    .any(|no| bus.hub.slot(*no).is_some_and(|s| s.is_up()))
+                    .any(|no| bus.hub.slot_of(*no).is_some_and(|s| s.is_up()))
                     && tokio::time::Instant::now() < until
                 {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;

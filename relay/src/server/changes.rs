@@ -94,7 +94,7 @@ impl Relay {
         use crate::config::ConfigError;
         let old = self.hub.config.load_full();
         let plan = reconfigure::plan(&old, &new, origin, |no| {
-            self.hub.slot(no).is_some_and(|s| s.is_up())
+            self.hub.slot_of(no).is_some_and(|s| s.is_up())
         })?;
         // The TLS files are read again on every change, so that a reload puts renewed
         // certificates in force; connections already made keep theirs.

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, Instrument};
 
-use crate::config::{Config, RemoteSwitch, SwitchConfig};
+use crate::config::{Config, RemoteSwitch, SwitchConfig, SwitchNo, SwitchSource};
 use crate::hub::{Hub, LinkPhase};
 use crate::link::recovery::SwitchCommand;
 
@@ -30,17 +30,19 @@ enum Wanted {
 }
 
 impl Wanted {
-    fn of(config: &Config) -> BTreeMap<u8, Wanted> {
+    /// What each enabled switch of `config` asks for. A number outside 1..=8 cannot pass
+    /// the configuration's rules; such an entry would ask for nothing.
+    fn of(config: &Config) -> BTreeMap<SwitchNo, Wanted> {
         config
             .switches
             .iter()
             .filter(|s| s.enabled)
-            .map(|s| {
-                let wanted = match &s.remote {
-                    Some(remote) => Wanted::Remote(remote.clone()),
-                    None => Wanted::Local(Box::new(s.clone())),
+            .filter_map(|s| {
+                let wanted = match s.source() {
+                    SwitchSource::Remote(remote) => Wanted::Remote(remote.clone()),
+                    SwitchSource::Dial { .. } => Wanted::Local(Box::new(s.clone())),
                 };
-                (s.no, wanted)
+                Some((SwitchNo::new(s.no)?, wanted))
             })
             .collect()
     }
@@ -79,7 +81,7 @@ pub(super) struct Reconciler {
     hub: Arc<Hub>,
     tasks: TaskTracker,
     stop: CancellationToken,
-    running: BTreeMap<u8, Running>,
+    running: BTreeMap<SwitchNo, Running>,
     /// The bus client, once connected; remote switches wait for it.
     bus: Option<async_nats::Client>,
     local: watch::Sender<Vec<u8>>,
@@ -114,13 +116,13 @@ impl Reconciler {
     /// disables or deletes, replaces what changed kind (local ↔ remote, another remote).
     pub(super) fn reconcile(&mut self, config: &Config, dial: Dial) {
         let wanted = Wanted::of(config);
-        let stale: Vec<u8> = self
+        let stale: Vec<SwitchNo> = self
             .running
             .iter()
             .filter(|(no, running)| wanted.get(no) != Some(&running.wanted))
             .map(|(no, _)| *no)
             .collect();
-        let mut ended: BTreeMap<u8, JoinHandle<()>> = BTreeMap::new();
+        let mut ended: BTreeMap<SwitchNo, JoinHandle<()>> = BTreeMap::new();
         for no in stale {
             if let Some(running) = self.running.remove(&no) {
                 running.stop.cancel();
@@ -161,16 +163,14 @@ impl Reconciler {
             let hub = self.hub.clone();
             self.tasks.spawn(async move {
                 let _ = before.await;
-                if let Some(slot) = hub.slot(no) {
-                    slot.set_phase(LinkPhase::Idle);
-                }
+                hub.slot(no).set_phase(LinkPhase::Idle);
             });
         }
         let local: Vec<u8> = self
             .running
             .iter()
             .filter(|(_, r)| matches!(r.wanted, Wanted::Local(_)))
-            .map(|(no, _)| *no)
+            .map(|(no, _)| no.get())
             .collect();
         self.local.send_if_modified(|now| {
             let changed = *now != local;
@@ -181,7 +181,7 @@ impl Reconciler {
 
     fn start_local(
         &self,
-        no: u8,
+        no: SwitchNo,
         connect_now: bool,
         before: Option<JoinHandle<()>>,
     ) -> (
@@ -193,13 +193,16 @@ impl Reconciler {
         let stop = self.stop.child_token();
         let supervise =
             crate::link::recovery::supervise(self.hub.clone(), no, stop.clone(), rx, connect_now);
-        let done = self.spawn_after(before, supervise.instrument(info_span!("switch", no)));
+        let done = self.spawn_after(
+            before,
+            supervise.instrument(info_span!("switch", no = no.get())),
+        );
         (Some(tx), stop, done)
     }
 
     fn start_remote(
         &self,
-        no: u8,
+        no: SwitchNo,
         remote: RemoteSwitch,
         client: async_nats::Client,
         before: Option<JoinHandle<()>>,
@@ -210,7 +213,10 @@ impl Reconciler {
     ) {
         let stop = self.stop.child_token();
         let serve = crate::bus::remote::run(self.hub.clone(), client, no, remote, stop.clone());
-        let done = self.spawn_after(before, serve.instrument(info_span!("remote switch", no)));
+        let done = self.spawn_after(
+            before,
+            serve.instrument(info_span!("remote switch", no = no.get())),
+        );
         (None, stop, done)
     }
 
@@ -231,6 +237,9 @@ impl Reconciler {
     /// Sends an operator's command to switch `no`'s supervisor. False when it has none (not a
     /// configured, enabled switch this relay's site dials).
     pub(super) fn command(&self, no: u8, command: SwitchCommand) -> bool {
+        let Some(no) = SwitchNo::new(no) else {
+            return false;
+        };
         self.running
             .get(&no)
             .and_then(|r| r.commands.as_ref())
@@ -246,7 +255,7 @@ impl Reconciler {
                     Wanted::Local(_) => SwitchTasks::Dial,
                     Wanted::Remote(_) => SwitchTasks::Bus,
                 };
-                (*no, kind)
+                (no.get(), kind)
             })
             .collect()
     }
@@ -256,7 +265,7 @@ impl Reconciler {
         self.running
             .iter()
             .filter(|(_, r)| r.commands.is_some())
-            .map(|(no, _)| *no)
+            .map(|(no, _)| no.get())
             .collect()
     }
 }

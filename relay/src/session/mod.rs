@@ -309,7 +309,7 @@ fn change_device(
             return false;
         }
         // A device the switch does not have is refused while its station table is known.
-        if let Some(link) = hub.slot(switch).and_then(|s| s.link.load_full()) {
+        if let Some(link) = hub.slot_of(switch).and_then(|s| s.link.load_full()) {
             if !link.info.stations.is_empty() && !link.info.stations.contains(&key.1) {
                 return false;
             }
@@ -353,7 +353,7 @@ pub(crate) fn request(
     if !session.serves(switch) {
         return answer_here(relay_result::NOT_SERVED);
     }
-    let Some(link) = hub.slot(switch).and_then(SwitchSlot::link_handle) else {
+    let Some(link) = hub.slot_of(switch).and_then(SwitchSlot::link_handle) else {
         return answer_here(relay_result::NOT_CONNECTED);
     };
     if code == CALL_PLUS_CODE
