@@ -148,7 +148,7 @@ async fn framing_errors_after_identify_get_x_reason_4() {
     assert_eq!(
         site.relay
             .hub()
-            .stats
+            .stats()
             .protocol_errors
             .load(std::sync::atomic::Ordering::Relaxed),
         6

@@ -219,7 +219,7 @@ async fn a_remote_switch_is_served_like_a_local_one() {
         branch
             .relay
             .hub()
-            .stats
+            .stats()
             .smdr_records
             .load(std::sync::atomic::Ordering::Relaxed)
     };
@@ -248,7 +248,7 @@ async fn a_local_switch_edited_into_a_remote_one_is_served_from_the_bus_at_once(
         })
         .start()
         .await;
-    wait_until("branch's bus", || branch.relay.hub().bus.load().is_some()).await;
+    wait_until("branch's bus", || branch.relay.hub().bus_started()).await;
     let sw3 = |site: &Site| {
         let status = site.relay.status();
         let sw = status.switches.iter().find(|s| s.no == 3).cloned();
@@ -362,7 +362,7 @@ async fn a_remote_switchs_notices_are_shown_here() {
         branch
             .relay
             .hub()
-            .notices
+            .notices()
             .list()
             .into_iter()
             .find(|e| matches!(e.notice, Notice::AtSite { .. }))
@@ -396,7 +396,7 @@ async fn a_remote_switchs_notices_are_shown_here() {
     assert!(!hq
         .relay
         .hub()
-        .notices
+        .notices()
         .list()
         .iter()
         .any(|e| matches!(e.notice, Notice::AtSite { .. })));
@@ -458,21 +458,21 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
 
     // b applies it and saves it; its own ports and node stay its own.
     wait_until_for("b has the change", Duration::from_secs(10), || {
-        b.relay.hub().config.load().users.contains(&user)
+        b.relay.hub().config().users.contains(&user)
     })
     .await;
     let saved = Config::load(&files[1]).unwrap();
-    assert_eq!(saved.users, a.relay.hub().config.load().users);
-    assert_eq!(saved.switches, a.relay.hub().config.load().switches);
+    assert_eq!(saved.users, a.relay.hub().config().users);
+    assert_eq!(saved.switches, a.relay.hub().config().switches);
     assert_eq!(saved.bus.node, "b");
     assert_eq!(
         saved.listen.client_port,
-        b.relay.hub().config.load().listen.client_port
+        b.relay.hub().config().listen.client_port
     );
     assert!(b
         .relay
         .hub()
-        .notices
+        .notices()
         .list()
         .iter()
         .any(|e| e.notice == relay::notify::Notice::PeerConfigApplied { node: "a".into() }));
@@ -501,15 +501,12 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
         })
         .unwrap();
     wait_until_for("a has b's change", Duration::from_secs(10), || {
-        !a.relay.hub().config.load().users.contains(&user)
+        !a.relay.hub().config().users.contains(&user)
     })
     .await;
     assert!(!Config::load(&files[0]).unwrap().users.contains(&user));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        a.relay.hub().config.load().users,
-        b.relay.hub().config.load().users
-    );
+    assert_eq!(a.relay.hub().config().users, b.relay.hub().config().users);
 }
 
 /// A relay of site `hq` sharing its links as `node`, with the switch at `switch`; the bus at

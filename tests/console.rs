@@ -323,12 +323,11 @@ ws.onclose = (e) => out("ws closed " + e.code);
     assert!(!seen.contains("ws open"), "{seen}");
     assert!(site.is_up(1), "a foreign page cut the link");
     assert!(site.relay.hub().sessions().is_empty());
-    let refused: Vec<_> =
-        relay::admin::audit::AuditLog::new(&site.relay.hub().config.load().log_dir)
-            .newest(10)
-            .into_iter()
-            .map(|e| (e.what, e.status))
-            .collect();
+    let refused: Vec<_> = relay::admin::audit::AuditLog::new(&site.relay.hub().config().log_dir)
+        .newest(10)
+        .into_iter()
+        .map(|e| (e.what, e.status))
+        .collect();
     assert_eq!(refused, [("POST /api/disconnect-all".to_owned(), 403)]);
     server.abort();
 
@@ -593,7 +592,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         let (_, frame) = testkit::smdr_frame(call, ext, flag, 8 * 3600 + 45 * 60 + 42);
         assert!(site.switch(1).send_raw(frame));
     }
-    let state_dir = site.relay.hub().config.load().state_dir.clone();
+    let state_dir = site.relay.hub().config().state_dir.clone();
     let started = tokio::time::Instant::now();
     while relay::calls::query(&state_dir, &CallQuery::default(), 100)
         .unwrap()

@@ -88,7 +88,7 @@ async fn connection_and_garbage_floods_leave_the_relay_as_it_was() {
     let accepted = || {
         site.relay
             .hub()
-            .stats
+            .stats()
             .connections_accepted
             .load(std::sync::atomic::Ordering::Relaxed)
     };

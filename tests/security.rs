@@ -90,7 +90,7 @@ async fn open_site(configure: impl FnOnce(&mut relay::Config) + 'static) -> (Sit
 }
 
 fn audit(site: &Site) -> Vec<AuditEntry> {
-    relay::admin::audit::AuditLog::new(&site.relay.hub().config.load().log_dir).newest(100)
+    relay::admin::audit::AuditLog::new(&site.relay.hub().config().log_dir).newest(100)
 }
 
 /// Finding 1: a page elsewhere cannot cut the links (a "simple" POST, which browsers send

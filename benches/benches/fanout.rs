@@ -145,7 +145,7 @@ async fn setup(sessions: usize, monitor: bool) -> Setup {
             Some(LinkMsg::PasswordResult { result: 0 })
         );
         tokio::spawn(drain_monitor(m));
-        while !relay.hub().monitors.watching_links() {
+        while !relay.hub().monitors().watching_links() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

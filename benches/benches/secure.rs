@@ -164,7 +164,7 @@ fn handshakes(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls:
     let done = s
         .relay
         .hub()
-        .tls
+        .tls()
         .handshakes
         .load(std::sync::atomic::Ordering::Relaxed);
     println!("tls_handshake: the relay completed {done} handshakes");

@@ -152,7 +152,7 @@ struct MonitorCursor {
 /// one (the simulated site has no bus), nothing for the others.
 fn check_switch_tasks(site: &SiteView<'_>) -> Result<(), Violation> {
     use relay::server::SwitchTasks;
-    let config = site.relay.hub().config.load_full();
+    let config = site.relay.hub().config();
     let wanted: BTreeMap<u8, SwitchTasks> = config
         .switches
         .iter()
@@ -209,7 +209,7 @@ impl Checker {
             .filter(|s| s.product.port() == Port::Licensed)
             .count() as u32;
         let parked_bypass = parked.len() as u32 - parked_licensed;
-        let usage = hub.licensing.usage();
+        let usage = hub.licensing().usage();
         let bypass: u32 = Product::ALL.iter().copied().map(|p| usage.bypass(p)).sum();
         if usage.licensed_total() != parked_licensed || bypass != parked_bypass {
             return violation(
@@ -332,7 +332,7 @@ impl Checker {
         let live = hub.sessions();
         // Sessions waiting to be resumed keep their licence use.
         let sessions: Vec<_> = live.iter().cloned().chain(hub.parked()).collect();
-        let usage = hub.licensing.usage();
+        let usage = hub.licensing().usage();
         let licensed: Vec<_> = sessions
             .iter()
             .filter(|s| s.product.port() == Port::Licensed)

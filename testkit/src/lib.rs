@@ -364,7 +364,7 @@ impl Site {
     pub fn notices(&self) -> Vec<String> {
         self.relay
             .hub()
-            .notices
+            .notices()
             .list()
             .into_iter()
             .map(|e| e.notice.to_string())
@@ -444,7 +444,7 @@ impl Site {
     /// Waits until `su` SMDR/UCD monitors and `export` export connections are attached.
     pub async fn wait_until_monitors(&self, su: usize, export: usize) {
         wait_until("monitors attached", || {
-            let (_, s, e) = self.relay.hub().monitors.counts();
+            let (_, s, e) = self.relay.hub().monitors().counts();
             s == su && e == export
         })
         .await;
@@ -473,7 +473,9 @@ impl Site {
     pub async fn serve_admin(&self, token: Option<&str>) -> Admin {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config_path = dir.path().join("relay.yaml");
-        (**self.relay.hub().config.load())
+        self.relay
+            .hub()
+            .config()
             .save_atomic(&config_path)
             .expect("the configuration file is written");
         let listener = TcpNetwork

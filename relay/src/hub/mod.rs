@@ -204,22 +204,23 @@ impl SwitchSlot {
     }
 }
 
-/// The relay's shared state.
+/// The relay's shared state. Its fields are the library's own; from outside, the methods
+/// below read it (the configuration in force, counters, notices, licence use, monitors).
 pub struct Hub {
-    pub config: ArcSwap<Config>,
+    pub(crate) config: ArcSwap<Config>,
     pub(crate) slots: [SwitchSlot; 8],
     membership: Mutex<()>,
     sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
     next_session: AtomicU64,
-    pub notices: Notices,
+    pub(crate) notices: Notices,
     pub(crate) clock: Arc<dyn WallClock>,
     pub(crate) tuning: Tuning,
     pub(crate) net: Arc<dyn Network>,
-    pub stats: Stats,
-    pub licensing: Licensing,
-    pub monitors: monitors::AttachedMonitors,
+    pub(crate) stats: Stats,
+    pub(crate) licensing: Licensing,
+    pub(crate) monitors: monitors::AttachedMonitors,
     /// SMDR/UCD records kept for collectors.
-    pub spool: Arc<crate::spool::Spool>,
+    pub(crate) spool: Arc<crate::spool::Spool>,
     /// This host's MAC addresses, read once at start.
     pub(crate) system_macs: Vec<[u8; 6]>,
     /// Resumable sessions, connected or waiting to come back (under the membership lock).
@@ -227,9 +228,9 @@ pub struct Hub {
     /// How many sessions the book holds: while there are any, journals keep events.
     resumables: AtomicUsize,
     /// Where this relay's switches are published, with a bus.
-    pub bus: ArcSwapOption<crate::outbox::Outbox>,
+    pub(crate) bus: ArcSwapOption<crate::outbox::Outbox>,
     /// TLS on the ports that speak it.
-    pub tls: crate::tls::TlsState,
+    pub(crate) tls: crate::tls::TlsState,
 }
 
 /// Who connected: the address, and the names of the client certificate it presented on a
@@ -333,6 +334,42 @@ impl Hub {
             .iter()
             .filter_map(|s| s.link_handle().map(|l| l.info.mac))
             .collect()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.notices
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn licensing(&self) -> &Licensing {
+        &self.licensing
+    }
+
+    /// The monitors and collectors attached.
+    pub fn monitors(&self) -> &monitors::AttachedMonitors {
+        &self.monitors
+    }
+
+    /// SMDR/UCD records kept for collectors.
+    pub fn spool(&self) -> &Arc<crate::spool::Spool> {
+        &self.spool
+    }
+
+    /// Whether the bus client has started (with a bus configured).
+    pub fn bus_started(&self) -> bool {
+        self.bus.load().is_some()
+    }
+
+    pub fn tls(&self) -> &crate::tls::TlsState {
+        &self.tls
     }
 
     /// What governs admission now.

@@ -25,7 +25,7 @@ impl Scene {
                 .monitor_addr(which)
                 .ok_or_else(|| format!("the {} port is off", m.spec.port))?
         };
-        let native = self.relay.hub().config.load().export.format == ExportFormat::Native;
+        let native = self.relay.hub().config().export.format == ExportFormat::Native;
         let m = self.monitors.get_mut(name).expect("checked");
         let mut app = SimApp::connect_on(&net, port, Some(IpAddr::from([10, 0, 0, 200])))
             .await
@@ -112,7 +112,7 @@ impl Scene {
                 ))
             })
             .collect::<Result<_, String>>()?;
-        let config = self.relay.hub().config.load_full();
+        let config = self.relay.hub().config();
         let mut conn = invariants::expect_conn(&config, &spec, product, bypass, &devices);
         conn.raw = raw.is_some();
         let sim = match SimApp::connect_on(&net, relay_addr, Some(spec.address)).await {
@@ -184,7 +184,7 @@ impl Scene {
                     .standing()
                     .entitlements()
                     .map_or(0, |e| e.access_limit());
-                conn.licensed_after_admit = Some((hub.licensing.usage().licensed_total(), limit));
+                conn.licensed_after_admit = Some((hub.licensing().usage().licensed_total(), limit));
             }
         }
         let admitted = conn.admitted();

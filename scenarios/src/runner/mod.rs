@@ -441,11 +441,11 @@ impl Scene {
                 },
             );
         }
-        let lang = self.relay.hub().config.load().options.language;
+        let lang = self.relay.hub().config().options.language;
         t.notifications = self
             .relay
             .hub()
-            .notices
+            .notices()
             .list()
             .iter()
             .map(|n| {

@@ -315,7 +315,7 @@ impl Scene {
     async fn licence_file(&mut self, spec: &LicenceSpec) -> Result<(), StepError> {
         let at = secs(self.now());
         let text = licence_text(spec)?;
-        relay::licensing::store::write(&self.relay.hub().config.load().state_dir, &text)
+        relay::licensing::store::write(&self.relay.hub().config().state_dir, &text)
             .map_err(|e| e.to_string())?;
         let forged = if spec.forge { " (forged)" } else { "" };
         self.licences.push(format!(
@@ -341,7 +341,7 @@ impl Scene {
     /// Change the relay's configuration while it runs (fields merged at the top level, as in
     /// `config`); a refused change is recorded in the transcript.
     async fn reconfigure(&mut self, changes: &serde_yaml::Value) -> Result<(), StepError> {
-        let current = (**self.relay.hub().config.load()).clone();
+        let current = (*self.relay.hub().config()).clone();
         let at = secs(self.now());
         let line = match merge(current, Some(changes)) {
             Err(e) => format!("{at} refused: {e}"),
@@ -533,7 +533,7 @@ impl Scene {
     /// Record the relay's status under this name.
     async fn checkpoint(&mut self, name: &str) -> Result<(), StepError> {
         let status = self.relay.status();
-        let stats = &self.relay.hub().stats;
+        let stats = &self.relay.hub().stats();
         let records = format!(
             "smdr {}, ucd {}",
             stats.smdr_records.load(Ordering::Relaxed),
@@ -542,7 +542,7 @@ impl Scene {
         let licence = {
             let hub = self.relay.hub();
             let standing = hub.standing();
-            let usage = hub.licensing.usage();
+            let usage = hub.licensing().usage();
             let limits = standing
                 .entitlements()
                 .map(|e| {
