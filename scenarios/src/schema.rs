@@ -365,6 +365,9 @@ pub enum SwitchEdit {
     Delete,
     /// Configured at the simulated switch's address (10.0.1.N, port 5002), enabled.
     Add,
+    /// Its port moved between 5002 (where the simulated switch listens) and 5012 (where
+    /// nothing does): an address typed wrong, and corrected by the next such edit.
+    Readdress,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

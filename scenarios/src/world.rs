@@ -690,15 +690,16 @@ impl Gen {
     }
 
     /// An operator's edit of one switch, as the admin interface makes it: enabled or
-    /// disabled, deleted or added back. Usually the operator disconnects it first (an edit of
+    /// disabled, deleted or added back, its address changed. Usually the operator disconnects it first (an edit of
     /// a connected switch is refused), and often connects it again later. Switch 1 is never
     /// deleted, so that a default switch exists.
     fn edit(&mut self) -> Step {
         let no = self.any_switch();
-        let change = match self.rng.random_range(0..6) {
+        let change = match self.rng.random_range(0..7) {
             0 if no != 1 => SwitchEdit::Delete,
             1 => SwitchEdit::Add,
             2 | 3 => SwitchEdit::Disable,
+            4 => SwitchEdit::Readdress,
             _ => SwitchEdit::Enable,
         };
         let edit = Step::EditSwitch { switch: no, change };

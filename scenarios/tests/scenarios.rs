@@ -102,6 +102,6 @@ fn the_documented_example_is_a_valid_scenario() {
     let start = readme.find("```yaml\n").expect("an example") + "```yaml\n".len();
     let end = start + readme[start..].find("```").expect("the example ends");
     let scenario: scenarios::schema::Scenario = serde_yaml::from_str(&readme[start..end]).unwrap();
-    assert_eq!(scenario.steps.len(), 20);
+    assert_eq!(scenario.steps.len(), 22);
     assert!(scenario.invariants);
 }

@@ -391,6 +391,10 @@ impl Scene {
                 (SwitchEdit::Enable | SwitchEdit::Disable, Some(i)) => {
                     config.switches[i].enabled = matches!(change, SwitchEdit::Enable);
                 }
+                (SwitchEdit::Readdress, Some(i)) => {
+                    let sw = &mut config.switches[i];
+                    sw.port = if sw.port == SWITCH_PORT { 5012 } else { SWITCH_PORT };
+                }
             }
             Ok(())
         });
