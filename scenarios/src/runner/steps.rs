@@ -393,7 +393,11 @@ impl Scene {
                 }
                 (SwitchEdit::Readdress, Some(i)) => {
                     let sw = &mut config.switches[i];
-                    sw.port = if sw.port == SWITCH_PORT { 5012 } else { SWITCH_PORT };
+                    sw.port = if sw.port == SWITCH_PORT {
+                        5012
+                    } else {
+                        SWITCH_PORT
+                    };
                 }
             }
             Ok(())
