@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod in_force;
 mod switch_no;
 mod validate;
 pub mod web_origin;
 
+pub use in_force::InForce;
 pub use switch_no::SwitchNo;
 
 /// The whole configuration.
@@ -650,22 +652,6 @@ impl Config {
 
     pub fn switch(&self, no: u8) -> Option<&SwitchConfig> {
         self.switches.iter().find(|s| s.no == no)
-    }
-
-    pub fn user(&self, ip: IpAddr) -> Option<&User> {
-        self.users
-            .iter()
-            .find(|u| u.ip.trim().parse::<IpAddr>().ok() == Some(ip))
-    }
-
-    /// The user of a session from `ip` whose client certificate carries `names` (verified
-    /// against `tls.client_ca`; none in clear text): the one its certificate names, else the
-    /// one of its address.
-    pub fn user_for(&self, ip: IpAddr, names: &[String]) -> Option<&User> {
-        self.users
-            .iter()
-            .find(|u| u.certificate.as_ref().is_some_and(|c| names.contains(c)))
-            .or_else(|| self.user(ip))
     }
 }
 

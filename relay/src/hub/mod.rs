@@ -25,7 +25,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::clock::WallClock;
-use crate::config::{Config, SwitchNo};
+use crate::config::{Config, InForce, SwitchNo};
 use crate::connection::outqueue::OutQueue;
 use crate::hub::event_journal::{EventJournal, Keep};
 use crate::hub::invoke::InvokeMap;
@@ -207,7 +207,7 @@ impl SwitchSlot {
 /// The relay's shared state. Its fields are the library's own; from outside, the methods
 /// below read it (the configuration in force, counters, notices, licence use, monitors).
 pub struct Hub {
-    pub(crate) config: ArcSwap<Config>,
+    pub(crate) config: ArcSwap<InForce>,
     pub(crate) slots: [SwitchSlot; 8],
     membership: Mutex<()>,
     sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
@@ -256,7 +256,7 @@ pub type Refusal = (IdentifyResult, Vec<(u8, bool)>);
 
 impl Hub {
     pub fn new(
-        config: Config,
+        config: InForce,
         net: Arc<dyn Network>,
         clock: Arc<dyn WallClock>,
         tuning: Tuning,
@@ -337,7 +337,7 @@ impl Hub {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> Arc<Config> {
+    pub fn config(&self) -> Arc<InForce> {
         self.config.load_full()
     }
 

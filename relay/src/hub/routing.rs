@@ -48,8 +48,8 @@ pub fn served_switches(config: &Config, user: Option<&User>, protocol: u8) -> Se
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config::parse(
+    fn config() -> crate::config::InForce {
+        let file = Config::parse(
             r#"
 switches:
   - { no: 1, address: 10.0.0.1 }
@@ -63,7 +63,8 @@ users:
   - { ip: 192.0.2.53 }
 "#,
         )
-        .unwrap()
+        .unwrap();
+        crate::config::InForce::new(file).unwrap()
     }
 
     fn ip(s: &str) -> std::net::IpAddr {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Relay;
 use crate::bus::shared_config::SiteConfig;
-use crate::config::Config;
+use crate::config::{Config, InForce};
 use crate::notify::Notice;
 use crate::reconfigure::{self, Origin};
 
@@ -96,6 +96,7 @@ impl Relay {
         let plan = reconfigure::plan(&old, &new, origin, |no| {
             self.hub.slot_of(no).is_some_and(|s| s.is_up())
         })?;
+        let new = InForce::new(new)?;
         // The TLS files are read again on every change, so that a reload puts renewed
         // certificates in force; connections already made keep theirs.
         let tls = crate::tls::server_config(&new.tls).map_err(|e| vec![e.to_config_error()])?;
