@@ -24,7 +24,7 @@ fn api_with_file(
 ) -> (axum::Router, std::path::PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.yaml");
-    (*s.relay.hub().config()).save_atomic(&path).unwrap();
+    (*s.relay.config()).save_atomic(&path).unwrap();
     let api = router(AdminState::new(
         s.relay.clone(),
         token.map(str::to_owned),
@@ -38,7 +38,7 @@ async fn disconnect_switch_1(api: &axum::Router, s: &Site) {
     let (code, _) = call(api, "POST", "/api/switches/1/disconnect", None, "").await;
     assert_eq!(code, StatusCode::ACCEPTED);
     for _ in 0..500 {
-        if !s.relay.hub().slot_of(1).unwrap().is_up() {
+        if !s.relay.switch_up(1) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -347,7 +347,7 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
     );
     let saved = Config::load(&path).unwrap();
     assert_eq!(saved.users[0].name, "Alex", "written back to the file");
-    assert_eq!(s.relay.hub().config().users.len(), 1, "in force");
+    assert_eq!(s.relay.config().users.len(), 1, "in force");
 
     // The same address again: refused with the rule's message, naming the field.
     let (code, body) = call(&api, "POST", "/api/users", None, user).await;
@@ -376,7 +376,7 @@ async fn users_and_switches_are_changed_under_the_rules_and_written_back() {
         "{body}"
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
-    assert_eq!(s.relay.hub().config().users.len(), 1, "nothing applied");
+    assert_eq!(s.relay.config().users.len(), 1, "nothing applied");
     s.relay.shutdown().await;
 }
 
@@ -701,7 +701,7 @@ async fn concurrent_changes_are_all_kept() {
     while let Some(code) = adds.join_next().await {
         assert_eq!(code.unwrap(), StatusCode::OK);
     }
-    assert_eq!(s.relay.hub().config().users.len(), 40);
+    assert_eq!(s.relay.config().users.len(), 40);
     assert_eq!(Config::load(&path).unwrap().users.len(), 40);
     s.relay.shutdown().await;
 }

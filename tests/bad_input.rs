@@ -147,7 +147,6 @@ async fn framing_errors_after_identify_get_x_reason_4() {
     site.wait_sessions(1).await;
     assert_eq!(
         site.relay
-            .hub()
             .stats()
             .protocol_errors
             .load(std::sync::atomic::Ordering::Relaxed),

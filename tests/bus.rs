@@ -218,7 +218,6 @@ async fn a_remote_switch_is_served_like_a_local_one() {
     let smdr = || {
         branch
             .relay
-            .hub()
             .stats()
             .smdr_records
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -248,7 +247,7 @@ async fn a_local_switch_edited_into_a_remote_one_is_served_from_the_bus_at_once(
         })
         .start()
         .await;
-    wait_until("branch's bus", || branch.relay.hub().bus_started()).await;
+    wait_until("branch's bus", || branch.relay.bus_started()).await;
     let sw3 = |site: &Site| {
         let status = site.relay.status();
         let sw = status.switches.iter().find(|s| s.no == 3).cloned();
@@ -361,7 +360,6 @@ async fn a_remote_switchs_notices_are_shown_here() {
     let shown = || {
         branch
             .relay
-            .hub()
             .notices()
             .list()
             .into_iter()
@@ -395,7 +393,6 @@ async fn a_remote_switchs_notices_are_shown_here() {
     // Branch's own notices are not sent back to hq.
     assert!(!hq
         .relay
-        .hub()
         .notices()
         .list()
         .iter()
@@ -458,20 +455,19 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
 
     // b applies it and saves it; its own ports and node stay its own.
     wait_until_for("b has the change", Duration::from_secs(10), || {
-        b.relay.hub().config().users.contains(&user)
+        b.relay.config().users.contains(&user)
     })
     .await;
     let saved = Config::load(&files[1]).unwrap();
-    assert_eq!(saved.users, a.relay.hub().config().users);
-    assert_eq!(saved.switches, a.relay.hub().config().switches);
+    assert_eq!(saved.users, a.relay.config().users);
+    assert_eq!(saved.switches, a.relay.config().switches);
     assert_eq!(saved.bus.node, "b");
     assert_eq!(
         saved.listen.client_port,
-        b.relay.hub().config().listen.client_port
+        b.relay.config().listen.client_port
     );
     assert!(b
         .relay
-        .hub()
         .notices()
         .list()
         .iter()
@@ -483,12 +479,7 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
     })
     .await;
     wait_until_for("b serves switch 2", Duration::from_secs(10), || b.is_up(2)).await;
-    let b_link = b
-        .relay
-        .hub()
-        .slot_of(2)
-        .and_then(|s| s.link_handle())
-        .unwrap();
+    let b_link = b.relay.switch(2).and_then(|s| s.link_handle()).unwrap();
     assert!(b_link.via_bus);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(second.opened(), 1, "only the holder dials");
@@ -501,12 +492,12 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
         })
         .unwrap();
     wait_until_for("a has b's change", Duration::from_secs(10), || {
-        !a.relay.hub().config().users.contains(&user)
+        !a.relay.config().users.contains(&user)
     })
     .await;
     assert!(!Config::load(&files[0]).unwrap().users.contains(&user));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(a.relay.hub().config().users, b.relay.hub().config().users);
+    assert_eq!(a.relay.config().users, b.relay.config().users);
 }
 
 /// A relay of site `hq` sharing its links as `node`, with the switch at `switch`; the bus at
@@ -533,8 +524,7 @@ async fn shared(node: &'static str, url: String, switch: std::net::SocketAddr) -
 /// Whether `site` holds switch 1's real link (not one through the bus).
 fn holds(site: &Site) -> bool {
     site.relay
-        .hub()
-        .slot_of(1)
+        .switch(1)
         .and_then(|s| s.link_handle())
         .is_some_and(|l| !l.via_bus)
 }

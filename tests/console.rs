@@ -322,8 +322,8 @@ ws.onclose = (e) => out("ws closed " + e.code);
     };
     assert!(!seen.contains("ws open"), "{seen}");
     assert!(site.is_up(1), "a foreign page cut the link");
-    assert!(site.relay.hub().sessions().is_empty());
-    let refused: Vec<_> = relay::admin::audit::AuditLog::new(&site.relay.hub().config().log_dir)
+    assert!(site.relay.session_count() == 0);
+    let refused: Vec<_> = relay::admin::audit::AuditLog::new(&site.relay.config().log_dir)
         .newest(10)
         .into_iter()
         .map(|e| (e.what, e.status))
@@ -386,7 +386,7 @@ async fn the_example_softphone_places_a_call_and_shows_its_events(
     browser
         .text_becomes("#state", "Identified as Call watching 2201 (SW1 up)")
         .await;
-    assert_eq!(site.relay.hub().sessions().len(), 1);
+    assert_eq!(site.relay.session_count(), 1);
 
     browser.type_into("#number", "2202").await;
     browser.click("#call").await;
@@ -592,7 +592,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
         let (_, frame) = testkit::smdr_frame(call, ext, flag, 8 * 3600 + 45 * 60 + 42);
         assert!(site.switch(1).send_raw(frame));
     }
-    let state_dir = site.relay.hub().config().state_dir.clone();
+    let state_dir = site.relay.config().state_dir.clone();
     let started = tokio::time::Instant::now();
     while relay::calls::query(&state_dir, &CallQuery::default(), 100)
         .unwrap()

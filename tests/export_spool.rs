@@ -234,7 +234,7 @@ async fn records_wait_for_the_next_collector_and_retention_drops_are_notified() 
     for frame in &day {
         assert!(site.switch(1).send_raw(frame.clone()));
     }
-    let spool = site.relay.hub().spool().clone();
+    let spool = site.relay.spool().clone();
     wait_until("8 000 records spooled", || {
         spool
             .counters

@@ -87,7 +87,6 @@ async fn connection_and_garbage_floods_leave_the_relay_as_it_was() {
     .await;
     let accepted = || {
         site.relay
-            .hub()
             .stats()
             .connections_accepted
             .load(std::sync::atomic::Ordering::Relaxed)

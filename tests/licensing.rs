@@ -129,7 +129,7 @@ async fn a_switch_bound_key_in_the_state_file_waits_for_its_switch() {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let in_force = site.relay.hub().licensing().registered.load_full().unwrap();
+    let in_force = site.relay.licensing().registered.load_full().unwrap();
     assert_eq!(in_force.payload.serial, 8);
     let waits = site
         .notices()

@@ -90,7 +90,7 @@ async fn open_site(configure: impl FnOnce(&mut relay::Config) + 'static) -> (Sit
 }
 
 fn audit(site: &Site) -> Vec<AuditEntry> {
-    relay::admin::audit::AuditLog::new(&site.relay.hub().config().log_dir).newest(100)
+    relay::admin::audit::AuditLog::new(&site.relay.config().log_dir).newest(100)
 }
 
 /// Finding 1: a page elsewhere cannot cut the links (a "simple" POST, which browsers send
@@ -235,7 +235,7 @@ async fn a_foreign_page_cannot_open_the_gateway() {
         }
         other => panic!("a foreign page's WebSocket was not refused: {other:?}"),
     }
-    assert!(site.relay.hub().sessions().is_empty());
+    assert!(site.relay.session_count() == 0);
     for origin in [Some(format!("http://{addr}")), None] {
         let (mut ws, _) = tokio_tungstenite::connect_async(request(origin.as_deref()))
             .await
@@ -377,10 +377,7 @@ async fn oversize_messages_and_bodies_are_refused_as_they_arrive() {
             "a message of 81920 bytes or more; at most 65536 (admin.max_message_kib)".into()
         )
     );
-    wait_until("the tab's session ends", || {
-        site.relay.hub().sessions().is_empty()
-    })
-    .await;
+    wait_until("the tab's session ends", || site.relay.session_count() == 0).await;
 
     // HTTP: a declared length over the limit, and a chunked body that grows past it.
     let addr = admin.server.addr;
@@ -593,7 +590,7 @@ async fn the_close_frame_says_why() {
     assert_eq!(code, 1008);
     assert!(reason.starts_with("identify refused: "), "{reason}");
 
-    let id = site.relay.hub().sessions()[0].id;
+    let id = site.relay.sessions()[0].id;
     assert!(site.relay.close_session(id));
     assert!(matches!(
         next(&mut first).await,
@@ -635,14 +632,14 @@ async fn a_slow_tab_learns_why_it_was_closed() {
         ));
         if batch.len() > 64 * 1024 {
             assert!(site.switch(1).send_raw(batch.split().freeze()));
-            if site.relay.hub().sessions().is_empty() {
+            if site.relay.session_count() == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
     }
     wait_until("the slow tab's session is closed", || {
-        site.relay.hub().sessions().is_empty()
+        site.relay.session_count() == 0
     })
     .await;
     let (code, reason) = closed(&mut ws).await;

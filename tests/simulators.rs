@@ -29,8 +29,7 @@ async fn a_load_rate_is_kept_across_the_time_without_a_link() {
     site.wait_switch_up(1).await;
     let frames_in = || {
         site.relay
-            .hub()
-            .slot_of(1)
+            .switch(1)
             .unwrap()
             .counters
             .frames_in

@@ -107,7 +107,6 @@ async fn a_slow_session_is_closed_while_a_fast_one_receives_every_event_in_order
     );
     assert_eq!(
         site.relay
-            .hub()
             .stats()
             .slow_closes
             .load(std::sync::atomic::Ordering::Relaxed),

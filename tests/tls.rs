@@ -53,7 +53,7 @@ async fn next_call(app: &mut SimApp) -> CallMsg {
 }
 
 fn handshakes(site: &Site) -> (u64, u64) {
-    let tls = &site.relay.hub().tls();
+    let tls = &site.relay.tls();
     (
         tls.handshakes.load(Ordering::Relaxed),
         tls.handshakes_failed.load(Ordering::Relaxed),
@@ -241,7 +241,7 @@ async fn a_reload_puts_a_new_certificate_in_force_and_keeps_every_session() {
     let renewed = new_ca.relay(dir.path(), "renewed");
     std::fs::copy(&renewed.cert, &cert.cert).unwrap();
     std::fs::copy(&renewed.key, &cert.key).unwrap();
-    let config = (*site.relay.hub().config()).clone();
+    let config = (*site.relay.config()).clone();
     site.relay.reconfigure(config).expect("the reload applies");
 
     // New connections get the new certificate; the session made before is still served.
@@ -255,7 +255,7 @@ async fn a_reload_puts_a_new_certificate_in_force_and_keeps_every_session() {
     // A reload whose key does not match the certificate is refused whole, naming both files;
     // the certificate in force stays.
     std::fs::copy(&old_ca.relay(dir.path(), "other").key, &cert.key).unwrap();
-    let config = (*site.relay.hub().config()).clone();
+    let config = (*site.relay.config()).clone();
     let errors = site.relay.reconfigure(config).expect_err("refused");
     assert_eq!(errors[0].field, "tls.key");
     assert_eq!(
@@ -308,7 +308,7 @@ async fn a_cti_link_over_tls_is_dialled_and_its_certificate_checked() {
     .await
     .unwrap();
     let other = Authority::new(dir.path(), "other-ca");
-    let mut config = (*site.relay.hub().config()).clone();
+    let mut config = (*site.relay.config()).clone();
     config.switches.push(relay::config::SwitchConfig {
         tls_ca: Some(other.file.clone()),
         ..relay::config::SwitchConfig::new(2, "127.0.1.2", second.addr().port(), "1234")

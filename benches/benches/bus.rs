@@ -97,7 +97,7 @@ async fn sessions(
     n: usize,
     progress: &Arc<Progress>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let before = site.relay.hub().sessions().len();
+    let before = site.relay.session_count();
     let mut tasks = Vec::new();
     for _ in 0..n {
         let (app, id) = SimApp::identify_as(site.client(), None, 3, 1, &[])
@@ -111,7 +111,7 @@ async fn sessions(
             count,
         )));
     }
-    while site.relay.hub().sessions().len() < before + n {
+    while site.relay.session_count() < before + n {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     tasks
@@ -159,7 +159,7 @@ fn fanout(c: &mut Criterion, rt: &Runtime, s: &Sites) {
             for t in tasks {
                 t.abort();
             }
-            while !site.relay.hub().sessions().is_empty() {
+            while !site.relay.session_count() == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });

@@ -127,7 +127,7 @@ async fn setup(sessions: usize, monitor: bool) -> Setup {
         assert_eq!(id.result, 0);
         tokio::spawn(count_events(app, progress.clone()));
     }
-    while relay.hub().sessions().len() < sessions {
+    while relay.session_count() < sessions {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     if monitor {
@@ -145,7 +145,7 @@ async fn setup(sessions: usize, monitor: bool) -> Setup {
             Some(LinkMsg::PasswordResult { result: 0 })
         );
         tokio::spawn(drain_monitor(m));
-        while !relay.hub().monitors().watching_links() {
+        while !relay.monitors().watching_links() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

@@ -249,13 +249,7 @@ fn fanout_filtered(c: &mut Criterion) {
         });
     }
     group.finish();
-    let relay_deliveries = s
-        .site
-        .relay
-        .hub()
-        .stats()
-        .deliveries
-        .load(Ordering::Relaxed);
+    let relay_deliveries = s.site.relay.stats().deliveries.load(Ordering::Relaxed);
     eprintln!(
         "fanout_filtered: {} deliveries per iteration of {} events ({} per event); relay counted {} deliveries",
         deliveries_per_iteration(),

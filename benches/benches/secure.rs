@@ -58,7 +58,7 @@ async fn sessions(site: &Site, net: &dyn Network, n: usize, progress: &Arc<Progr
         let count = |_: &[u8], _: &mut BytesMut| 1;
         tokio::spawn(receive(app.into_stream(), Some(progress.clone()), count));
     }
-    while site.relay.hub().sessions().len() < n {
+    while site.relay.session_count() < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -85,7 +85,7 @@ async fn websockets(site: &Site, n: usize, progress: &Arc<Progress>) -> testkit:
             }
         });
     }
-    while site.relay.hub().sessions().len() < n {
+    while site.relay.session_count() < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     admin
@@ -163,7 +163,6 @@ fn handshakes(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls:
     });
     let done = s
         .relay
-        .hub()
         .tls()
         .handshakes
         .load(std::sync::atomic::Ordering::Relaxed);

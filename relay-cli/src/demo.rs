@@ -311,7 +311,7 @@ fn render(
     elapsed: Duration,
 ) -> String {
     let status = relay.status();
-    let stats = &relay.hub().stats();
+    let stats = &relay.stats();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -329,7 +329,7 @@ fn render(
             .monitor_addr(p)
             .map_or("off".to_string(), |a| a.port().to_string())
     };
-    let (sw, su, ex) = relay.hub().monitors().counts();
+    let (sw, su, ex) = relay.monitors().counts();
     let _ = writeln!(
         out,
         "Monitors: switch messages {} ({sw} attached), SMDR/UCD {} ({su}), export {} ({ex})\n",
@@ -401,8 +401,8 @@ fn render(
         stats.protocol_errors.load(Ordering::Relaxed),
     );
     let _ = writeln!(out, "\nNotifications (newest last)");
-    let notices = relay.hub().notices().list();
-    let lang = relay.hub().config().options.language;
+    let notices = relay.notices().list();
+    let lang = relay.config().options.language;
     for n in notices.iter().skip(notices.len().saturating_sub(8)) {
         let secs = n.time_ms / 1000;
         let level = match n.level() {

@@ -416,7 +416,7 @@ async fn run(path: PathBuf, config: Config) -> anyhow::Result<()> {
     }
     if daemon.made_token() {
         tracing::info!(
-            file = %relay::admin::token::path(&relay.hub().config().state_dir).display(),
+            file = %relay::admin::token::path(&relay.config().state_dir).display(),
             "the admin token is kept here; relay ctl on this host reads it"
         );
     }

@@ -216,7 +216,7 @@ async fn relay_ctl_prints_tables_json_and_errors() {
             Ctl::new(&addr, Some("t0ken".into()), false).follow(&mut out, Some(1))
         })
     };
-    while s.relay.hub().notices().followers() == 0 || printed.text().is_empty() {
+    while s.relay.notices().followers() == 0 || printed.text().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(

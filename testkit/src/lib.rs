@@ -289,7 +289,7 @@ impl Site {
     }
 
     pub fn is_up(&self, no: u8) -> bool {
-        self.relay.hub().slot_of(no).is_some_and(|s| s.is_up())
+        self.relay.switch_up(no)
     }
 
     pub async fn wait_switch_up(&self, no: u8) {
@@ -316,7 +316,7 @@ impl Site {
 
     pub async fn wait_sessions(&self, n: usize) {
         wait_until(&format!("{n} session(s)"), || {
-            self.relay.hub().sessions().len() == n
+            self.relay.session_count() == n
         })
         .await;
     }
@@ -363,7 +363,6 @@ impl Site {
     /// Notification texts so far.
     pub fn notices(&self) -> Vec<String> {
         self.relay
-            .hub()
             .notices()
             .list()
             .into_iter()
@@ -444,7 +443,7 @@ impl Site {
     /// Waits until `su` SMDR/UCD monitors and `export` export connections are attached.
     pub async fn wait_until_monitors(&self, su: usize, export: usize) {
         wait_until("monitors attached", || {
-            let (_, s, e) = self.relay.hub().monitors().counts();
+            let (_, s, e) = self.relay.monitors().counts();
             s == su && e == export
         })
         .await;
@@ -474,7 +473,6 @@ impl Site {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config_path = dir.path().join("relay.yaml");
         self.relay
-            .hub()
             .config()
             .save_atomic(&config_path)
             .expect("the configuration file is written");

@@ -4,6 +4,7 @@
 mod bus_links;
 mod changes;
 mod listeners;
+mod reading;
 mod reconciler;
 mod site_config;
 
@@ -114,8 +115,8 @@ impl Relay {
     /// its other relay. A configuration that breaks a rule is refused whole. (The admin
     /// interface is started with the relay by [`crate::daemon::Daemon`].)
     pub fn start(parts: RelayParts, listeners: Listeners) -> Result<Arc<Relay>, StartError> {
-        parts.config.validate().map_err(StartError::Config)?;
-        let tls = crate::tls::server_config(&parts.config.tls).map_err(StartError::Tls)?;
+        let config = crate::config::InForce::new(parts.config).map_err(StartError::Config)?;
+        let tls = crate::tls::server_config(&config.tls).map_err(StartError::Tls)?;
         let client_addr = listeners
             .client
             .local_addr()
@@ -130,15 +131,12 @@ impl Relay {
             addr_of(&listeners.monitor_su),
             addr_of(&listeners.export),
         ];
-        let licensing =
-            crate::licensing::Licensing::open(&parts.config.state_dir, parts.clock.now_ms())
-                .map_err(|e| StartError::StateDir(parts.config.state_dir.clone(), e))?;
-        let state_dir = parts.config.state_dir.clone();
+        let licensing = crate::licensing::Licensing::open(&config.state_dir, parts.clock.now_ms())
+            .map_err(|e| StartError::StateDir(config.state_dir.clone(), e))?;
+        let state_dir = config.state_dir.clone();
         let store_error = |e| StartError::CallStore(state_dir.join(crate::calls::FILE), e);
-        let store = match parts.config.calls.store {
-            true => Some(
-                CallStore::open(&state_dir, parts.config.calls.keep_days).map_err(store_error)?,
-            ),
+        let store = match config.calls.store {
+            true => Some(CallStore::open(&state_dir, config.calls.keep_days).map_err(store_error)?),
             false => None,
         };
         let stored = match &store {
@@ -154,7 +152,7 @@ impl Relay {
         let spool = Arc::new(spool);
         let config_file = parts.config_file;
         let hub = Arc::new(Hub::new(
-            parts.config,
+            config,
             parts.net,
             parts.clock,
             parts.tuning,
@@ -488,7 +486,7 @@ impl Relay {
         self.bypass_addr
     }
 
-    pub fn hub(&self) -> &Arc<Hub> {
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
