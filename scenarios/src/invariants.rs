@@ -152,7 +152,7 @@ struct MonitorCursor {
 /// one (the simulated site has no bus), nothing for the others.
 fn check_switch_tasks(site: &SiteView<'_>) -> Result<(), Violation> {
     use relay::server::SwitchTasks;
-    let config = site.relay.hub().config();
+    let config = site.relay.config();
     let wanted: BTreeMap<u8, SwitchTasks> = config
         .switches
         .iter()
@@ -191,8 +191,8 @@ impl Checker {
     /// flight, and the relay's tasks back to the baseline (with one task for each switch the
     /// configuration in force runs).
     pub(crate) fn baseline(&self, site: &SiteView<'_>) -> Result<(), Violation> {
-        let hub = site.relay.hub();
-        let sessions = hub.sessions();
+        let relay = &site.relay;
+        let sessions = relay.sessions();
         if !sessions.is_empty() {
             return violation(
                 "everything returns to its baseline",
@@ -203,13 +203,13 @@ impl Checker {
             );
         }
         // Sessions waiting to be resumed keep their licence use until their window ends.
-        let parked = hub.parked();
+        let parked = relay.parked();
         let parked_licensed = parked
             .iter()
             .filter(|s| s.product.port() == Port::Licensed)
             .count() as u32;
         let parked_bypass = parked.len() as u32 - parked_licensed;
-        let usage = hub.licensing().usage();
+        let usage = relay.licensing().usage();
         let bypass: u32 = Product::ALL.iter().copied().map(|p| usage.bypass(p)).sum();
         if usage.licensed_total() != parked_licensed || bypass != parked_bypass {
             return violation(
@@ -222,8 +222,8 @@ impl Checker {
         }
         drop(usage);
         for no in 1..=8 {
-            let in_flight = hub
-                .slot_of(no)
+            let in_flight = relay
+                .switch(no)
                 .and_then(|s| s.link_handle())
                 .map_or(0, |l| l.invokes().len());
             if in_flight != 0 {
@@ -328,11 +328,11 @@ impl Checker {
 
     /// Licence and bypass use against the sessions admitted.
     fn check_accounting(&self, site: &SiteView<'_>, conns: &[Conn]) -> Result<(), Violation> {
-        let hub = site.relay.hub();
-        let live = hub.sessions();
+        let relay = &site.relay;
+        let live = relay.sessions();
         // Sessions waiting to be resumed keep their licence use.
-        let sessions: Vec<_> = live.iter().cloned().chain(hub.parked()).collect();
-        let usage = hub.licensing().usage();
+        let sessions: Vec<_> = live.iter().cloned().chain(relay.parked()).collect();
+        let usage = relay.licensing().usage();
         let licensed: Vec<_> = sessions
             .iter()
             .filter(|s| s.product.port() == Port::Licensed)

@@ -661,6 +661,8 @@ impl Gen {
         Step::Operator(action)
     }
 
+    /// A change of the configuration: reloaded from the file, or (for the users, half the
+    /// time) made by an operator through the admin interface.
     fn reconfigure(&mut self) -> Step {
         let mut map = Mapping::new();
         match self.rng.random_range(0..10) {
@@ -669,6 +671,9 @@ impl Gen {
                 let ip = self.users[i].ip.clone();
                 self.users[i] = self.random_user(ip);
                 map.insert("users".into(), self.users_value());
+                if self.chance(0.5) {
+                    return Step::Edit(Value::Mapping(map));
+                }
             }
             4 => {
                 self.allow_unregistered = !self.allow_unregistered;

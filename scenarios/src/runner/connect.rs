@@ -25,7 +25,7 @@ impl Scene {
                 .monitor_addr(which)
                 .ok_or_else(|| format!("the {} port is off", m.spec.port))?
         };
-        let native = self.relay.hub().config().export.format == ExportFormat::Native;
+        let native = self.relay.config().export.format == ExportFormat::Native;
         let m = self.monitors.get_mut(name).expect("checked");
         let mut app = SimApp::connect_on(&net, port, Some(IpAddr::from([10, 0, 0, 200])))
             .await
@@ -112,7 +112,7 @@ impl Scene {
                 ))
             })
             .collect::<Result<_, String>>()?;
-        let config = self.relay.hub().config();
+        let config = self.relay.config();
         let mut conn = invariants::expect_conn(&config, &spec, product, bypass, &devices);
         conn.raw = raw.is_some();
         let sim = match SimApp::connect_on(&net, relay_addr, Some(spec.address)).await {
@@ -179,12 +179,13 @@ impl Scene {
             }
             // A resumed session is not a new admission: it keeps the licence use it had.
             if conn.admitted() && !bypass && conn.resumed_from.is_none() {
-                let hub = self.relay.hub();
-                let limit = hub
+                let relay = &self.relay;
+                let limit = relay
                     .standing()
                     .entitlements()
                     .map_or(0, |e| e.access_limit());
-                conn.licensed_after_admit = Some((hub.licensing().usage().licensed_total(), limit));
+                conn.licensed_after_admit =
+                    Some((relay.licensing().usage().licensed_total(), limit));
             }
         }
         let admitted = conn.admitted();

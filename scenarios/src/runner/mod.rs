@@ -441,10 +441,9 @@ impl Scene {
                 },
             );
         }
-        let lang = self.relay.hub().config().options.language;
+        let lang = self.relay.config().options.language;
         t.notifications = self
             .relay
-            .hub()
             .notices()
             .list()
             .iter()

@@ -315,7 +315,7 @@ impl Scene {
     async fn licence_file(&mut self, spec: &LicenceSpec) -> Result<(), StepError> {
         let at = secs(self.now());
         let text = licence_text(spec)?;
-        relay::licensing::store::write(&self.relay.hub().config().state_dir, &text)
+        relay::licensing::store::write(&self.relay.config().state_dir, &text)
             .map_err(|e| e.to_string())?;
         let forged = if spec.forge { " (forged)" } else { "" };
         self.licences.push(format!(
@@ -341,7 +341,7 @@ impl Scene {
     /// Change the relay's configuration while it runs (fields merged at the top level, as in
     /// `config`); a refused change is recorded in the transcript.
     async fn reconfigure(&mut self, changes: &serde_yaml::Value) -> Result<(), StepError> {
-        let current = (*self.relay.hub().config()).clone();
+        let current = (*self.relay.config()).clone();
         let at = secs(self.now());
         let line = match merge(current, Some(changes)) {
             Err(e) => format!("{at} refused: {e}"),
@@ -516,7 +516,6 @@ impl Scene {
         let product = Product::parse(&product);
         let session = self
             .relay
-            .hub()
             .sessions()
             .into_iter()
             .filter(|s| s.peer.ip() == ip && Some(s.product) == product)
@@ -541,16 +540,16 @@ impl Scene {
     /// Record the relay's status under this name.
     async fn checkpoint(&mut self, name: &str) -> Result<(), StepError> {
         let status = self.relay.status();
-        let stats = &self.relay.hub().stats();
+        let stats = &self.relay.stats();
         let records = format!(
             "smdr {}, ucd {}",
             stats.smdr_records.load(Ordering::Relaxed),
             stats.ucd_records.load(Ordering::Relaxed)
         );
         let licence = {
-            let hub = self.relay.hub();
-            let standing = hub.standing();
-            let usage = hub.licensing().usage();
+            let relay = &self.relay;
+            let standing = relay.standing();
+            let usage = relay.licensing().usage();
             let limits = standing
                 .entitlements()
                 .map(|e| {
