@@ -2,32 +2,50 @@
 //! by the site in the bus's key-value bucket `cti_leases`, whose value is the holder's node
 //! name. Entries expire [`TTL`] after their last write.
 //!
-//! The holder renews every [`RENEW_EVERY`]; a holder that has not renewed for [`GIVE_UP`] lets
-//! its links go, which is before the entry can expire and another relay can take it (the
-//! bus cannot tell a dead holder from one cut off from it, so the holder's own clock decides).
-//! Never two holders: the key is only created where it does not exist, and only updated at
-//! the revision last written.
+//! Timing (docs/behaviour.md, "Two relays of one site"): the holder renews every
+//! [`RENEW_EVERY`]. Its lease is valid by its own monotonic clock for [`GIVE_UP`] from when the
+//! renewal that last succeeded was *sent*; the entry on the bus lives [`TTL`] from when that
+//! write reached it, which is later. The difference (2 s) is the margin: the holder has let
+//! its links go before another relay can take the entry. A holder that finds its lease run out
+//! when it looks (a late tick: the process was stopped) gives it up before doing anything else.
+//!
+//! Never two holders: the key is created only where it does not exist (or was deleted, and
+//! then only at the deletion's revision), and updated only at the revision last written. A
+//! planned stop deletes the key at that revision ([`Lease::release`]); the other relay watches
+//! the key and takes it at once ([`Lease::freed`]).
 
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub const TTL: Duration = Duration::from_secs(6);
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 pub const GIVE_UP: Duration = Duration::from_secs(4);
-/// Longest wait for one write, so that a holder cut off from the bus still gives up in time.
+/// Longest wait for one write, so that a holder cut off from the bus still looks at its
+/// lease in time.
 const WRITE_LIMIT: Duration = Duration::from_millis(800);
 const BUCKET: &str = "cti_leases";
+
+/// The lease as this relay holds it.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// The revision last written.
+    revision: u64,
+    /// When the write that made it was sent.
+    sent: Instant,
+}
 
 pub struct Lease {
     store: kv::Store,
     key: String,
     node: Bytes,
-    /// While held: the revision last written, and when.
-    held: Option<(u64, Instant)>,
+    held: Option<Held>,
+    /// The key's changes, to see a holder's release at once; `None` until it could be made.
+    watch: Option<kv::Watch>,
 }
 
 impl Lease {
@@ -50,11 +68,13 @@ impl Lease {
                 .await?
             }
         };
+        let watch = store.watch(site).await.ok();
         Ok(Lease {
             store,
             key: site.to_owned(),
             node: Bytes::copy_from_slice(node.as_bytes()),
             held: None,
+            watch,
         })
     }
 
@@ -62,37 +82,102 @@ impl Lease {
         self.held.is_some()
     }
 
-    /// One step, every [`RENEW_EVERY`]: takes the lease when free, renews it when held, and
-    /// says whether this relay holds it now.
+    /// Until when this relay may dial and keep its links (`None`: it holds no lease).
+    pub fn valid_until(&self) -> Option<Instant> {
+        self.held.map(|h| h.sent + GIVE_UP)
+    }
+
+    /// One step, every [`RENEW_EVERY`] (and when the lease runs out or is freed): takes the
+    /// lease when free, renews it when held, and says whether this relay holds it now.
     pub async fn step(&mut self) -> bool {
+        if self.watch.is_none() {
+            self.watch = self.store.watch(&self.key).await.ok();
+        }
+        let sent = Instant::now();
         match self.held {
+            Some(h) if sent >= h.sent + GIVE_UP => {
+                // Look before acting: the lease ran out (the bus was unreachable, or this
+                // process was stopped), so the other relay may hold it by now.
+                info!(
+                    site = %self.key,
+                    late_ms = (sent - h.sent - GIVE_UP).as_millis() as u64,
+                    "lease given up: not renewed within 4 s of the last renewal sent"
+                );
+                self.held = None;
+            }
             None => {
-                let write = self.store.create(&self.key, self.node.clone());
-                if let Ok(Ok(revision)) = tokio::time::timeout(WRITE_LIMIT, write).await {
+                if let Ok(Ok(revision)) =
+                    tokio::time::timeout(WRITE_LIMIT, take(&self.store, &self.key, &self.node))
+                        .await
+                {
                     info!(site = %self.key, "lease taken");
-                    self.held = Some((revision, Instant::now()));
+                    self.held = Some(Held { revision, sent });
                 }
             }
-            Some((revision, since)) => {
-                let write = self.store.update(&self.key, self.node.clone(), revision);
+            Some(h) => {
+                let write = self.store.update(&self.key, self.node.clone(), h.revision);
                 match tokio::time::timeout(WRITE_LIMIT, write).await {
-                    Ok(Ok(revision)) => self.held = Some((revision, Instant::now())),
+                    Ok(Ok(revision)) => self.held = Some(Held { revision, sent }),
                     // Refused: not at the revision last written (the entry expired, or another
                     // relay has it). Letting go at once is always safe.
                     Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::Other => {
                         info!(site = %self.key, error = %e, "lease lost");
                         self.held = None;
                     }
-                    other => {
-                        debug!(outcome = ?other.map(|r| r.map(|_| ())), "lease not renewed");
-                        if since.elapsed() >= GIVE_UP {
-                            info!(site = %self.key, "lease given up: not renewed for 4 s");
-                            self.held = None;
-                        }
-                    }
+                    other => debug!(outcome = ?other.map(|r| r.map(|_| ())), "lease not renewed"),
                 }
             }
         }
         self.held()
+    }
+
+    /// Gives the lease up now (a planned stop or hand-over): the key is deleted at the revision
+    /// last written, so the other relay, watching it, takes it at once. The caller has closed
+    /// the links first.
+    pub async fn release(&mut self) {
+        let Some(h) = self.held.take() else {
+            return;
+        };
+        let delete = self
+            .store
+            .delete_expect_revision(&self.key, Some(h.revision));
+        match tokio::time::timeout(WRITE_LIMIT, delete).await {
+            Ok(Ok(())) => info!(site = %self.key, "lease released"),
+            outcome => warn!(
+                site = %self.key,
+                outcome = ?outcome.map(|r| r.map_err(|e| e.to_string())),
+                "lease not released: the other relay takes it when it expires"
+            ),
+        }
+    }
+
+    /// Returns when the key is deleted (a holder released it); never while no watch could be
+    /// made (the next [`Lease::step`] tries again).
+    pub async fn freed(&mut self) {
+        loop {
+            let Some(watch) = self.watch.as_mut() else {
+                return std::future::pending().await;
+            };
+            match watch.next().await {
+                Some(Ok(e)) if e.operation != kv::Operation::Put => return,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => self.watch = None,
+            }
+        }
+    }
+}
+
+/// Creates the key where it does not exist, or where the last holder deleted it (at the
+/// deletion's revision, so that of two relays seeing the deletion only one wins).
+async fn take(store: &kv::Store, key: &str, node: &Bytes) -> Result<u64, async_nats::Error> {
+    let refused = match store.update(key, node.clone(), 0).await {
+        Ok(revision) => return Ok(revision),
+        Err(e) => e,
+    };
+    match store.entry(key).await? {
+        Some(e) if e.operation != kv::Operation::Put => {
+            Ok(store.update(key, node.clone(), e.revision).await?)
+        }
+        _ => Err(refused.into()),
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod event_journal;
+pub mod fence;
 pub mod invoke;
 pub mod monitors;
 pub mod resume;
@@ -229,6 +230,9 @@ pub struct Hub {
     resumables: AtomicUsize,
     /// Where this relay's switches are published, with a bus.
     pub(crate) bus: ArcSwapOption<crate::outbox::Outbox>,
+    /// Whether this relay may dial its links now (shut while another relay of a shared site
+    /// holds the lease).
+    pub(crate) fence: fence::Fence,
     /// TLS on the ports that speak it.
     pub(crate) tls: crate::tls::TlsState,
 }
@@ -271,7 +275,12 @@ impl Hub {
             getrandom::fill(&mut bytes).expect("the system's random source");
             u64::from_le_bytes(bytes)
         });
+        let fence = match config.bus.shared {
+            true => fence::Fence::shut(),
+            false => fence::Fence::unfenced(),
+        };
         Hub {
+            fence,
             config: ArcSwap::from_pointee(config),
             slots: std::array::from_fn(|i| SwitchSlot {
                 no: i as u8 + 1,

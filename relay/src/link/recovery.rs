@@ -199,6 +199,15 @@ async fn attempt(
     let Some(sw) = config.switch(no).filter(|s| s.enabled).cloned() else {
         return Some(Attempt::Disconnect);
     };
+    // On a site two relays share, only while this relay's lease is valid (look before acting:
+    // the process may just have woken from a stop that outlasted the lease).
+    if !hub.fence.open() {
+        tracing::info!(
+            switch = no,
+            "not dialled: this relay holds no valid lease on the site's links"
+        );
+        return Some(Attempt::Disconnect);
+    }
     hub.notices.emit(Notice::Connecting {
         switch: no,
         address: sw.address.clone(),
@@ -222,6 +231,13 @@ async fn attempt(
         }
     };
     match outcome {
+        Ok(Ok(_)) if !hub.fence.open() => {
+            tracing::info!(
+                switch = no,
+                "link closed unused: the lease ran out while it was opened"
+            );
+            Some(Attempt::Disconnect)
+        }
         Ok(Ok(open)) => Some(Attempt::Open(open)),
         Ok(Err(failure)) => {
             hub.notices.emit(Notice::LinkAttemptFailed {
