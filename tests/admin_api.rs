@@ -158,6 +158,15 @@ async fn switch_operations_notifications_and_metrics() {
     );
     let (code, _) = call(&api, "POST", "/api/switches/1/connect", None, "").await;
     assert_eq!(code, StatusCode::ACCEPTED);
+    // A relay with a site of its own holds no lease to hand over.
+    let (code, body) = call(&api, "POST", "/api/bus/lease/release", None, "").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            StatusCode::CONFLICT,
+            r#"{"error":"this relay shares no site with another (bus.shared is off): it holds no lease"}"#
+        )
+    );
     let (_, body) = call(&api, "GET", "/api/notifications", None, "").await;
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     let texts: Vec<&str> = list

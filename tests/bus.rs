@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = testkit::nats::binary().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, fn() -> _); 7] = [
+    let tests: [(&str, fn() -> _); 10] = [
         ("a_remote_switch_is_served_like_a_local_one", || {
             run(a_remote_switch_is_served_like_a_local_one())
         }),
@@ -47,6 +47,16 @@ fn main() -> std::process::ExitCode {
             "a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials",
             || run(a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials()),
         ),
+        (
+            "a_holder_stopped_past_its_lease_does_not_dial_when_it_wakes",
+            || run(a_holder_stopped_past_its_lease_does_not_dial_when_it_wakes()),
+        ),
+        ("a_planned_stop_hands_the_links_over_at_once", || {
+            run(a_planned_stop_hands_the_links_over_at_once())
+        }),
+        ("an_operator_hands_the_lease_over", || {
+            run(an_operator_hands_the_lease_over())
+        }),
     ];
     let trials = tests
         .into_iter()
@@ -665,6 +675,144 @@ async fn a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials() {
         "a let go at {a_let_go:?}, b took it at {b_took:?}"
     );
     println!("partition: a let go {a_let_go:?} after the cut, b took the link at {b_took:?}");
+}
+
+/// `kill -SIG pid`.
+fn signal(pid: u32, sig: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig} {pid}");
+}
+
+/// The active relay as a process of its own on site hq, holding switch `addr`'s link.
+async fn process_holder(nats: &NatsServer, switch: &Site) -> testkit::process::RelayProcess {
+    let bus = format!(
+        "bus: {{ nats: \"{}\", site: hq, shared: true, node: a }}\n",
+        nats.url()
+    );
+    let a = testkit::process::RelayProcess::start_with(
+        &testkit::process::relay_binary(),
+        switch.switch(1).addr(),
+        0,
+        &bus,
+    )
+    .unwrap();
+    wait_until_for("a holds the link", Duration::from_secs(20), || {
+        switch.switch(1).opened() == 1
+    })
+    .await;
+    a
+}
+
+/// A holder stopped (SIGSTOP: a VM paused, a container frozen) past its lease wakes to find its
+/// link taken over: it looks at its lease before it dials again, so the switch keeps the new
+/// holder's link.
+async fn a_holder_stopped_past_its_lease_does_not_dial_when_it_wakes() {
+    let nats = NatsServer::start_jetstream();
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = process_holder(&nats, &switch).await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+
+    signal(a.pid(), "STOP");
+    wait_until_for("b holds the link", Duration::from_secs(15), || holds(&b)).await;
+    // The switch took b's link in place of a's, which a sees when it wakes.
+    assert_eq!(switch.switch(1).opened(), 2);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(a.pid(), "CONT");
+    let woke = tokio::time::Instant::now();
+    while woke.elapsed() < Duration::from_secs(4) {
+        assert_eq!(
+            switch.switch(1).opened(),
+            2,
+            "a dialled {:?} after it woke:\n{}",
+            woke.elapsed(),
+            a.output()
+        );
+        assert!(
+            holds(&b),
+            "b lost the link {:?} after a woke",
+            woke.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = a.output();
+    assert!(
+        log.contains("lease given up") || log.contains("lease lost"),
+        "a says why it let go:\n{log}"
+    );
+}
+
+/// SIGTERM of the holder: it closes its link and releases the lease, and the standby dials at
+/// once instead of waiting for the lease to expire.
+async fn a_planned_stop_hands_the_links_over_at_once() {
+    let nats = NatsServer::start_jetstream();
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = process_holder(&nats, &switch).await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+
+    let stopped = tokio::time::Instant::now();
+    signal(a.pid(), "TERM");
+    wait_until_for("b holds the link", Duration::from_secs(10), || holds(&b)).await;
+    let took = stopped.elapsed();
+    assert_eq!(switch.switch(1).opened(), 2);
+    assert!(
+        took < Duration::from_millis(1500),
+        "the standby held the link {took:?} after SIGTERM of the holder:\n{}",
+        a.output()
+    );
+    assert!(a.output().contains("lease released"), "{}", a.output());
+    println!("hand-over: the standby held the link {took:?} after SIGTERM of the holder");
+}
+
+/// `relay ctl lease release` (the admin interface's POST /api/bus/lease/release) on the holder:
+/// the other relay holds the link at once; asked of the relay that does not hold it, it is
+/// refused with the reason.
+async fn an_operator_hands_the_lease_over() {
+    let nats = NatsServer::start_jetstream();
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = shared("a", nats.url(), addr).await;
+    wait_until_for("a holds the link", Duration::from_secs(15), || holds(&a)).await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    assert_eq!(
+        b.relay.hand_over_lease(),
+        Err(relay::server::HandOverRefused::NotHeld)
+    );
+
+    let asked = tokio::time::Instant::now();
+    a.relay.hand_over_lease().unwrap();
+    wait_until_for("b holds the link", Duration::from_secs(10), || holds(&b)).await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "b held the link {took:?} after the hand-over"
+    );
+    assert_eq!(switch.switch(1).opened(), 2);
+    // a follows b through the bus and does not take the lease back while b holds it.
+    wait_until_for("a follows through the bus", Duration::from_secs(10), || {
+        a.is_up(1) && !holds(&a)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(holds(&b) && !holds(&a));
+    assert_eq!(switch.switch(1).opened(), 2);
+    println!("hand-over: b held the link {took:?} after a was asked to release the lease");
 }
 
 /// A TCP relay between a relay and the NATS server, whose connections can be cut at once.

@@ -43,6 +43,12 @@ pub enum CtlCommand {
     ConnectAll,
     /// Disconnect every switch and close every session.
     DisconnectAll,
+    /// The lease on a shared site's links (bus.shared): `release` hands it to the other relay,
+    /// which dials at once (this relay may take it back after 3 s if none did).
+    Lease {
+        #[command(subcommand)]
+        command: LeaseCommand,
+    },
     /// The licence in force, limits and use.
     #[command(name = "license", alias = "licence")]
     Licence,
@@ -62,6 +68,13 @@ pub enum CtlCommand {
         #[arg(long, short = 'n', default_value_t = 50)]
         limit: usize,
     },
+}
+
+/// Operations on the lease of a shared site.
+#[derive(Debug, clap::Subcommand)]
+pub enum LeaseCommand {
+    /// Close this relay's links and give the lease to the other relay of the site now.
+    Release,
 }
 
 /// Filters of `relay ctl calls` (the same as `GET /api/calls`).
@@ -426,6 +439,9 @@ impl Ctl {
             },
             CtlCommand::ConnectAll => ("POST", "/api/connect-all".into(), None),
             CtlCommand::DisconnectAll => ("POST", "/api/disconnect-all".into(), None),
+            CtlCommand::Lease {
+                command: LeaseCommand::Release,
+            } => ("POST", "/api/bus/lease/release".into(), None),
             CtlCommand::Licence => ("GET", "/api/license".into(), None),
             CtlCommand::Register { key } => (
                 "POST",
@@ -553,6 +569,9 @@ impl Ctl {
                 } else {
                     "In force (not saved: this relay runs without a configuration file).\n".into()
                 }
+            }
+            CtlCommand::Lease { .. } => {
+                "Handing over: this relay closes its links and releases the lease; the other relay of the site takes it at once.\n".into()
             }
             _ => "Done.\n".into(),
         })

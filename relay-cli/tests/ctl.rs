@@ -7,8 +7,8 @@ use std::time::Duration;
 use client_sim::SimApp;
 use relay::Config;
 use relay_cli::ctl::{
-    CallsArgs, Ctl, CtlCommand, OptionalSwitch, SwitchCommand, SwitchFields, SwitchList,
-    UserCommand, UserFields,
+    CallsArgs, Ctl, CtlCommand, LeaseCommand, OptionalSwitch, SwitchCommand, SwitchFields,
+    SwitchList, UserCommand, UserFields,
 };
 use testkit::SiteSpec;
 
@@ -76,6 +76,13 @@ async fn relay_ctl_prints_tables_json_and_errors() {
     let run = |command: CtlCommand| ctl(false, Some("t0ken"), command);
     let done = async |command: CtlCommand| run(command).await.unwrap().unwrap();
     let refusal = async |command: CtlCommand| run(command).await.unwrap().unwrap_err().to_string();
+    assert_eq!(
+        refusal(CtlCommand::Lease {
+            command: LeaseCommand::Release,
+        })
+        .await,
+        "this relay shares no site with another (bus.shared is off): it holds no lease"
+    );
     let alex = || UserFields {
         name: Some("Alex".into()),
         switches: Some(SwitchList(vec![1])),

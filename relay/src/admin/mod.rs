@@ -3,6 +3,8 @@
 //! - `GET /api/status`: switches, sessions, licence, monitors, counters.
 //! - `GET /api/sessions`; `DELETE /api/sessions/{id}`: close one (`X` reason 7).
 //! - `POST /api/switches/{no}/connect|disconnect|abort`; `POST /api/connect-all|disconnect-all`.
+//! - `POST /api/bus/lease/release`: a shared site's holder hands its links to the other relay
+//!   (409 when this relay holds no lease).
 //! - `GET /api/license`; `POST /api/license` with `{"key": "…"}`: register or change
 //!   (`/api/licence` is accepted too).
 //! - `GET /api/config`; `POST /api/switches`, `PUT|DELETE /api/switches/{no}`;
@@ -284,6 +286,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/switches/{no}/{action}", post(switch_action))
         .route("/api/connect-all", post(connect_all))
         .route("/api/disconnect-all", post(disconnect_all))
+        .route("/api/bus/lease/release", post(release_lease))
         .route("/api/license", get(licence).post(register_licence))
         .route("/api/licence", get(licence).post(register_licence))
         .route("/api/config", get(manage::config))
@@ -506,6 +509,14 @@ async fn connect_all(State(s): State<AdminState>) -> StatusCode {
 async fn disconnect_all(State(s): State<AdminState>) -> StatusCode {
     s.relay.disconnect_all();
     StatusCode::ACCEPTED
+}
+
+/// Hands the lease on a shared site's links over to the other relay (`relay ctl lease release`).
+async fn release_lease(State(s): State<AdminState>) -> Response {
+    match s.relay.hand_over_lease() {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(refused) => ApiError::new(StatusCode::CONFLICT, refused.to_string()).into_response(),
+    }
 }
 
 async fn licence(State(s): State<AdminState>) -> Response {

@@ -112,19 +112,41 @@ pub(super) async fn export_links(
 
 /// For how long after taking the lease a switch not up yet is tried again every second.
 const TAKEOVER_RETRIES: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a relay that handed its lease over waits before it may take it again (when no
+/// other relay took it).
+const HANDED_OVER: std::time::Duration = std::time::Duration::from_secs(3);
+/// Longest wait for this relay's links to close before its lease is released.
+const LINKS_CLOSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What woke the lease's loop.
+enum Wake {
+    Stop,
+    /// Time to renew (or take); also when the lease runs out or the other relay frees it.
+    Step,
+    /// The switches the reconciler runs changed.
+    Switches,
+    /// An operator asked this relay to hand the lease over (`relay ctl lease release`).
+    HandOver,
+}
 
 /// Shares the site's local switch links with another relay through the lease: while this
 /// relay holds it, it dials them and publishes and serves them; while it does not, it serves
 /// them from the bus as the holder publishes them. The switches are those the reconciler runs
 /// (`local`): one added or enabled is dialled by the holder, served by the other, at once.
+///
+/// The hub's fence follows the lease, so no supervisor dials outside it. At `stop` (and when
+/// `hand_over` is notified) a holder closes its links and releases the lease, so the other
+/// relay takes the links at once instead of after the lease expires.
 pub(super) async fn share_links(
     bus: BusLinks,
     node: String,
     switches: Arc<std::sync::Mutex<Reconciler>>,
     mut local_watch: watch::Receiver<Vec<u8>>,
+    hand_over: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
     use crate::bus::lease::{Lease, RENEW_EVERY};
+    use tokio::time::{sleep_until, Instant};
     let mut lease = loop {
         match Lease::open(bus.client.clone(), &bus.site, &node).await {
             Ok(lease) => break lease,
@@ -143,28 +165,60 @@ pub(super) async fn share_links(
             switches.command(no, c);
         }
     };
+    let any_up = |numbers: &[u8]| {
+        numbers
+            .iter()
+            .any(|no| bus.hub.slot_of(*no).is_some_and(|s| s.is_up()))
+    };
     let mut local = local_watch.borrow_and_update().clone();
     let mut exporting: Option<(CancellationToken, Tasks)> = None;
     let mut following: Option<(CancellationToken, Tasks)> = None;
-    let mut taken: Option<tokio::time::Instant> = None;
+    let mut taken: Option<Instant> = None;
     let mut tick = tokio::time::interval(RENEW_EVERY);
     let mut holding = false;
+    // After a hand-over: not before this is the lease taken again.
+    let mut resting_until: Option<Instant> = None;
     loop {
-        tokio::select! {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let runs_out = lease.valid_until().unwrap_or(far);
+        let wake = tokio::select! {
             biased;
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {
-                holding = lease.step().await;
-                bus.outbox
-                    .lease_held
-                    .store(holding, std::sync::atomic::Ordering::Relaxed);
-            }
-            changed = local_watch.changed() => {
-                if changed.is_err() {
-                    break;
+            _ = stop.cancelled() => Wake::Stop,
+            _ = sleep_until(runs_out), if holding => Wake::Step,
+            _ = tick.tick() => Wake::Step,
+            _ = lease.freed(), if !holding => Wake::Step,
+            _ = hand_over.notified(), if holding => Wake::HandOver,
+            changed = local_watch.changed() => match changed {
+                Ok(()) => Wake::Switches,
+                Err(_) => Wake::Stop,
+            },
+        };
+        match wake {
+            Wake::Stop => break,
+            Wake::Step => {
+                if resting_until.is_some_and(|t| Instant::now() < t) {
+                    continue;
                 }
+                resting_until = None;
+                holding = lease.step().await;
             }
+            Wake::HandOver => {
+                command(&local, SwitchCommand::Disconnect);
+                bus.hub.fence.shut_now();
+                wait_closed(&any_up, &local, LINKS_CLOSE).await;
+                lease.release().await;
+                holding = false;
+                resting_until = Some(Instant::now() + HANDED_OVER);
+            }
+            Wake::Switches => {}
         }
+        match lease.valid_until() {
+            Some(until) => bus.hub.fence.open_until(until),
+            None => bus.hub.fence.shut_now(),
+        }
+        bus.outbox
+            .lease_held
+            .store(holding, std::sync::atomic::Ordering::Relaxed);
         let now = local_watch.borrow_and_update().clone();
         if now != local {
             let added: Vec<u8> = now
@@ -187,7 +241,7 @@ pub(super) async fn share_links(
             end_tasks(following.take()).await;
             command(&local, SwitchCommand::Connect);
             exporting = Some(bus.export(&local, &stop));
-            taken = Some(tokio::time::Instant::now());
+            taken = Some(Instant::now());
         } else if holding && taken.is_some_and(|at| at.elapsed() < TAKEOVER_RETRIES) {
             // The floating address a switch is dialled from may reach this host just after
             // the lease: a switch not up yet is tried again each second for a while, instead
@@ -203,18 +257,29 @@ pub(super) async fn share_links(
             end_tasks(exporting.take()).await;
             if held {
                 command(&local, SwitchCommand::Disconnect);
-                let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-                while local
-                    .iter()
-                    .any(|no| bus.hub.slot_of(*no).is_some_and(|s| s.is_up()))
-                    && tokio::time::Instant::now() < until
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
+                wait_closed(&any_up, &local, std::time::Duration::from_secs(3)).await;
             }
             following = Some(bus.follow(&local, &stop));
         }
     }
+    // A planned stop: the links close with the relay; once they have, the lease is released
+    // so that the other relay dials at once.
+    bus.hub.fence.shut_now();
+    if lease.held() {
+        wait_closed(&any_up, &local, LINKS_CLOSE).await;
+        lease.release().await;
+        bus.outbox
+            .lease_held
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
     end_tasks(exporting).await;
     end_tasks(following).await;
+}
+
+/// Waits until none of `numbers` is up, for at most `limit`.
+async fn wait_closed(any_up: &impl Fn(&[u8]) -> bool, numbers: &[u8], limit: std::time::Duration) {
+    let until = tokio::time::Instant::now() + limit;
+    while any_up(numbers) && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -70,6 +70,17 @@ impl RelayParts {
     }
 }
 
+/// Why [`Relay::hand_over_lease`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandOverRefused {
+    #[error("this relay shares no site with another (bus.shared is off): it holds no lease")]
+    NotShared,
+    #[error(
+        "this relay does not hold the lease: ask the relay that does (relay ctl status says which)"
+    )]
+    NotHeld,
+}
+
 /// Why the relay could not start; nothing was started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -107,6 +118,8 @@ pub struct Relay {
     /// The switches and users as last changed here through the admin interface, for the other
     /// relay of a shared site ([`Relay::share_site_config`]).
     site_config: tokio::sync::watch::Sender<Option<crate::bus::shared_config::SiteConfig>>,
+    /// Asks the lease's loop of a shared site to hand the lease over ([`Relay::hand_over_lease`]).
+    hand_over: Arc<tokio::sync::Notify>,
 }
 
 impl Relay {
@@ -176,6 +189,7 @@ impl Relay {
             switches: Arc::new(std::sync::Mutex::new(switches)),
             changes: Default::default(),
             site_config: tokio::sync::watch::Sender::new(None),
+            hand_over: Default::default(),
         };
         relay.start_committer(committer, store);
         relay.tasks.spawn(crate::ports::licence_watch::run(
@@ -360,6 +374,7 @@ impl Relay {
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
         let switches = self.switches.clone();
+        let hand_over = self.hand_over.clone();
         self.tasks.spawn(async move {
             let site = config.bus.site.clone();
             let (client, outbox) = match crate::bus::connect(&url, &site, stop.clone()).await {
@@ -387,12 +402,35 @@ impl Relay {
                     config.bus.node.clone(),
                     switches,
                     local,
+                    hand_over,
                     stop,
                 ));
             } else {
                 bus_links::export_links(bus, local, stop).await;
             }
         });
+    }
+
+    /// Hands the lease on the site's links over to the other relay of a shared site: this
+    /// relay closes its links and releases the lease, the other takes it at once; this one
+    /// may take it again after 3 s if no other relay has. Refused when this relay does not
+    /// hold the lease.
+    pub fn hand_over_lease(&self) -> Result<(), HandOverRefused> {
+        let config = self.hub.config.load();
+        if !config.bus.shared {
+            return Err(HandOverRefused::NotShared);
+        }
+        let held = self
+            .hub
+            .bus
+            .load()
+            .as_ref()
+            .is_some_and(|b| b.lease_held.load(std::sync::atomic::Ordering::Relaxed));
+        if !held {
+            return Err(HandOverRefused::NotHeld);
+        }
+        self.hand_over.notify_one();
+        Ok(())
     }
 
     /// Makes each switch's tasks match the configuration in force.
