@@ -10,7 +10,8 @@
 //! - [`session`]: one application connection, and the fan-out of a switch's events to every
 //!   session served it.
 //! - [`hub`]: the state links, sessions and ports share: switch slots, the session registry
-//!   and each session's handle, INVOKE maps, routing, admission, the monitors attached.
+//!   and each session's handle, INVOKE maps, routing, admission, the monitors attached, the
+//!   fence that keeps a shared site's links within this relay's lease.
 //! - [`connection`]: what every connection does alike: the bounded output queue and its
 //!   writer, heartbeat and silence, writer grace; [`tls`]: TLS on the relay's ports.
 //! - [`ports`]: the monitor ports, the SMDR/UCD export port, the licence watch.
@@ -23,9 +24,10 @@
 //! - [`notify`]: notifications and their texts in five languages.
 //! - [`admin`]: the admin HTTP API ([`admin::contract`]: every body), metrics, web console;
 //!   [`gateway`]: the WebSocket/JSON gateway it serves at `/ws`.
-//! - [`config`]: the configuration file and its rules; [`reconfigure`]: a live change,
+//! - [`config`]: the configuration file and its rules, and [`config::InForce`], the validated
+//!   configuration the relay runs on; [`reconfigure`]: a live change,
 //!   planned as a pure function; [`server`]: the running relay: listeners, supervisors,
-//!   orderly stop.
+//!   the switch reconciler, the lease's loop, what tools and tests read of it, orderly stop.
 //! - [`daemon`]: the composition root: the relay and its admin interface started together
 //!   and stopped with one call (`relay run`, `relay demo` and the test kit start it).
 //! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;

@@ -2,8 +2,9 @@
 //! and a read-mostly snapshot of the sessions it serves), the session registry, notifications.
 //!
 //! [`admission`] decides who may identify; [`subscribers`] is a switch's snapshot of its
-//! sessions, with the device index of the filtering ones; [`journal`] numbers a switch's events
-//! and keeps them for [`resume`]d sessions. Admission, device changes and link
+//! sessions, with the device index of the filtering ones; [`event_journal`] numbers a switch's events
+//! and keeps them for [`resume`]d sessions; [`fence`] keeps a shared site's dialling within
+//! this relay's lease. Admission, device changes and link
 //! transitions are serialized by one `membership` lock, so a session is either subscribed
 //! before a switch's loss is handled (and gets `W` or `X`) or admitted after it (and sees the
 //! switch down). The event path never takes that lock.
