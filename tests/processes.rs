@@ -254,3 +254,50 @@ state_dir: {state}
     assert!(status.success(), "relay exit: {status:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `log.format: json`: every line `relay run` writes to standard error is one JSON object with
+/// the time, level, target and message, and a switch's notifications carry the switch.
+#[tokio::test]
+async fn relay_run_logs_one_json_object_a_line() {
+    let switch = switch_sim::SimSwitch::start(
+        "127.0.1.96:0".parse().unwrap(),
+        switch_sim::Settings::officeserv(1),
+    )
+    .await
+    .unwrap();
+    let relay = testkit::process::RelayProcess::start_with(
+        &testkit::process::relay_binary(),
+        switch.addr(),
+        0,
+        "log: { format: json }\n",
+    )
+    .unwrap();
+    testkit::wait_until_for("switch 1 up", Duration::from_secs(20), || {
+        relay
+            .output()
+            .contains("Switch connection success [switch 1")
+    })
+    .await;
+    let output = relay.output();
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    for line in &lines {
+        for key in ["timestamp", "level", "target"] {
+            assert!(line[key].is_string(), "no {key}: {line}");
+        }
+        assert!(line["fields"]["message"].is_string(), "no message: {line}");
+    }
+    let connected = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Switch connection success [switch 1,"))
+        })
+        .unwrap();
+    assert_eq!(connected["level"], "INFO");
+    assert_eq!(connected["fields"]["switch"], 1);
+    assert_eq!(connected["target"], "relay::notify");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use netseam::TcpNetwork;
+use relay::config::LogFormat;
 use relay::debug_log::{DebugLog, Layout};
 use relay::{Config, Listeners, Relay, RelayParts};
 
@@ -233,7 +234,7 @@ fn main() -> ExitCode {
             switch_port,
             admin_port,
         } => {
-            init_tracing("warn", None);
+            init_tracing("warn", LogFormat::Text, None);
             use std::io::IsTerminal;
             let opts = relay_cli::demo::DemoOptions {
                 duration,
@@ -268,7 +269,7 @@ fn main() -> ExitCode {
             } else {
                 None
             };
-            init_tracing("info", debug_log);
+            init_tracing("info", config.log.format, debug_log);
             block_on(run(path, config))
         }
     }
@@ -381,18 +382,27 @@ fn check(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs go to standard error, coloured only on a terminal (`RUST_LOG` overrides `level`),
-/// and, with `debug_log: true`, at debug level to the rotating OSLn.LOG files.
-fn init_tracing(level: &str, debug_log: Option<DebugLog>) {
+/// Logs go to standard error (`RUST_LOG` overrides `level`): as text, coloured only on a
+/// terminal, or as one JSON object a line (`log.format: json`); with `debug_log: true` also at
+/// debug level to the rotating OSLn.LOG files.
+fn init_tracing(level: &str, format: LogFormat, debug_log: Option<DebugLog>) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(filter);
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+    });
     let debug = debug_log.map(|log| {
         tracing_subscriber::fmt::layer()
             .with_writer(log)
@@ -400,7 +410,8 @@ fn init_tracing(level: &str, debug_log: Option<DebugLog>) {
             .with_filter(LevelFilter::DEBUG)
     });
     tracing_subscriber::registry()
-        .with(stderr)
+        .with(text.with_filter(filter()))
+        .with(json.with_filter(filter()))
         .with(debug)
         .init();
 }

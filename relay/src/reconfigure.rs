@@ -42,6 +42,7 @@ pub fn plan(
         ("tls.ports", old.tls.ports != new.tls.ports),
         ("state_dir", old.state_dir != new.state_dir),
         ("log_dir", old.log_dir != new.log_dir),
+        ("log.format", old.log != new.log),
         (
             "options.debug_log",
             old.options.debug_log != new.options.debug_log,

@@ -36,6 +36,7 @@ pub struct Config {
     pub admin: Admin,
     pub state_dir: PathBuf,
     pub log_dir: PathBuf,
+    pub log: Log,
 }
 
 impl Default for Config {
@@ -58,6 +59,7 @@ impl Default for Config {
             admin: Admin::default(),
             state_dir: PathBuf::from("./state"),
             log_dir: PathBuf::from("./log"),
+            log: Log::default(),
         }
     }
 }
@@ -497,6 +499,23 @@ impl Default for BypassLimits {
 pub struct License {
     pub issuer_keys: Vec<String>,
     pub host_macs: Option<Vec<String>>,
+}
+
+/// How `relay run` writes its log to standard error.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+/// `text`: a line for people; `json`: one JSON object a line, for log shippers (journald,
+/// Loki, Elastic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
