@@ -800,3 +800,52 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
 
     s.relay.shutdown().await;
 }
+
+/// Every metric the alert rules in deploy/prometheus read is one the relay exports, with the
+/// labels the rules select on. Two are exported only where they mean something, and checked
+/// there: the lease's on a shared site (tests/bus.rs), TLS handshakes with TLS on
+/// (tests/tls.rs).
+#[tokio::test]
+async fn the_alert_rules_read_only_metrics_the_relay_exports() {
+    let s = site().await;
+    let api = router(AdminState::new(s.relay.clone(), None, None));
+    let (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
+    let exported: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/prometheus/cti-relay.rules.yml"),
+    )
+    .unwrap();
+    let mut read = std::collections::BTreeSet::new();
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("cti_") {
+            read.insert(word);
+        }
+    }
+    assert_eq!(read.len(), 10, "{read:?}");
+    let missing: Vec<_> = read
+        .iter()
+        .filter(|m| {
+            !["cti_bus_lease_held", "cti_tls_handshakes_total"].contains(*m)
+                && !exported.contains(**m)
+        })
+        .collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{metrics}");
+    // The label values the rules select on.
+    for sample in [
+        "cti_switch_link_up{switch=\"1\"} 1\n",
+        "cti_switch_link_state{switch=\"1\",state=\"up\"} 1\n",
+        "cti_switch_link_state{switch=\"1\",state=\"idle\"} 0\n",
+        "cti_switch_link_state{switch=\"1\",state=\"disabled\"} 0\n",
+        "cti_licence_days_left{standing=\"trial\"} 30\n",
+        "cti_licensed_sessions{kind=\"in_use\"} 0\n",
+        "cti_licensed_sessions{kind=\"limit\"} 23\n",
+    ] {
+        assert!(metrics.contains(sample), "no {sample}in\n{metrics}");
+    }
+    s.relay.shutdown().await;
+}

@@ -677,6 +677,23 @@ async fn a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials() {
     println!("partition: a let go {a_let_go:?} after the cut, b took the link at {b_took:?}");
 }
 
+/// `site`'s `/metrics` text, as Prometheus reads it.
+async fn metrics(site: &Site) -> String {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let api = relay::admin::router(relay::admin::AdminState::new(
+        site.relay.clone(),
+        None,
+        None,
+    ));
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = api.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 /// `kill -SIG pid`.
 fn signal(pid: u32, sig: &str) {
     let sent = std::process::Command::new("kill")
@@ -812,6 +829,9 @@ async fn an_operator_hands_the_lease_over() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(holds(&b) && !holds(&a));
     assert_eq!(switch.switch(1).opened(), 2);
+    // What the alert rules add up (deploy/prometheus): one holder on the site.
+    assert!(metrics(&a).await.contains("\ncti_bus_lease_held 0\n"));
+    assert!(metrics(&b).await.contains("\ncti_bus_lease_held 1\n"));
     println!("hand-over: b held the link {took:?} after a was asked to release the lease");
 }
 

@@ -78,6 +78,24 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             .collect();
         metric(name, help, kind, samples);
     }
+    const LINK_STATES: [&str; 5] = ["disabled", "idle", "connecting", "up", "waiting"];
+    metric(
+        "cti_switch_link_state",
+        "The switch link's state (1 for the state it is in): disabled, idle (not tried until an operator connects it: recovery gave up, or an operator disconnected it), connecting, up, waiting (for the next attempt).",
+        "gauge",
+        status
+            .switches
+            .iter()
+            .flat_map(|sw| {
+                LINK_STATES.iter().map(move |state| {
+                    (
+                        format!("{{switch=\"{}\",state=\"{state}\"}}", sw.no),
+                        u64::from(sw.link == *state),
+                    )
+                })
+            })
+            .collect(),
+    );
     let mut per_product: std::collections::BTreeMap<(String, u8), u64> = Default::default();
     for session in &status.sessions {
         *per_product
@@ -196,6 +214,26 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         );
     }
     let licence = &status.licence;
+    // Days until the trial or the licence ends (none for a licence that never expires).
+    let today = licence.at_ms / 86_400_000;
+    let days_left = match licence.standing.as_str() {
+        "trial" => Some(licence.trial_days_left),
+        "licensed" => licence
+            .expires
+            .as_deref()
+            .and_then(crate::licensing::key::parse_day)
+            .map(|day| u64::from(day).saturating_sub(today)),
+        _ => Some(0),
+    };
+    metric(
+        "cti_licence_days_left",
+        "Days until the trial or the licence ends (absent for a licence that never expires).",
+        "gauge",
+        days_left
+            .map(|d| (format!("{{standing=\"{}\"}}", licence.standing), d))
+            .into_iter()
+            .collect(),
+    );
     metric(
         "cti_licensed_sessions",
         "Licensed-port sessions in use and the simultaneous access limit.",
