@@ -550,29 +550,8 @@ async fn lone_switch() -> Site {
 
 async fn the_standby_takes_the_links_when_the_active_relay_dies() {
     let nats = NatsServer::start_jetstream();
-    let switch = lone_switch().await;
-    let addr = switch.switch(1).addr();
     // The active relay is a process of its own, so it can die by SIGKILL.
-    let bus = format!(
-        "bus: {{ nats: \"{}\", site: hq, shared: true, node: a }}\n",
-        nats.url()
-    );
-    let a = testkit::process::RelayProcess::start_with(
-        &testkit::process::relay_binary(),
-        addr,
-        0,
-        &bus,
-    )
-    .unwrap();
-    wait_until_for("a holds the link", Duration::from_secs(20), || {
-        switch.switch(1).opened() == 1
-    })
-    .await;
-    let b = shared("b", nats.url(), addr).await;
-    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
-        b.is_up(1) && !holds(&b)
-    })
-    .await;
+    let (switch, a, b) = process_holder_and_standby(&nats).await;
     let (mut app, token) = resumable(&b, [0; 16], Vec::new()).await;
     switch.switch(1).emit_event(b's', "2201", &[]);
     let (seq, m) = numbered_event(&mut app).await.expect("an event");
@@ -703,15 +682,21 @@ fn signal(pid: u32, sig: &str) {
     assert!(sent.success(), "kill -{sig} {pid}");
 }
 
-/// The active relay as a process of its own on site hq, holding switch `addr`'s link.
-async fn process_holder(nats: &NatsServer, switch: &Site) -> testkit::process::RelayProcess {
+/// Site hq shared by two relays: `a`, a process of its own (so it can be stopped, killed or
+/// signalled), holding the lease and the link to the lone switch; `b`, in this process,
+/// following it through the bus.
+async fn process_holder_and_standby(
+    nats: &NatsServer,
+) -> (Site, testkit::process::RelayProcess, Site) {
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
     let bus = format!(
         "bus: {{ nats: \"{}\", site: hq, shared: true, node: a }}\n",
         nats.url()
     );
     let a = testkit::process::RelayProcess::start_with(
         &testkit::process::relay_binary(),
-        switch.switch(1).addr(),
+        addr,
         0,
         &bus,
     )
@@ -720,7 +705,12 @@ async fn process_holder(nats: &NatsServer, switch: &Site) -> testkit::process::R
         switch.switch(1).opened() == 1
     })
     .await;
-    a
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    (switch, a, b)
 }
 
 /// A holder stopped (SIGSTOP: a VM paused, a container frozen) past its lease wakes to find its
@@ -728,14 +718,7 @@ async fn process_holder(nats: &NatsServer, switch: &Site) -> testkit::process::R
 /// holder's link.
 async fn a_holder_stopped_past_its_lease_does_not_dial_when_it_wakes() {
     let nats = NatsServer::start_jetstream();
-    let switch = lone_switch().await;
-    let addr = switch.switch(1).addr();
-    let a = process_holder(&nats, &switch).await;
-    let b = shared("b", nats.url(), addr).await;
-    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
-        b.is_up(1) && !holds(&b)
-    })
-    .await;
+    let (switch, a, b) = process_holder_and_standby(&nats).await;
 
     signal(a.pid(), "STOP");
     wait_until_for("b holds the link", Duration::from_secs(15), || holds(&b)).await;
@@ -770,14 +753,7 @@ async fn a_holder_stopped_past_its_lease_does_not_dial_when_it_wakes() {
 /// once instead of waiting for the lease to expire.
 async fn a_planned_stop_hands_the_links_over_at_once() {
     let nats = NatsServer::start_jetstream();
-    let switch = lone_switch().await;
-    let addr = switch.switch(1).addr();
-    let a = process_holder(&nats, &switch).await;
-    let b = shared("b", nats.url(), addr).await;
-    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
-        b.is_up(1) && !holds(&b)
-    })
-    .await;
+    let (switch, a, b) = process_holder_and_standby(&nats).await;
 
     let stopped = tokio::time::Instant::now();
     signal(a.pid(), "TERM");

@@ -199,19 +199,7 @@ impl Scene {
         let (reader, writer) = sim.into_split();
         app.writer = Some(writer);
         if app.spec.reads {
-            let (hang, hang_rx) = tokio::sync::oneshot::channel();
-            app.hang = Some(hang);
-            app.recorder = Some(record(
-                Recording {
-                    reader,
-                    log: app.log.clone(),
-                    p3: app.spec.protocol == 3,
-                    start,
-                    conn: Some((obs, index)),
-                    resume: app.resume.clone(),
-                },
-                hang_rx,
-            ));
+            app.start_recording(reader, start, Some((obs, index)));
         } else {
             app.idle_reader = Some(reader);
         }

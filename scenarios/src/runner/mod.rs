@@ -200,6 +200,31 @@ struct App {
     admitted_conn: Option<usize>,
 }
 
+impl App {
+    /// Starts recording what the application reads from `reader` (its connection `conn` in
+    /// the observations); the recorder can be told to hang.
+    fn start_recording(
+        &mut self,
+        reader: Reader,
+        start: Instant,
+        conn: Option<(Observations, usize)>,
+    ) {
+        let (hang, hang_rx) = tokio::sync::oneshot::channel();
+        self.hang = Some(hang);
+        self.recorder = Some(record(
+            Recording {
+                reader,
+                log: self.log.clone(),
+                p3: self.spec.protocol == 3,
+                start,
+                conn,
+                resume: self.resume.clone(),
+            },
+            hang_rx,
+        ));
+    }
+}
+
 /// A monitor connection and what it received.
 struct Monitor {
     spec: MonitorSpec,

@@ -183,19 +183,7 @@ impl Scene {
         if let Some((obs, c)) = &conn {
             obs.with(*c, |c| c.reads = true);
         }
-        let (hang, hang_rx) = tokio::sync::oneshot::channel();
-        app.hang = Some(hang);
-        app.recorder = Some(record(
-            Recording {
-                reader,
-                log: app.log.clone(),
-                p3: app.spec.protocol == 3,
-                start,
-                conn,
-                resume: app.resume.clone(),
-            },
-            hang_rx,
-        ));
+        app.start_recording(reader, start, conn);
         Ok(())
     }
 
