@@ -215,7 +215,7 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
     }
     let licence = &status.licence;
     // Days until the trial or the licence ends (none for a licence that never expires).
-    let today = licence.at_ms / 86_400_000;
+    let today = licence.at_ms / crate::licensing::DAY_MS;
     let days_left = match licence.standing.as_str() {
         "trial" => Some(licence.trial_days_left),
         "licensed" => licence

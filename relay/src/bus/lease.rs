@@ -68,7 +68,10 @@ impl Lease {
                 .await?
             }
         };
-        let watch = store.watch(site).await.ok();
+        let watch = tokio::time::timeout(WRITE_LIMIT, store.watch(site))
+            .await
+            .ok()
+            .and_then(Result::ok);
         Ok(Lease {
             store,
             key: site.to_owned(),
@@ -90,9 +93,6 @@ impl Lease {
     /// One step, every [`RENEW_EVERY`] (and when the lease runs out or is freed): takes the
     /// lease when free, renews it when held, and says whether this relay holds it now.
     pub async fn step(&mut self) -> bool {
-        if self.watch.is_none() {
-            self.watch = self.store.watch(&self.key).await.ok();
-        }
         let sent = Instant::now();
         match self.held {
             Some(h) if sent >= h.sent + GIVE_UP => {
@@ -127,6 +127,11 @@ impl Lease {
                     other => debug!(outcome = ?other.map(|r| r.map(|_| ())), "lease not renewed"),
                 }
             }
+        }
+        if self.watch.is_none() {
+            // Bounded like a write, so that the next step is never late for it.
+            let watch = tokio::time::timeout(WRITE_LIMIT, self.store.watch(&self.key));
+            self.watch = watch.await.ok().and_then(Result::ok);
         }
         self.held()
     }

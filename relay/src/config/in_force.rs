@@ -1,13 +1,12 @@
 //! The configuration the relay runs on: a [`Config`] that keeps every rule, with what the relay
-//! looks up on each connection made ready once (users by address and by certificate name) and
-//! its switches numbered by [`SwitchNo`]. Only [`InForce::new`] makes one, so holding one means
-//! the rules hold.
+//! looks up on each connection made ready once (users by address and by certificate name).
+//! Only [`InForce::new`] makes one, so holding one means the rules hold.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Deref;
 
-use super::{Config, ConfigError, SwitchConfig, SwitchNo, User};
+use super::{Config, ConfigError, User};
 
 /// A validated configuration, as the relay runs it. It reads as the [`Config`] it was made from.
 #[derive(Debug)]
@@ -42,11 +41,6 @@ impl InForce {
         })
     }
 
-    /// The configuration file's form of it (to save, or to edit into a new one).
-    pub fn file(&self) -> &Config {
-        &self.config
-    }
-
     /// The user registered at `ip`.
     pub fn user(&self, ip: IpAddr) -> Option<&User> {
         self.by_ip
@@ -63,14 +57,6 @@ impl InForce {
             .find_map(|n| self.by_certificate.get(n))
             .map(|&i| &self.config.users[i])
             .or_else(|| self.user(ip))
-    }
-
-    /// The configured switches, by number (numbers are 1..=8 here: the rules say so).
-    pub fn numbered_switches(&self) -> impl Iterator<Item = (SwitchNo, &SwitchConfig)> {
-        self.config
-            .switches
-            .iter()
-            .filter_map(|s| Some((SwitchNo::new(s.no)?, s)))
     }
 }
 

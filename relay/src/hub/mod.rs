@@ -511,6 +511,10 @@ impl Hub {
         self.registry().values().cloned().collect()
     }
 
+    pub fn session_count(&self) -> usize {
+        self.registry().len()
+    }
+
     /// A link finished opening: sessions served this switch are told it is up.
     pub fn link_up(&self, link: Arc<LinkHandle>) {
         let no = link.no;

@@ -25,7 +25,7 @@ use usage::{Entitlements, Usage};
 
 /// Days of the trial period.
 pub const TRIAL_DAYS: u64 = 30;
-const DAY_MS: u64 = 86_400_000;
+pub(crate) const DAY_MS: u64 = 86_400_000;
 
 /// A registered licence: its text and what it grants.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ impl Relay {
     }
 
     pub fn session_count(&self) -> usize {
-        self.hub.sessions().len()
+        self.hub.session_count()
     }
 
     /// Sessions gone and waiting, within their resume window, to be resumed.
