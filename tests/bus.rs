@@ -648,6 +648,12 @@ async fn a_holder_cut_off_from_the_bus_lets_go_before_the_standby_dials() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let a_let_go = a_let_go.expect("a let go first");
+    // Its last renewal was sent at most 1 s before the cut, and its lease ends 4 s after that:
+    // a write waiting on the cut connection must not keep the link past it.
+    assert!(
+        a_let_go < Duration::from_millis(4300),
+        "a let go {a_let_go:?} after the cut"
+    );
     let b_took = cut.elapsed();
     assert!(
         a_let_go < b_took,

@@ -93,18 +93,13 @@ impl Lease {
     /// One step, every [`RENEW_EVERY`] (and when the lease runs out or is freed): takes the
     /// lease when free, renews it when held, and says whether this relay holds it now.
     pub async fn step(&mut self) -> bool {
+        // Given up now: not taken again in the same step, so the caller sees the lease go (and
+        // lets the links go) before it may come back.
+        if self.give_up_if_run_out() {
+            return false;
+        }
         let sent = Instant::now();
         match self.held {
-            Some(h) if sent >= h.sent + GIVE_UP => {
-                // Look before acting: the lease ran out (the bus was unreachable, or this
-                // process was stopped), so the other relay may hold it by now.
-                info!(
-                    site = %self.key,
-                    late_ms = (sent - h.sent - GIVE_UP).as_millis() as u64,
-                    "lease given up: not renewed within 4 s of the last renewal sent"
-                );
-                self.held = None;
-            }
             None => {
                 if let Ok(Ok(revision)) =
                     tokio::time::timeout(WRITE_LIMIT, take(&self.store, &self.key, &self.node))
@@ -116,7 +111,9 @@ impl Lease {
             }
             Some(h) => {
                 let write = self.store.update(&self.key, self.node.clone(), h.revision);
-                match tokio::time::timeout(WRITE_LIMIT, write).await {
+                // Never waits past the lease's end: the holder lets go on time.
+                let limit = (sent + WRITE_LIMIT).min(h.sent + GIVE_UP);
+                match tokio::time::timeout_at(limit, write).await {
                     Ok(Ok(revision)) => self.held = Some(Held { revision, sent }),
                     // Refused: not at the revision last written (the entry expired, or another
                     // relay has it). Letting go at once is always safe.
@@ -128,12 +125,33 @@ impl Lease {
                 }
             }
         }
-        if self.watch.is_none() {
-            // Bounded like a write, so that the next step is never late for it.
+        // A write that failed may have outlasted the lease.
+        if self.give_up_if_run_out() {
+            return false;
+        }
+        // The watch only serves a relay waiting for the lease; a holder never waits for it.
+        if self.held.is_none() && self.watch.is_none() {
             let watch = tokio::time::timeout(WRITE_LIMIT, self.store.watch(&self.key));
             self.watch = watch.await.ok().and_then(Result::ok);
         }
         self.held()
+    }
+
+    /// Look before acting: a lease that ran out (the bus was unreachable, or this process was
+    /// stopped) is given up, since the other relay may hold it by now.
+    /// Says whether it gave the lease up.
+    fn give_up_if_run_out(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(h) = self.held.filter(|h| now >= h.sent + GIVE_UP) else {
+            return false;
+        };
+        info!(
+            site = %self.key,
+            late_ms = (now - h.sent - GIVE_UP).as_millis() as u64,
+            "lease given up: not renewed within 4 s of the last renewal sent"
+        );
+        self.held = None;
+        true
     }
 
     /// Gives the lease up now (a planned stop or hand-over): the key is deleted at the revision
