@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let missing = testkit::nats::binary().err();
     let ignored = missing.is_some() && std::env::var_os("CI").is_none();
-    let tests: [(&str, fn() -> _); 10] = [
+    let tests: [(&str, fn() -> _); 13] = [
         ("a_remote_switch_is_served_like_a_local_one", || {
             run(a_remote_switch_is_served_like_a_local_one())
         }),
@@ -57,6 +57,18 @@ fn main() -> std::process::ExitCode {
         ("an_operator_hands_the_lease_over", || {
             run(an_operator_hands_the_lease_over())
         }),
+        (
+            "an_application_of_a_killed_relay_resumes_on_the_other_with_what_it_missed",
+            || run(an_application_of_a_killed_relay_resumes_on_the_other_with_what_it_missed()),
+        ),
+        (
+            "a_session_resumed_on_the_other_relay_is_counted_once",
+            || run(a_session_resumed_on_the_other_relay_is_counted_once()),
+        ),
+        (
+            "a_relay_cut_off_the_bus_for_a_moment_says_exactly_what_it_missed",
+            || run(a_relay_cut_off_the_bus_for_a_moment_says_exactly_what_it_missed()),
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -581,11 +593,18 @@ async fn the_standby_takes_the_links_when_the_active_relay_dies() {
 /// A resumable Operator on `site` (from 127.0.0.52), new with an all-zero token or coming back
 /// with `token` and `last`; returns it with its token.
 async fn resumable(site: &Site, token: wire::Token, last: Vec<(u8, u64)>) -> (SimApp, wire::Token) {
+    resumable_at(site.client(), token, last).await
+}
+
+/// As [`resumable`], on the relay whose client port is `client`.
+async fn resumable_at(
+    client: std::net::SocketAddr,
+    token: wire::Token,
+    last: Vec<(u8, u64)>,
+) -> (SimApp, wire::Token) {
     let resumed = token != [0; 16];
     loop {
-        let mut app = SimApp::connect(site.client(), Some(loopback(52)))
-            .await
-            .unwrap();
+        let mut app = SimApp::connect(client, Some(loopback(52))).await.unwrap();
         let ask = wire::ResumeAsk {
             token,
             last: last.clone(),
@@ -817,6 +836,202 @@ async fn an_operator_hands_the_lease_over() {
     println!("hand-over: b held the link {took:?} after a was asked to release the lease");
 }
 
+/// An application of the relay that died comes to the other relay of the site with its token:
+/// it is resumed there (`resumed 1`) and given the events it had not read, with the numbers
+/// it would have had, then the live ones: nothing lost, nothing repeated.
+async fn an_application_of_a_killed_relay_resumes_on_the_other_with_what_it_missed() {
+    let nats = NatsServer::start_jetstream();
+    let (switch, a, b) = process_holder_and_standby(&nats).await;
+    let (mut app, token) = resumable_at(a.client, [0; 16], Vec::new()).await;
+    switch.switch(1).emit_event(b's', "0", &[]);
+    let (seq, m) = numbered_event(&mut app).await.expect("an event");
+    assert_eq!(device(&m), "0");
+    // Two more the application will not have read when its relay dies; b has them from the
+    // bus, and a has written the session to the bus (every 2 s).
+    switch.switch(1).emit_event(b's', "1", &[]);
+    switch.switch(1).emit_event(b's', "2", &[]);
+    tokio::time::sleep(relay::bus::sessions::EVERY + Duration::from_secs(1)).await;
+    drop(app);
+    drop(a);
+    wait_until_for("b holds the link", Duration::from_secs(10), || holds(&b)).await;
+
+    let (mut app, again) = resumable(&b, token, vec![(1, seq)]).await;
+    assert_eq!(again, token, "the same token goes on");
+    let mut read = Vec::new();
+    for _ in 0..2 {
+        let (n, m) = numbered_event(&mut app).await.expect("a replayed event");
+        read.push((n, device(&m)));
+    }
+    switch.switch(1).emit_event(b's', "3", &[]);
+    let (n, m) = numbered_event(&mut app).await.expect("a live event");
+    read.push((n, device(&m)));
+    assert_eq!(
+        read,
+        vec![
+            (seq + 1, "1".to_string()),
+            (seq + 2, "2".to_string()),
+            (seq + 3, "3".to_string())
+        ],
+        "what it missed, then the live event, numbered on"
+    );
+    println!("moved application: resumed on the survivor with events {read:?} after {seq}");
+}
+
+/// Both relays alive: an application that leaves one and resumes on the other is counted once
+/// for the site: the relay it left lets its waiting session (and its licence use) go at once
+/// instead of at the end of the resume window.
+async fn a_session_resumed_on_the_other_relay_is_counted_once() {
+    let nats = NatsServer::start_jetstream();
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = shared("a", nats.url(), addr).await;
+    wait_until_for("a holds the link", Duration::from_secs(15), || holds(&a)).await;
+    let b = shared("b", nats.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    let licensed = |site: &Site| site.relay.licensing().usage().licensed_total();
+
+    let (app, token) = resumable(&a, [0; 16], Vec::new()).await;
+    tokio::time::sleep(relay::bus::sessions::EVERY + Duration::from_secs(1)).await;
+    drop(app);
+    wait_until_for("a keeps the session for it", Duration::from_secs(5), || {
+        a.relay.parked().len() == 1
+    })
+    .await;
+    assert_eq!((licensed(&a), licensed(&b)), (1, 0));
+
+    let (_app, again) = resumable(&b, token, vec![(1, 0)]).await;
+    assert_eq!(again, token);
+    let moved = tokio::time::Instant::now();
+    wait_until_for("a lets its copy go", Duration::from_secs(5), || {
+        a.relay.parked().is_empty()
+    })
+    .await;
+    assert_eq!((licensed(&a), licensed(&b)), (0, 1));
+    assert_eq!(b.relay.session_count(), 1);
+    println!(
+        "moved session: a let its copy go {:?} after b resumed it",
+        moved.elapsed()
+    );
+}
+
+/// What a resumable application read of switch 1: an event (its number and the index the
+/// switch gave it as its device) or a `G`.
+#[derive(Debug)]
+enum Read {
+    Event(u64, u64),
+    Lost(u64),
+}
+
+async fn a_relay_cut_off_the_bus_for_a_moment_says_exactly_what_it_missed() {
+    let nats = NatsServer::start_jetstream();
+    let proxy = Proxy::start(nats.port).await;
+    let switch = lone_switch().await;
+    let addr = switch.switch(1).addr();
+    let a = shared("a", nats.url(), addr).await;
+    wait_until_for("a holds the link", Duration::from_secs(15), || holds(&a)).await;
+    let b = shared("b", proxy.url(), addr).await;
+    wait_until_for("b follows through the bus", Duration::from_secs(15), || {
+        b.is_up(1) && !holds(&b)
+    })
+    .await;
+    let (mut app, _) = resumable(&b, [0; 16], Vec::new()).await;
+    const EVENTS: u64 = 800;
+    let reader = tokio::spawn(async move {
+        let mut read = Vec::new();
+        let mut seq = None;
+        while let Ok(Ok(Some(f))) =
+            tokio::time::timeout(Duration::from_secs(8), app.next_frame()).await
+        {
+            match f.kind() {
+                Kind::Link => match LinkMsg::decode(&f) {
+                    Ok(LinkMsg::Sequence { seq: n, .. }) => seq = Some(n),
+                    Ok(LinkMsg::Lost { switch: 1, lost }) => read.push(Read::Lost(lost)),
+                    _ => {}
+                },
+                Kind::Event => {
+                    let index: u64 = device(&CallMsg::decode(&f, true).unwrap()).parse().unwrap();
+                    read.push(Read::Event(
+                        seq.take().expect("an N before each event"),
+                        index,
+                    ));
+                    if index == EVENTS - 1 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        read
+    });
+
+    // An event every 5 ms for 4 s; b's bus connection is cut from 1 s to 2.5 s.
+    let start = tokio::time::Instant::now();
+    let mut cut = false;
+    for i in 0..EVENTS {
+        let at = start.elapsed();
+        if !cut && at >= Duration::from_secs(1) && at < Duration::from_millis(2500) {
+            proxy.cut();
+            cut = true;
+        }
+        if cut && at >= Duration::from_millis(2500) {
+            proxy.restore();
+            cut = false;
+        }
+        switch.switch(1).emit_event(b's', &i.to_string(), &[]);
+        tokio::time::sleep_until(start + Duration::from_millis(5 * (i + 1))).await;
+    }
+    let read = reader.await.unwrap();
+
+    // Every number skipped is a G of exactly that many, sent before the event after the skip,
+    // and numbers follow the switch's order one for one.
+    let mut lost_total = 0;
+    let mut events = 0;
+    let mut last: Option<(u64, u64)> = None;
+    let mut lost_since = 0;
+    for r in &read {
+        match *r {
+            Read::Lost(n) => lost_since += n,
+            Read::Event(seq, index) => {
+                if let Some((last_seq, last_index)) = last {
+                    assert_eq!(
+                        seq - last_seq - 1,
+                        lost_since,
+                        "G before {seq} after {last_seq}"
+                    );
+                    assert_eq!(
+                        seq - last_seq,
+                        index - last_index,
+                        "numbers follow the switch"
+                    );
+                }
+                lost_total += lost_since;
+                lost_since = 0;
+                events += 1;
+                last = Some((seq, index));
+            }
+        }
+    }
+    let Some(Read::Event(_, first_index)) = read.iter().find(|r| matches!(r, Read::Event(..)))
+    else {
+        panic!("no event read: {read:?}")
+    };
+    assert_eq!(last.map(|l| l.1), Some(EVENTS - 1), "the last event came");
+    assert!(
+        lost_total > 0,
+        "the cut lost nothing: the test proves nothing"
+    );
+    assert_eq!(events + lost_total, EVENTS - first_index);
+    assert!(metrics(&b)
+        .await
+        .contains(&format!("\ncti_bus_events_missed_total {lost_total}\n")));
+    println!(
+        "bus cut of 1.5 s: {events} events read, {lost_total} told lost with G, none silently"
+    );
+}
+
 /// A TCP relay between a relay and the NATS server, whose connections can be cut at once.
 struct Proxy {
     port: u16,
@@ -834,6 +1049,10 @@ mod tokio_util_cancel {
         pub fn fire(&self) {
             self.1.store(true, std::sync::atomic::Ordering::SeqCst);
             self.0.notify_waiters();
+        }
+        /// Lets connections through again (those cut stay cut).
+        pub fn restore(&self) {
+            self.1.store(false, std::sync::atomic::Ordering::SeqCst);
         }
         pub fn fired(&self) -> bool {
             self.1.load(std::sync::atomic::Ordering::SeqCst)
@@ -882,5 +1101,9 @@ impl Proxy {
 
     fn cut(&self) {
         self.cut.fire();
+    }
+
+    fn restore(&self) {
+        self.cut.restore();
     }
 }

@@ -22,4 +22,7 @@ pub struct Stats {
     pub smdr_records: AtomicU64,
     /// UCD records received from switches.
     pub ucd_records: AtomicU64,
+    /// Events the site's link holder numbered on the bus that never reached this relay (each
+    /// told to numbered sessions as `G`).
+    pub site_events_missed: AtomicU64,
 }

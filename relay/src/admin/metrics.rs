@@ -138,6 +138,11 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             load(&stats.slow_closes),
         ),
         (
+            "cti_bus_events_missed_total",
+            "Events numbered by the site's link holder that never reached this relay over the bus (each told to resumable sessions as G).",
+            load(&stats.site_events_missed),
+        ),
+        (
             "cti_protocol_errors_total",
             "Connections closed for a protocol error.",
             load(&stats.protocol_errors),

@@ -5,7 +5,9 @@
 //! Subjects, for site `S` and switch `N` (its number at that site):
 //! - `cti.S.swN.state`: every second, the switch's state as an `o` frame (result 0 with the
 //!   switch's model, software, MAC and capabilities while the link is up; 1 while it is not);
-//! - `cti.S.swN.events`: runs of `E` frames exactly as the switch sent them;
+//! - `cti.S.swN.events`: runs of `E` frames exactly as the switch sent them, with the site's
+//!   numbers of the run in the header `Cti-Seq` (`term/start/first`, see
+//!   [`crate::hub::event_journal`]);
 //! - `cti.S.swN.records`: `S` and `U` frames exactly as the switch sent them;
 //! - `cti.S.swN.request`: request/reply; the request is an `R` frame (no SWITCH byte) with the
 //!   asker's INVOKE, the reply the one `A` frame that answers it, with the same INVOKE.
@@ -14,17 +16,21 @@
 //!   as JSON of a [`crate::notify::Notice`], shown by the relays that serve the switch in their
 //!   own language;
 //! - `cti.S.config` (key-value bucket `cti_config`, key `S`): for two relays sharing the site,
-//!   its switches and users as last changed through either's admin interface ([`shared_config`]).
+//!   its switches and users as last changed through either's admin interface ([`shared_config`]);
+//! - key-value bucket `cti_sessions`, key `S.TOKEN`: for two relays sharing the site, each one's
+//!   resumable sessions, so that either can resume the other's ([`sessions`]).
 //!
 //! Payloads are the protocol's own frames, except the notices and the configuration (JSON).
 //!
 //! [`publish`] publishes and serves this relay's switches; [`remote`] is the link of a switch of
 //! another site; [`lease`] decides which of two relays sharing a site holds its links, and
-//! [`shared_config`] keeps their switches and users alike.
+//! [`shared_config`] keeps their switches and users alike; [`sessions`] keeps their resumable
+//! sessions for each other.
 
 pub mod lease;
 pub mod publish;
 pub mod remote;
+pub mod sessions;
 pub mod shared_config;
 
 use std::sync::Arc;
@@ -54,9 +60,10 @@ pub async fn connect(
     info!(url, site, "bus client started");
     let (outbox, mut rx) = Outbox::new(site, client.clone());
     let publisher = client.clone();
+    let handed = outbox.clone();
     tokio::spawn(async move {
         loop {
-            let (subject, payload) = tokio::select! {
+            let (subject, seq, payload) = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
                 next = rx.recv() => match next {
@@ -64,7 +71,20 @@ pub async fn connect(
                     None => return,
                 },
             };
-            if let Err(e) = publisher.publish(subject, payload).await {
+            let sent = match seq {
+                Some(seq) => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(crate::outbox::SEQ_HEADER, seq.header().as_str());
+                    publisher
+                        .publish_with_headers(subject, headers, payload)
+                        .await
+                }
+                None => publisher.publish(subject, payload).await,
+            };
+            handed
+                .handed
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+            if let Err(e) = sent {
                 warn!(error = %e, "bus publish failed");
             }
         }

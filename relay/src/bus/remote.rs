@@ -22,6 +22,7 @@ use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo, LinkPhase};
 use crate::link::{answer_expired, dispatch};
 use crate::notify::{LossCause, Notice};
+use crate::outbox::{SiteSeq, SEQ_HEADER};
 use crate::session::fanout::Scratch;
 use wire::frame::Run;
 use wire::{Frame, FrameReader, Kind, LinkMsg};
@@ -101,10 +102,11 @@ pub async fn run(
             }
             Some(msg) = events.next() => {
                 heard = Instant::now();
-                take(&hub, slot, &up, msg.payload, &[Kind::Event], &mut scratch);
+                let site = site_numbers(msg.headers.as_ref());
+                take(&hub, slot, &up, msg.payload, &[Kind::Event], site, &mut scratch);
             }
             Some(msg) = records.next() => {
-                take(&hub, slot, &up, msg.payload, &[Kind::Smdr, Kind::Ucd], &mut scratch);
+                take(&hub, slot, &up, msg.payload, &[Kind::Smdr, Kind::Ucd], None, &mut scratch);
             }
             Some(msg) = notices.next() => {
                 match serde_json::from_slice::<Notice>(&msg.payload) {
@@ -120,7 +122,7 @@ pub async fn run(
                 }
             }
             Some(answer) = answers_rx.recv() => {
-                take(&hub, slot, &up, answer, &[Kind::Answer], &mut scratch);
+                take(&hub, slot, &up, answer, &[Kind::Answer], None, &mut scratch);
             }
             _ = tick.tick() => {
                 if let Some(u) = &up {
@@ -193,6 +195,20 @@ fn bring_up(
     }
 }
 
+/// The site's numbers of a run of events from the bus; `None` when its header is absent (a
+/// relay that does not number for the site: this relay numbers them itself) or malformed.
+fn site_numbers(headers: Option<&async_nats::HeaderMap>) -> Option<SiteSeq> {
+    let value = headers?.get(SEQ_HEADER)?;
+    let seq = SiteSeq::parse(value.as_str());
+    if seq.is_none() {
+        debug!(
+            value = value.as_str(),
+            "bus: an events message with a malformed {SEQ_HEADER} header; numbered here"
+        );
+    }
+    seq
+}
+
 /// Frames from the bus, as a local link's frames from its socket are handled, when the link
 /// is up and `payload` is whole frames of the `allowed` kinds.
 fn take(
@@ -201,6 +217,7 @@ fn take(
     up: &Option<Up>,
     payload: Bytes,
     allowed: &[Kind],
+    site: Option<SiteSeq>,
     scratch: &mut Scratch,
 ) {
     let Some(up) = up else { return };
@@ -212,7 +229,7 @@ fn take(
         );
         return;
     };
-    if let Err(cause) = dispatch(hub, slot, &up.link, &run, scratch) {
+    if let Err(cause) = dispatch(hub, slot, &up.link, &run, site, scratch) {
         debug!(%cause, "bus: frames of a link no longer up; dropped");
     }
 }

@@ -14,7 +14,7 @@ use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product, ResumeGrant};
 
 use super::{Hub, Refusal, SwitchSlot};
 use crate::hub::event_journal::EventJournal;
-use crate::hub::resume::Found;
+use crate::hub::resume::{Found, MovedSession};
 use crate::hub::routing::{served_switches, Served};
 use crate::hub::session_handle::{DeviceKey, NewSession, SessionHandle};
 use crate::hub::Caller;
@@ -31,12 +31,15 @@ impl Hub {
     /// Applies the identify rules (docs/behaviour.md §4) and, when accepted, registers the session with
     /// `i` already queued, before any event or `W` can reach it. A session resumed with its
     /// token is given its old devices, switches and licence use, and then, switch by switch,
-    /// what it missed (`G` for what cannot be replayed), before any live event.
+    /// what it missed (`G` for what cannot be replayed), before any live event. `moved` is
+    /// the session its token names on another relay of the site ([`Hub::moved_session`]): it
+    /// is admitted as it was there, with a licence use of its own here.
     pub fn admit(
         &self,
         caller: &Caller,
         port: Port,
         identify: &LinkMsg,
+        moved: Option<MovedSession>,
     ) -> Result<Arc<SessionHandle>, Refusal> {
         let peer = caller.addr;
         let refuse = |r: IdentifyResult| Err((r, Vec::new()));
@@ -81,12 +84,23 @@ impl Hub {
             Found::Live(s) | Found::Parked(s) => Some(s.clone()),
             Found::Expired | Found::Unknown => None,
         };
-        let served = match &prior {
-            Some(p) => Served {
+        let moved = moved
+            .filter(|m| matches!(found, Found::Unknown) && m.fits(peer.ip(), product, *protocol));
+        let served = match (&prior, &moved) {
+            (Some(p), _) => Served {
                 switches: p.served.clone(),
                 default: p.default_switch,
             },
-            None => served_switches(&config, user, *protocol),
+            (None, Some(m)) => Served {
+                switches: m
+                    .served
+                    .iter()
+                    .copied()
+                    .filter(|no| self.slot_of(*no).is_some())
+                    .collect(),
+                default: m.default_switch,
+            },
+            (None, None) => served_switches(&config, user, *protocol),
         };
         let states: Vec<(u8, bool)> = served
             .switches
@@ -113,9 +127,16 @@ impl Hub {
             }
         };
 
-        let devices: BTreeSet<DeviceKey> = match &prior {
-            Some(p) => (**p.devices.load()).clone(),
-            None => devices
+        let devices: BTreeSet<DeviceKey> = match (&prior, &moved) {
+            (Some(p), _) => (**p.devices.load()).clone(),
+            (None, Some(m)) => m
+                .devices
+                .iter()
+                .filter_map(|(sw, d)| Some((*sw, wire::Str8::new(d.clone()).ok()?)))
+                .filter(|(sw, _)| served.switches.contains(sw))
+                .take(self.tuning.max_devices)
+                .collect(),
+            (None, None) => devices
                 .iter()
                 .filter_map(|DeviceRef { switch, device }| {
                     let switch = if *switch == 0 {
@@ -132,10 +153,11 @@ impl Hub {
                 .collect(),
         };
         let mut book = ask.map(|_| self.resume_book());
-        let token = match (&prior, &mut book) {
-            (Some(p), _) => p.resume,
-            (None, Some(book)) => Some(book.issue()),
-            (None, None) => None,
+        let token = match (&prior, &moved, &mut book) {
+            (Some(p), _, _) => p.resume,
+            (None, Some(_), Some(_)) => ask.map(|a| a.token),
+            (None, None, Some(book)) => Some(book.issue()),
+            (None, _, None) => None,
         };
         let session = SessionHandle::new(NewSession {
             id: self.next_session.fetch_add(1, Ordering::Relaxed),
@@ -145,9 +167,10 @@ impl Hub {
             app_name: app_name.clone(),
             served: served.switches.clone(),
             default_switch: served.default,
-            filtering: match &prior {
-                Some(p) => p.filtering,
-                None => product.filterable() && user.is_some_and(|u| u.filtering),
+            filtering: match (&prior, &moved) {
+                (Some(p), _) => p.filtering,
+                (None, Some(m)) => m.filtering,
+                (None, None) => product.filterable() && user.is_some_and(|u| u.filtering),
             },
             connected_ms: self.clock.now_ms(),
             devices,
@@ -177,7 +200,7 @@ impl Hub {
             .collect();
         let grant = token.map(|token| ResumeGrant {
             token,
-            resumed: prior.is_some(),
+            resumed: prior.is_some() || moved.is_some(),
             last: journals
                 .iter()
                 .map(|(slot, j)| (slot.no, j.last_seq()))
@@ -207,10 +230,21 @@ impl Hub {
                             });
                         }
                     }
-                    Found::Unknown => session.send_link(&LinkMsg::Lost {
-                        switch: slot.no,
-                        lost: LOST_UNKNOWN,
-                    }),
+                    // Moved from another relay of the site: its numbers are the site's, less
+                    // that relay's offset, and this relay's are the site's plus its own.
+                    Found::Unknown => {
+                        match moved.as_ref().and_then(|m| m.site_number(slot.no, last)) {
+                            Some(site) => {
+                                journal.trim(tokio::time::Instant::now(), self.journal_keep());
+                                let here = site + journal.offset();
+                                replay(&session, slot.no, journal, here, budget);
+                            }
+                            None => session.send_link(&LinkMsg::Lost {
+                                switch: slot.no,
+                                lost: LOST_UNKNOWN,
+                            }),
+                        }
+                    }
                 }
             }
         }

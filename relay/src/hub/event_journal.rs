@@ -3,6 +3,15 @@
 //! `resume.window_seconds` and at most `resume.max_mib`, so a session that comes back can be
 //! given what it missed.
 //!
+//! On a site with a bus, the relay holding a switch's link numbers its events for the whole site
+//! and puts the numbers on the bus with them ([`SiteSeq`]); the other relays, and branch relays
+//! serving the switch from afar, follow those numbers instead of making their own. A follower
+//! that sees numbers skipped knows exactly how many events it missed and says so (`G`). The
+//! numbers come in terms: a term is one relay's holding of the link, and starts where the
+//! numbers it had seen end, so numbers run on across a failover; a relay that had seen more of
+//! the old term than the new holder had (numbers the new term reuses) keeps its own numbers
+//! rising by an offset, and never tells a session one number twice.
+//!
 //! The switch reader holds the journal's lock while it numbers a run and delivers it, and an
 //! admission holds it while it replays and subscribes; so a session gets every event exactly
 //! once, replayed or live, in the switch's order.
@@ -14,6 +23,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use wire::frame::Run;
 
+pub use crate::outbox::SiteSeq;
+
 /// How long and how much to keep.
 #[derive(Clone, Copy, Debug)]
 pub struct Keep {
@@ -21,72 +32,178 @@ pub struct Keep {
     pub max_bytes: usize,
 }
 
+/// The term whose numbers the journal is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Term {
+    id: u64,
+    /// Its first number (the site's).
+    start: u64,
+    /// Whether this relay's own link numbers it.
+    own: bool,
+}
+
 #[derive(Debug)]
 pub struct EventJournal {
-    /// The number the next event gets; the first event of a relay's run is 1.
+    /// The number the next event gets here; the first event of a relay's run is 1.
     next_seq: u64,
-    /// Kept events, oldest first; the front is numbered `next_seq - frames.len()`.
-    frames: VecDeque<(Instant, Bytes)>,
+    /// This relay's numbers less the site's (rises only when a new term reuses numbers).
+    offset: u64,
+    term: Option<Term>,
+    /// Where this relay's own terms' ids come from.
+    term_seed: u64,
+    terms_begun: u64,
+    /// Kept events with their numbers, oldest first (numbers rise; a gap is events missed).
+    frames: VecDeque<(u64, Instant, Bytes)>,
     bytes: usize,
 }
 
 /// What a returning session is owed on one switch.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Owed {
-    /// Events after the session's last that are no longer kept (or beyond the replay budget).
+    /// Events after the session's last that are no longer kept (or beyond the replay budget,
+    /// or never reached this relay).
     pub lost: u64,
     /// The kept events after the session's last, oldest first, with their numbers.
     pub frames: Vec<(u64, Bytes)>,
 }
 
+/// How a run numbered by another relay fits this journal.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Followed {
+    /// Events of the site this relay never got, just before the run.
+    pub lost: u64,
+    /// The run's first events this relay already had (a message seen twice): not delivered.
+    pub repeated: u64,
+    /// This relay's number of the first event delivered.
+    pub first: u64,
+}
+
 impl Default for EventJournal {
     fn default() -> EventJournal {
-        EventJournal {
-            next_seq: 1,
-            frames: VecDeque::new(),
-            bytes: 0,
-        }
+        EventJournal::new(0)
     }
 }
 
 impl EventJournal {
+    /// A journal whose own terms' ids are made from `term_seed`.
+    pub fn new(term_seed: u64) -> EventJournal {
+        EventJournal {
+            next_seq: 1,
+            offset: 0,
+            term: None,
+            term_seed,
+            terms_begun: 0,
+            frames: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// This relay's numbers less the site's.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The last number issued (0 before the first event).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
     }
 
-    fn first_kept(&self) -> u64 {
-        self.next_seq - self.frames.len() as u64
-    }
-
-    /// Numbers `count` events and returns the first one's number.
-    pub fn number(&mut self, count: u64) -> u64 {
+    /// Numbers `count` events read from this relay's own link and returns the first one's
+    /// number here, and what the bus is told of it.
+    pub fn number(&mut self, count: u64) -> (u64, SiteSeq) {
+        let site_next = self.next_seq - self.offset;
+        let term = match self.term {
+            Some(t) if t.own => t,
+            _ => {
+                self.terms_begun += 1;
+                let term = Term {
+                    id: self
+                        .term_seed
+                        .wrapping_add(self.terms_begun.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    start: site_next,
+                    own: true,
+                };
+                self.term = Some(term);
+                term
+            }
+        };
         let first = self.next_seq;
         self.next_seq += count;
-        first
+        let site = SiteSeq {
+            term: term.id,
+            start: term.start,
+            first: site_next,
+        };
+        (first, site)
     }
 
-    /// Keeps the `events` just numbered, which are the consecutive frames of `run`, copied once
-    /// so the kept events never hold a connection's read buffer.
-    pub fn keep(&mut self, now: Instant, run: &[u8], events: u64, keep: Keep) {
+    /// Numbers `count` events another relay numbered `site`: how many this relay missed before
+    /// them, how many of them it already had, and its own number of the first new one. Nothing
+    /// is numbered when every one was already had (`repeated == count`).
+    pub fn follow(&mut self, site: SiteSeq, count: u64) -> Followed {
+        let term = Term {
+            id: site.term,
+            start: site.start,
+            own: false,
+        };
+        let Some(current) = self.term else {
+            // Nothing numbered here yet: the site's numbers are taken as they are (what came
+            // before is owed to nobody here).
+            self.term = Some(term);
+            self.next_seq = site.first.max(1);
+            return self.take(count, 0, 0);
+        };
+        // The site's number this relay expects next.
+        let expected = self.next_seq - self.offset;
+        let (lost, repeated) = if current == term {
+            // Within a term the numbers are the events: a skip is events missed.
+            match site.first.checked_sub(expected) {
+                Some(skipped) => (skipped, 0),
+                None => (0, (expected - site.first).min(count)),
+            }
+        } else {
+            // A new term starts where its holder's numbers of the last one ended. Numbers of the
+            // old term it had and this relay did not are events missed; numbers it reuses that
+            // this relay had are moved past by the offset. Events of the new term before this
+            // run were missed too.
+            self.term = Some(term);
+            let missed_of_old = site.start.saturating_sub(expected);
+            self.offset += expected.saturating_sub(site.start);
+            (missed_of_old + site.first.saturating_sub(site.start), 0)
+        };
+        self.next_seq += lost;
+        self.take(count, lost, repeated)
+    }
+
+    fn take(&mut self, count: u64, lost: u64, repeated: u64) -> Followed {
+        let first = self.next_seq;
+        self.next_seq += count - repeated;
+        Followed {
+            lost,
+            repeated,
+            first,
+        }
+    }
+
+    /// Keeps the `events` just numbered from `first`, which are the consecutive frames of
+    /// `run`, copied once so the kept events never hold a connection's read buffer.
+    pub fn keep(&mut self, now: Instant, first: u64, run: &[u8], events: u64, keep: Keep) {
         // Cannot fail: a copy of frames the reader checked whole.
         let copy = Run::whole(Bytes::copy_from_slice(run)).expect("a run of checked frames");
-        let before = self.frames.len();
+        let mut seq = first;
         for f in copy.frames() {
-            self.frames.push_back((now, copy.frame(&f).into_bytes()));
+            self.frames
+                .push_back((seq, now, copy.frame(&f).into_bytes()));
             self.bytes += f.len;
+            seq += 1;
         }
-        debug_assert_eq!(
-            (self.frames.len() - before) as u64,
-            events,
-            "a run holds exactly its events"
-        );
+        debug_assert_eq!(seq - first, events, "a run holds exactly its events");
         self.trim(now, keep);
     }
 
     /// Drops what is older than the window or beyond the byte bound, oldest first.
     pub fn trim(&mut self, now: Instant, keep: Keep) {
-        while let Some((at, frame)) = self.frames.front() {
+        while let Some((_, at, frame)) = self.frames.front() {
             let stale = now.saturating_duration_since(*at) > keep.window;
             if !stale && self.bytes <= keep.max_bytes {
                 break;
@@ -108,22 +225,21 @@ impl EventJournal {
 
     /// What a session whose last event here was `last` is owed: the kept events after it that
     /// `wanted` accepts, at most `budget` bytes of them (the newest). Lost are the events after
-    /// `last` no longer kept, whatever their device, and the wanted ones over the budget. A
-    /// `last` at or beyond the last number issued is owed nothing.
+    /// `last` no longer kept or never had, whatever their device, and the wanted ones over the
+    /// budget. A `last` at or beyond the last number issued is owed nothing.
     pub fn owed(&self, last: u64, budget: usize, wanted: impl Fn(&[u8]) -> bool) -> Owed {
         if last >= self.last_seq() {
             return Owed::default();
         }
-        let first_kept = self.first_kept();
-        let mut lost = first_kept.saturating_sub(last + 1);
-        let skip = (last + 1).saturating_sub(first_kept) as usize;
+        let after = self.frames.partition_point(|(seq, _, _)| *seq <= last);
+        let kept_after = (self.frames.len() - after) as u64;
+        let mut lost = self.last_seq() - last - kept_after;
         let mut frames: Vec<(u64, Bytes)> = self
             .frames
             .iter()
-            .enumerate()
-            .skip(skip)
-            .filter(|(_, (_, f))| wanted(f))
-            .map(|(i, (_, f))| (first_kept + i as u64, f.clone()))
+            .skip(after)
+            .filter(|(_, _, f)| wanted(f))
+            .map(|(seq, _, f)| (*seq, f.clone()))
             .collect();
         let mut total: usize = frames.iter().map(|(_, f)| f.len()).sum();
         let mut drop = 0;
@@ -170,6 +286,25 @@ mod tests {
         max_bytes: 1 << 20,
     };
 
+    /// Numbers and keeps events of this relay's own link; returns the first one's number.
+    fn own(j: &mut EventJournal, at: Instant, devices: &[&str], keep: Keep) -> u64 {
+        let (first, _) = j.number(devices.len() as u64);
+        j.keep(at, first, &run(devices), devices.len() as u64, keep);
+        first
+    }
+
+    /// Follows events another relay numbered; returns what the journal made of them.
+    fn follow(j: &mut EventJournal, at: Instant, site: SiteSeq, devices: &[&str]) -> Followed {
+        let followed = j.follow(site, devices.len() as u64);
+        let new = &devices[followed.repeated as usize..];
+        j.keep(at, followed.first, &run(new), new.len() as u64, KEEP);
+        followed
+    }
+
+    fn site(term: u64, start: u64, first: u64) -> SiteSeq {
+        SiteSeq { term, start, first }
+    }
+
     fn numbers(owed: &Owed) -> Vec<u64> {
         owed.frames.iter().map(|(n, _)| *n).collect()
     }
@@ -179,8 +314,7 @@ mod tests {
         let now = Instant::now();
         let mut j = EventJournal::default();
         assert_eq!(j.last_seq(), 0);
-        assert_eq!(j.number(3), 1);
-        j.keep(now, &run(&["2201", "2202", "2201"]), 3, KEEP);
+        assert_eq!(own(&mut j, now, &["2201", "2202", "2201"], KEEP), 1);
         assert_eq!(j.last_seq(), 3);
         let owed = j.owed(1, usize::MAX, |_| true);
         assert_eq!((owed.lost, numbers(&owed)), (0, vec![2, 3]));
@@ -199,46 +333,120 @@ mod tests {
     fn what_is_no_longer_kept_is_counted_lost() {
         let start = Instant::now();
         let mut j = EventJournal::default();
-        j.number(2);
-        j.keep(start, &run(&["2201", "2202"]), 2, KEEP);
+        own(&mut j, start, &["2201", "2202"], KEEP);
         let later = start + Duration::from_secs(61);
-        j.number(1);
-        j.keep(later, &run(&["2203"]), 1, KEEP);
+        own(&mut j, later, &["2203"], KEEP);
         // The first two are past the window.
         let owed = j.owed(0, usize::MAX, |_| true);
         assert_eq!((owed.lost, numbers(&owed)), (2, vec![3]));
         // A byte bound of one event keeps only the newest.
         let one = event("2204").len();
-        j.number(1);
-        j.keep(
-            later,
-            &run(&["2204"]),
-            1,
-            Keep {
-                window: KEEP.window,
-                max_bytes: one,
-            },
-        );
+        let tight = Keep {
+            window: KEEP.window,
+            max_bytes: one,
+        };
+        own(&mut j, later, &["2204"], tight);
         assert_eq!(j.kept_bytes(), one);
         let owed = j.owed(1, usize::MAX, |_| true);
         assert_eq!((owed.lost, numbers(&owed)), (2, vec![4]));
         // Numbers are never reused after a clear.
         j.clear();
         assert_eq!(j.owed(2, usize::MAX, |_| true).lost, 2);
-        assert_eq!(j.number(1), 5);
+        assert_eq!(j.number(1).0, 5);
     }
 
     #[test]
     fn a_replay_over_budget_gives_the_newest_and_counts_the_rest() {
         let now = Instant::now();
         let mut j = EventJournal::default();
-        j.number(4);
-        j.keep(now, &run(&["2201", "2202", "2201", "2202"]), 4, KEEP);
+        own(&mut j, now, &["2201", "2202", "2201", "2202"], KEEP);
         let one = event("2201").len();
         let owed = j.owed(0, 2 * one, |_| true);
         assert_eq!((owed.lost, numbers(&owed)), (2, vec![3, 4]));
         // Filtered: events 1 and 3 are its own; dropping event 1 counts one lost.
         let owed = j.owed(0, one, |f| wire::call::event_device(f) == Some(b"2201"));
         assert_eq!((owed.lost, numbers(&owed)), (1, vec![3]));
+    }
+
+    #[test]
+    fn a_holder_tells_the_bus_its_term_and_numbers() {
+        let mut j = EventJournal::new(7);
+        let (first, a) = j.number(3);
+        assert_eq!((first, a.start, a.first), (1, 1, 1));
+        let (first, b) = j.number(2);
+        assert_eq!((first, b.term, b.start, b.first), (4, a.term, 1, 4));
+    }
+
+    #[test]
+    fn a_follower_takes_the_sites_numbers_and_counts_what_it_missed() {
+        let now = Instant::now();
+        let mut j = EventJournal::new(1);
+        // Joining late: the site's numbers as they are, nothing owed before them.
+        let f = follow(&mut j, now, site(9, 1, 40), &["a", "b"]);
+        assert_eq!(
+            f,
+            Followed {
+                lost: 0,
+                repeated: 0,
+                first: 40
+            }
+        );
+        // Numbers 42..=44 never came: three events missed, said as they are found.
+        let f = follow(&mut j, now, site(9, 1, 45), &["c"]);
+        assert_eq!(
+            f,
+            Followed {
+                lost: 3,
+                repeated: 0,
+                first: 45
+            }
+        );
+        // A message seen twice, in part: only what is new.
+        let f = follow(&mut j, now, site(9, 1, 45), &["c", "d"]);
+        assert_eq!(
+            f,
+            Followed {
+                lost: 0,
+                repeated: 1,
+                first: 46
+            }
+        );
+        assert_eq!(j.last_seq(), 46);
+        // A session that had 41 is owed 45 and 46, and told of the three never had.
+        let owed = j.owed(41, usize::MAX, |_| true);
+        assert_eq!((owed.lost, numbers(&owed)), (3, vec![45, 46]));
+    }
+
+    #[test]
+    fn a_new_term_runs_on_from_the_numbers_its_holder_had() {
+        let now = Instant::now();
+        let mut j = EventJournal::new(1);
+        follow(&mut j, now, site(9, 1, 1), &["a", "b", "c"]);
+        // The new holder had seen up to 2 only (3 was the old holder's last, seen here): its
+        // term reuses 3, which this relay moves past, so it never says 3 twice.
+        let f = follow(&mut j, now, site(10, 3, 3), &["d"]);
+        assert_eq!(
+            f,
+            Followed {
+                lost: 0,
+                repeated: 0,
+                first: 4
+            }
+        );
+        // Its own link after that: the bus is told the site's numbers, not this relay's.
+        let (first, told) = j.number(1);
+        assert_eq!((first, told.start, told.first), (5, 4, 4));
+        // A later term whose holder had events this relay missed: exactly those.
+        let f = follow(&mut j, now, site(11, 8, 9), &["e"]);
+        // Site 5..=7 were the old term's (missed), 8 the new term's first (missed).
+        assert_eq!(
+            f,
+            Followed {
+                lost: 4,
+                repeated: 0,
+                first: 10
+            }
+        );
+        assert_eq!(j.owed(5, usize::MAX, |_| true).lost, 4);
     }
 }

@@ -231,6 +231,8 @@ pub struct Hub {
     resumables: AtomicUsize,
     /// Where this relay's switches are published, with a bus.
     pub(crate) bus: ArcSwapOption<crate::outbox::Outbox>,
+    /// On a shared site, where the other relay's resumable sessions are found.
+    pub(crate) site_sessions: ArcSwapOption<Box<dyn resume::SiteSessions>>,
     /// Whether this relay may dial its links now (shut while another relay of a shared site
     /// holds the lease).
     pub(crate) fence: fence::Fence,
@@ -276,6 +278,14 @@ impl Hub {
             getrandom::fill(&mut bytes).expect("the system's random source");
             u64::from_le_bytes(bytes)
         });
+        // Two relays of a site never begin terms of one id, even when seeded alike (simulations).
+        let term_seed = config
+            .bus
+            .node
+            .bytes()
+            .fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
         let fence = match config.bus.shared {
             true => fence::Fence::shut(),
             false => fence::Fence::unfenced(),
@@ -290,7 +300,8 @@ impl Hub {
                 counters: LinkCounters::default(),
                 phase: Default::default(),
                 attempt: Default::default(),
-                journal: Mutex::default(),
+                // Own terms' ids differ between relays (the seed) and between switches.
+                journal: Mutex::new(EventJournal::new(term_seed.rotate_left(8 * i as u32))),
             }),
             membership: Mutex::new(()),
             sessions: Mutex::new(BTreeMap::new()),
@@ -307,6 +318,7 @@ impl Hub {
             resume: Mutex::new(ResumeBook::new(seed)),
             resumables: AtomicUsize::new(0),
             bus: ArcSwapOption::empty(),
+            site_sessions: ArcSwapOption::empty(),
             tls: Default::default(),
         }
     }
@@ -449,9 +461,10 @@ impl Hub {
         self.resumables.store(book.count(), Ordering::Release);
     }
 
-    /// Whether journals keep events: some session may come back for them.
+    /// Whether journals keep events: some session may come back for them (on a shared site,
+    /// any session of the other relay may come here).
     pub fn keeping_events(&self) -> bool {
-        self.resumables.load(Ordering::Acquire) > 0
+        self.resumables.load(Ordering::Acquire) > 0 || self.site_sessions.load().is_some()
     }
 
     /// How long and how much journals keep.
@@ -477,7 +490,7 @@ impl Hub {
             self.licensing.usage().release(&session.grant);
         }
         self.count_resumables(&book);
-        if book.count() == 0 {
+        if !self.keeping_events() {
             for slot in &self.slots {
                 slot.journal().clear();
             }

@@ -4,11 +4,17 @@
 //!
 //! A token is the relay run's epoch (8 bytes) then 8 random bytes: a token of this run that is
 //! no longer known has expired (the relay can still count what its holder lost), one of
-//! another run is unknown (it cannot).
+//! another run is unknown (it cannot), unless the session it names moved here from another
+//! relay of the site: on a shared site each relay keeps its connected resumable sessions on the
+//! bus ([`MovedSession`], through [`SiteSessions`]), and a relay that is shown a token it does
+//! not know looks it up there, so an application whose relay died resumes on the other.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -28,6 +34,47 @@ pub enum Found {
     Expired,
     /// A token of another run of the relay.
     Unknown,
+}
+
+/// A resumable session as the relay it is connected to keeps it on the bus for the other relay
+/// of its site: enough to admit it there as it was, and to translate its event numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedSession {
+    /// The relay that wrote it (its `bus.node`).
+    pub node: String,
+    pub ip: IpAddr,
+    pub product: u8,
+    pub protocol: u8,
+    pub served: Vec<u8>,
+    pub default_switch: u8,
+    pub filtering: bool,
+    /// The devices it watches: switch and device bytes.
+    pub devices: Vec<(u8, Vec<u8>)>,
+    /// For each served switch, that relay's event numbers less the site's (see
+    /// [`crate::hub::event_journal`]): a number the application holds, less this, is the site's.
+    pub offsets: Vec<(u8, u64)>,
+}
+
+impl MovedSession {
+    /// Whether an application at `ip` identifying as `product` with `protocol` may take it.
+    pub fn fits(&self, ip: IpAddr, product: Product, protocol: u8) -> bool {
+        self.ip == ip.to_canonical() && self.product == product.byte() && self.protocol == protocol
+    }
+
+    /// The site's number of event `last` of switch `no` as the application numbered it; `None`
+    /// when it cannot be one (the switch is not in the record, or the number is below its
+    /// offset).
+    pub fn site_number(&self, no: u8, last: u64) -> Option<u64> {
+        let offset = self.offsets.iter().find(|(n, _)| *n == no)?.1;
+        last.checked_sub(offset)
+    }
+}
+
+/// Where the resumable sessions of a site's relays are kept for each other (the bus).
+pub trait SiteSessions: Send + Sync + std::fmt::Debug {
+    /// The session `token` names, when another relay of the site keeps it; `None` when none
+    /// does or the store cannot be read in time.
+    fn fetch(&self, token: Token) -> BoxFuture<'static, Option<MovedSession>>;
 }
 
 #[derive(Debug)]
@@ -67,19 +114,43 @@ impl ResumeBook {
     /// What `token` names for an application at `ip` identifying as `product` with
     /// `protocol`: a session of another address, product or protocol is not its to take.
     pub fn find(&self, token: &Token, ip: IpAddr, product: Product, protocol: u8) -> Found {
-        if token[..8] != self.epoch {
-            return Found::Unknown;
-        }
         let fits = |s: &Arc<SessionHandle>| {
             s.peer.ip() == ip && s.product == product && s.protocol == protocol
         };
+        // A token of another relay's run is known here once its session moved here.
         if let Some(s) = self.live.get(token).filter(|s| fits(s)) {
             return Found::Live(s.clone());
         }
         if let Some((s, _)) = self.parked.get(token).filter(|(s, _)| fits(s)) {
             return Found::Parked(s.clone());
         }
+        if !self.issued_here(token) {
+            return Found::Unknown;
+        }
         Found::Expired
+    }
+
+    /// Whether `token` is of this run of the relay (it may be unknown here all the same).
+    pub fn issued_here(&self, token: &Token) -> bool {
+        token[..8] == self.epoch
+    }
+
+    /// Whether `token` is in the book (connected or waiting to come back).
+    pub fn knows(&self, token: &Token) -> bool {
+        self.live.contains_key(token) || self.parked.contains_key(token)
+    }
+
+    /// Takes `token`'s session out of the book: `Live` or `Parked`, or `None` when unknown.
+    pub fn take(&mut self, token: &Token) -> Option<Found> {
+        if let Some(s) = self.live.remove(token) {
+            return Some(Found::Live(s));
+        }
+        self.parked.remove(token).map(|(s, _)| Found::Parked(s))
+    }
+
+    /// The sessions connected with a token.
+    pub fn live(&self) -> Vec<(Token, Arc<SessionHandle>)> {
+        self.live.iter().map(|(t, s)| (*t, s.clone())).collect()
     }
 
     /// `session` is now the one connected with `token` (it may replace a live or parked one).
@@ -125,5 +196,78 @@ impl ResumeBook {
 
     pub fn parked(&self) -> Vec<Arc<SessionHandle>> {
         self.parked.values().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+impl super::Hub {
+    /// The session an identify's token names on another relay of the site: looked up only
+    /// for a token this relay neither knows nor issued, on a site that keeps its sessions on
+    /// the bus.
+    pub async fn moved_session(&self, identify: &wire::LinkMsg) -> Option<MovedSession> {
+        let wire::LinkMsg::Identify {
+            resume: Some(ask), ..
+        } = identify
+        else {
+            return None;
+        };
+        if ask.token == [0; 16] {
+            return None;
+        }
+        {
+            let book = self.resume_book();
+            if book.knows(&ask.token) || book.issued_here(&ask.token) {
+                return None;
+            }
+        }
+        let store = self.site_sessions.load_full()?;
+        store.fetch(ask.token).await
+    }
+
+    /// The session `token` names was resumed on another relay of the site: this relay lets its
+    /// own go. One waiting to come back gives its licence use back at once; one still
+    /// connected (its connection half-open, or its application connected twice) is closed and
+    /// gives its licence use back as it ends. So the site counts each session once.
+    pub fn moved_away(&self, token: &Token) {
+        let _membership = self.lock_membership();
+        let mut book = self.resume_book();
+        match book.take(token) {
+            Some(Found::Parked(s)) => self.licensing.usage().release(&s.grant),
+            Some(Found::Live(s)) => s.replace(),
+            _ => return,
+        }
+        self.count_resumables(&book);
+    }
+
+    /// This relay's connected resumable sessions, as the other relay of the site is to admit
+    /// them if they come to it; written by relay `node`.
+    pub fn sessions_to_share(&self, node: &str) -> Vec<(Token, MovedSession)> {
+        let live = self.resume_book().live();
+        live.into_iter()
+            .map(|(token, s)| {
+                let offsets = s
+                    .served
+                    .iter()
+                    .filter_map(|no| Some((*no, self.slot_of(*no)?.journal().offset())))
+                    .collect();
+                let devices = s
+                    .devices
+                    .load()
+                    .iter()
+                    .map(|(sw, d)| (*sw, d.as_bytes().to_vec()))
+                    .collect();
+                let record = MovedSession {
+                    node: node.to_owned(),
+                    ip: s.peer.ip().to_canonical(),
+                    product: s.product.byte(),
+                    protocol: s.protocol,
+                    served: s.served.clone(),
+                    default_switch: s.default_switch,
+                    filtering: s.filtering,
+                    devices,
+                    offsets,
+                };
+                (token, record)
+            })
+            .collect()
     }
 }

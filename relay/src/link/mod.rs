@@ -16,6 +16,7 @@ use tracing::{debug, info_span, warn, Instrument};
 use crate::config::{SwitchConfig, SwitchNo};
 use crate::connection::outqueue::{run_writer, Ending, OutQueue};
 use crate::connection::{end_writer, Due, Keepalive};
+use crate::hub::event_journal::SiteSeq;
 use crate::hub::invoke::InvokeMap;
 use crate::hub::{Hub, LinkHandle, LinkInfo};
 use crate::notify::{LinkFailure, LossCause, Notice};
@@ -301,7 +302,7 @@ fn dispatch_buffered(
         match reader.next_run() {
             Ok(Some(run)) => {
                 any = true;
-                dispatch(hub, slot, link, &run, scratch)?;
+                dispatch(hub, slot, link, &run, None, scratch)?;
             }
             Ok(None) => return Ok(any),
             Err(e) => return Err(LossCause::Protocol(e.to_string())),
@@ -343,12 +344,14 @@ async fn finish(
 
 /// Handles one run of frames from the switch, in order. Consecutive events are delivered as
 /// one run; anything else flushes the events before it so every session sees switch order.
-/// A remote switch's frames, from the bus, come through here too.
+/// A remote switch's frames, from the bus, come through here too, with the numbers the site
+/// gave their events (`site`, numbering the run's events on from its first).
 pub(crate) fn dispatch(
     hub: &Hub,
     slot: &crate::hub::SwitchSlot,
     link: &LinkHandle,
     run: &Run,
+    mut site: Option<SiteSeq>,
     scratch: &mut Scratch,
 ) -> Result<(), LossCause> {
     // An operator disconnected the link (marked down before the socket closes): nothing
@@ -375,8 +378,7 @@ pub(crate) fn dispatch(
             continue;
         }
         if let Some((r, n)) = events.take() {
-            publish(hub, link, "events", &run.bytes().slice(r.clone()));
-            deliver_events(hub, slot, run.bytes(), r, n, scratch);
+            events_of_run(hub, slot, link, run, r, n, &mut site, scratch);
         }
         let frame = run.frame(&f);
         match f.kind {
@@ -405,11 +407,36 @@ pub(crate) fn dispatch(
         }
     }
     if let Some((r, n)) = events {
-        publish(hub, link, "events", &run.bytes().slice(r.clone()));
-        deliver_events(hub, slot, run.bytes(), r, n, scratch);
+        events_of_run(hub, slot, link, run, r, n, &mut site, scratch);
     }
     slot.counters.frames_in.fetch_add(frames, Ordering::Relaxed);
     Ok(())
+}
+
+/// Delivers the `n` consecutive events `run[r]` and, read from this relay's own link, puts them
+/// on the bus with the numbers they were given.
+#[allow(clippy::too_many_arguments)]
+fn events_of_run(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    link: &LinkHandle,
+    run: &Run,
+    r: std::ops::Range<usize>,
+    n: u64,
+    site: &mut Option<SiteSeq>,
+    scratch: &mut Scratch,
+) {
+    let told = deliver_events(hub, slot, run.bytes(), r.clone(), n, *site, scratch);
+    // Events after these in the same message are numbered on from them.
+    if let Some(s) = site.as_mut() {
+        s.first += n;
+    }
+    if link.via_bus {
+        return;
+    }
+    if let (Some(bus), Some(told)) = (hub.bus.load().as_deref(), told) {
+        bus.publish_events(link.no, told, run.bytes().slice(r));
+    }
 }
 
 /// With a bus, puts what this relay's own link of a switch read on the site's subject `kind`

@@ -206,6 +206,7 @@ pub(super) async fn share_links(
                 command(&local, SwitchCommand::Disconnect);
                 bus.hub.fence.shut_now();
                 wait_closed(&any_up, &local, LINKS_CLOSE).await;
+                bus.outbox.flushed(LINKS_CLOSE).await;
                 lease.release().await;
                 holding = false;
                 resting_until = Some(Instant::now() + HANDED_OVER);
@@ -267,6 +268,7 @@ pub(super) async fn share_links(
     bus.hub.fence.shut_now();
     if lease.held() {
         wait_closed(&any_up, &local, LINKS_CLOSE).await;
+        bus.outbox.flushed(LINKS_CLOSE).await;
         lease.release().await;
         bus.outbox
             .lease_held

@@ -397,6 +397,13 @@ impl Relay {
                 site,
             };
             if config.bus.shared {
+                tasks.spawn(crate::bus::sessions::share_sessions(
+                    hub.clone(),
+                    bus.client.clone(),
+                    bus.site.clone(),
+                    config.bus.node.clone(),
+                    stop.clone(),
+                ));
                 tasks.spawn(bus_links::share_links(
                     bus,
                     config.bus.node.clone(),

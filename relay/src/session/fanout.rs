@@ -8,7 +8,8 @@
 //! event costs the sessions that want it). Nothing is encoded per session.
 //!
 //! Every event is numbered in the switch's journal, which keeps it while a resumable session
-//! may come back for it. Resumable sessions get numbered forms of the run, each event preceded
+//! may come back for it; events from the bus keep the numbers the site's link holder gave them,
+//! and a number skipped there is told to numbered sessions as `G`. Resumable sessions get numbered forms of the run, each event preceded
 //! by its `N` frame, built only when such a session is served.
 
 use std::ops::Range;
@@ -16,10 +17,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::hub::event_journal::SiteSeq;
 use crate::hub::session_handle::SessionHandle;
 use crate::hub::{Hub, Subscribers, SwitchSlot};
 use wire::call::{event_device, put_with_switch};
 use wire::link::put_sequence;
+use wire::LinkMsg;
 
 /// Where one event sits in each form.
 #[derive(Clone, Debug)]
@@ -40,22 +43,47 @@ pub struct Scratch {
     spans: Vec<Span>,
 }
 
-/// Delivers the `events` consecutive events `run[range]`, exactly as the switch sent them.
+/// Delivers the `events` consecutive events `run[range]`, exactly as the switch sent them,
+/// numbered here (`site` is `None`: what the bus is to be told of them is returned) or
+/// following the numbers another relay of the site gave them on the bus (`site`).
 pub fn deliver_events(
     hub: &Hub,
     slot: &SwitchSlot,
     run: &Bytes,
     range: Range<usize>,
     events: u64,
+    site: Option<SiteSeq>,
     scratch: &mut Scratch,
-) {
+) -> Option<SiteSeq> {
     // Held until the run is delivered: an admission replaying this journal waits, so a
     // resumed session gets each event once, replayed or live.
     let mut journal = slot.journal();
-    let first_seq = journal.number(events);
+    let (first_seq, range, events, told) = match site {
+        None => {
+            let (first, told) = journal.number(events);
+            (first, range, events, Some(told))
+        }
+        Some(site) => {
+            let followed = journal.follow(site, events);
+            if followed.lost > 0 {
+                missed(hub, slot, followed.lost);
+            }
+            if followed.repeated == events {
+                return None;
+            }
+            let skip = skip_frames(&run[range.clone()], followed.repeated);
+            (
+                followed.first,
+                range.start + skip..range.end,
+                events - followed.repeated,
+                None,
+            )
+        }
+    };
     if hub.keeping_events() {
         journal.keep(
             tokio::time::Instant::now(),
+            first_seq,
             &run[range.clone()],
             events,
             hub.journal_keep(),
@@ -63,7 +91,7 @@ pub fn deliver_events(
     }
     let subs = slot.subscribers.load();
     if subs.list.is_empty() {
-        return;
+        return told;
     }
     let p2 = run.slice(range.clone());
     let want_spans = !subs.filtering.is_empty();
@@ -137,6 +165,35 @@ pub fn deliver_events(
     };
     deliver(hub, &subs, &forms, events, &scratch.spans);
     drop(journal);
+    told
+}
+
+/// Events of the site that never reached this relay: counted, and every numbered session of the
+/// switch is told how many (`G`) before the events that follow them.
+fn missed(hub: &Hub, slot: &SwitchSlot, lost: u64) {
+    hub.stats
+        .site_events_missed
+        .fetch_add(lost, Ordering::Relaxed);
+    let subs = slot.subscribers.load();
+    if !subs.any_resumable() {
+        return;
+    }
+    let gap = LinkMsg::Lost {
+        switch: slot.no,
+        lost,
+    };
+    for session in subs.list.values().filter(|s| s.is_resumable()) {
+        session.send_link(&gap);
+    }
+}
+
+/// The length of the first `count` frames of `run`, a run of whole frames.
+fn skip_frames(run: &[u8], count: u64) -> usize {
+    let mut at = 0;
+    for _ in 0..count {
+        at += u16::from_be_bytes([run[at], run[at + 1]]) as usize + 2;
+    }
+    at
 }
 
 /// A run in each form a session may take.

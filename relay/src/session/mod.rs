@@ -53,7 +53,9 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: P
         }
         Err(Unidentified::Gone) => return Ended::Otherwise,
     };
-    let session = match hub.admit(&caller, port, &identify) {
+    // A token of another relay of the site: its session is looked up on the bus first.
+    let moved = hub.moved_session(&identify).await;
+    let session = match hub.admit(&caller, port, &identify, moved) {
         Ok(session) => session,
         Err((result, switches)) => {
             debug!(%peer, ?result, "identify refused");
