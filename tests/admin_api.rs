@@ -801,6 +801,71 @@ async fn call_records_are_paged_filtered_and_downloaded_as_csv_by_the_api_and_re
     s.relay.shutdown().await;
 }
 
+/// The Grafana dashboard (deploy/grafana) asks only for metrics a relay exports, and selects
+/// only label values they carry: each query is checked against a live `/metrics`.
+#[tokio::test]
+async fn the_dashboard_queries_only_what_the_relay_exports() {
+    let s = site().await;
+    let api = router(AdminState::new(s.relay.clone(), None, None));
+    let (_, metrics) = call(&api, "GET", "/metrics", None, "").await;
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/grafana/cti-relay.dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+    assert_eq!(exprs.len(), 37, "{exprs:#?}");
+    // Exported only with a bus (tests/bus.rs reads them) or TLS (tests/tls.rs).
+    let elsewhere = [
+        "cti_bus_lease_held",
+        "cti_bus_messages_total",
+        "cti_tls_handshakes_total",
+    ];
+    for expr in exprs {
+        let mut rest = expr;
+        while let Some(at) = rest.find("cti_") {
+            let tail = &rest[at..];
+            let name_len = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..name_len];
+            rest = &tail[name_len..];
+            if elsewhere.contains(&name) {
+                continue;
+            }
+            assert!(
+                metrics.contains(&format!("# TYPE {name} ")),
+                "{expr}: {name} is not exported"
+            );
+            // Exact matchers other than the instance select values some sample carries.
+            let Some(selector) = rest.strip_prefix('{') else {
+                continue;
+            };
+            let selector = &selector[..selector.find('}').unwrap()];
+            for matcher in selector.split(',').filter(|m| !m.contains("=~")) {
+                let (key, value) = matcher.split_once('=').unwrap();
+                let sample = format!("{key}={value}");
+                assert!(
+                    metrics
+                        .lines()
+                        .any(|l| l.starts_with(&format!("{name}{{")) && l.contains(&sample)),
+                    "{expr}: no {name} sample has {sample}\n{metrics}"
+                );
+            }
+        }
+    }
+    s.relay.shutdown().await;
+}
+
 /// Every metric the alert rules in deploy/prometheus read is one the relay exports, with the
 /// labels the rules select on. Two are exported only where they mean something, and checked
 /// there: the lease's on a shared site (tests/bus.rs), TLS handshakes with TLS on

@@ -833,6 +833,10 @@ async fn an_operator_hands_the_lease_over() {
     // What the alert rules add up (deploy/prometheus): one holder on the site.
     assert!(metrics(&a).await.contains("\ncti_bus_lease_held 0\n"));
     assert!(metrics(&b).await.contains("\ncti_bus_lease_held 1\n"));
+    // What the dashboard reads (deploy/grafana).
+    assert!(metrics(&a)
+        .await
+        .contains("\ncti_bus_messages_total{outcome=\"published\"} "));
     println!("hand-over: b held the link {took:?} after a was asked to release the lease");
 }
 

@@ -1,0 +1,62 @@
+//! The WebSocket gateway's translation, both ways. Any text an application sends, of any size
+//! up to the message limit, becomes a frame that decodes as the protocol says, or an error
+//! naming what is wrong; any frame of its session becomes a message or nothing. Never a panic.
+//! (CI runs it with -max_len=131072, the default admin.max_message_kib.)
+
+use relay::gateway::{Bridge, Relayed};
+use wire::{CallMsg, FrameReader, Kind, LinkMsg};
+
+fn check_text(bridge: &mut Bridge, protocol: u8, text: &str) {
+    match bridge.frame_for(text) {
+        Ok(bytes) => {
+            let frame = wire::Frame::new(bytes).expect("the gateway makes whole frames");
+            match frame.kind() {
+                Kind::Request => {
+                    let m = CallMsg::decode(&frame, protocol == 3).expect("a request decodes");
+                    if let Some(switch) = m.switch {
+                        assert!((1..=8).contains(&switch), "SWITCH {switch} sent");
+                    }
+                }
+                Kind::Link => {
+                    LinkMsg::decode(&frame).expect("a link message decodes");
+                }
+                other => panic!("the gateway made a {other:?} frame"),
+            }
+        }
+        Err(mistake) => {
+            assert!(!mistake.error.is_empty(), "an error says what is wrong");
+            if let Some(field) = &mistake.field {
+                assert!(
+                    !field.is_empty() && field != "?",
+                    "a field is named: {mistake:?}"
+                );
+            }
+        }
+    }
+}
+
+pub fn check(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let protocol = if first & 1 == 0 { 2 } else { 3 };
+    let mut bridge = Bridge::new(protocol, 1 + (first >> 1) % 8);
+    // The input is split at the first NUL: JSON text before (one message whole, then each of
+    // its lines), session frames after.
+    let cut = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    let (text, frames) = rest.split_at(cut);
+    let text = String::from_utf8_lossy(text);
+    check_text(&mut bridge, protocol, &text);
+    for line in text.lines() {
+        check_text(&mut bridge, protocol, line);
+    }
+    let mut reader = FrameReader::new();
+    reader
+        .buffer_mut()
+        .extend_from_slice(frames.get(1..).unwrap_or_default());
+    while let Ok(Some(frame)) = reader.next_frame() {
+        if let Relayed::Send(message) = bridge.message_for(&frame) {
+            serde_json::to_string(&message).expect("a message serializes");
+        }
+    }
+}
