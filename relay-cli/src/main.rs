@@ -111,6 +111,10 @@ enum Command {
         #[command(subcommand)]
         command: LicenseCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (relay.1 and one per command, such as relay-ctl.1) to a directory.
+    Man { dir: PathBuf },
     /// Check a configuration file and print every error in it.
     Check {
         #[arg(long, short, default_value = "relay.yaml")]
@@ -154,6 +158,15 @@ enum LicenseCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "relay", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => print_outcome(
+            relay_cli::manual::write_pages(<Cli as clap::CommandFactory>::command(), &dir)
+                .map(|pages| format!("{pages} manual pages written to {}\n", dir.display())),
+        ),
         Command::Check { config } => check(&config),
         Command::License { command } => license(command),
         Command::Ctl {
