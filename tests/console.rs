@@ -454,7 +454,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     );
     assert_eq!(
         browser.text("#user-result:not([hidden])").await,
-        "User 127.0.0.77 saved (in force and written to the configuration file; the file is rewritten without comments, the previous one kept as .bak)."
+        "User 127.0.0.77 saved (in force and written to the configuration file; its comments kept, the previous file kept as .bak)."
     );
     let saved = Config::load(&admin.config_path).unwrap();
     assert_eq!(
@@ -483,7 +483,7 @@ async fn the_console_adds_a_user_refuses_a_duplicate_and_closes_a_live_session(
     browser.click("#user-save").await;
     assert_eq!(
         browser.text("#user-result:not([hidden])").await,
-        "User 127.0.0.77 saved (in force and written to the configuration file; the file is rewritten without comments, the previous one kept as .bak)."
+        "User 127.0.0.77 saved (in force and written to the configuration file; its comments kept, the previous file kept as .bak)."
     );
     assert_eq!(
         browser

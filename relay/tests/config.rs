@@ -193,30 +193,34 @@ fn saving_is_atomic_and_a_failed_write_leaves_the_old_file_whole() {
     );
 }
 
-/// Saving from the admin interface rewrites the file without the operator's comments; the
-/// file it replaces is kept whole as `relay.yaml.bak`, and the new one says so.
+/// Saving from the admin interface edits the operator's file in place: the comments stay, only
+/// the entry that changed is written anew; the file it replaces is kept whole as
+/// `relay.yaml.bak`.
 #[test]
-fn saving_keeps_the_commented_file_it_replaces_as_bak() {
+fn saving_keeps_the_comments_and_the_file_it_replaces_as_bak() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.yaml");
-    let original =
-        "# Head office switches\nswitches:\n  - { no: 1, address: 10.0.0.1 }  # the main PBX\n";
+    let original = "# Head office switches\nswitches:\n  - { no: 1, address: 10.0.0.1 }  # the main PBX\n\n# Who may connect\naccess: { allow_unregistered: true }\n";
     std::fs::write(&path, original).unwrap();
     let mut config = Config::parse(original).unwrap();
-    config.default_switch = 1;
+    config.switches[0].address = "10.0.0.2".into();
     config.save_atomic(&path).unwrap();
     let bak = dir.path().join("relay.yaml.bak");
     assert_eq!(std::fs::read_to_string(&bak).unwrap(), original);
     let saved = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = saved.lines().collect();
+    assert_eq!(lines[0], "# Head office switches");
+    assert_eq!(lines[1], "switches:");
+    assert!(
+        lines[2].starts_with("  - { no: 1, address: 10.0.0.2, port: 5002,"),
+        "{saved}"
+    );
     assert_eq!(
-        saved.lines().take(2).collect::<Vec<_>>(),
+        lines[3..],
         [
-            "# Written by the relay's admin interface, which rewrites this file without comments."
-                .to_string(),
-            format!(
-                "# The file it replaced, comments and all, is {}.",
-                bak.display()
-            ),
+            "",
+            "# Who may connect",
+            "access: { allow_unregistered: true }"
         ]
     );
     assert_eq!(Config::parse(&saved).unwrap(), config);

@@ -1,5 +1,7 @@
 //! The configuration file (docs/configuration.md): serde types with the binding field names and defaults,
 //! and validation that reports every broken rule at once, each naming the field and value.
+//! [`file_edit`] saves a change made through the admin interface into the operator's file,
+//! keeping its comments and layout.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod file_edit;
 mod in_force;
 mod switch_no;
 mod validate;
@@ -630,18 +633,26 @@ impl Config {
 
     /// Writes the configuration to `path` atomically: a temporary file beside it, fsynced,
     /// then renamed over it (and the directory fsynced). A failure leaves the old file whole.
-    /// The file is rewritten from the configuration, so the operator's comments and layout
-    /// are not kept in it: the file it replaces is kept whole as `<path>.bak`, and the new
-    /// one says so in its first lines.
+    /// The operator's file is edited in place ([`file_edit`]): only the sections and list
+    /// entries that changed are rewritten, every comment and the rest of the layout stay. Where
+    /// that cannot be done safely (a layout it does not follow), the file is rewritten from the
+    /// configuration without comments, and says so in its first lines. Either way the file it
+    /// replaces is kept whole as `<path>.bak`.
     pub fn save_atomic(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         let backup = backup_path(path);
-        let text = format!(
-            "# Written by the relay's admin interface, which rewrites this file without comments.\n\
-             # The file it replaced, comments and all, is {}.\n{}",
-            backup.display(),
-            serde_yaml::to_string(self).map_err(std::io::Error::other)?
-        );
+        let edited = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|original| file_edit::edited_text(&original, self));
+        let text = match edited {
+            Some(text) => text,
+            None => format!(
+                "# Written by the relay's admin interface, which rewrote this file without comments\n\
+                 # (its layout could not be kept). The file it replaced, comments and all, is {}.\n{}",
+                backup.display(),
+                serde_yaml::to_string(self).map_err(std::io::Error::other)?
+            ),
+        };
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

@@ -327,7 +327,7 @@ function formMessage(form, prefix, body, ok) {
 }
 
 function savedText(what, body) {
-  return what + (body && body.saved ? " (in force and written to the configuration file; the file is rewritten without comments, the previous one kept as .bak)." : " (in force; this relay runs without a configuration file, so it is not saved).");
+  return what + (body && body.saved ? " (in force and written to the configuration file; its comments kept, the previous file kept as .bak)." : " (in force; this relay runs without a configuration file, so it is not saved).");
 }
 
 // The switch table and user dialogs: one editor each, over the same mechanics.
