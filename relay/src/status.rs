@@ -4,7 +4,7 @@
 use crate::config::SwitchSource;
 use crate::hub::Hub;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SwitchStatus {
     pub no: u8,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct SwitchStatus {
 }
 
 /// The relay on the bus (`bus` in the configuration).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct BusStatus {
     pub site: String,
     /// This relay's name among those sharing the site (empty when the site is not shared).
@@ -60,7 +60,7 @@ impl BusStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SessionStatus {
     pub id: u64,
     pub address: String,
@@ -76,7 +76,7 @@ pub struct SessionStatus {
     pub queued_bytes: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Status {
     pub switches: Vec<SwitchStatus>,
     pub switches_configured: usize,

@@ -241,7 +241,24 @@ pub(super) struct AuditQuery {
 }
 
 /// `GET /api/audit?limit=N`: the newest N entries (100 unless asked), oldest first.
-pub(super) async fn list(State(state): State<AdminState>, Query(q): Query<AuditQuery>) -> Response {
+pub(super) async fn list(
+    State(state): State<AdminState>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return super::ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}; the one filter is limit (1..={MAX_LIMIT})",
+                    e.body_text()
+                ),
+            )
+            .at("limit")
+            .into_response()
+        }
+    };
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return super::ApiError::new(StatusCode::BAD_REQUEST, format!("limit is 1..={MAX_LIMIT}"))

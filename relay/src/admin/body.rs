@@ -42,8 +42,18 @@ impl<T: Named, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ),
                 _ => ApiError::new(StatusCode::BAD_REQUEST, e.body_text()),
             })?;
-        let mut reader = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut reader)
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            let text = e.to_string();
+            let text = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(t, _)| t);
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not a JSON {}: {text}", T::WHAT),
+            )
+        })?;
+        whole_numbers_as_integers(&mut value);
+        serde_path_to_error::deserialize(value)
             .map(JsonBody)
             .map_err(|e| {
                 let field = e.path().to_string();
@@ -64,5 +74,38 @@ impl<T: Named, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     ApiError::new(StatusCode::BAD_REQUEST, text).at(&field)
                 }
             })
+    }
+}
+
+/// `41.0` is the number 41 in JSON (and an `integer` to JSON Schema): a whole number written
+/// with a fraction is read as the integer, so that an integer field takes it.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Exactly representable and in range: the cast is then exact.
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_are_integers() {
+        let mut v = serde_json::json!({"a": 41.0, "b": [2.0, 2.5, -3.0], "c": 1e300, "d": "7.0"});
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 41, "b": [2, 2.5, -3], "c": 1e300, "d": "7.0"})
+        );
     }
 }

@@ -32,7 +32,7 @@ pub async fn list(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
-    let csv = match q.format.as_deref() {
+    let csv = match q.format.as_deref().filter(|f| !f.is_empty()) {
         Some("csv") => true,
         Some("json") => false,
         Some(other) => {

@@ -13,6 +13,7 @@
 //! | `GET /api/notifications`, each `data:` of `…/live` | [`Notification`] |
 //! | `GET /api/calls` ([`CallQuery`]) | [`CallPage`] |
 //! | `GET /api/audit?limit=N` | `Vec<`[`AuditEntry`]`>`, oldest first |
+//! | `GET /api/openapi.json` | the OpenAPI 3.1 document of all of these ([`super::openapi`]) |
 //! | any refusal | [`ErrorReply`] |
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ pub use crate::notify::Level;
 pub use crate::status::{SessionStatus, Status, SwitchStatus};
 
 /// `GET /api/status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusReply {
     pub status: Status,
     pub monitors: Monitors,
@@ -31,7 +32,7 @@ pub struct StatusReply {
 }
 
 /// Monitor and export connections attached now, and the ports they use.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Monitors {
     pub switch_messages: usize,
     pub smdr_ucd: usize,
@@ -42,7 +43,7 @@ pub struct Monitors {
 }
 
 /// The monitor and export ports; `None` when the port is off.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MonitorPorts {
     pub switch_messages: Option<u16>,
     pub smdr_ucd: Option<u16>,
@@ -50,7 +51,7 @@ pub struct MonitorPorts {
 }
 
 /// What waits in the export spool, and what it has done since the relay started.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpoolStatus {
     pub pending: u64,
     pub pending_bytes: u64,
@@ -60,14 +61,14 @@ pub struct SpoolStatus {
 }
 
 /// `POST /api/license`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenceKey {
     pub key: String,
 }
 
 /// The licence a registration put in force.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LicenceRegistered {
     pub serial: u32,
     /// What it grants, in words.
@@ -75,7 +76,7 @@ pub struct LicenceRegistered {
 }
 
 /// A configuration change that was applied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Changed {
     pub applied: bool,
     /// Whether it was written back to the configuration file.
@@ -85,7 +86,7 @@ pub struct Changed {
 }
 
 /// One notification, in the relay's configured language.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub seq: u64,
     pub time_ms: u64,
@@ -96,7 +97,7 @@ pub struct Notification {
 
 /// Why a request was refused: the first or only message, the field and value concerned, and
 /// every broken rule when there are several.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorReply {
     pub error: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -108,7 +109,7 @@ pub struct ErrorReply {
 }
 
 /// One broken rule: the field and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -134,7 +135,7 @@ impl ErrorReply {
 
 /// One line of the audit log (`log_dir/audit.log`): a change made through the admin
 /// interface, or a reload of the configuration file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// When (Unix milliseconds) and the same as RFC 3339 text, UTC.
     pub time_ms: u64,
@@ -153,7 +154,7 @@ pub struct AuditEntry {
 }
 
 /// Who made a change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditWho {
     /// `token`, `certificate`, `none` (no token asked), `no valid token` (refused) or
     /// `signal` (SIGHUP).

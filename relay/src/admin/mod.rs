@@ -16,6 +16,7 @@
 //! - `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]); the token may come as
 //!   `?token=` there, since a browser cannot set headers on a WebSocket.
 //! - `GET /api/audit`: the newest entries of the audit log ([`audit`]).
+//! - `GET /api/openapi.json`: the API's OpenAPI 3.1 document ([`openapi`]), without the token.
 //! - `GET /`: the web console (`console.rs`), which uses the routes above.
 //!
 //! Every request first passes [`guard`] (the `Host` and `Origin` a browser sends, JSON bodies
@@ -31,6 +32,7 @@ pub mod contract;
 pub mod guard;
 mod manage;
 mod metrics;
+pub mod openapi;
 pub mod token;
 
 use std::convert::Infallible;
@@ -311,6 +313,7 @@ pub fn router(state: AdminState) -> Router {
             authorize,
         ))
         .merge(console::routes())
+        .route("/api/openapi.json", get(openapi_document))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
@@ -397,13 +400,29 @@ async fn authorize(
     next.run(request).await
 }
 
+async fn openapi_document() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi::document_text(),
+    )
+        .into_response()
+}
+
 /// `GET /ws`: the WebSocket/JSON gateway ([`crate::gateway`]). A message (and a frame) is
 /// bounded by `admin.max_message_kib` as it arrives, never buffered whole beyond it.
 async fn gateway(
     State(s): State<AdminState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<PeerAddr>,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Response {
+    // Refused as every other route refuses: JSON naming what is wrong.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
+    };
     let hub = s.relay.hub().clone();
     let limit = hub.config.load().admin.max_message_bytes();
     upgrade

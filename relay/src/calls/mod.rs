@@ -32,7 +32,7 @@ pub const CSV_MAX: u32 = 1_000_000;
 const PURGE_EVERY_MS: u64 = 3_600_000;
 
 /// One stored SMDR record, as the API, `relay ctl calls` and the console show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallRecord {
     /// The store's row number, in arrival order (pagination: `after`).
     pub id: i64,
@@ -62,20 +62,30 @@ pub struct CallRecord {
 }
 
 /// A page of records and where the next one starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallPage {
     pub calls: Vec<CallRecord>,
-    /// Pass as `after` for the next page; absent on the last one.
+    /// Pass as `after` for the next page; null on the last one.
     pub next: Option<i64>,
 }
 
-/// Filters of `GET /api/calls` and `relay ctl calls`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Filters of `GET /api/calls` and `relay ctl calls`. An empty value is no filter (as a form
+/// sends a field left blank).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CallQuery {
-    /// Calls that started at or after, switch time: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`.
+    /// Calls that started at or after, switch time: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM` or
+    /// `YYYY-MM-DDTHH:MM:SS` (a space for the `T` will do); a date the calendar lacks is
+    /// refused.
+    #[param(
+        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)?)?$"
+    )]
     pub from: Option<String>,
     /// Calls that started before, same forms.
+    #[param(
+        pattern = "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)?)?$"
+    )]
     pub to: Option<String>,
     pub extension: Option<String>,
     pub flag: Option<String>,
@@ -83,8 +93,12 @@ pub struct CallQuery {
     pub switch: Option<u8>,
     /// Rows after this id (the previous page's `next`).
     pub after: Option<i64>,
+    /// Rows at most: a JSON page holds up to 10 000 (100 when not given; a larger limit
+    /// gives 10 000 and `next`), a CSV download up to 1 000 000 (all of them when not given).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub limit: Option<u32>,
-    /// `csv` for CSV, else JSON.
+    /// `csv` for CSV, `json` (or empty) for JSON; without it, the `Accept` header decides.
+    #[param(pattern = "^(csv|json)?$")]
     pub format: Option<String>,
 }
 
@@ -93,7 +107,9 @@ pub struct CallQuery {
 pub enum QueryError {
     #[error("{field}: {value:?} is not a time; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")]
     Time { field: &'static str, value: String },
-    #[error("limit: {0} is out of range: use 1..={PAGE_MAX}")]
+    #[error(
+        "limit: {0} is out of range: use 1..={CSV_MAX} (a JSON page holds {PAGE_MAX} at most)"
+    )]
     Limit(u32),
     #[error("the call-record store cannot be read: {0}")]
     Store(#[from] rusqlite::Error),
@@ -288,10 +304,9 @@ fn time_bound(field: &'static str, value: &str) -> Result<String, QueryError> {
         field,
         value: value.to_owned(),
     };
-    let v = value.trim();
-    let (date, time) = match v.split_once(['T', ' ']) {
+    let (date, time) = match value.split_once(['T', ' ']) {
         Some((d, t)) => (d, t),
-        None => (v, "00:00:00"),
+        None => (value, "00:00:00"),
     };
     let d: Vec<&str> = date.split('-').collect();
     let t: Vec<&str> = time.split(':').collect();
@@ -322,10 +337,24 @@ fn time_bound(field: &'static str, value: &str) -> Result<String, QueryError> {
 /// Runs `q` against the store in `state_dir` (a connection of its own: the writer is never
 /// held up). `max` caps the rows when `q.limit` is not given.
 pub fn query(state_dir: &Path, q: &CallQuery, max: u32) -> Result<CallPage, QueryError> {
-    let limit = q.limit.unwrap_or(max);
-    if limit == 0 || limit > max.max(PAGE_MAX) {
-        return Err(QueryError::Limit(limit));
-    }
+    let limit = match q.limit {
+        None => max,
+        Some(0) => return Err(QueryError::Limit(0)),
+        // A page holds up to PAGE_MAX rows (a CSV download up to its `max`): more is
+        // that many, and the page says where the next one starts.
+        Some(n) if n > CSV_MAX => return Err(QueryError::Limit(n)),
+        Some(n) => n.min(max.max(PAGE_MAX)),
+    };
+    let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+    let q = &CallQuery {
+        from: given(&q.from),
+        to: given(&q.to),
+        extension: given(&q.extension),
+        flag: given(&q.flag),
+        call_id: given(&q.call_id),
+        format: given(&q.format),
+        ..q.clone()
+    };
     let from = q
         .from
         .as_deref()

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod api_schema;
 pub mod file_edit;
 mod in_force;
 mod load;
@@ -23,7 +24,7 @@ pub use in_force::InForce;
 pub use switch_no::SwitchNo;
 
 /// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: Listen,
@@ -41,7 +42,9 @@ pub struct Config {
     pub bypass_limits: BypassLimits,
     pub license: License,
     pub admin: Admin,
+    #[schema(value_type = String)]
     pub state_dir: PathBuf,
+    #[schema(value_type = String)]
     pub log_dir: PathBuf,
     pub log: Log,
 }
@@ -71,9 +74,10 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
+    #[schema(schema_with = api_schema::ip_address)]
     pub address: IpAddr,
     pub client_port: u16,
 }
@@ -94,7 +98,7 @@ impl Listen {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SwitchType {
     #[default]
@@ -112,20 +116,24 @@ impl std::fmt::Display for SwitchType {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchConfig {
+    #[schema(minimum = 1, maximum = 8)]
     pub no: u8,
     /// The switch's address; empty for a remote switch.
     #[serde(default)]
     pub address: String,
     #[serde(default = "default_switch_port")]
+    #[schema(minimum = 1)]
     pub port: u16,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub name: String,
     #[serde(default, rename = "type")]
     pub kind: SwitchType,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub easyset_password: String,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -136,10 +144,12 @@ pub struct SwitchConfig {
     /// address (MMC 830), such as a floating address two relays of a site share. Unset: the
     /// host's routing chooses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = api_schema::ip_address_or_null)]
     pub source_address: Option<IpAddr>,
     /// The CTI link speaks TLS (a TLS terminator in front of the switch), whose certificate
     /// this authority (PEM) issued for the switch's address. Unset: clear text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub tls_ca: Option<PathBuf>,
 }
 
@@ -166,15 +176,17 @@ impl SwitchConfig {
 }
 
 /// A switch whose link another relay holds, at site `site` as its switch `no`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteSwitch {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub site: String,
+    #[schema(minimum = 1, maximum = 8)]
     pub no: u8,
 }
 
 /// Federation over NATS: this relay's site name, and the server.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Bus {
     /// `nats://HOST:PORT`; unset: no bus.
@@ -229,7 +241,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     #[default]
@@ -240,7 +252,7 @@ pub enum Language {
     Ru,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     pub auto_connect: bool,
@@ -264,7 +276,7 @@ impl Default for Options {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recovery {
     pub attempts: u32,
@@ -280,7 +292,7 @@ impl Default for Recovery {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Monitor {
     pub sw_port: Option<u16>,
@@ -298,7 +310,7 @@ impl Default for Monitor {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Export {
     pub port: Option<u16>,
@@ -308,7 +320,7 @@ pub struct Export {
 }
 
 /// How much of the records not yet delivered to a collector the spool keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolLimits {
     /// MiB of undelivered records, 1..=65536.
@@ -327,7 +339,7 @@ impl Default for SpoolLimits {
 }
 
 /// The call-record store: every SMDR record, parsed, kept in `state_dir/calls.sqlite`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Calls {
     /// Whether records are stored at all.
@@ -347,18 +359,21 @@ impl Default for Calls {
 
 /// TLS on the relay's ports. Clear text stays the default: TLS is on only on the ports named.
 /// The files are read at start and again on every reload (SIGHUP), without dropping a session.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tls {
     /// The ports that speak TLS.
     pub ports: Vec<TlsPort>,
     /// The relay's certificate chain (PEM), its own certificate first.
+    #[schema(value_type = Option<String>)]
     pub cert: Option<PathBuf>,
     /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[schema(value_type = Option<String>)]
     pub key: Option<PathBuf>,
     /// Certificates of the authorities that issue client certificates (PEM). When set, a client
     /// on a TLS port must present a certificate one of them issued; its subject's common name
     /// or a DNS name among its alternative names may name a user entry (`users[].certificate`).
+    #[schema(value_type = Option<String>)]
     pub client_ca: Option<PathBuf>,
 }
 
@@ -369,7 +384,7 @@ impl Tls {
 }
 
 /// A port that may speak TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsPort {
     /// The client port and the bypass port.
@@ -384,7 +399,7 @@ pub enum TlsPort {
 
 /// Session resume: how long a resumable session that lost its connection is kept, with its
 /// licence use, and the events it misses, so that it can come back without losing one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Resume {
     /// Seconds a session is kept after its connection ends, 0..=3600; 0 turns resume off.
@@ -418,7 +433,7 @@ impl Resume {
 }
 
 /// What the export port sends (docs/protocol.md §6).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// The switch's own record stream: each record's text, then one NUL.
@@ -439,20 +454,23 @@ impl Default for Export {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// The address the user's applications connect from; may be empty when `certificate`
     /// names the user.
     #[serde(default)]
+    #[schema(schema_with = api_schema::ip_address_or_empty)]
     pub ip: String,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub info: String,
     #[serde(default)]
+    #[schema(schema_with = api_schema::switch_numbers)]
     pub switches: Vec<u8>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 8)]
     pub default_switch: Option<u8>,
     #[serde(default)]
     pub filtering: bool,
@@ -460,10 +478,11 @@ pub struct User {
     /// certificate (its subject's common name, or a DNS name among its alternative names).
     /// A session presenting it is this user, from whatever address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
     pub certificate: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Access {
     pub allow_unregistered: bool,
@@ -477,7 +496,7 @@ impl Default for Access {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BypassLimits {
     pub acd: u32,
@@ -501,7 +520,7 @@ impl Default for BypassLimits {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct License {
     pub issuer_keys: Vec<String>,
@@ -509,7 +528,7 @@ pub struct License {
 }
 
 /// How `relay run` writes its log to standard error.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     pub format: LogFormat,
@@ -517,7 +536,7 @@ pub struct Log {
 
 /// `text`: a line for people; `json`: one JSON object a line, for log shippers (journald,
 /// Loki, Elastic).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -525,9 +544,10 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
+    #[schema(schema_with = api_schema::ip_address)]
     pub address: IpAddr,
     pub port: u16,
     /// The bearer token every API request must carry. `None`: the relay makes one at first

@@ -220,7 +220,7 @@ pub fn grants_text(p: &Payload) -> String {
 
 /// The licence status as operators see it, published by a running relay to
 /// `state_dir/usage.yaml` every second and shown by `relay license show`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LicenceStatus {
     /// Unix ms when this was taken.
     pub at_ms: u64,
@@ -246,7 +246,7 @@ pub struct LicenceStatus {
 
 /// A licensed-port product's limit and use, as text: a count (`20`, `3`) or, for flag
 /// products, `yes`/`no` and the switches it is active on (`1, 2` or `none`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ProductUse {
     pub name: String,
     pub limit: String,
@@ -254,7 +254,7 @@ pub struct ProductUse {
 }
 
 /// A bypass product's sessions against its limit.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct BypassUse {
     pub name: String,
     pub limit: u32,
