@@ -188,8 +188,7 @@ pub fn flow(value: &Value) -> String {
             if plain {
                 s.clone()
             } else {
-                // A JSON string is a YAML double-quoted scalar.
-                serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+                double_quoted(s)
             }
         }
         Value::Sequence(items) => {
@@ -199,6 +198,36 @@ pub fn flow(value: &Value) -> String {
         Value::Mapping(m) => flow_mapping(m),
         Value::Tagged(t) => format!("{} {}", t.tag, flow(&t.value)),
     }
+}
+
+/// `s` as a YAML double-quoted scalar: every character YAML does not allow in a file written
+/// as an escape (`\t`, `\u007F`, `\u0098`…), so that it reads back as `s`.
+fn double_quoted(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..
+                if c != '\u{feff}' =>
+            {
+                out.push(c)
+            }
+            c if u32::from(c) <= 0xffff => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => {
+                let _ = write!(out, "\\U{:08X}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn flow_mapping(m: &Mapping) -> String {
@@ -357,11 +386,32 @@ mod tests {
             ("# not a comment", "\"# not a comment\""),
             ("quote \" inside", "\"quote \\\" inside\""),
             ("-leading", "\"-leading\""),
+            ("tab\there", "\"tab\\there\""),
+            (
+                "del\u{7f} c1\u{98} nel\u{85} bom\u{feff}",
+                "\"del\\u007F c1\\u0098 nel\\u0085 bom\\uFEFF\"",
+            ),
+            ("Grüße 안녕 🎉", "\"Grüße 안녕 🎉\""),
         ] {
             let value = Value::String(text.into());
             assert_eq!(flow(&value), written, "{text:?}");
             let back: Value = serde_yaml::from_str(&flow(&value)).unwrap();
             assert_eq!(back, value);
         }
+    }
+
+    /// Text that YAML cannot hold raw (control characters, as a fuzzing client sends) is
+    /// written escaped: the edit keeps the file instead of rewriting it.
+    #[test]
+    fn an_entry_with_control_characters_keeps_the_file() {
+        let mut config = Config::parse(EXAMPLE).unwrap();
+        let mut switch = config.switches[0].clone();
+        switch.no = 7;
+        switch.address = "i\u{98}Ð;3#ç\u{7f}".into();
+        switch.name = "\t\u{0}\u{1b}[31m".into();
+        config.switches.push(switch);
+        let edited = edited_text(EXAMPLE, &config).expect("the file is kept");
+        assert_eq!(Config::parse(&edited).unwrap(), config);
+        assert!(edited.contains("\\u0098"), "{edited}");
     }
 }
