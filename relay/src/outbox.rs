@@ -58,7 +58,7 @@ pub fn subject(site: &str, no: u8, kind: &str) -> String {
 pub struct Outbox {
     pub site: String,
     /// The client itself, for what is not published from the paths that must not wait.
-    pub client: async_nats::Client,
+    pub client: busseam::Bus,
     tx: mpsc::Sender<Outgoing>,
     /// Messages dropped because the publisher was behind (the bus is slower than the switch).
     pub dropped: AtomicU64,
@@ -71,7 +71,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// An outbox for `site` on `client`, and the queue its publisher drains.
-    pub fn new(site: &str, client: async_nats::Client) -> (Arc<Outbox>, mpsc::Receiver<Outgoing>) {
+    pub fn new(site: &str, client: busseam::Bus) -> (Arc<Outbox>, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
         let outbox = Arc::new(Outbox {
             site: site.to_owned(),
@@ -104,7 +104,7 @@ impl Outbox {
             while self.handed.load(Ordering::Acquire) < queued {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            let _ = self.client.flush().await;
+            self.client.flush().await;
         };
         let _ = tokio::time::timeout(limit, written).await;
     }

@@ -163,9 +163,7 @@ impl Status {
                 BusStatus {
                     site: config.bus.site.clone(),
                     node: config.bus.node.clone(),
-                    connected: outbox.as_ref().is_some_and(|o| {
-                        o.client.connection_state() == async_nats::connection::State::Connected
-                    }),
+                    connected: outbox.as_ref().is_some_and(|o| o.client.connected()),
                     lease_held: config.bus.shared.then(|| {
                         outbox.is_some_and(|o| {
                             o.lease_held.load(std::sync::atomic::Ordering::Relaxed)

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
+use busseam::{BucketConfig, Bus, BusError, Kv};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::time::Instant;
@@ -40,34 +40,20 @@ struct Held {
 }
 
 pub struct Lease {
-    store: kv::Store,
+    store: Kv,
     key: String,
     node: Bytes,
     held: Option<Held>,
     /// The key's changes, to see a holder's release at once; `None` until it could be made.
-    watch: Option<kv::Watch>,
+    watch: Option<busseam::Watch>,
 }
 
 impl Lease {
     /// The lease of `site`, for relay `node`; the bucket is made when missing.
-    pub async fn open(
-        client: async_nats::Client,
-        site: &str,
-        node: &str,
-    ) -> Result<Lease, async_nats::Error> {
-        let js = async_nats::jetstream::new(client);
-        let store = match js.get_key_value(BUCKET).await {
-            Ok(store) => store,
-            Err(_) => {
-                js.create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    history: 1,
-                    max_age: TTL,
-                    ..Default::default()
-                })
-                .await?
-            }
-        };
+    pub async fn open(client: Bus, site: &str, node: &str) -> Result<Lease, BusError> {
+        let store = client
+            .kv(BUCKET, BucketConfig { max_age: Some(TTL) })
+            .await?;
         let watch = tokio::time::timeout(WRITE_LIMIT, store.watch(site))
             .await
             .ok()
@@ -117,7 +103,7 @@ impl Lease {
                     Ok(Ok(revision)) => self.held = Some(Held { revision, sent }),
                     // Refused: not at the revision last written (the entry expired, or another
                     // relay has it). Letting go at once is always safe.
-                    Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::Other => {
+                    Ok(Err(e @ BusError::Refused(_))) => {
                         info!(site = %self.key, error = %e, "lease lost");
                         self.held = None;
                     }
@@ -161,9 +147,7 @@ impl Lease {
         let Some(h) = self.held.take() else {
             return;
         };
-        let delete = self
-            .store
-            .delete_expect_revision(&self.key, Some(h.revision));
+        let delete = self.store.delete_at(&self.key, h.revision);
         match tokio::time::timeout(WRITE_LIMIT, delete).await {
             Ok(Ok(())) => info!(site = %self.key, "lease released"),
             outcome => warn!(
@@ -182,7 +166,7 @@ impl Lease {
                 return std::future::pending().await;
             };
             match watch.next().await {
-                Some(Ok(e)) if e.operation != kv::Operation::Put => return,
+                Some(Ok(e)) if e.deleted => return,
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => self.watch = None,
             }
@@ -192,15 +176,13 @@ impl Lease {
 
 /// Creates the key where it does not exist, or where the last holder deleted it (at the
 /// deletion's revision, so that of two relays seeing the deletion only one wins).
-async fn take(store: &kv::Store, key: &str, node: &Bytes) -> Result<u64, async_nats::Error> {
+async fn take(store: &Kv, key: &str, node: &Bytes) -> Result<u64, BusError> {
     let refused = match store.update(key, node.clone(), 0).await {
         Ok(revision) => return Ok(revision),
         Err(e) => e,
     };
     match store.entry(key).await? {
-        Some(e) if e.operation != kv::Operation::Put => {
-            Ok(store.update(key, node.clone(), e.revision).await?)
-        }
-        _ => Err(refused.into()),
+        Some(e) if e.deleted => store.update(key, node.clone(), e.revision).await,
+        _ => Err(refused),
     }
 }

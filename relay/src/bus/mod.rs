@@ -34,30 +34,30 @@ pub mod sessions;
 pub mod shared_config;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use busseam::Bus;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use crate::outbox::{subject, Outbox};
 
-/// Connects to the NATS server at `url` (retrying in the background while it is away) and
-/// starts the publisher. The client reconnects by itself.
+/// Connects to the NATS server at `url` (retrying in the background while it is away), or
+/// takes the bus `given` (the simulation's), and starts the publisher.
 pub async fn connect(
-    url: &str,
+    url: Option<&str>,
+    given: Option<Bus>,
     site: &str,
     stop: CancellationToken,
-) -> Result<(async_nats::Client, Arc<Outbox>), async_nats::ConnectError> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("cti-relay {site}"))
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((100 * attempts as u64).min(2_000))
-        })
-        .connect(url)
-        .await?;
-    info!(url, site, "bus client started");
+) -> Result<(Bus, Arc<Outbox>), busseam::BusError> {
+    let client = match (given, url) {
+        (Some(bus), _) => bus,
+        (None, Some(url)) => {
+            let bus = Bus::connect(url, &format!("cti-relay {site}")).await?;
+            info!(url, site, "bus client started");
+            bus
+        }
+        (None, None) => return Err(busseam::BusError::Failed("no bus configured".into())),
+    };
     let (outbox, mut rx) = Outbox::new(site, client.clone());
     let publisher = client.clone();
     let handed = outbox.clone();
@@ -71,16 +71,8 @@ pub async fn connect(
                     None => return,
                 },
             };
-            let sent = match seq {
-                Some(seq) => {
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(crate::outbox::SEQ_HEADER, seq.header().as_str());
-                    publisher
-                        .publish_with_headers(subject, headers, payload)
-                        .await
-                }
-                None => publisher.publish(subject, payload).await,
-            };
+            let header = seq.map(|seq| (crate::outbox::SEQ_HEADER, seq.header()));
+            let sent = publisher.publish(subject, header, payload).await;
             handed
                 .handed
                 .fetch_add(1, std::sync::atomic::Ordering::Release);

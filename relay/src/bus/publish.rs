@@ -101,7 +101,7 @@ pub fn state_frame(link: Option<&crate::hub::LinkHandle>) -> Bytes {
 /// Answers other sites' requests for local switch `no`, until `stop`.
 pub async fn serve_requests(
     hub: Arc<Hub>,
-    client: async_nats::Client,
+    client: busseam::Bus,
     site: String,
     no: u8,
     stop: CancellationToken,
@@ -127,7 +127,7 @@ pub async fn serve_requests(
     loop {
         while let Ok(Some(answer)) = reader.next_frame() {
             if let Some((reply, bytes)) = asked.answered(&answer) {
-                if let Err(e) = client.publish(reply, bytes).await {
+                if let Err(e) = client.publish(reply, None, bytes).await {
                     debug!(error = %e, "bus: an answer could not be published");
                 }
             }
@@ -143,7 +143,7 @@ pub async fn serve_requests(
             msg = requests.next() => {
                 let Some(msg) = msg else { break };
                 let Some(reply) = msg.reply else { continue };
-                handle_request(&hub, &session, &mut asked, &client, reply.to_string(), msg.payload).await;
+                handle_request(&hub, &session, &mut asked, &client, reply, msg.payload).await;
             }
         }
     }
@@ -175,7 +175,7 @@ async fn handle_request(
     hub: &Hub,
     session: &Arc<SessionHandle>,
     asked: &mut Asked,
-    client: &async_nats::Client,
+    client: &busseam::Bus,
     reply: String,
     payload: Bytes,
 ) {
@@ -197,7 +197,7 @@ async fn handle_request(
             None,
             relay_result::TOO_MANY_IN_FLIGHT,
         );
-        let _ = client.publish(reply, answer).await;
+        let _ = client.publish(reply, None, answer).await;
         return;
     };
     let mut ours = BytesMut::with_capacity(frame.as_bytes().len());

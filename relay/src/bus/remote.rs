@@ -39,7 +39,7 @@ struct Up {
 /// Serves local switch `no` from switch `remote.no` of site `remote.site`, until `stop`.
 pub async fn run(
     hub: Arc<Hub>,
-    client: async_nats::Client,
+    client: busseam::Bus,
     switch: SwitchNo,
     remote: RemoteSwitch,
     stop: CancellationToken,
@@ -102,7 +102,7 @@ pub async fn run(
             }
             Some(msg) = events.next() => {
                 heard = Instant::now();
-                let site = site_numbers(msg.headers.as_ref());
+                let site = site_numbers(msg.header(SEQ_HEADER));
                 take(&hub, slot, &up, msg.payload, &[Kind::Event], site, &mut scratch);
             }
             Some(msg) = records.next() => {
@@ -140,7 +140,7 @@ pub async fn run(
 /// local switch, leave as bus requests, and their replies come back on `answers`.
 fn bring_up(
     hub: &Arc<Hub>,
-    client: &async_nats::Client,
+    client: &busseam::Bus,
     no: u8,
     remote: &RemoteSwitch,
     info: LinkInfo,
@@ -173,12 +173,10 @@ fn bring_up(
                 let subject = subject.clone();
                 let answers = answers.clone();
                 tokio::spawn(async move {
-                    let request = async_nats::Request::new()
-                        .payload(frame.bytes().clone())
-                        .timeout(Some(timeout));
+                    let request = client.request(subject, frame.bytes().clone(), timeout);
                     // No reply: the request's 30 s deadline answers it.
-                    if let Ok(reply) = client.send_request(subject, request).await {
-                        let _ = answers.send(reply.payload);
+                    if let Ok(reply) = request.await {
+                        let _ = answers.send(reply);
                     }
                 });
             }
@@ -197,12 +195,12 @@ fn bring_up(
 
 /// The site's numbers of a run of events from the bus; `None` when its header is absent (a
 /// relay that does not number for the site: this relay numbers them itself) or malformed.
-fn site_numbers(headers: Option<&async_nats::HeaderMap>) -> Option<SiteSeq> {
-    let value = headers?.get(SEQ_HEADER)?;
-    let seq = SiteSeq::parse(value.as_str());
+fn site_numbers(header: Option<&str>) -> Option<SiteSeq> {
+    let value = header?;
+    let seq = SiteSeq::parse(value);
     if seq.is_none() {
         debug!(
-            value = value.as_str(),
+            value,
             "bus: an events message with a malformed {SEQ_HEADER} header; numbered here"
         );
     }

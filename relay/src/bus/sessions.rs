@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
+use busseam::{BucketConfig, Bus, Entry, Kv, Watch};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
@@ -43,7 +43,7 @@ fn key(site: &str, token: &Token) -> String {
 /// The bucket as the hub reads it.
 #[derive(Debug)]
 struct KvSessions {
-    store: kv::Store,
+    store: Kv,
     site: String,
 }
 
@@ -76,15 +76,15 @@ impl SiteSessions for KvSessions {
 
 /// Watches the entries the site's relays write from now on; `None` when the store does not
 /// answer in time.
-async fn watch_moves(store: &kv::Store, site: &str) -> Option<kv::Watch> {
-    match tokio::time::timeout(WRITE_LIMIT, store.watch(format!("{site}.>"))).await {
+async fn watch_moves(store: &Kv, site: &str) -> Option<Watch> {
+    match tokio::time::timeout(WRITE_LIMIT, store.watch(&format!("{site}.>"))).await {
         Ok(Ok(watch)) => Some(watch),
         _ => None,
     }
 }
 
 /// The next entry written; pending forever without a watch, `None` when the watch ended.
-async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<kv::Entry> {
+async fn next_entry(watch: &mut Option<Watch>) -> Option<Entry> {
     use futures_util::StreamExt;
     match watch {
         Some(w) => w.next().await.and_then(Result::ok),
@@ -93,8 +93,8 @@ async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<kv::Entry> {
 }
 
 /// An entry the other relay wrote is a session it now has: this relay lets its own copy go.
-fn moved(hub: &Hub, node: &str, site: &str, entry: &kv::Entry) {
-    if entry.operation != kv::Operation::Put {
+fn moved(hub: &Hub, node: &str, site: &str, entry: &Entry) {
+    if entry.deleted {
         return;
     }
     let Some(token) = entry
@@ -130,26 +130,21 @@ fn token_of(hex: &str) -> Option<Token> {
 /// the other relay's, until `stop`.
 pub async fn share_sessions(
     hub: Arc<Hub>,
-    client: async_nats::Client,
+    client: Bus,
     site: String,
     node: String,
     stop: CancellationToken,
 ) {
-    let js = async_nats::jetstream::new(client);
     let max_age = hub.config.load().resume.window() + LINGER;
     let store = loop {
-        let opened = match js.get_key_value(BUCKET).await {
-            Ok(store) => Ok(store),
-            Err(_) => {
-                js.create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    history: 1,
-                    max_age,
-                    ..Default::default()
-                })
-                .await
-            }
-        };
+        let opened = client
+            .kv(
+                BUCKET,
+                BucketConfig {
+                    max_age: Some(max_age),
+                },
+            )
+            .await;
         match opened {
             Ok(store) => break store,
             Err(e) => {
@@ -198,7 +193,8 @@ pub async fn share_sessions(
             if current {
                 continue;
             }
-            let put = store.put(key(&site, &token), json.clone());
+            let key = key(&site, &token);
+            let put = store.put(&key, json.clone());
             match tokio::time::timeout(WRITE_LIMIT, put).await {
                 Ok(Ok(_)) => {
                     written.insert(token, (json, now));

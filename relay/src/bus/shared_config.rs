@@ -11,7 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::kv;
+use busseam::{BucketConfig, Bus, BusError, Entry, Kv};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -66,32 +66,22 @@ pub struct Written {
 
 impl Written {
     /// `entry` when it holds a configuration (not a delete, not something else).
-    pub fn read(entry: &kv::Entry) -> Option<Written> {
-        if entry.operation != kv::Operation::Put {
+    pub fn read(entry: &Entry) -> Option<Written> {
+        if entry.deleted {
             return None;
         }
         let config = serde_json::from_slice(&entry.value).ok()?;
         Some(Written {
             revision: entry.revision,
-            created: entry.created.into(),
+            created: entry.created,
             config,
         })
     }
 }
 
 /// The bucket, made when missing (every entry kept until replaced).
-pub async fn open(client: async_nats::Client) -> Result<kv::Store, async_nats::Error> {
-    let js = async_nats::jetstream::new(client);
-    match js.get_key_value(BUCKET).await {
-        Ok(store) => Ok(store),
-        Err(_) => Ok(js
-            .create_key_value(kv::Config {
-                bucket: BUCKET.into(),
-                history: 1,
-                ..Default::default()
-            })
-            .await?),
-    }
+pub async fn open(client: Bus) -> Result<Kv, BusError> {
+    client.kv(BUCKET, BucketConfig { max_age: None }).await
 }
 
 /// Whether a relay applies `entry`, which it reads `first` since it started: every entry at

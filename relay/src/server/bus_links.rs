@@ -15,7 +15,7 @@ use crate::link::recovery::SwitchCommand;
 /// What the bus tasks of this relay's switches need.
 pub(super) struct BusLinks {
     pub hub: Arc<Hub>,
-    pub client: async_nats::Client,
+    pub client: busseam::Bus,
     pub outbox: Arc<crate::outbox::Outbox>,
     pub site: String,
 }

@@ -44,6 +44,8 @@ pub struct RelayParts {
     pub net: Arc<dyn Network>,
     pub clock: Arc<dyn WallClock>,
     pub tuning: Tuning,
+    /// The bus to use instead of connecting to `bus.nats` (the simulation's in-memory bus).
+    pub bus: Option<busseam::Bus>,
 }
 
 impl RelayParts {
@@ -55,6 +57,7 @@ impl RelayParts {
             net: Arc::new(netseam::TcpNetwork),
             clock: Arc::new(crate::clock::SystemClock),
             tuning: Tuning::default(),
+            bus: None,
         }
     }
 
@@ -120,6 +123,8 @@ pub struct Relay {
     site_config: tokio::sync::watch::Sender<Option<crate::bus::shared_config::SiteConfig>>,
     /// Asks the lease's loop of a shared site to hand the lease over ([`Relay::hand_over_lease`]).
     hand_over: Arc<tokio::sync::Notify>,
+    /// The bus given instead of `bus.nats` ([`RelayParts::bus`]).
+    given_bus: Option<busseam::Bus>,
 }
 
 impl Relay {
@@ -190,6 +195,7 @@ impl Relay {
             changes: Default::default(),
             site_config: tokio::sync::watch::Sender::new(None),
             hand_over: Default::default(),
+            given_bus: parts.bus,
         };
         relay.start_committer(committer, store);
         relay.tasks.spawn(crate::ports::licence_watch::run(
@@ -367,9 +373,11 @@ impl Relay {
     /// then on.
     fn start_bus(&self) {
         let config = self.hub.config.load_full();
-        let Some(url) = config.bus.nats.clone() else {
+        let url = config.bus.nats.clone();
+        let given = self.given_bus.clone();
+        if url.is_none() && given.is_none() {
             return;
-        };
+        }
         let hub = self.hub.clone();
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
@@ -377,10 +385,11 @@ impl Relay {
         let hand_over = self.hand_over.clone();
         self.tasks.spawn(async move {
             let site = config.bus.site.clone();
-            let (client, outbox) = match crate::bus::connect(&url, &site, stop.clone()).await {
+            let connected = crate::bus::connect(url.as_deref(), given, &site, stop.clone()).await;
+            let (client, outbox) = match connected {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(%url, error = %e, "bus: cannot start the NATS client");
+                    tracing::error!(?url, error = %e, "bus: cannot start the NATS client");
                     return;
                 }
             };

@@ -83,7 +83,7 @@ pub(super) struct Reconciler {
     stop: CancellationToken,
     running: BTreeMap<SwitchNo, Running>,
     /// The bus client, once connected; remote switches wait for it.
-    bus: Option<async_nats::Client>,
+    bus: Option<busseam::Bus>,
     local: watch::Sender<Vec<u8>>,
 }
 
@@ -106,7 +106,7 @@ impl Reconciler {
     }
 
     /// The bus is connected: remote switches can be served from now on.
-    pub(super) fn bus_connected(&mut self, client: async_nats::Client) {
+    pub(super) fn bus_connected(&mut self, client: busseam::Bus) {
         self.bus = Some(client);
         let config = self.hub.config.load_full();
         self.reconcile(&config, Dial::AsConfigured);
@@ -204,7 +204,7 @@ impl Reconciler {
         &self,
         no: SwitchNo,
         remote: RemoteSwitch,
-        client: async_nats::Client,
+        client: busseam::Bus,
         before: Option<JoinHandle<()>>,
     ) -> (
         Option<mpsc::UnboundedSender<SwitchCommand>>,

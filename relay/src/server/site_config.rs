@@ -50,7 +50,7 @@ impl Relay {
             let opened = async {
                 let store = shared_config::open(client.clone()).await?;
                 let watch = store.watch_with_history(&site).await?;
-                Ok::<_, async_nats::Error>((store, watch))
+                Ok::<_, busseam::BusError>((store, watch))
             };
             let (store, mut watch) = match opened.await {
                 Ok(opened) => opened,
