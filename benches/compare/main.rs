@@ -10,7 +10,13 @@
 //!   slowest subscriber; deliveries/s = messages × subscribers / time, median of 3 runs, at
 //!   1, 100 and 1 000 subscribers.
 //! - Latency (`--latency`): a fixed rate, the send time in the payload; p50/p99/p999 of
-//!   send→receive over every delivery.
+//!   send→receive over every delivery, corrected for coordinated omission (hdrhistogram's
+//!   expected-interval correction, the interval being one message's share of a subscriber's
+//!   stream: a delivery late by k intervals also counts the k deliveries that would have
+//!   waited behind it).
+//! - Busy site (`--busy-site`): the latency mode at 1 000 messages/s to 100 and to 1 000
+//!   subscribers, every system in the same run, a rate where no system is saturated, so the
+//!   figures show each one's own path.
 //!
 //! Run: `cargo build --release -p relay-cli -p benches && target/release/compare`.
 
@@ -37,6 +43,10 @@ struct Args {
     /// Measure latency at a fixed rate instead of throughput.
     #[arg(long)]
     latency: bool,
+    /// Measure latency at a busy site's rate: 1 000 messages/s to 100 and to 1 000
+    /// subscribers, for --seconds each.
+    #[arg(long, conflicts_with = "latency")]
+    busy_site: bool,
     /// Subscriber counts for throughput.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     subscribers: Vec<usize>,
@@ -69,6 +79,7 @@ async fn receive(
     progress: Arc<Progress>,
     base: Instant,
     latencies: Option<Arc<LatencyLog>>,
+    interval_us: u64,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let mut local = Histogram::<u64>::new(3).unwrap();
@@ -82,7 +93,8 @@ async fn receive(
                     if latencies.is_some() {
                         let sent =
                             u64::from_be_bytes(pending[payload.start..][..8].try_into().unwrap());
-                        let _ = local.record(now_ns.saturating_sub(sent) / 1000);
+                        let _ =
+                            local.record_correct(now_ns.saturating_sub(sent) / 1000, interval_us);
                     }
                     messages += 1;
                     let _ = pending.split_to(len);
@@ -128,10 +140,10 @@ async fn subscribe(
     server: &Server,
     n: usize,
     base: Instant,
-    latency: bool,
+    latency_interval_us: Option<u64>,
 ) -> anyhow::Result<Subscribed> {
     let progress = Arc::new(Progress::default());
-    let latencies = latency.then(|| Arc::new(LatencyLog::default()));
+    let latencies = latency_interval_us.map(|_| Arc::new(LatencyLog::default()));
     let mut tasks = Vec::new();
     for _ in 0..n {
         let (stream, pending) = server.subscriber().await?;
@@ -142,6 +154,7 @@ async fn subscribe(
             progress.clone(),
             base,
             latencies.clone(),
+            latency_interval_us.unwrap_or(1),
         )));
     }
     Ok(Subscribed {
@@ -154,7 +167,7 @@ async fn subscribe(
 /// Publishes `messages` as fast as the window allows; returns deliveries per second.
 async fn throughput(server: &mut Server, subscribers: usize, messages: u64) -> anyhow::Result<f64> {
     let base = Instant::now();
-    let subs = subscribe(server, subscribers, base, false).await?;
+    let subs = subscribe(server, subscribers, base, None).await?;
     let n = subscribers as u64;
     let start = Instant::now();
     let mut sent = 0;
@@ -187,7 +200,8 @@ async fn latency(
     seconds: u64,
 ) -> anyhow::Result<Quantiles> {
     let base = Instant::now();
-    let subs = subscribe(server, subscribers, base, true).await?;
+    let interval_us = (1_000_000 / rate.max(1)).max(1);
+    let subs = subscribe(server, subscribers, base, Some(interval_us)).await?;
     let per_ms = (rate / 1000).max(1);
     let total = per_ms * 1000 * seconds;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -233,25 +247,35 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("starting {system}"))?,
         );
     }
-    if args.latency {
-        println!(
-            "latency: {} subscribers, {} messages/s for {} s, {PAYLOAD}-byte payloads (µs)",
-            args.latency_subscribers, args.rate, args.seconds
-        );
-        println!(
-            "{:<8} {:>8} {:>8} {:>8} {:>12}",
-            "system", "p50", "p99", "p999", "deliveries"
-        );
-        for server in &mut servers {
-            let q = latency(server, args.latency_subscribers, args.rate, args.seconds).await?;
+    let latency_runs: Vec<(usize, u64)> = if args.busy_site {
+        vec![(100, 1_000), (1_000, 1_000)]
+    } else if args.latency {
+        vec![(args.latency_subscribers, args.rate)]
+    } else {
+        Vec::new()
+    };
+    if !latency_runs.is_empty() {
+        for (subscribers, rate) in latency_runs {
+            println!(
+                "latency: {subscribers} subscribers, {rate} messages/s for {} s, {PAYLOAD}-byte payloads, \
+                 corrected for coordinated omission (µs)",
+                args.seconds
+            );
             println!(
                 "{:<8} {:>8} {:>8} {:>8} {:>12}",
-                server.system.to_string(),
-                q.p50,
-                q.p99,
-                q.p999,
-                q.samples
+                "system", "p50", "p99", "p999", "samples"
             );
+            for server in &mut servers {
+                let q = latency(server, subscribers, rate, args.seconds).await?;
+                println!(
+                    "{:<8} {:>8} {:>8} {:>8} {:>12}",
+                    server.system.to_string(),
+                    q.p50,
+                    q.p99,
+                    q.p999,
+                    q.samples
+                );
+            }
         }
     } else {
         println!("throughput: deliveries/s (messages × subscribers), median of 3 runs, {PAYLOAD}-byte payloads");
