@@ -13,6 +13,8 @@
 //!   step (it reads that view, never the runner).
 //! - [`world`]: random worlds made from a seed; [`explore`]: plays them and shrinks a
 //!   violation to a scenario the runner replays (the `explore` binary).
+//! - [`site`]: worlds of a site two relays share over a bus, with bus and relay faults and
+//!   their own invariants (the `explore-site` binary).
 
 pub mod explore;
 pub mod invariants;
@@ -20,6 +22,7 @@ pub mod observe;
 pub mod render;
 pub mod runner;
 pub mod schema;
+pub mod site;
 pub mod world;
 
 pub use runner::{play_checked, run_file, run_file_timed, run_scenario, run_scenario_timed};

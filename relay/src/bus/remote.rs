@@ -75,7 +75,7 @@ pub async fn run(
             for t in gone.tasks {
                 t.abort();
             }
-            hub.link_lost(no, cause);
+            hub.link_lost_if(no, |l| std::ptr::eq(l, &*gone.link), cause);
             slot.set_phase(LinkPhase::Connecting);
         }
     };
@@ -90,7 +90,8 @@ pub async fn run(
                 heard = Instant::now();
                 match Frame::new(msg.payload).ok().and_then(|f| LinkMsg::decode(&f).ok()) {
                     Some(LinkMsg::OpenResult { result: 0, model, software, mac, caps }) => {
-                        if up.is_none() {
+                        // Not while this relay's own link to the switch has not closed yet.
+                        if up.is_none() && slot.link_handle().is_none() {
                             let info = LinkInfo { model, software, mac, caps, stations: HashSet::new() };
                             info!(site = %remote.site, remote = remote.no, "remote switch up");
                             up = Some(bring_up(&hub, &client, no, &remote, info, answers_tx.clone()));

@@ -559,9 +559,26 @@ impl Hub {
     /// are closed (`X` reason 1), the others get `W`; when no switch is up, every session is
     /// closed.
     pub fn link_lost(&self, no: u8, cause: LossCause) {
+        self.link_lost_if(no, |_| true, cause);
+    }
+
+    /// [`Hub::link_lost`], when the link in switch `no`'s slot is `which` (the link that ended):
+    /// a link that ends late (a local link closing after the site's other relay took the
+    /// lease, once this relay serves the switch from the bus) never takes down the one that
+    /// replaced it.
+    pub fn link_lost_if(&self, no: u8, which: impl Fn(&LinkHandle) -> bool, cause: LossCause) {
         let Some(slot) = self.slot_of(no) else { return };
         let _membership = self.lock_membership();
-        let Some(link) = slot.link.swap(None) else {
+        let current = slot.link.load_full();
+        let Some(current) = current.filter(|l| which(l)) else {
+            return;
+        };
+        let swapped = slot.link.compare_and_swap(&Some(current.clone()), None);
+        let Some(link) = swapped
+            .as_ref()
+            .filter(|l| Arc::ptr_eq(l, &current))
+            .cloned()
+        else {
             return;
         };
         // Until the supervisor says what comes next (an attempt, or waiting for an operator).

@@ -144,7 +144,8 @@ async fn attempts(
                 if !stopping && !operator {
                     slot.counters.losses.fetch_add(1, Ordering::Relaxed);
                 }
-                hub.link_lost(no, cause);
+                // Only this supervisor's own link: one the bus serves is not its to end.
+                hub.link_lost_if(no, |l| !l.via_bus, cause);
                 return if stopping {
                     None
                 } else if operator && connect_again {

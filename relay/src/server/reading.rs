@@ -75,6 +75,12 @@ impl Relay {
         self.hub.tls()
     }
 
+    /// Whether this relay may dial its switch links now: always on a site of its own; on a site
+    /// shared with another relay, while its lease is valid by its own clock.
+    pub fn may_dial(&self) -> bool {
+        self.hub.fence.open()
+    }
+
     /// Whether the relay is connected to its bus (and serves and publishes over it).
     pub fn bus_started(&self) -> bool {
         self.hub.bus_started()

@@ -1,0 +1,213 @@
+//! The invariants of a site two relays share, checked as the world plays and once it has
+//! settled:
+//! - never two relays dialling one switch while both believe they hold the lease, and no relay
+//!   dials without it (checked at every link the relays dial);
+//! - every request gets exactly one answer (checked by each application);
+//! - every resumable application, on whichever relay it lands, sees every event of its
+//!   switches in order, or a `G` that accounts for exactly what it missed; a number means the
+//!   same event on both relays (one numbering per site);
+//! - licence use equals the sessions admitted, and each session is counted on one relay of the
+//!   site only;
+//! - once every fault has healed, one relay holds the lease and both serve every switch.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use busseam::mem::MemBus;
+use relay::Relay;
+use tokio::time::Instant;
+use wire::Port;
+
+use super::app::AppSummary;
+use super::world::NODES;
+
+/// How many of the last actions a violation is shown with.
+const CONTEXT: usize = 6;
+
+pub struct Check {
+    started: Instant,
+    violations: Vec<String>,
+    recent: VecDeque<String>,
+    /// Each switch's numbers, as the applications saw them: the event each stands for.
+    numbers: BTreeMap<(u8, u64), u64>,
+    dials: u64,
+}
+
+impl Check {
+    pub fn new(started: Instant) -> Check {
+        Check {
+            started,
+            violations: Vec::new(),
+            recent: VecDeque::new(),
+            numbers: BTreeMap::new(),
+            dials: 0,
+        }
+    }
+
+    fn now(&self) -> String {
+        format!("{:.3}s", self.started.elapsed().as_secs_f64())
+    }
+}
+
+/// The check, shared by the world, the relays' hosts and the applications.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Check>>);
+
+impl Shared {
+    pub fn new(check: Check) -> Shared {
+        Shared(Arc::new(Mutex::new(check)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Check> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An action of the timeline, kept to show with a violation.
+    pub fn note(&self, action: String) {
+        let mut c = self.lock();
+        let line = format!("{} {action}", c.now());
+        c.recent.push_back(line);
+        if c.recent.len() > CONTEXT {
+            c.recent.pop_front();
+        }
+    }
+
+    pub fn broke(&self, invariant: &str, detail: String) {
+        let mut c = self.lock();
+        // The same break seen again adds nothing (an application sees one loss per event).
+        if c.violations.len() >= 20 {
+            return;
+        }
+        let recent: Vec<&str> = c.recent.iter().map(String::as_str).collect();
+        let line = format!(
+            "{}: {invariant}: {detail} (last actions: {})",
+            c.now(),
+            recent.join("; ")
+        );
+        c.violations.push(line);
+    }
+
+    /// Relay `i` dialled switch `no`; `relays` are those running now.
+    pub fn dialled(&self, i: usize, no: u8, relays: &[Option<Arc<Relay>>; 2]) {
+        self.lock().dials += 1;
+        let believes = |r: &Option<Arc<Relay>>| r.as_ref().is_some_and(|r| r.may_dial());
+        if !believes(&relays[i]) {
+            self.broke(
+                "a relay dials only while its lease is valid",
+                format!("{} dialled switch {no} without a valid lease", NODES[i]),
+            );
+        }
+        if believes(&relays[1 - i]) {
+            self.broke(
+                "never two relays dialling one switch while both believe they hold the lease",
+                format!(
+                    "{} dialled switch {no} while {} held the lease by its own clock",
+                    NODES[i],
+                    NODES[1 - i]
+                ),
+            );
+        }
+    }
+
+    /// An application saw event `id` of `switch` numbered `number`.
+    pub fn numbered(&self, switch: u8, number: u64, id: u64, app: &str, at: usize) {
+        let was = *self.lock().numbers.entry((switch, number)).or_insert(id);
+        if was != id {
+            self.broke(
+                "one numbering per site",
+                format!(
+                    "{app} on {}: number {number} of switch {switch} is event {id}, elsewhere event {was}",
+                    NODES[at]
+                ),
+            );
+        }
+    }
+
+    /// The site after every fault healed and it had time to settle.
+    pub fn settled(&self, relays: &[Arc<Relay>], switches: u8) {
+        if relays.len() != 2 {
+            self.broke("both relays run again", format!("{} running", relays.len()));
+            return;
+        }
+        let holders = relays.iter().filter(|r| r.may_dial()).count();
+        if holders != 1 {
+            self.broke(
+                "once the faults heal, one relay holds the lease",
+                format!("{holders} relays hold it"),
+            );
+        }
+        for (i, relay) in relays.iter().enumerate() {
+            for no in 1..=switches {
+                if !relay.switch_up(no) {
+                    self.broke(
+                        "once the faults heal, both relays serve every switch",
+                        format!("switch {no} is down on {}", NODES[i]),
+                    );
+                }
+            }
+        }
+        let mut seen: BTreeMap<wire::Token, usize> = BTreeMap::new();
+        for (i, relay) in relays.iter().enumerate() {
+            let sessions: Vec<_> = relay.sessions().into_iter().chain(relay.parked()).collect();
+            let licensed = sessions
+                .iter()
+                .filter(|s| s.product.port() == Port::Licensed)
+                .count() as u32;
+            let used = relay.licensing().usage().licensed_total();
+            if used != licensed {
+                self.broke(
+                    "licence use equals the sessions admitted",
+                    format!(
+                        "{} counts {used} with {licensed} licensed sessions",
+                        NODES[i]
+                    ),
+                );
+            }
+            let tokens: BTreeSet<wire::Token> = sessions.iter().filter_map(|s| s.resume).collect();
+            for token in tokens {
+                if let Some(other) = seen.insert(token, i) {
+                    self.broke(
+                        "each session is counted on one relay of the site",
+                        format!(
+                            "a session is held by both {} and {}",
+                            NODES[other], NODES[i]
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every violation, and the transcript.
+    pub fn finish(
+        &self,
+        apps: BTreeMap<String, AppSummary>,
+        bus: &MemBus,
+    ) -> (Vec<String>, String) {
+        let c = self.lock();
+        let stats = bus.stats();
+        #[derive(serde::Serialize)]
+        struct Transcript<'a> {
+            apps: BTreeMap<String, AppSummary>,
+            dials: u64,
+            numbered_events: usize,
+            bus_published: u64,
+            bus_delivered: u64,
+            bus_lost: u64,
+            bus_writes: u64,
+            violations: &'a [String],
+        }
+        let transcript = Transcript {
+            apps,
+            dials: c.dials,
+            numbered_events: c.numbers.len(),
+            bus_published: stats.published,
+            bus_delivered: stats.delivered,
+            bus_lost: stats.lost,
+            bus_writes: stats.writes,
+            violations: &c.violations,
+        };
+        let text = serde_yaml::to_string(&transcript).unwrap_or_default();
+        (c.violations.clone(), text)
+    }
+}

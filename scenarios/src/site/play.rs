@@ -1,0 +1,470 @@
+//! Plays a [`SiteWorld`]: two relays sharing site `hq` over an in-memory bus, the site's
+//! switches and resumable applications on an in-memory network, on a paused clock; checks the
+//! site's invariants as it goes ([`super::check`]) and at the end.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use busseam::mem::{MemBus, Reach};
+use netseam::MemNetwork;
+use relay::config::SwitchConfig;
+use relay::{Config, Listeners, Relay, RelayParts};
+use switch_sim::{Answering, Settings, SimSwitch};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::app::{App, AppSummary};
+use super::check::{Check, Shared};
+use super::host::{Host, HostState};
+use super::world::{Action, SiteWorld, NODES};
+
+/// Wall time at the start of every world: 2026-01-05 09:00:00 UTC.
+const EPOCH_MS: u64 = 1_767_603_600_000;
+/// How often each switch sends an event.
+const EVENT_EVERY: Duration = Duration::from_millis(50);
+/// After the timeline, with every fault healed: long enough for every request's deadline
+/// (30 s), a lease's expiry and the sessions' sharing.
+const SETTLE: Duration = Duration::from_secs(45);
+
+/// What one world gave.
+pub struct SiteRun {
+    pub seed: u64,
+    /// Every invariant broken, in the order found, with the virtual time.
+    pub violations: Vec<String>,
+    /// What every party saw, in summary (YAML), to compare two plays of one seed.
+    pub transcript: String,
+    pub virtual_time: Duration,
+    /// What the applications saw, added up.
+    pub totals: Totals,
+}
+
+/// Counts over every application of a world.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Totals {
+    pub connections: u64,
+    pub resumed: u64,
+    pub not_resumed: u64,
+    pub events: u64,
+    pub told_lost: u64,
+    pub unknown_gaps: u64,
+    pub requests: u64,
+    pub answers: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.connections += o.connections;
+        self.resumed += o.resumed;
+        self.not_resumed += o.not_resumed;
+        self.events += o.events;
+        self.told_lost += o.told_lost;
+        self.unknown_gaps += o.unknown_gaps;
+        self.requests += o.requests;
+        self.answers += o.answers;
+    }
+
+    fn of(s: &AppSummary) -> Totals {
+        Totals {
+            connections: s.connections.into(),
+            resumed: s.resumed.into(),
+            not_resumed: s.not_resumed.into(),
+            events: s.events,
+            told_lost: s.told_lost,
+            unknown_gaps: s.unknown_gaps.into(),
+            requests: s.requests.into(),
+            answers: s.answers.into(),
+        }
+    }
+}
+
+/// Plays `world` on a runtime of its own with a paused clock.
+pub fn play(world: &SiteWorld) -> SiteRun {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    runtime.block_on(play_on_paused_clock(world))
+}
+
+/// A relay of the site, as the world runs it.
+struct Slot {
+    state_dir: tempfile::TempDir,
+    generation: u32,
+    running: Option<Running>,
+    /// Faults in force: stalls and cuts that have not ended.
+    stalls: u32,
+    cuts: u32,
+}
+
+struct Running {
+    daemon: relay::Daemon,
+    host: Arc<HostState>,
+    bus_name: String,
+}
+
+/// What the relays and the world share.
+struct Site {
+    net: MemNetwork,
+    bus: MemBus,
+    switches: Vec<SocketAddr>,
+    slots: Mutex<Vec<Slot>>,
+    /// The relays running now, for the dial check.
+    registry: Arc<Mutex<[Option<Arc<Relay>>; 2]>>,
+    /// Each relay's client port while it runs.
+    addrs: watch::Sender<[Option<SocketAddr>; 2]>,
+    check: Shared,
+    bus_down: AtomicUsize,
+}
+
+impl Site {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts relay `i` (again) with its state directory, on a new host and bus client.
+    fn start(&self, i: usize) {
+        let mut slots = self.lock();
+        let slot = &mut slots[i];
+        if slot.running.is_some() {
+            return;
+        }
+        slot.generation += 1;
+        slot.stalls = 0;
+        slot.cuts = 0;
+        let ip = IpAddr::from([10, 0, 0, 1 + i as u8]);
+        let registry = self.registry.clone();
+        let check = self.check.clone();
+        let switches = self.switches.clone();
+        let on_dial = Arc::new(move |addr: SocketAddr| {
+            if let Some(no) = switches.iter().position(|s| *s == addr) {
+                let relays = registry.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                check.dialled(i, no as u8 + 1, &relays);
+            }
+        });
+        let host = Host::new(self.net.clone(), ip, on_dial);
+        let bus_name = format!("{}{}", NODES[i], slot.generation);
+        let bus = self.bus.client(&bus_name);
+        let mut config = Config::default();
+        for (k, addr) in self.switches.iter().enumerate() {
+            config.switches.push(SwitchConfig::new(
+                k as u8 + 1,
+                &addr.ip().to_string(),
+                addr.port(),
+                "1234",
+            ));
+        }
+        config.state_dir = slot.state_dir.path().to_owned();
+        config.log_dir = slot.state_dir.path().join("log");
+        config.bus.nats = Some("nats://bus.invalid:4222".into());
+        config.bus.site = "hq".into();
+        config.bus.shared = true;
+        config.bus.node = NODES[i].into();
+        let parts = RelayParts {
+            net: Arc::new(host.clone()),
+            clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
+            bus: Some(bus),
+            ..RelayParts::new(config)
+        };
+        let started = futures_util::FutureExt::now_or_never(Listeners::loopback(&host))
+            .expect("binding on the in-memory network does not wait")
+            .expect("the in-memory network binds");
+        let daemon = match relay::Daemon::start(parts, started) {
+            Ok(d) => d,
+            Err(e) => {
+                self.check.broke(
+                    "the relays start",
+                    format!("{} did not start: {e}", NODES[i]),
+                );
+                return;
+            }
+        };
+        let relay = daemon.relay().clone();
+        let client = relay.client_addr();
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(relay);
+        self.addrs.send_modify(|a| a[i] = Some(client));
+        slot.running = Some(Running {
+            daemon,
+            host: host.state.clone(),
+            bus_name,
+        });
+    }
+
+    /// Relay `i` is no longer running: out of the registry and the applications' reach.
+    fn gone(&self, i: usize) -> Option<Running> {
+        let running = self.lock()[i].running.take()?;
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = None;
+        self.addrs.send_modify(|a| a[i] = None);
+        Some(running)
+    }
+
+    /// SIGKILL: connections reset, the bus client gone; what is left of the process is
+    /// stopped out of sight.
+    fn kill(&self, i: usize) {
+        let Some(running) = self.gone(i) else { return };
+        running.host.kill();
+        self.bus.set_reach(&running.bus_name, Reach::Cut);
+        tokio::spawn(running.daemon.shutdown());
+    }
+
+    /// SIGTERM: a planned stop.
+    async fn stop(&self, i: usize) {
+        self.addrs.send_modify(|a| a[i] = None);
+        let Some(running) = ({
+            let mut slots = self.lock();
+            slots[i].running.take()
+        }) else {
+            return;
+        };
+        running.daemon.shutdown().await;
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = None;
+        running.host.kill();
+        self.bus.set_reach(&running.bus_name, Reach::Cut);
+    }
+
+    /// Applies relay `i`'s faults in force to its host and bus client.
+    fn apply_faults(&self, i: usize) {
+        let slots = self.lock();
+        let slot = &slots[i];
+        let Some(running) = &slot.running else { return };
+        let reach = if slot.cuts > 0 {
+            Reach::Cut
+        } else if slot.stalls > 0 {
+            Reach::Paused
+        } else {
+            Reach::Connected
+        };
+        match slot.stalls > 0 {
+            true => running.host.stall(),
+            false => running.host.resume(),
+        }
+        self.bus.set_reach(&running.bus_name, reach);
+    }
+
+    /// Starts a fault on relay `i` now and ends it after `d` (unless the relay was restarted
+    /// meanwhile).
+    fn fault_for(self: &Arc<Self>, i: usize, d: Duration, stall: bool) {
+        let generation = {
+            let mut slots = self.lock();
+            let slot = &mut slots[i];
+            if slot.running.is_none() {
+                return;
+            }
+            match stall {
+                true => slot.stalls += 1,
+                false => slot.cuts += 1,
+            }
+            slot.generation
+        };
+        self.apply_faults(i);
+        let site = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            {
+                let mut slots = site.lock();
+                let slot = &mut slots[i];
+                if slot.generation != generation {
+                    return;
+                }
+                match stall {
+                    true => slot.stalls = slot.stalls.saturating_sub(1),
+                    false => slot.cuts = slot.cuts.saturating_sub(1),
+                }
+            }
+            site.apply_faults(i);
+        });
+    }
+
+    fn bus_down_for(self: &Arc<Self>, d: Duration) {
+        self.bus_down.fetch_add(1, Ordering::SeqCst);
+        self.bus.set_down(true);
+        let site = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            let left = site.bus_down.fetch_sub(1, Ordering::SeqCst) - 1;
+            site.bus.set_down(left > 0);
+        });
+    }
+}
+
+/// An application of the world, as the timeline drives it.
+struct AppCtl {
+    target: watch::Sender<usize>,
+    /// The relay it is connected to now.
+    at: Arc<AtomicUsize>,
+    requests: mpsc::UnboundedSender<u8>,
+    done: tokio::task::JoinHandle<AppSummary>,
+}
+
+async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
+    let started = Instant::now();
+    let net = MemNetwork::new();
+    let epoch = SystemTime::UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
+    let bus = MemBus::new(epoch);
+    let check = Shared::new(Check::new(started));
+    let mut switches = Vec::new();
+    let mut sims = Vec::new();
+    for no in 1..=world.switches {
+        let addr = SocketAddr::from(([10, 1, 0, no], 5000));
+        let settings = Settings {
+            answering: Answering::Echo,
+            epoch_ms: Some(EPOCH_MS),
+            ..Settings::officeserv(no)
+        };
+        let sim = SimSwitch::start_on(&net, addr, settings)
+            .await
+            .expect("a switch on the in-memory network");
+        switches.push(addr);
+        sims.push(sim);
+    }
+    let site = Arc::new(Site {
+        net: net.clone(),
+        bus: bus.clone(),
+        switches,
+        slots: Mutex::new(
+            (0..2)
+                .map(|_| Slot {
+                    state_dir: tempfile::tempdir().expect("a state directory"),
+                    generation: 0,
+                    running: None,
+                    stalls: 0,
+                    cuts: 0,
+                })
+                .collect(),
+        ),
+        registry: Arc::new(Mutex::new([None, None])),
+        addrs: watch::Sender::new([None, None]),
+        check: check.clone(),
+        bus_down: AtomicUsize::new(0),
+    });
+    site.start(0);
+    site.start(1);
+
+    let stop = CancellationToken::new();
+    let emitting = tokio::spawn(emit_events(sims, stop.clone()));
+    let apps: Vec<AppCtl> = world
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(k, &home)| {
+            let (target, target_rx) = watch::channel(home);
+            let (requests, requests_rx) = mpsc::unbounded_channel();
+            let at = Arc::new(AtomicUsize::new(home));
+            let app = App {
+                k,
+                net: net.clone(),
+                addrs: site.addrs.subscribe(),
+                target: target_rx,
+                requests: requests_rx,
+                at: at.clone(),
+                check: check.clone(),
+                stop: stop.clone(),
+                switches: world.switches,
+            };
+            AppCtl {
+                target,
+                at,
+                requests,
+                done: tokio::spawn(app.run()),
+            }
+        })
+        .collect();
+
+    for (at, action) in &world.timeline {
+        tokio::time::sleep_until(started + *at).await;
+        check.note(format!("{:?}", action));
+        match action {
+            Action::Kill(i) => site.kill(*i),
+            Action::Stop(i) => site.stop(*i).await,
+            Action::Start(i) => site.start(*i),
+            Action::Stall(i, d) => site.fault_for(*i, *d, true),
+            Action::CutOff(i, d) => site.fault_for(*i, *d, false),
+            Action::BusDown(d) => site.bus_down_for(*d),
+            Action::BusSlow(delay, d) => {
+                bus.set_delay(*delay);
+                let bus = bus.clone();
+                let d = *d;
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    bus.set_delay(Duration::ZERO);
+                });
+            }
+            Action::HandOver(i) => {
+                let relay = site.registry.lock().unwrap_or_else(|e| e.into_inner())[*i].clone();
+                if let Some(relay) = relay {
+                    let _ = relay.hand_over_lease();
+                }
+            }
+            Action::Move(k) => {
+                let ctl = &apps[*k];
+                let _ = ctl.target.send(1 - ctl.at.load(Ordering::SeqCst));
+            }
+            Action::Requests(k, n) => {
+                let _ = apps[*k].requests.send(*n);
+            }
+        }
+    }
+    tokio::time::sleep_until(started + world.length).await;
+    // Every fault healed, every relay running: the site settles.
+    bus.set_delay(Duration::ZERO);
+    for i in 0..2 {
+        site.start(i);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let relays: Vec<Arc<Relay>> = site
+        .registry
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    check.settled(&relays, world.switches);
+    stop.cancel();
+    let mut summaries = BTreeMap::new();
+    for (k, ctl) in apps.into_iter().enumerate() {
+        let summary = ctl.done.await.unwrap_or_default();
+        summaries.insert(format!("app{k}"), summary);
+    }
+    let _ = emitting.await;
+    let virtual_time = started.elapsed();
+    for i in 0..2 {
+        if let Some(running) = site.gone(i) {
+            running.daemon.shutdown().await;
+        }
+    }
+    let mut totals = Totals::default();
+    for s in summaries.values() {
+        totals.add(&Totals::of(s));
+    }
+    let (violations, transcript) = check.finish(summaries, &bus);
+    SiteRun {
+        seed: world.seed,
+        violations,
+        transcript,
+        virtual_time,
+        totals,
+    }
+}
+
+/// Each switch sends an event every [`EVENT_EVERY`] to whichever relay holds its link; the
+/// event's device is its number at the switch, which only goes up.
+async fn emit_events(sims: Vec<SimSwitch>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(EVENT_EVERY);
+    let mut next = vec![1u64; sims.len()];
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (sim, id) in sims.iter().zip(next.iter_mut()) {
+            if sim.emit_event(b's', &id.to_string(), &[]) {
+                *id += 1;
+            }
+        }
+    }
+}
