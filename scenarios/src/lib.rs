@@ -13,6 +13,7 @@
 //!   step (it reads that view, never the runner).
 //! - [`world`]: random worlds made from a seed; [`explore`]: plays them and shrinks a
 //!   violation to a scenario the runner replays (the `explore` binary).
+//! - [`runtime`]: the single-threaded, paused-clock, seeded runtime everything plays on.
 //! - [`site`]: worlds of a site two relays share over a bus, with bus and relay faults and
 //!   their own invariants (the `explore-site` binary).
 
@@ -21,6 +22,7 @@ pub mod invariants;
 pub mod observe;
 pub mod render;
 pub mod runner;
+pub mod runtime;
 pub mod schema;
 pub mod site;
 pub mod world;

@@ -65,6 +65,9 @@ pub struct Tuning {
     pub close_grace: Duration,
     /// Seed of resume tokens (simulations, for the same tokens every run); random when unset.
     pub resume_seed: Option<u64>,
+    /// The export spool's disk work on the runtime's own thread, not a blocking thread
+    /// (simulations: a blocking thread's real timing would make two plays of a world differ).
+    pub disk_work_inline: bool,
 }
 
 impl Default for Tuning {
@@ -83,6 +86,7 @@ impl Default for Tuning {
             recovery_cycle: None,
             close_grace: Duration::from_secs(5),
             resume_seed: None,
+            disk_work_inline: false,
         }
     }
 }

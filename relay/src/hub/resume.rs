@@ -9,7 +9,7 @@
 //! bus ([`MovedSession`], through [`SiteSessions`]), and a relay that is shown a token it does
 //! not know looks it up there, so an application whose relay died resumes on the other.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -81,8 +81,10 @@ pub trait SiteSessions: Send + Sync + std::fmt::Debug {
 pub struct ResumeBook {
     epoch: [u8; 8],
     rng: ChaCha12Rng,
-    live: HashMap<Token, Arc<SessionHandle>>,
-    parked: HashMap<Token, (Arc<SessionHandle>, Instant)>,
+    // Ordered by token: what is done for each (shared on the bus, expired) is done in the
+    // same order on every run of a simulated world.
+    live: BTreeMap<Token, Arc<SessionHandle>>,
+    parked: BTreeMap<Token, (Arc<SessionHandle>, Instant)>,
 }
 
 impl ResumeBook {
@@ -94,8 +96,8 @@ impl ResumeBook {
         ResumeBook {
             epoch,
             rng,
-            live: HashMap::new(),
-            parked: HashMap::new(),
+            live: BTreeMap::new(),
+            parked: BTreeMap::new(),
         }
     }
 

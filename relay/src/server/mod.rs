@@ -167,7 +167,7 @@ impl Relay {
         for d in &damaged {
             warn!("export spool: a damaged entry ends a segment: {d}");
         }
-        let spool = Arc::new(spool);
+        let spool = Arc::new(spool.with_disk_work_inline(parts.tuning.disk_work_inline));
         let config_file = parts.config_file;
         let hub = Arc::new(Hub::new(
             config,

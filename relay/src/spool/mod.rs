@@ -74,6 +74,9 @@ pub struct Spool {
     committed: watch::Sender<u64>,
     arrivals: mpsc::UnboundedSender<Arrival>,
     pub counters: SpoolCounters,
+    /// Disk work on the runtime's own thread instead of a blocking thread (simulations: a
+    /// blocking thread's real timing would make two plays of a world part ways).
+    disk_inline: bool,
 }
 
 /// Why undelivered records were dropped.
@@ -111,6 +114,23 @@ pub struct Committer {
 }
 
 impl Spool {
+    /// Does the spool's disk work on the runtime's thread (see `Tuning::disk_work_inline`).
+    pub fn with_disk_work_inline(mut self, inline: bool) -> Spool {
+        self.disk_inline = inline;
+        self
+    }
+
+    /// Runs `work` on a blocking thread, or here when the spool does its disk work inline.
+    async fn on_disk<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, tokio::task::JoinError> {
+        match self.disk_inline {
+            true => Ok(work()),
+            false => tokio::task::spawn_blocking(work).await,
+        }
+    }
+
     /// Opens the journal in `dir`; records found there undelivered are pending again.
     /// Damaged entries found (and cut off) are returned as text for the operator.
     /// Numbers go on from `min_next_seq` at least (the call store's numbers stay unique).
@@ -136,6 +156,7 @@ impl Spool {
             committed: watch::Sender::new(last),
             arrivals: tx,
             counters: SpoolCounters::default(),
+            disk_inline: false,
         };
         let committer = Committer {
             journal,
@@ -204,12 +225,13 @@ impl Spool {
             (st.segments.clone(), seq.max(st.released + 1), st.committed)
         };
         let mut r = reader.take().unwrap_or_default();
-        let (r, read) = tokio::task::spawn_blocking(move || {
-            let read = r.read(&segments, from, through, max);
-            (r, read)
-        })
-        .await
-        .map_err(io::Error::other)?;
+        let (r, read) = self
+            .on_disk(move || {
+                let read = r.read(&segments, from, through, max);
+                (r, read)
+            })
+            .await
+            .map_err(io::Error::other)?;
         *reader = Some(r);
         Ok(read?.into_iter().map(Arc::new).collect())
     }
@@ -365,7 +387,7 @@ impl Committer {
             let released = spool.lock().released;
             let mut journal = self.journal;
             let mut store = parts.store.take();
-            let work = tokio::task::spawn_blocking(move || {
+            let work = spool.on_disk(move || {
                 let written = if entries.is_empty() {
                     Ok(())
                 } else {
@@ -405,7 +427,9 @@ impl Committer {
         }
         let released = spool.lock().released;
         let mut journal = self.journal;
-        let _ = tokio::task::spawn_blocking(move || journal.release_through(released)).await;
+        let _ = spool
+            .on_disk(move || journal.release_through(released))
+            .await;
     }
 }
 

@@ -34,6 +34,7 @@ impl Scene {
         let over = scenario.config.clone();
         let mut tuning = Tuning {
             resume_seed: Some(1),
+            disk_work_inline: true,
             ..Tuning::default()
         };
         if let Some(b) = scenario.tuning.session_queue_bytes {

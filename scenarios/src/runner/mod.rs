@@ -163,11 +163,7 @@ pub fn run_scenario_timed(scenario: &Scenario) -> (Transcript, Duration) {
 /// Plays a scenario on its own paused-clock runtime, checking invariants after every step
 /// when the scenario asks for it.
 pub fn play_checked(scenario: &Scenario) -> Checked {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime");
+    let rt = crate::runtime::paused(1);
     rt.block_on(async {
         let start = Instant::now();
         let (transcript, violation) = Scene::play(scenario).await;

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use busseam::mem::MemBus;
+use busseam::mem::MemStats;
 use relay::Relay;
 use tokio::time::Instant;
 use wire::Port;
@@ -182,10 +182,9 @@ impl Shared {
     pub fn finish(
         &self,
         apps: BTreeMap<String, AppSummary>,
-        bus: &MemBus,
+        stats: MemStats,
     ) -> (Vec<String>, String) {
         let c = self.lock();
-        let stats = bus.stats();
         #[derive(serde::Serialize)]
         struct Transcript<'a> {
             apps: BTreeMap<String, AppSummary>,

@@ -83,11 +83,7 @@ impl Totals {
 
 /// Plays `world` on a runtime of its own with a paused clock.
 pub fn play(world: &SiteWorld) -> SiteRun {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
+    let runtime = crate::runtime::paused(world.seed);
     runtime.block_on(play_on_paused_clock(world))
 }
 
@@ -109,6 +105,8 @@ struct Running {
 
 /// What the relays and the world share.
 struct Site {
+    /// The world's seed: every relay's random choices (tokens, term ids) derive from it.
+    seed: u64,
     net: MemNetwork,
     bus: MemBus,
     switches: Vec<SocketAddr>,
@@ -168,6 +166,12 @@ impl Site {
             net: Arc::new(host.clone()),
             clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
             bus: Some(bus),
+            tuning: relay::Tuning {
+                // Each start of each relay draws differently, and alike in every play.
+                resume_seed: Some(self.seed ^ (u64::from(slot.generation) << 32) ^ i as u64),
+                disk_work_inline: true,
+                ..relay::Tuning::default()
+            },
             ..RelayParts::new(config)
         };
         let started = futures_util::FutureExt::now_or_never(Listeners::loopback(&host))
@@ -322,6 +326,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         sims.push(sim);
     }
     let site = Arc::new(Site {
+        seed: world.seed,
         net: net.clone(),
         bus: bus.clone(),
         switches,
@@ -432,6 +437,8 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     }
     let _ = emitting.await;
     let virtual_time = started.elapsed();
+    // Taken before the relays stop: how long a stop takes is not part of the world.
+    let bus_stats = bus.stats();
     for i in 0..2 {
         if let Some(running) = site.gone(i) {
             running.daemon.shutdown().await;
@@ -441,7 +448,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     for s in summaries.values() {
         totals.add(&Totals::of(s));
     }
-    let (violations, transcript) = check.finish(summaries, &bus);
+    let (violations, transcript) = check.finish(summaries, bus_stats);
     SiteRun {
         seed: world.seed,
         violations,
