@@ -46,6 +46,7 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    site::log::from_env();
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -145,34 +145,31 @@ impl Network for Host {
 
 type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A connection of the host: held while the host is stalled, reset once it is killed.
-struct HostStream {
-    inner: BoxStream,
-    state: Arc<HostState>,
+/// One direction's waits on the host: a split stream's reader and writer are different tasks,
+/// and a future remembers only the last task that polled it, so each direction has its own.
+struct Gate {
     killed: Wait,
     resumed: Option<Wait>,
 }
 
-impl HostStream {
-    fn boxed(inner: BoxStream, state: Arc<HostState>) -> BoxStream {
+impl Gate {
+    fn new(state: &HostState) -> Gate {
         let killed = state.killed.clone();
-        Box::new(HostStream {
-            inner,
-            state,
-            killed: Box::pin(async move { killed.cancelled().await }),
+        Gate {
+            killed: Box::pin(async move { killed.cancelled_owned().await }),
             resumed: None,
-        })
+        }
     }
 
     /// Ready(Ok) when the stream may be used now.
-    fn gate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn pass(&mut self, state: &HostState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Looked at first: the wait below is polled only while it has not completed.
-        if self.state.killed() || self.killed.as_mut().poll(cx).is_ready() {
+        if state.killed() || self.killed.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         }
         loop {
             if self.resumed.is_none() {
-                let Some(t) = self.state.stalled() else {
+                let Some(t) = state.stalled() else {
                     return Poll::Ready(Ok(()));
                 };
                 self.resumed = Some(Box::pin(async move { t.cancelled_owned().await }));
@@ -185,13 +182,40 @@ impl HostStream {
     }
 }
 
+/// A connection of the host: held while the host is stalled, reset once it is killed.
+struct HostStream {
+    inner: BoxStream,
+    state: Arc<HostState>,
+    read: Gate,
+    write: Gate,
+}
+
+impl HostStream {
+    fn boxed(inner: BoxStream, state: Arc<HostState>) -> BoxStream {
+        Box::new(HostStream {
+            inner,
+            read: Gate::new(&state),
+            write: Gate::new(&state),
+            state,
+        })
+    }
+
+    fn read_gate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.read.pass(&self.state, cx)
+    }
+
+    fn write_gate(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.pass(&self.state, cx)
+    }
+}
+
 impl AsyncRead for HostStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.gate(cx) {
+        match self.read_gate(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_read(cx, buf),
             other => other,
         }
@@ -204,7 +228,7 @@ impl AsyncWrite for HostStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.gate(cx) {
+        match self.write_gate(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_write(cx, buf),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
@@ -212,14 +236,14 @@ impl AsyncWrite for HostStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.gate(cx) {
+        match self.write_gate(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
             other => other,
         }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.gate(cx) {
+        match self.write_gate(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
             other => other,
         }

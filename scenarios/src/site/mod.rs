@@ -7,11 +7,13 @@
 //! - [`host`]: a relay's host on the in-memory network (stalled, killed, its dials seen);
 //! - [`play`]: plays a world and gathers what every party saw;
 //! - [`app`]: a resumable application that checks what it gets;
-//! - [`check`]: the invariants.
+//! - [`check`]: the invariants;
+//! - [`log`]: the relays' logs on the world's virtual time.
 
 pub mod app;
 pub mod check;
 pub mod host;
+pub mod log;
 pub mod play;
 pub mod world;
 

@@ -306,6 +306,7 @@ struct AppCtl {
 
 async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     let started = Instant::now();
+    super::log::world_begins();
     let net = MemNetwork::new();
     let epoch = SystemTime::UNIX_EPOCH + Duration::from_millis(EPOCH_MS);
     let bus = MemBus::new(epoch);
