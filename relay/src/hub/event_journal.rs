@@ -25,6 +25,10 @@ use wire::frame::Run;
 
 pub use crate::outbox::SiteSeq;
 
+/// The term a journal is on after [`EventJournal::raise_to`]: no relay's (term ids are drawn
+/// from a relay's seed, and a run numbered by any relay is a new term to it).
+const RAISED: u64 = 0;
+
 /// How long and how much to keep.
 #[derive(Clone, Copy, Debug)]
 pub struct Keep {
@@ -173,6 +177,28 @@ impl EventJournal {
         };
         self.next_seq += lost;
         self.take(count, lost, repeated)
+    }
+
+    /// The site's numbers are known to have reached `site_last` (the last holder's mark on the
+    /// bus): the next term this relay begins starts after it, so no number of the site is given
+    /// to two events. Numbers skipped here are events of the site this relay never had: a gap,
+    /// counted lost to a session that comes back from before it. Says how many were skipped.
+    pub fn raise_to(&mut self, site_last: u64) -> u64 {
+        let site_next = self.next_seq - self.offset;
+        let skipped = (site_last + 1).saturating_sub(site_next);
+        if skipped == 0 {
+            return 0;
+        }
+        self.next_seq += skipped;
+        // Whatever term this relay was on has ended (another relay numbered since): its own
+        // link's next event begins a new one, and a late message of any term is a new term to
+        // a follower.
+        self.term = Some(Term {
+            id: RAISED,
+            start: site_last + 1,
+            own: false,
+        });
+        skipped
     }
 
     fn take(&mut self, count: u64, lost: u64, repeated: u64) -> Followed {
@@ -448,5 +474,28 @@ mod tests {
             }
         );
         assert_eq!(j.owed(5, usize::MAX, |_| true).lost, 4);
+    }
+
+    #[test]
+    fn a_new_holder_starts_after_the_sites_mark_and_owes_the_gap() {
+        let now = Instant::now();
+        // A relay that numbered nothing (restarted while the site went on): its term starts
+        // after the mark, not at 1; a session that had 1 000 here is told of the 100 events
+        // the site had that this relay never did.
+        let mut fresh = EventJournal::new(1);
+        assert_eq!(fresh.raise_to(1_100), 1_100);
+        assert_eq!(fresh.owed(1_000, usize::MAX, |_| true).lost, 100);
+        let (first, told) = fresh.number(1);
+        assert_eq!((first, told.start, told.first), (1_101, 1_101, 1_101));
+        // A relay that followed up to 3 and then lost sight of the site up to 9.
+        let mut j = EventJournal::new(1);
+        follow(&mut j, now, site(9, 1, 1), &["a", "b", "c"]);
+        assert_eq!(j.raise_to(9), 6);
+        assert_eq!(own(&mut j, now, &["d"], KEEP), 10);
+        let owed = j.owed(2, usize::MAX, |_| true);
+        assert_eq!((owed.lost, numbers(&owed)), (6, vec![3, 10]));
+        // A mark it is already past changes nothing.
+        assert_eq!(j.raise_to(5), 0);
+        assert_eq!(own(&mut j, now, &["e"], KEEP), 11);
     }
 }

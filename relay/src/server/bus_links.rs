@@ -159,6 +159,7 @@ pub(super) async fn share_links(
             }
         }
     };
+    let mut marks = crate::bus::marks::Marks::new(bus.client.clone(), &bus.site);
     let command = |numbers: &[u8], c: SwitchCommand| {
         let switches = switches.lock().unwrap_or_else(|e| e.into_inner());
         for &no in numbers {
@@ -201,12 +202,16 @@ pub(super) async fn share_links(
                 }
                 resting_until = None;
                 holding = lease.step().await;
+                if holding && exporting.is_some() {
+                    marks.record(&bus.hub, &local).await;
+                }
             }
             Wake::HandOver => {
                 command(&local, SwitchCommand::Disconnect);
                 bus.hub.fence.shut_now();
                 wait_closed(&any_up, &local, LINKS_CLOSE).await;
                 bus.outbox.flushed(LINKS_CLOSE).await;
+                marks.record(&bus.hub, &local).await;
                 lease.release().await;
                 holding = false;
                 resting_until = Some(Instant::now() + HANDED_OVER);
@@ -240,6 +245,8 @@ pub(super) async fn share_links(
         }
         if holding && exporting.is_none() {
             end_tasks(following.take()).await;
+            // Numbers run on from the last holder's before the first event is read.
+            marks.raise(&bus.hub, &local).await;
             command(&local, SwitchCommand::Connect);
             exporting = Some(bus.export(&local, &stop));
             taken = Some(Instant::now());
@@ -269,6 +276,7 @@ pub(super) async fn share_links(
     if lease.held() {
         wait_closed(&any_up, &local, LINKS_CLOSE).await;
         bus.outbox.flushed(LINKS_CLOSE).await;
+        marks.record(&bus.hub, &local).await;
         lease.release().await;
         bus.outbox
             .lease_held
