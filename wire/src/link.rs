@@ -443,6 +443,18 @@ pub fn put_sequence(out: &mut BytesMut, switch: u8, seq: u64) {
 /// Bytes of one `N` frame.
 pub const SEQUENCE_FRAME_LEN: usize = 15;
 
+/// The number given by the `N` frame (of [`SEQUENCE_FRAME_LEN`] bytes) at the start of
+/// `bytes`; `None` when `bytes` does not start with a whole `N` frame.
+pub fn sequence_at(bytes: &[u8]) -> Option<u64> {
+    let frame = bytes.get(..SEQUENCE_FRAME_LEN)?;
+    let len = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+    if len + 2 != SEQUENCE_FRAME_LEN || frame[2] != Kind::Link.byte() || frame[3] != b'N' {
+        return None;
+    }
+    let seq: [u8; 8] = frame[7..15].try_into().ok()?;
+    Some(u64::from_be_bytes(seq))
+}
+
 /// `n u8`, then `n × (switch u8, seq u64)`.
 fn put_sequences(body: &mut BytesMut, list: &[(u8, u64)]) -> Result<(), ()> {
     body.put_u8(u8::try_from(list.len()).map_err(|_| ())?);

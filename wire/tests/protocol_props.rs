@@ -379,6 +379,13 @@ fn resumable_identify_and_its_result_encode_to_the_documented_bytes() {
     wire::link::put_sequence(&mut put, 2, 5);
     assert_eq!(put.as_ref(), seq.as_ref());
     assert_eq!(put.len(), wire::link::SEQUENCE_FRAME_LEN);
+    // Read back from the front of a run, and refused for anything else or a piece of one.
+    put.extend_from_slice(b"more");
+    assert_eq!(wire::link::sequence_at(&put), Some(5));
+    assert_eq!(wire::link::sequence_at(&put[..14]), None);
+    assert_eq!(wire::link::sequence_at(&put[1..]), None);
+    let lost = LinkMsg::Lost { switch: 2, lost: 5 }.encode().unwrap();
+    assert_eq!(wire::link::sequence_at(&lost), None);
 }
 
 #[test]

@@ -263,6 +263,11 @@ impl Hub {
 /// for what cannot be replayed, then each kept event it wants, numbered (`N`), as live ones
 /// are, within `budget` bytes.
 fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, budget: usize) {
+    // Back from a relay of the site that was ahead of this one: the live events it already
+    // has are not given again.
+    if last > journal.last_seq() {
+        session.set_floor(no, last);
+    }
     let devices = session.devices.load();
     let owed = journal.owed(last, budget, |frame| {
         !session.filtering

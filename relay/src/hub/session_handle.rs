@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -43,6 +43,10 @@ pub struct SessionHandle {
     resumable_end: AtomicBool,
     replaced: AtomicBool,
     in_flight: AtomicUsize,
+    /// Per switch (index: its number less 1): the number up to which this session already has
+    /// the events (it came back from a relay that was ahead of this one); live events up to it
+    /// are not given again. 0: none. Read and written under the switch's journal lock.
+    floors: [AtomicU64; 8],
 }
 
 impl std::fmt::Debug for OutQueue {
@@ -91,6 +95,22 @@ impl SessionHandle {
             resumable_end: AtomicBool::new(true),
             replaced: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            floors: Default::default(),
+        }
+    }
+
+    /// The number of switch `no` up to which this session has the events already (0: none).
+    pub fn floor(&self, no: u8) -> u64 {
+        self.floors
+            .get(usize::from(no).wrapping_sub(1))
+            .map_or(0, |f| f.load(Ordering::Relaxed))
+    }
+
+    /// Live events of switch `no` up to `last` are not to be given to this session (0: every
+    /// one is).
+    pub fn set_floor(&self, no: u8, last: u64) {
+        if let Some(f) = self.floors.get(usize::from(no).wrapping_sub(1)) {
+            f.store(last, Ordering::Relaxed);
         }
     }
 

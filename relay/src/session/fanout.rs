@@ -21,7 +21,7 @@ use crate::hub::event_journal::SiteSeq;
 use crate::hub::session_handle::SessionHandle;
 use crate::hub::{Hub, Subscribers, SwitchSlot};
 use wire::call::{event_device, put_with_switch};
-use wire::link::put_sequence;
+use wire::link::{put_sequence, sequence_at};
 use wire::LinkMsg;
 
 /// Where one event sits in each form.
@@ -35,6 +35,8 @@ struct Span {
     p3n: Option<Range<usize>>,
     /// The device bytes, as a range of the protocol-2 run.
     device: Range<usize>,
+    /// The event's number here.
+    seq: u64,
 }
 
 /// Reusable working memory of one switch reader.
@@ -136,7 +138,6 @@ pub fn deliver_events(
             } else {
                 (0..0, None)
             };
-            seq += 1;
             if want_spans {
                 let device = match event_device(frame) {
                     Some(d) => {
@@ -152,8 +153,10 @@ pub fn deliver_events(
                     p2n,
                     p3n,
                     device,
+                    seq,
                 });
             }
+            seq += 1;
             at += len;
         }
     }
@@ -163,7 +166,12 @@ pub fn deliver_events(
         p2n: p2n_buf.freeze(),
         p3n: p3n_buf.freeze(),
     };
-    deliver(hub, &subs, &forms, events, &scratch.spans);
+    let numbers = Numbers {
+        no: slot.no,
+        first: first_seq,
+        events,
+    };
+    deliver(hub, &subs, &forms, numbers, &scratch.spans);
     drop(journal);
     told
 }
@@ -225,11 +233,32 @@ impl Forms {
     }
 }
 
-fn deliver(hub: &Hub, subs: &Subscribers, forms: &Forms, events: u64, spans: &[Span]) {
+/// The switch of a run and its events' numbers here.
+#[derive(Clone, Copy)]
+struct Numbers {
+    no: u8,
+    first: u64,
+    events: u64,
+}
+
+fn deliver(hub: &Hub, subs: &Subscribers, forms: &Forms, run: Numbers, spans: &[Span]) {
     let mut delivered = 0u64;
+    let last = run.first + run.events - 1;
     for session in subs.whole.values() {
         let form = forms.whole(session);
-        if !form.is_empty() && session.send(form.clone()).is_ok() {
+        if form.is_empty() {
+            continue;
+        }
+        // A session that came back from a relay ahead of this one has some of these already.
+        let floor = session.floor(run.no);
+        let (form, events) = if floor < run.first {
+            (form.clone(), run.events)
+        } else if floor >= last {
+            continue;
+        } else {
+            (form.slice(after_number(form, floor)..), last - floor)
+        };
+        if session.send(form).is_ok() {
             delivered += events;
         }
     }
@@ -238,6 +267,9 @@ fn deliver(hub: &Hub, subs: &Subscribers, forms: &Forms, events: u64, spans: &[S
             continue;
         };
         for session in watchers.values() {
+            if span.seq <= session.floor(run.no) {
+                continue;
+            }
             let Some(piece) = forms.piece(session, span) else {
                 continue;
             };
@@ -247,4 +279,17 @@ fn deliver(hub: &Hub, subs: &Subscribers, forms: &Forms, events: u64, spans: &[S
         }
     }
     hub.stats.deliveries.fetch_add(delivered, Ordering::Relaxed);
+}
+
+/// Where, in a numbered run (each event after its `N` frame), the first event numbered above
+/// `floor` begins: at its `N` frame.
+fn after_number(numbered: &[u8], floor: u64) -> usize {
+    let mut at = 0;
+    while at + 2 <= numbered.len() {
+        if sequence_at(&numbered[at..]).is_some_and(|seq| seq > floor) {
+            return at;
+        }
+        at += usize::from(u16::from_be_bytes([numbered[at], numbered[at + 1]])) + 2;
+    }
+    numbered.len()
 }
