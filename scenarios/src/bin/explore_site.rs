@@ -30,6 +30,16 @@ struct Args {
     /// Print each world's transcript.
     #[arg(long)]
     verbose: bool,
+    /// Fail only when this invariant is broken (repeat for several; the name as printed, e.g.
+    /// "every request gets exactly one answer"); the others are counted and printed. By
+    /// default every invariant fails the run.
+    #[arg(long = "gate", value_name = "INVARIANT")]
+    gates: Vec<String>,
+}
+
+/// The invariant a violation names: "12.345s: NAME: what happened".
+fn invariant(violation: &str) -> &str {
+    violation.split(": ").nth(1).unwrap_or(violation)
 }
 
 fn parse_range(text: &str) -> Result<Range<u64>, String> {
@@ -60,6 +70,10 @@ fn main() -> std::process::ExitCode {
     let next = AtomicU64::new(args.seeds.start);
     let (tx, rx) = mpsc::channel::<(SiteRun, Option<String>)>();
     let mut failed = 0u64;
+    let mut gate_failed = 0u64;
+    let mut differed: Vec<u64> = Vec::new();
+    let mut broken: std::collections::BTreeMap<String, (u64, Vec<u64>)> =
+        std::collections::BTreeMap::new();
     let mut done = 0u64;
     let mut virtual_time = Duration::ZERO;
     let mut totals = Totals::default();
@@ -106,6 +120,26 @@ fn main() -> std::process::ExitCode {
                 }
                 println!("{}", run.transcript);
             }
+            for v in &run.violations {
+                let (lines, worlds) = broken.entry(invariant(v).to_owned()).or_default();
+                *lines += 1;
+                if worlds.last() != Some(&run.seed) {
+                    worlds.push(run.seed);
+                }
+            }
+            let gated = match args.gates.is_empty() {
+                true => !run.violations.is_empty(),
+                false => run
+                    .violations
+                    .iter()
+                    .any(|v| args.gates.iter().any(|g| g == invariant(v))),
+            };
+            if gated || differs.is_some() {
+                gate_failed += 1;
+            }
+            if differs.is_some() {
+                differed.push(run.seed);
+            }
             if !run.violations.is_empty() || differs.is_some() {
                 failed += 1;
                 println!("seed {}: {} violation(s)", run.seed, run.violations.len());
@@ -139,7 +173,28 @@ fn main() -> std::process::ExitCode {
         totals.requests,
         totals.answers
     );
-    if failed == 0 {
+    for (name, (lines, worlds)) in &mut broken {
+        worlds.sort_unstable();
+        let gate = match args.gates.iter().any(|g| g == name) {
+            true => " (gate)",
+            false => "",
+        };
+        println!(
+            "  {name}{gate}: {lines} line(s) in {} world(s), first seeds {:?}",
+            worlds.len(),
+            &worlds[..worlds.len().min(8)]
+        );
+    }
+    if args.twice {
+        differed.sort_unstable();
+        println!("  worlds whose second play differed: {differed:?}");
+    }
+    for gate in &args.gates {
+        if !broken.contains_key(gate) {
+            println!("  {gate} (gate): held in every world");
+        }
+    }
+    if gate_failed == 0 {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
