@@ -41,6 +41,9 @@ pub(super) struct App {
     pub k: usize,
     pub net: MemNetwork,
     pub addrs: watch::Receiver<[Option<SocketAddr>; 2]>,
+    /// The relays (indices of [`NODES`]) the two addresses are: `[0, 1]` for an application
+    /// of the site, `[2, 2]` for one of the branch.
+    pub homes: [usize; 2],
     pub target: watch::Receiver<usize>,
     pub requests: mpsc::UnboundedReceiver<u8>,
     pub at: Arc<AtomicUsize>,
@@ -164,7 +167,7 @@ impl App {
                     }
                     frame = rd.next_frame() => {
                         let Ok(Some(frame)) = frame else { break End::Closed };
-                        self.take(&name, at, &frame, &mut expect, &mut memory, &mut last_id,
+                        self.take(&name, self.homes[at], &frame, &mut expect, &mut memory, &mut last_id,
                             &mut outstanding, &mut summary);
                     }
                 }
@@ -176,7 +179,7 @@ impl App {
                             "every request gets exactly one answer",
                             format!(
                                 "{name} on {}: {} request(s) unanswered 45 s after the last fault",
-                                NODES[at],
+                                NODES[self.homes[at]],
                                 outstanding.len()
                             ),
                         );
@@ -198,7 +201,7 @@ impl App {
     fn take(
         &self,
         name: &str,
-        at: usize,
+        node: usize,
         frame: &wire::Frame,
         expect: &mut Expect,
         memory: &mut ResumeMemory,
@@ -229,7 +232,7 @@ impl App {
                         "every request gets exactly one answer",
                         format!(
                             "{name} on {} got an answer with INVOKE {} it was not waiting for",
-                            NODES[at],
+                            NODES[node],
                             frame.invoke()
                         ),
                     );
@@ -254,7 +257,7 @@ impl App {
                         "every event of a resumable session is numbered",
                         format!(
                             "{name} on {}: event {id} of switch {switch} without N",
-                            NODES[at]
+                            NODES[node]
                         ),
                     );
                     return;
@@ -267,7 +270,7 @@ impl App {
                         ),
                     );
                 }
-                self.check.numbered(switch, number, id, name, at);
+                self.check.numbered(switch, number, id, name, node);
                 let lost = expect.lost.remove(&switch).unwrap_or(0);
                 let known = !expect.unknown.remove(&switch);
                 if let (Some(&last), true) = (memory.last.get(&switch), known) {
@@ -283,7 +286,7 @@ impl App {
                             format!(
                                 "{name} on {}, switch {switch}: number {number} after {last} \
                                  (G told {lost} lost): {what}",
-                                NODES[at]
+                                NODES[node]
                             ),
                         );
                     }
@@ -293,7 +296,7 @@ impl App {
                         "events arrive in the switch's order",
                         format!(
                             "{name} on {}, switch {switch}: event {id} after event {}",
-                            NODES[at], last_id[&switch]
+                            NODES[node], last_id[&switch]
                         ),
                     );
                 }

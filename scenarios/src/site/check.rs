@@ -123,6 +123,35 @@ impl Shared {
         }
     }
 
+    /// The branch after every fault healed: it serves every switch of the site from the bus,
+    /// and its licence use equals its sessions.
+    pub fn branch_settled(&self, branch: &Relay, switches: u8) {
+        for no in 1..=switches {
+            if !branch.switch_up(no) {
+                self.broke(
+                    "once the faults heal, the branch serves every switch",
+                    format!("switch {no} is down on {}", NODES[2]),
+                );
+            }
+        }
+        let licensed = branch
+            .sessions()
+            .into_iter()
+            .chain(branch.parked())
+            .filter(|s| s.product.port() == Port::Licensed)
+            .count() as u32;
+        let used = branch.licensing().usage().licensed_total();
+        if used != licensed {
+            self.broke(
+                "licence use equals the sessions admitted",
+                format!(
+                    "{} counts {used} with {licensed} licensed sessions",
+                    NODES[2]
+                ),
+            );
+        }
+    }
+
     /// The site after every fault healed and it had time to settle.
     pub fn settled(&self, relays: &[Arc<Relay>], switches: u8) {
         if relays.len() != 2 {

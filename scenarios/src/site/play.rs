@@ -295,6 +295,48 @@ impl Site {
     }
 }
 
+/// The branch: a relay of site `branch`, always running, serving each of hq's switches (under
+/// the same number) from the bus, as a branch office does. It dials nothing.
+fn start_branch(
+    net: &MemNetwork,
+    bus: &MemBus,
+    switches: u8,
+    seed: u64,
+    state_dir: &std::path::Path,
+) -> Result<relay::Daemon, String> {
+    let host = Host::new(net.clone(), IpAddr::from([10, 0, 0, 3]), Arc::new(|_| {}));
+    let mut config = Config::default();
+    for no in 1..=switches {
+        config.switches.push(SwitchConfig {
+            remote: Some(relay::config::RemoteSwitch {
+                site: "hq".into(),
+                no,
+            }),
+            ..SwitchConfig::new(no, "", 5000, "")
+        });
+    }
+    config.state_dir = state_dir.to_owned();
+    config.log_dir = state_dir.join("log");
+    config.bus.nats = Some("nats://bus.invalid:4222".into());
+    config.bus.site = "branch".into();
+    config.bus.node = NODES[2].into();
+    let parts = RelayParts {
+        net: Arc::new(host.clone()),
+        clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
+        bus: Some(bus.client(NODES[2])),
+        tuning: relay::Tuning {
+            resume_seed: Some(seed ^ 0xb7a9c4),
+            disk_work_inline: true,
+            ..relay::Tuning::default()
+        },
+        ..RelayParts::new(config)
+    };
+    let started = futures_util::FutureExt::now_or_never(Listeners::loopback(&host))
+        .expect("binding on the in-memory network does not wait")
+        .map_err(|e| e.to_string())?;
+    relay::Daemon::start(parts, started).map_err(|e| e.to_string())
+}
+
 /// An application of the world, as the timeline drives it.
 struct AppCtl {
     target: watch::Sender<usize>,
@@ -349,21 +391,40 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     });
     site.start(0);
     site.start(1);
+    let branch_dir = tempfile::tempdir().expect("a state directory");
+    let branch = match start_branch(&net, &bus, world.switches, world.seed, branch_dir.path()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            check.broke("the relays start", format!("branch did not start: {e}"));
+            None
+        }
+    };
+    let branch_addr = branch.as_ref().map(|d| d.relay().client_addr());
+    let branch_addrs = watch::Sender::new([branch_addr, branch_addr]);
 
     let stop = CancellationToken::new();
     let emitting = tokio::spawn(emit_events(sims, stop.clone()));
-    let apps: Vec<AppCtl> = world
+    // The site's applications, then one of the branch (index `world.apps.len()`), which stays
+    // there and is sent the requests the site's first application is.
+    let homes = world
         .apps
         .iter()
+        .map(|&home| (home, [0, 1]))
+        .chain([(0, [2, 2])]);
+    let apps: Vec<AppCtl> = homes
         .enumerate()
-        .map(|(k, &home)| {
+        .map(|(k, (home, relays))| {
             let (target, target_rx) = watch::channel(home);
             let (requests, requests_rx) = mpsc::unbounded_channel();
             let at = Arc::new(AtomicUsize::new(home));
             let app = App {
                 k,
                 net: net.clone(),
-                addrs: site.addrs.subscribe(),
+                addrs: match relays {
+                    [2, 2] => branch_addrs.subscribe(),
+                    _ => site.addrs.subscribe(),
+                },
+                homes: relays,
                 target: target_rx,
                 requests: requests_rx,
                 at: at.clone(),
@@ -411,6 +472,9 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
             }
             Action::Requests(k, n) => {
                 let _ = apps[*k].requests.send(*n);
+                if *k == 0 {
+                    let _ = apps[world.apps.len()].requests.send(*n);
+                }
             }
         }
     }
@@ -430,6 +494,9 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         .cloned()
         .collect();
     check.settled(&relays, world.switches);
+    if let Some(branch) = &branch {
+        check.branch_settled(branch.relay(), world.switches);
+    }
     stop.cancel();
     let mut summaries = BTreeMap::new();
     for (k, ctl) in apps.into_iter().enumerate() {
@@ -444,6 +511,9 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         if let Some(running) = site.gone(i) {
             running.daemon.shutdown().await;
         }
+    }
+    if let Some(branch) = branch {
+        branch.shutdown().await;
     }
     let mut totals = Totals::default();
     for s in summaries.values() {

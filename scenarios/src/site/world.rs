@@ -8,8 +8,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The relays of the site, by index: `a` and `b`.
-pub const NODES: [&str; 2] = ["a", "b"];
+/// The relays of a world, by index: `a` and `b` share site `hq`; `branch` is a relay of
+/// another site serving hq's switches from the bus.
+pub const NODES: [&str; 3] = ["a", "b", "branch"];
 
 /// Something that happens to the site.
 #[derive(Clone, Debug, PartialEq, Eq)]
