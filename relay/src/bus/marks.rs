@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use busseam::{BucketConfig, Bus, Kv};
 use bytes::Bytes;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::hub::Hub;
 
@@ -28,7 +28,8 @@ pub struct Marks {
     site: String,
     /// The bucket, once it could be opened.
     store: Option<Kv>,
-    /// The highest mark of each switch this relay has read or written.
+    /// Each switch's mark as this relay last wrote it, or its journal's last number once it
+    /// read the bus's mark: written again only when the journal moves past it.
     known: BTreeMap<u8, u64>,
 }
 
@@ -57,25 +58,22 @@ impl Marks {
     /// The holder's marks: the site's last number of each of `switches`, written where it
     /// moved past what was last read or written (never lower).
     pub async fn record(&mut self, hub: &Hub, switches: &[u8]) {
-        let due: Vec<(u8, u64)> = switches
+        let due: Vec<(u8, String, u64)> = switches
             .iter()
             .filter_map(|&no| {
                 let last = site_last(hub, no)?;
-                (last > self.known.get(&no).copied().unwrap_or(0)).then_some((no, last))
+                let moved = last > self.known.get(&no).copied().unwrap_or(0);
+                moved.then(|| (no, self.key(no), last))
             })
             .collect();
         if due.is_empty() {
             return;
         }
-        let keys: Vec<(u8, String, u64)> = due
-            .into_iter()
-            .map(|(no, last)| (no, self.key(no), last))
-            .collect();
         let Some(store) = self.store().await.cloned() else {
             return;
         };
         let writes = async {
-            for (no, key, last) in keys {
+            for (no, key, last) in due {
                 if store
                     .put(&key, Bytes::from(last.to_string()))
                     .await
@@ -104,11 +102,18 @@ impl Marks {
             for (no, key) in keys {
                 match store.entry(&key).await {
                     Ok(Some(e)) if !e.deleted => {
-                        if let Some(mark) = std::str::from_utf8(&e.value)
+                        match std::str::from_utf8(&e.value)
                             .ok()
                             .and_then(|t| t.parse::<u64>().ok())
                         {
-                            read.insert(no, mark);
+                            Some(mark) => {
+                                read.insert(no, mark);
+                            }
+                            None => warn!(
+                                site = %self.site,
+                                key,
+                                "bus: a numbering mark that is not a number; ignored"
+                            ),
                         }
                     }
                     Ok(_) => {}
@@ -121,12 +126,13 @@ impl Marks {
             debug!(site = %self.site, "bus: the numbering marks were not all read in time");
         }
         for (no, mark) in read {
-            let known = self.known.entry(no).or_default();
-            *known = (*known).max(mark);
             let Some(slot) = hub.slot_of(no) else {
                 continue;
             };
             let skipped = slot.journal().raise_to(mark);
+            // What the bus holds now is at most what this journal has (a mark it refused as
+            // absurd is written over with the journal's at the next renewal).
+            self.known.insert(no, site_last(hub, no).unwrap_or(0));
             if skipped > 0 {
                 info!(
                     site = %self.site,

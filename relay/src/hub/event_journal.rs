@@ -28,6 +28,8 @@ pub use crate::outbox::SiteSeq;
 /// The term a journal is on after [`EventJournal::raise_to`]: no relay's (term ids are drawn
 /// from a relay's seed, and a run numbered by any relay is a new term to it).
 const RAISED: u64 = 0;
+/// The highest number a mark may raise a journal to.
+const MAX_SEQ: u64 = 1 << 62;
 
 /// How long and how much to keep.
 #[derive(Clone, Copy, Debug)]
@@ -183,10 +185,16 @@ impl EventJournal {
     /// bus): the next term this relay begins starts after it, so no number of the site is given
     /// to two events. Numbers skipped here are events of the site this relay never had: a gap,
     /// counted lost to a session that comes back from before it. Says how many were skipped.
+    /// A mark so high that numbering past it would overflow (a damaged or forged entry on the
+    /// bus) is ignored: nothing is skipped.
     pub fn raise_to(&mut self, site_last: u64) -> u64 {
         let site_next = self.next_seq - self.offset;
-        let skipped = (site_last + 1).saturating_sub(site_next);
-        if skipped == 0 {
+        let Some(start) = site_last.checked_add(1) else {
+            return 0;
+        };
+        let skipped = start.saturating_sub(site_next);
+        // Room left for the numbers to come (2^62 events would outlast any site).
+        if skipped == 0 || self.next_seq.checked_add(skipped).is_none_or(|n| n > MAX_SEQ) {
             return 0;
         }
         self.next_seq += skipped;
@@ -195,7 +203,7 @@ impl EventJournal {
         // a follower.
         self.term = Some(Term {
             id: RAISED,
-            start: site_last + 1,
+            start,
             own: false,
         });
         skipped
@@ -497,5 +505,10 @@ mod tests {
         // A mark it is already past changes nothing.
         assert_eq!(j.raise_to(5), 0);
         assert_eq!(own(&mut j, now, &["e"], KEEP), 11);
+        // A mark no site could reach (a damaged or forged entry) is ignored, without overflow.
+        for mark in [u64::MAX, u64::MAX - 1, 1 << 63] {
+            assert_eq!(j.raise_to(mark), 0);
+        }
+        assert_eq!(own(&mut j, now, &["f"], KEEP), 12);
     }
 }
