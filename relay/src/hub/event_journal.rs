@@ -194,7 +194,12 @@ impl EventJournal {
         };
         let skipped = start.saturating_sub(site_next);
         // Room left for the numbers to come (2^62 events would outlast any site).
-        if skipped == 0 || self.next_seq.checked_add(skipped).is_none_or(|n| n > MAX_SEQ) {
+        if skipped == 0
+            || self
+                .next_seq
+                .checked_add(skipped)
+                .is_none_or(|n| n > MAX_SEQ)
+        {
             return 0;
         }
         self.next_seq += skipped;

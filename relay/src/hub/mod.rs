@@ -70,6 +70,18 @@ pub struct Tuning {
     pub disk_work_inline: bool,
 }
 
+impl Tuning {
+    /// For a simulated world: tokens and term ids drawn from `seed`, and the spool's disk work
+    /// on the runtime's thread, so the world plays the same on every run.
+    pub fn simulated(seed: u64) -> Tuning {
+        Tuning {
+            resume_seed: Some(seed),
+            disk_work_inline: true,
+            ..Tuning::default()
+        }
+    }
+}
+
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {

@@ -32,11 +32,7 @@ impl Scene {
             .collect();
         merge(Config::default(), scenario.config.as_ref())?;
         let over = scenario.config.clone();
-        let mut tuning = Tuning {
-            resume_seed: Some(1),
-            disk_work_inline: true,
-            ..Tuning::default()
-        };
+        let mut tuning = Tuning::simulated(1);
         if let Some(b) = scenario.tuning.session_queue_bytes {
             tuning.session_queue_bytes = b;
         }

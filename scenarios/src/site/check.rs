@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use busseam::mem::MemStats;
+use relay::hub::session_handle::SessionHandle;
 use relay::Relay;
 use tokio::time::Instant;
 use wire::Port;
@@ -134,19 +135,28 @@ impl Shared {
                 );
             }
         }
-        let licensed = branch
+        let sessions: Vec<_> = branch
             .sessions()
             .into_iter()
             .chain(branch.parked())
+            .collect();
+        self.licence_use_matches(branch, &sessions, 2);
+    }
+
+    /// Relay `NODES[node]` counts one licence use for each licensed session it holds,
+    /// connected or waiting to come back (`sessions`).
+    fn licence_use_matches(&self, relay: &Relay, sessions: &[Arc<SessionHandle>], node: usize) {
+        let licensed = sessions
+            .iter()
             .filter(|s| s.product.port() == Port::Licensed)
             .count() as u32;
-        let used = branch.licensing().usage().licensed_total();
+        let used = relay.licensing().usage().licensed_total();
         if used != licensed {
             self.broke(
                 "licence use equals the sessions admitted",
                 format!(
                     "{} counts {used} with {licensed} licensed sessions",
-                    NODES[2]
+                    NODES[node]
                 ),
             );
         }
@@ -178,20 +188,7 @@ impl Shared {
         let mut seen: BTreeMap<wire::Token, usize> = BTreeMap::new();
         for (i, relay) in relays.iter().enumerate() {
             let sessions: Vec<_> = relay.sessions().into_iter().chain(relay.parked()).collect();
-            let licensed = sessions
-                .iter()
-                .filter(|s| s.product.port() == Port::Licensed)
-                .count() as u32;
-            let used = relay.licensing().usage().licensed_total();
-            if used != licensed {
-                self.broke(
-                    "licence use equals the sessions admitted",
-                    format!(
-                        "{} counts {used} with {licensed} licensed sessions",
-                        NODES[i]
-                    ),
-                );
-            }
+            self.licence_use_matches(relay, &sessions, i);
             let tokens: BTreeSet<wire::Token> = sessions.iter().filter_map(|s| s.resume).collect();
             for token in tokens {
                 if let Some(other) = seen.insert(token, i) {

@@ -156,28 +156,12 @@ impl Site {
                 "1234",
             ));
         }
-        config.state_dir = slot.state_dir.path().to_owned();
-        config.log_dir = slot.state_dir.path().join("log");
-        config.bus.nats = Some("nats://bus.invalid:4222".into());
         config.bus.site = "hq".into();
         config.bus.shared = true;
-        config.bus.node = NODES[i].into();
-        let parts = RelayParts {
-            net: Arc::new(host.clone()),
-            clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
-            bus: Some(bus),
-            tuning: relay::Tuning {
-                // Each start of each relay draws differently, and alike in every play.
-                resume_seed: Some(self.seed ^ (u64::from(slot.generation) << 32) ^ i as u64),
-                disk_work_inline: true,
-                ..relay::Tuning::default()
-            },
-            ..RelayParts::new(config)
-        };
-        let started = futures_util::FutureExt::now_or_never(Listeners::loopback(&host))
-            .expect("binding on the in-memory network does not wait")
-            .expect("the in-memory network binds");
-        let daemon = match relay::Daemon::start(parts, started) {
+        // Each start of each relay draws differently, and alike in every play.
+        let seed = self.seed ^ (u64::from(slot.generation) << 32) ^ i as u64;
+        let started = start_relay(&host, config, i, slot.state_dir.path(), bus, seed);
+        let daemon = match started {
             Ok(d) => d,
             Err(e) => {
                 self.check.broke(
@@ -295,6 +279,34 @@ impl Site {
     }
 }
 
+/// Starts relay `NODES[node]` on `host` with `config` (its switches and site), its state in
+/// `state_dir`, on `bus`, its random draws from `seed`.
+fn start_relay(
+    host: &Host,
+    mut config: Config,
+    node: usize,
+    state_dir: &std::path::Path,
+    bus: busseam::Bus,
+    seed: u64,
+) -> Result<relay::Daemon, String> {
+    config.state_dir = state_dir.to_owned();
+    config.log_dir = state_dir.join("log");
+    // Never dialled: the bus is given.
+    config.bus.nats = Some("nats://bus.invalid:4222".into());
+    config.bus.node = NODES[node].into();
+    let parts = RelayParts {
+        net: Arc::new(host.clone()),
+        clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
+        bus: Some(bus),
+        tuning: relay::Tuning::simulated(seed),
+        ..RelayParts::new(config)
+    };
+    let started = futures_util::FutureExt::now_or_never(Listeners::loopback(host))
+        .expect("binding on the in-memory network does not wait")
+        .map_err(|e| e.to_string())?;
+    relay::Daemon::start(parts, started).map_err(|e| e.to_string())
+}
+
 /// The branch: a relay of site `branch`, always running, serving each of hq's switches (under
 /// the same number) from the bus, as a branch office does. It dials nothing.
 fn start_branch(
@@ -315,26 +327,9 @@ fn start_branch(
             ..SwitchConfig::new(no, "", 5000, "")
         });
     }
-    config.state_dir = state_dir.to_owned();
-    config.log_dir = state_dir.join("log");
-    config.bus.nats = Some("nats://bus.invalid:4222".into());
     config.bus.site = "branch".into();
-    config.bus.node = NODES[2].into();
-    let parts = RelayParts {
-        net: Arc::new(host.clone()),
-        clock: Arc::new(relay::clock::FixedStartClock::new(EPOCH_MS)),
-        bus: Some(bus.client(NODES[2])),
-        tuning: relay::Tuning {
-            resume_seed: Some(seed ^ 0xb7a9c4),
-            disk_work_inline: true,
-            ..relay::Tuning::default()
-        },
-        ..RelayParts::new(config)
-    };
-    let started = futures_util::FutureExt::now_or_never(Listeners::loopback(&host))
-        .expect("binding on the in-memory network does not wait")
-        .map_err(|e| e.to_string())?;
-    relay::Daemon::start(parts, started).map_err(|e| e.to_string())
+    let bus = bus.client(NODES[2]);
+    start_relay(&host, config, 2, state_dir, bus, seed ^ 0xb7a9c4)
 }
 
 /// An application of the world, as the timeline drives it.
