@@ -603,25 +603,9 @@ async fn resumable_at(
     last: Vec<(u8, u64)>,
 ) -> (SimApp, wire::Token) {
     let resumed = token != [0; 16];
-    loop {
-        let mut app = SimApp::connect(client, Some(loopback(52))).await.unwrap();
-        let ask = wire::ResumeAsk {
-            token,
-            last: last.clone(),
-        };
-        let id = app
-            .identify_with(3, OPERATOR, "console", &[], Some(ask))
-            .await
-            .unwrap();
-        if id.result != 0 {
-            // No switch up yet: as an application would, try again shortly.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let grant = id.resume.expect("resume is on");
-        assert_eq!(grant.resumed, resumed);
-        return (app, grant.token);
-    }
+    let (app, grant) = resumable_operator(client, token, last).await;
+    assert_eq!(grant.resumed, resumed);
+    (app, grant.token)
 }
 
 /// The next event with its number; `None` once the relay closes the connection.

@@ -2,36 +2,8 @@
 //! given again, even when it has more than this relay (it comes from the other relay of the
 //! site, which was ahead).
 
-use std::time::Duration;
-
 use client_sim::SimApp;
 use testkit::*;
-
-/// A resumable Operator, new (all-zero token) or coming back with `token` and `last`.
-async fn resumable(
-    site: &Site,
-    token: wire::Token,
-    last: Vec<(u8, u64)>,
-) -> (SimApp, wire::ResumeGrant) {
-    loop {
-        let mut app = SimApp::connect(site.client(), Some(loopback(52)))
-            .await
-            .unwrap();
-        let ask = wire::ResumeAsk {
-            token,
-            last: last.clone(),
-        };
-        let id = app
-            .identify_with(3, OPERATOR, "console", &[], Some(ask))
-            .await
-            .unwrap();
-        if id.result != 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        return (app, id.resume.expect("resume is on"));
-    }
-}
 
 async fn numbered(app: &mut SimApp) -> u64 {
     let (seq, _) = within("an event", app.next_numbered_event())
@@ -44,14 +16,15 @@ async fn numbered(app: &mut SimApp) -> u64 {
 #[tokio::test]
 async fn a_session_back_with_more_than_this_relay_is_not_given_it_again() {
     let site = SiteSpec::switches(1).wait_up(&[1]).start().await;
-    let (mut app, grant) = resumable(&site, [0; 16], Vec::new()).await;
+    let (mut app, grant) = resumable_operator(site.client(), [0; 16], Vec::new()).await;
     site.switch(1).emit_event(b's', "2201", &[]);
     let first = numbered(&mut app).await;
     drop(app);
     site.wait_sessions(0).await;
 
     // It says it has three events more than this relay ever numbered.
-    let (mut app, again) = resumable(&site, grant.token, vec![(1, first + 3)]).await;
+    let (mut app, again) =
+        resumable_operator(site.client(), grant.token, vec![(1, first + 3)]).await;
     assert!(again.resumed);
     for device in ["2202", "2203", "2204", "2205", "2206"] {
         site.switch(1).emit_event(b's', device, &[]);

@@ -382,6 +382,34 @@ impl Site {
 pub const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
 
 /// The licence issuer of tests and benches (a fixed key pair).
+/// A resumable Operator ("console", protocol 3) from 127.0.0.52 on the relay whose client
+/// port is `client`: new with an all-zero token, or coming back with `token` and `last`. Tried
+/// again every 100 ms while identify is refused (no switch up yet), as an application would.
+pub async fn resumable_operator(
+    client: SocketAddr,
+    token: wire::Token,
+    last: Vec<(u8, u64)>,
+) -> (SimApp, wire::ResumeGrant) {
+    loop {
+        let mut app = SimApp::connect(client, Some(loopback(52)))
+            .await
+            .expect("connect");
+        let ask = wire::ResumeAsk {
+            token,
+            last: last.clone(),
+        };
+        let id = app
+            .identify_with(3, OPERATOR, "console", &[], Some(ask))
+            .await
+            .expect("identify");
+        if id.result != 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        return (app, id.resume.expect("resume is on"));
+    }
+}
+
 pub fn issuer() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[3; 32])
 }
