@@ -2,7 +2,8 @@
 //! loop that walks the frames an application reads (answering heartbeats, as a real one does).
 //!
 //! Module map: [`Progress`] (how many deliveries have arrived; wait for a target),
-//! [`receive`] (one application's reading loop), [`event_chunk`] and [`send_chunks`] (a
+//! [`receive`] (one application's reading loop), [`receive_websocket`] (the same for a
+//! WebSocket/JSON tab), [`event_chunk`] and [`send_chunks`] (a
 //! switch's events in chunks, sent with a window in flight), [`LatencyLog`] (latencies from
 //! every client) and its [`Quantiles`].
 
@@ -113,6 +114,103 @@ where
         buf.copy_within(at..end, 0);
         carry = end - at;
     }
+}
+
+/// Reads a WebSocket/JSON gateway connection (the handshake and `identify` done) until it
+/// ends, adding the events it reads (an `event` message, or an `events` message's `count`)
+/// to `progress` once per read, as [`receive`] does for the binary protocol: each frame's
+/// header is parsed, each text message's UTF-8 checked (as a browser does) and its type
+/// read, and each ping answered with a pong.
+pub async fn receive_websocket<S>(stream: S, progress: Arc<Progress>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    const EVENT: &[u8] = br#"{"type":"event","#;
+    const EVENTS: &[u8] = br#"{"type":"events","#;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    // Larger than two of the largest messages the relay sends (an `events` of 64 KiB).
+    const ROOM: usize = 160 * 1024;
+    let mut buf = vec![0u8; 2 * ROOM];
+    let mut reply = BytesMut::new();
+    // What has been read lies at `at..end`: a message cut by a read waits there for the rest,
+    // and is moved to the front only when less than `ROOM` is left behind it.
+    let (mut at, mut end) = (0, 0);
+    loop {
+        if buf.len() - end < ROOM {
+            buf.copy_within(at..end, 0);
+            (at, end) = (0, end - at);
+        }
+        let n = match rd.read(&mut buf[end..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        end += n;
+        let mut counted = 0;
+        // A server's frames are unmasked: FIN|opcode, then a 7-bit length, or 126 and 16
+        // bits, or 127 and 64 bits.
+        while let Some((opcode, payload)) = websocket_frame(&buf[at..end]) {
+            let header = payload.start;
+            let frame = &buf[at..at + payload.end];
+            let body = &frame[header..];
+            match opcode {
+                1 => {
+                    assert!(std::str::from_utf8(body).is_ok(), "a text message is UTF-8");
+                    if body.starts_with(EVENT) {
+                        counted += 1;
+                    } else if body.starts_with(EVENTS) {
+                        counted += events_count(body);
+                    }
+                }
+                // A ping: a masked pong with the same payload (a zero mask leaves it as is).
+                9 => {
+                    reply.extend_from_slice(&[0x8A, 0x80 | body.len() as u8, 0, 0, 0, 0]);
+                    reply.extend_from_slice(body);
+                }
+                8 => return,
+                _ => {}
+            }
+            at += payload.end;
+        }
+        if !reply.is_empty() {
+            if wr.write_all(&reply).await.is_err() {
+                return;
+            }
+            reply.clear();
+        }
+        if counted > 0 {
+            progress.add(counted);
+        }
+        assert!(end - at < ROOM, "a message larger than the read buffer");
+    }
+}
+
+/// The `count` an `events` message ends with (`…],"count":37}`).
+fn events_count(message: &[u8]) -> u64 {
+    let at = message.iter().rposition(|&b| b == b':').expect("a count");
+    let digits = &message[at + 1..message.len() - 1];
+    std::str::from_utf8(digits)
+        .unwrap()
+        .parse()
+        .expect("a count")
+}
+
+/// The opcode of the whole unmasked frame at the start of `bytes`, and where its payload
+/// lies; `None` until the frame has arrived whole.
+fn websocket_frame(bytes: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
+    let (&first, rest) = bytes.split_first()?;
+    let (&second, rest) = rest.split_first()?;
+    let (header, len) = match second & 0x7F {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+        ),
+        127 => (
+            10,
+            u64::from_be_bytes(rest.get(..8)?.try_into().ok()?) as usize,
+        ),
+        n => (2, usize::from(n)),
+    };
+    (bytes.len() >= header + len).then_some((first & 0x0F, header..header + len))
 }
 
 /// Latencies in microseconds, from every client.

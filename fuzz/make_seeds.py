@@ -136,3 +136,20 @@ write("spool_journal", {
     "out-of-order": journal_entry(1, 1, 1, S1) + journal_entry(1, 2, 1, S1),
     "empty": b"",
 })
+
+# The gateway: the first byte picks protocol 3 (odd) and the default switch; JSON text, a NUL,
+# then the session's frames, which the bridge turns into messages one by one and batched.
+# (The other gateway seeds, JSON text only, were written by hand.)
+GATEWAY_EVENTS = [
+    frame("E", "d", 0xFFFF, bytes([1]) + str8("2201") + bytes([0, 1]) + str8("2202")),
+    frame("E", "n", 0xFFFF, bytes([1]) + str8("2202") + bytes([0, 1]) + str8("2201")),
+    link("W", bytes([1, 0])),
+    frame("A", "K", 0, bytes([1, 0])),
+    link("H"),
+    frame("E", "d", 0xFFFF, bytes([1]) + str8("2201") + bytes([0, 1]) + str8("2202")),
+    frame("E", "z", 0xFFFF, bytes([2]) + str8("2203")),
+]
+write("gateway_json", {
+    "events": bytes([3]) + b'{"type":"request","id":1,"code":"K","fields":["2201","2202"]}'
+    + b"\0" + b"".join(GATEWAY_EVENTS),
+})

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use relay::gateway::messages::{EventFields, FromRelay, Request, SwitchState, ToRelay};
+use relay::gateway::messages::{Event, EventFields, FromRelay, Request, SwitchState, ToRelay};
 use serde_json::json;
 use testkit::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -70,13 +70,13 @@ async fn a_browser_application_identifies_gets_events_and_one_answer_per_request
                 result,
                 ..
             } => answers.push((id, switch, code, result)),
-            FromRelay::Event {
+            FromRelay::Event(Event {
                 switch,
                 code,
                 device,
                 fields,
                 ..
-            } => events.push((switch, code, device, fields)),
+            }) => events.push((switch, code, device, fields)),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -280,4 +280,63 @@ fn benches_chunk() -> bytes::Bytes {
         out.extend_from_slice(&one);
     }
     out.freeze()
+}
+
+/// A tab that asks for `batch` gets the same events as one that does not, in the same order,
+/// in `events` messages whose `count` says how many each holds.
+#[tokio::test]
+async fn a_batching_tab_gets_the_events_another_tab_gets() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(None).await;
+    let mut plain = connect(&admin, "").await.unwrap();
+    assert!(matches!(
+        identified(&mut plain, json!([])).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+    let mut batching = connect(&admin, "").await.unwrap();
+    say(
+        &mut batching,
+        r#"{"type":"identify","product":"call","name":"busy","batch":true}"#,
+    )
+    .await;
+    assert!(matches!(
+        next(&mut batching).await,
+        FromRelay::Identified { result: 0, .. }
+    ));
+    for (id, from, to) in [(1, "2201", "2202"), (2, "2203", "2204")] {
+        send(
+            &mut batching,
+            &ToRelay::Request(Request {
+                id: json!(id),
+                switch: 1,
+                code: "K".into(),
+                fields: vec![from.into(), to.into()],
+                body: None,
+            }),
+        )
+        .await;
+    }
+    // Two calls: dialling and ringing for each.
+    let without_time = |e: Event| Event { time_ms: 0, ..e };
+    let mut one_by_one = Vec::new();
+    while one_by_one.len() < 4 {
+        match next(&mut plain).await {
+            FromRelay::Event(e) => one_by_one.push(without_time(e)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (mut together, mut answers) = (Vec::new(), 0);
+    while together.len() < 4 || answers < 2 {
+        match next(&mut batching).await {
+            FromRelay::Events { events, count } => {
+                assert_eq!(count, events.len());
+                together.extend(events.into_iter().map(without_time));
+            }
+            FromRelay::Answer { result: 0, .. } => answers += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(together, one_by_one);
+    let devices: Vec<&str> = together.iter().map(|e| e.device.as_str()).collect();
+    assert_eq!(devices, ["2201", "2202", "2203", "2204"]);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use relay::admin::contract::AuditEntry;
-use relay::gateway::messages::FromRelay;
+use relay::gateway::messages::{Event, FromRelay};
 use serde_json::{json, Value};
 use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -555,7 +555,7 @@ async fn a_protocol_2_tab_sees_its_switch_number() {
                 assert_eq!((switch, result), (1, 0));
                 answered = true;
             }
-            FromRelay::Event { switch, .. } => event_switches.push(switch),
+            FromRelay::Event(Event { switch, .. }) => event_switches.push(switch),
             other => panic!("{other:?}"),
         }
     }
@@ -731,7 +731,7 @@ async fn gateway(admin: &Admin) -> Ws {
 async fn next_answer(ws: &mut Ws) -> FromRelay {
     loop {
         match next(ws).await {
-            FromRelay::Event { .. } | FromRelay::Switch { .. } => {}
+            FromRelay::Event(_) | FromRelay::Switch { .. } => {}
             m => return m,
         }
     }

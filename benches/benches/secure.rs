@@ -1,7 +1,7 @@
 //! What TLS and the WebSocket gateway cost: fan-out of one switch's events to 100 sessions over
-//! TLS, and to 100 WebSocket/JSON sessions (`/ws`), against 100 over clear TCP in the same run
-//! (relays alike but for that), and TLS handshakes per second on the client port (connect,
-//! handshake, close; one at a time).
+//! TLS, and to 100 and 1 000 WebSocket/JSON sessions (`/ws`; one message an event, and events
+//! batched), against 100 over clear TCP in the same run (relays alike but for that), and TLS
+//! handshakes per second on the client port (connect, handshake, close; one at a time).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,27 +63,31 @@ async fn sessions(site: &Site, net: &dyn Network, n: usize, progress: &Arc<Progr
     }
 }
 
-/// `n` gateway sessions (Call, unfiltered) on `site`'s admin port, each counting the events it
-/// reads into `progress`; the admin interface serves them for as long as it is kept.
-async fn websockets(site: &Site, n: usize, progress: &Arc<Progress>) -> testkit::Admin {
-    use futures_util::{SinkExt, StreamExt};
+/// `n` gateway sessions (Call, unfiltered; events in `events` messages when `batch`) on
+/// `site`'s admin port, each counting the events it reads into `progress`
+/// ([`benches::receive_websocket`]); the admin interface serves them for as long as it is kept.
+async fn websockets(
+    site: &Site,
+    n: usize,
+    batch: bool,
+    progress: &Arc<Progress>,
+) -> testkit::Admin {
+    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let admin = site.serve_admin(None).await;
     let url = format!("ws://{}/ws", admin.addr());
     for _ in 0..n {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-        let identify = r#"{"type":"identify","product":"call","name":"bench"}"#;
+        let tcp = tokio::net::TcpStream::connect(admin.addr()).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(&url, tcp).await.unwrap();
+        let identify =
+            format!(r#"{{"type":"identify","product":"call","name":"bench","batch":{batch}}}"#);
         ws.send(Message::Text(identify.into())).await.unwrap();
-        let progress = progress.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.next().await {
-                if let Message::Text(text) = msg {
-                    if text.starts_with(r#"{"type":"event""#) {
-                        progress.add(1);
-                    }
-                }
-            }
-        });
+        // Nothing has been read past the handshake: the relay answers only the identify.
+        tokio::spawn(benches::receive_websocket(
+            ws.into_inner(),
+            progress.clone(),
+        ));
     }
     while site.relay.session_count() < n {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -112,27 +116,38 @@ fn fanout(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls: &Tl
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(8));
     let chunk = event_chunk(CHUNK, BODY);
-    let per_chunk = CHUNK * SESSIONS as u64;
-    group.throughput(Throughput::Elements(per_chunk));
-    let cases: [(&str, Option<&testkit::pki::Issued>, Option<&dyn Network>); 3] = [
-        ("tcp", None, Some(&TcpNetwork)),
-        ("tls", Some(cert), Some(tls)),
-        ("websocket", None, None),
+    // The gateway's sessions: one message an event, or events that come together in one.
+    let (single, batched) = (Err(false), Err(true));
+    type Case<'a> = (
+        &'a str,
+        Option<&'a testkit::pki::Issued>,
+        Result<&'a dyn Network, bool>,
+        usize,
+    );
+    let cases: [Case; 6] = [
+        ("tcp", None, Ok(&TcpNetwork), SESSIONS),
+        ("tls", Some(cert), Ok(tls), SESSIONS),
+        ("websocket", None, single, SESSIONS),
+        ("websocket", None, single, 10 * SESSIONS),
+        ("websocket_batched", None, batched, SESSIONS),
+        ("websocket_batched", None, batched, 10 * SESSIONS),
     ];
-    for (name, files, net) in cases {
+    for (name, files, net, n) in cases {
+        let per_chunk = CHUNK * n as u64;
+        group.throughput(Throughput::Elements(per_chunk));
         let progress = Arc::new(Progress::default());
         let (s, _admin) = rt.block_on(async {
             let s = site(files.cloned()).await;
             let admin = match net {
-                Some(net) => {
-                    sessions(&s, net, SESSIONS, &progress).await;
+                Ok(net) => {
+                    sessions(&s, net, n, &progress).await;
                     None
                 }
-                None => Some(websockets(&s, SESSIONS, &progress).await),
+                Err(batch) => Some(websockets(&s, n, batch, &progress).await),
             };
             (s, admin)
         });
-        group.bench_with_input(BenchmarkId::new(name, SESSIONS), &SESSIONS, |b, _| {
+        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
             b.to_async(rt).iter_custom(|iters| {
                 let send = |c| s.switch(1).send_raw(c);
                 send_chunks(send, &chunk, &progress, per_chunk, WINDOW, iters)

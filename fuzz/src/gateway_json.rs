@@ -3,6 +3,9 @@
 //! naming what is wrong; any frame of its session becomes a message or nothing. Never a panic.
 //! (CI runs it with -max_len=131072, the default admin.max_message_kib.)
 
+use axum::extract::ws::Message;
+use relay::gateway::messages::FromRelay;
+use relay::gateway::texts::EventTexts;
 use relay::gateway::{Bridge, Relayed};
 use wire::{CallMsg, FrameReader, Kind, LinkMsg};
 
@@ -50,13 +53,30 @@ pub fn check(data: &[u8]) {
     for line in text.lines() {
         check_text(&mut bridge, protocol, line);
     }
+    let frames = frames.get(1..).unwrap_or_default();
     let mut reader = FrameReader::new();
-    reader
-        .buffer_mut()
-        .extend_from_slice(frames.get(1..).unwrap_or_default());
+    reader.buffer_mut().extend_from_slice(frames);
     while let Ok(Some(frame)) = reader.next_frame() {
         if let Relayed::Send(message) = bridge.message_for(&frame) {
             serde_json::to_string(&message).expect("a message serializes");
+        }
+    }
+    // The same frames as they reach a tab together, one message each and batched: every
+    // message is JSON the schema's types read back.
+    for batch in [false, true] {
+        let mut reader = FrameReader::new();
+        reader.buffer_mut().extend_from_slice(frames);
+        let Ok(Some(run)) = reader.next_run() else {
+            return;
+        };
+        let texts = EventTexts::default();
+        let mut out = Vec::new();
+        let mut bridge = Bridge::new(protocol, 1 + (first >> 1) % 8).batching(batch);
+        bridge.outgoing(&run, &texts, &mut out);
+        for message in out {
+            if let Message::Text(text) = message {
+                serde_json::from_str::<FromRelay>(text.as_str()).expect("a message reads back");
+            }
         }
     }
 }

@@ -428,6 +428,10 @@ async fn gateway(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        // What one read of a tab's messages takes (a larger message takes several). The
+        // WebSocket layer zeroes this much before each read, and the bridge reads whenever it
+        // has written: the default 128 KiB made that cost more than the events themselves.
+        .read_buffer_size(crate::gateway::READ_CHUNK)
         .on_upgrade(move |socket| crate::gateway::serve(hub, socket, peer.caller))
 }
 

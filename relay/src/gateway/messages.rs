@@ -33,6 +33,10 @@ pub struct Identify {
     /// Devices to receive the events of (a filtering user's session receives only those).
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// Events that come together arrive as one `events` message (fewer messages for a busy
+    /// tab); false or absent: one `event` message each.
+    #[serde(default)]
+    pub batch: bool,
 }
 
 /// `request`: a request to a switch.
@@ -106,19 +110,13 @@ pub enum FromRelay {
         switches: Vec<SwitchState>,
     },
     /// A call event of a served switch.
-    Event {
-        switch: u8,
-        /// One character.
-        code: String,
-        /// The device the event concerns (the body's first field).
-        device: String,
-        /// When the gateway passed it on (Unix milliseconds).
-        time_ms: u64,
-        /// The whole body, hex.
-        body: String,
-        /// The body's fields, for the events the simulated switch sends.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        fields: Option<EventFields>,
+    Event(Event),
+    /// Events that came together, in order, to a session identified with `batch`: up to
+    /// 64 KiB of them in one message, the rest in the next.
+    Events {
+        events: Vec<Event>,
+        /// How many `events` there are.
+        count: usize,
     },
     /// The one answer to a request.
     Answer {
@@ -143,6 +141,27 @@ pub enum FromRelay {
         field: Option<String>,
     },
 }
+
+/// A call event of a served switch (an `event` message, or an element of `events`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    pub switch: u8,
+    /// One character.
+    pub code: String,
+    /// The device the event concerns (the body's first field).
+    pub device: String,
+    /// When the relay first passed it on to a tab (Unix milliseconds; every tab that gets
+    /// it within 50 ms is given the same).
+    pub time_ms: u64,
+    /// The whole body, hex.
+    pub body: String,
+    /// The body's fields, for the events the simulated switch sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<EventFields>,
+}
+
+/// The most text of events one `events` message carries (more go in the next one).
+pub const BATCH_BYTES: usize = 64 << 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SwitchState {
@@ -214,6 +233,7 @@ mod tests {
                     switch: 1,
                     device: "2201".into()
                 }],
+                batch: false,
             })
         );
         assert_eq!(

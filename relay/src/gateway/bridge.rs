@@ -1,0 +1,520 @@
+//! The translation of one gateway connection: an application's JSON messages into frames of
+//! its session, and the session's frames into messages (events' texts shared among tabs, and
+//! batched for a tab that asks).
+
+use std::collections::HashMap;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tracing::debug;
+use wire::call::MAX_BODY;
+use wire::frame::Run;
+use wire::{CallMsg, Frame, FrameReader, IdentifyResult, Kind, LinkMsg, NO_INVOKE};
+
+use super::close::Closing;
+use super::messages::{self, DeviceChange, EventFields, FromRelay, Request, SwitchState, ToRelay};
+use super::{
+    binary_mistake, error, json, parse, send, str8, switch_number, text_message, texts, Mistake,
+    PIPE,
+};
+
+/// The translation state of one connection: the requests in flight, by the INVOKE given
+/// here, with the application's own id; and where switch 0 goes.
+pub struct Bridge {
+    /// 2 or 3: whether frames carry a SWITCH byte.
+    protocol: u8,
+    /// The session's default switch (protocol 2: its one switch).
+    default_switch: u8,
+    /// Events that come together go in one `events` message.
+    batch: bool,
+    next_invoke: u16,
+    asked: HashMap<u16, serde_json::Value>,
+    /// The `X` the session sent, once it has.
+    closed: Option<Closing>,
+}
+
+impl Bridge {
+    /// The translation of a session identified with `protocol` (2 or 3), whose default
+    /// switch (protocol 2: the one switch) is `default_switch`.
+    pub fn new(protocol: u8, default_switch: u8) -> Bridge {
+        Bridge {
+            protocol,
+            default_switch,
+            batch: false,
+            next_invoke: 0,
+            asked: HashMap::new(),
+            closed: None,
+        }
+    }
+
+    /// The same, sending events that come together as one `events` message when `batch`.
+    pub fn batching(self, batch: bool) -> Bridge {
+        Bridge { batch, ..self }
+    }
+
+    pub(super) async fn run(
+        &mut self,
+        ws: &mut WebSocket,
+        pipe: &mut DuplexStream,
+        texts: &texts::EventTexts,
+    ) -> Closing {
+        let mut reader = FrameReader::with_capacity(PIPE);
+        let mut messages = Vec::new();
+        loop {
+            // Everything one read brought is translated together, then written at once. (The
+            // session's frames are the relay's own: they are valid.)
+            if let Ok(Some(run)) = reader.next_run() {
+                self.outgoing(&run, texts, &mut messages);
+            }
+            let queued = !messages.is_empty();
+            for message in messages.drain(..) {
+                if ws.feed(message).await.is_err() {
+                    return Closing::gone();
+                }
+            }
+            if queued && ws.flush().await.is_err() {
+                return Closing::gone();
+            }
+            tokio::select! {
+                read = pipe.read_buf(reader.buffer_mut()) => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return self.closed.take().unwrap_or_else(Closing::normal);
+                    }
+                }
+                msg = ws.recv() => {
+                    let reply = match msg {
+                        Some(Ok(Message::Text(text))) => self.frame_for(&text),
+                        Some(Ok(Message::Pong(_))) => Ok(heartbeat_reply()),
+                        Some(Ok(Message::Binary(_))) => Err(binary_mistake()),
+                        Some(Ok(Message::Ping(_))) => continue,
+                        Some(Ok(Message::Close(_))) | None => return Closing::normal(),
+                        Some(Err(e)) => return Closing::after_read_error(e),
+                    };
+                    match reply {
+                        Ok(frame) => {
+                            if pipe.write_all(&frame).await.is_err() {
+                                return self.closed.take().unwrap_or_else(Closing::normal);
+                            }
+                        }
+                        Err(mistake) => {
+                            if send(ws, &mistake.message()).await.is_err() {
+                                return Closing::gone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The frame an application's message becomes, or the error that answers it.
+    pub fn frame_for(&mut self, text: &str) -> Result<Bytes, Mistake> {
+        match parse(text)? {
+            ToRelay::Identify(_) => Err(error("this session has identified already", "type")),
+            ToRelay::Device(DeviceChange {
+                add,
+                switch,
+                device,
+            }) => {
+                let switch = self.switch_for(switch)?;
+                LinkMsg::Device {
+                    add,
+                    switch,
+                    device: str8(&device, "device")?,
+                }
+                .encode()
+                .map_err(|e| error(e.to_string(), "device"))
+            }
+            ToRelay::Request(Request {
+                id,
+                switch,
+                code,
+                fields,
+                body,
+            }) => {
+                let switch = self.switch_for(switch)?;
+                let code = match code.as_bytes() {
+                    [c] if c.is_ascii_graphic() => *c,
+                    _ => return Err(error(format!("{code:?} is not one character"), "code")),
+                };
+                let room = MAX_BODY - usize::from(self.protocol != 2);
+                let body = match body {
+                    Some(hex) => {
+                        // Two hex digits a byte: anything longer cannot fit.
+                        if hex.len() > 2 * room {
+                            return Err(error(
+                                format!(
+                                    "{} bytes of body; a request's body is at most {room} bytes",
+                                    hex.len() / 2
+                                ),
+                                "body",
+                            ));
+                        }
+                        data_encoding::HEXLOWER_PERMISSIVE
+                            .decode(hex.as_bytes())
+                            .map_err(|e| error(format!("not hex: {e}"), "body"))?
+                    }
+                    None => {
+                        let mut body = BytesMut::new();
+                        for (i, f) in fields.iter().enumerate() {
+                            str8(f, &format!("fields[{i}]"))?.put(&mut body);
+                            if body.len() > room {
+                                return Err(error(
+                                    format!(
+                                        "the fields take more than {room} bytes, a request's \
+                                         largest body (each field is its length and its bytes)"
+                                    ),
+                                    "fields",
+                                ));
+                            }
+                        }
+                        body.to_vec()
+                    }
+                };
+                if self.asked.len() >= usize::from(NO_INVOKE) {
+                    return Err(error("65 535 requests are in flight already", "id"));
+                }
+                let invoke = self.next_free_invoke();
+                let frame = CallMsg {
+                    kind: Kind::Request,
+                    code,
+                    invoke,
+                    switch: (self.protocol != 2).then_some(switch),
+                    body: body.into(),
+                }
+                .encode()
+                .map_err(|e| error(e.to_string(), "body"))?;
+                self.asked.insert(invoke, id);
+                Ok(frame)
+            }
+        }
+    }
+
+    /// The switch a message's `switch` names: 0 is the session's default; a protocol-2
+    /// session has only that one.
+    fn switch_for(&self, switch: u8) -> Result<u8, Mistake> {
+        let switch = match switch_number(switch, "switch")? {
+            0 => self.default_switch,
+            n => n,
+        };
+        if self.protocol == 2 && switch != self.default_switch {
+            return Err(error(
+                format!(
+                    "a protocol-2 session is served switch {} only",
+                    self.default_switch
+                ),
+                "switch",
+            ));
+        }
+        Ok(switch)
+    }
+
+    fn next_free_invoke(&mut self) -> u16 {
+        loop {
+            let candidate = self.next_invoke;
+            self.next_invoke = self.next_invoke.wrapping_add(1);
+            if candidate != NO_INVOKE && !self.asked.contains_key(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    /// The WebSocket messages a run of the session's frames becomes, in order, into `out`.
+    /// An event's text is shared with every tab that sees it the same way (made by the
+    /// first).
+    pub fn outgoing(&mut self, run: &Run, texts: &texts::EventTexts, out: &mut Vec<Message>) {
+        let view = texts.view(self.protocol, self.default_switch);
+        let batching = self.batch;
+        let mut batch = Batch::default();
+        for frame in run.frames() {
+            if frame.kind == Kind::Event {
+                let bytes = &run.bytes()[frame.at..frame.end()];
+                let make = || match self.message_for(&run.frame(&frame)) {
+                    Relayed::Send(m) => Some(json(&m)),
+                    Relayed::Ping | Relayed::Nothing => None,
+                };
+                if batching {
+                    view.with(bytes, make, |text| batch.push(text, out));
+                } else if let Some(text) = view.with(bytes, make, Utf8Bytes::clone) {
+                    out.push(Message::Text(text));
+                }
+                continue;
+            }
+            let message = match self.message_for(&run.frame(&frame)) {
+                Relayed::Send(m) => text_message(&m),
+                Relayed::Ping => Message::Ping(Bytes::new()),
+                Relayed::Nothing => continue,
+            };
+            // What came before it goes first.
+            batch.flush(out);
+            out.push(message);
+        }
+        batch.flush(out);
+    }
+
+    /// What a frame of the session becomes for the application.
+    pub fn message_for(&mut self, frame: &Frame) -> Relayed {
+        match frame.kind() {
+            Kind::Link => match LinkMsg::decode(frame) {
+                Ok(LinkMsg::Heartbeat) => Relayed::Ping,
+                Ok(LinkMsg::IdentifyResult {
+                    result, switches, ..
+                }) => {
+                    let reason =
+                        IdentifyResult::from_byte(result).map_or("unknown", |r| r.describe());
+                    if result != 0 {
+                        self.closed = Some(Closing::refused(reason));
+                    }
+                    Relayed::Send(FromRelay::Identified {
+                        result,
+                        reason: reason.into(),
+                        switches: switches
+                            .into_iter()
+                            .map(|(switch, up)| SwitchState { switch, up })
+                            .collect(),
+                    })
+                }
+                Ok(LinkMsg::SwitchState { switch, up }) => Relayed::Send(FromRelay::Switch {
+                    switch: self.named(switch),
+                    up,
+                }),
+                Ok(LinkMsg::DeviceResult { result }) => Relayed::Send(FromRelay::Device { result }),
+                Ok(LinkMsg::Close { reason, text }) => {
+                    let text = text.to_string();
+                    self.closed = Some(Closing::for_reason(reason, &text));
+                    Relayed::Send(FromRelay::Close { reason, text })
+                }
+                other => {
+                    debug!(?other, "gateway: a link message not passed on");
+                    Relayed::Nothing
+                }
+            },
+            Kind::Event | Kind::Answer => {
+                let Ok(m) = CallMsg::decode(frame, self.protocol != 2) else {
+                    return Relayed::Nothing;
+                };
+                let switch = self.named(m.switch.unwrap_or(0));
+                let code = char::from(m.code).to_string();
+                let body = data_encoding::HEXLOWER.encode(&m.body);
+                if m.kind == Kind::Answer {
+                    let Some(id) = self.asked.remove(&m.invoke) else {
+                        return Relayed::Nothing;
+                    };
+                    return Relayed::Send(FromRelay::Answer {
+                        id,
+                        switch,
+                        code,
+                        result: m.body.first().copied().unwrap_or(0),
+                        body,
+                    });
+                }
+                let device = wire::FieldReader::new(&m.body)
+                    .str8()
+                    .map(|d| String::from_utf8_lossy(d).into_owned())
+                    .unwrap_or_default();
+                let fields =
+                    wire::events::EventFields::decode(m.code, &m.body).map(|f| EventFields {
+                        name: f.name.into(),
+                        call: f.call,
+                        other: f.other,
+                        state: f.state.map(str::to_owned),
+                    });
+                Relayed::Send(FromRelay::Event(messages::Event {
+                    switch,
+                    code,
+                    device,
+                    time_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                    body,
+                    fields,
+                }))
+            }
+            _ => Relayed::Nothing,
+        }
+    }
+
+    /// The switch a frame concerns, as the application is told: a protocol-2 session's
+    /// frames carry no SWITCH byte (and its `W` says 0), but they are its one switch's.
+    fn named(&self, switch: u8) -> u8 {
+        if self.protocol == 2 || switch == 0 {
+            self.default_switch
+        } else {
+            switch
+        }
+    }
+}
+
+fn heartbeat_reply() -> Bytes {
+    // A link message with an empty body always fits in a frame.
+    LinkMsg::HeartbeatReply
+        .encode()
+        .expect("an empty body fits")
+}
+
+/// The `events` message being filled: the events' texts, each written as the element it is.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    count: usize,
+}
+
+impl Batch {
+    /// What an `event` message's text starts with; an element of `events` is the rest after
+    /// a `{`.
+    const EVENT: &'static str = r#"{"type":"event","#;
+
+    /// Adds an `event` message's text; sends the batch first when it is full.
+    fn push(&mut self, event: &Utf8Bytes, out: &mut Vec<Message>) {
+        let Some(fields) = event.as_str().strip_prefix(Self::EVENT) else {
+            // Every event's text starts so; one that did not would go as it is.
+            self.flush(out);
+            out.push(Message::Text(event.clone()));
+            return;
+        };
+        if self.count > 0 && self.text.len() + fields.len() >= messages::BATCH_BYTES {
+            self.flush(out);
+        }
+        if self.count == 0 {
+            self.text.reserve(messages::BATCH_BYTES + 64);
+            self.text.push_str(r#"{"type":"events","events":[{"#);
+        } else {
+            self.text.push_str(",{");
+        }
+        self.text.push_str(fields);
+        self.count += 1;
+    }
+
+    /// Sends the events added since the last time, if any.
+    fn flush(&mut self, out: &mut Vec<Message>) {
+        if self.count == 0 {
+            return;
+        }
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, r#"],"count":{}}}"#, self.count);
+        out.push(Message::Text(std::mem::take(&mut self.text).into()));
+        self.count = 0;
+    }
+}
+
+/// What the bridge does with a frame of its session.
+pub enum Relayed {
+    Send(FromRelay),
+    /// The relay's heartbeat: ping the application.
+    Ping,
+    Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::Str8;
+
+    fn run(frames: &[Frame]) -> Run {
+        let bytes: Vec<u8> = frames.iter().flat_map(|f| f.as_bytes().to_vec()).collect();
+        Run::whole(bytes.into()).unwrap()
+    }
+
+    fn event(device: &str) -> Frame {
+        let mut body = BytesMut::new();
+        Str8::new(device.as_bytes().to_vec())
+            .unwrap()
+            .put(&mut body);
+        let frame = CallMsg {
+            kind: Kind::Event,
+            code: b'n',
+            invoke: NO_INVOKE,
+            switch: Some(1),
+            body: body.freeze(),
+        };
+        Frame::new(frame.encode().unwrap()).unwrap()
+    }
+
+    fn texts_of(messages: &[Message]) -> Vec<FromRelay> {
+        messages
+            .iter()
+            .map(|m| match m {
+                Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
+                other => panic!("not text: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn devices(events: &[messages::Event]) -> Vec<&str> {
+        events.iter().map(|e| e.device.as_str()).collect()
+    }
+
+    /// Events that come together go as one `events` message; a message of another kind goes
+    /// in its place among them, and the events after it in a batch of their own.
+    #[test]
+    fn a_batching_tab_gets_events_together_in_order() {
+        let texts = texts::EventTexts::default();
+        let switch_down = LinkMsg::SwitchState {
+            switch: 1,
+            up: false,
+        }
+        .encode()
+        .unwrap();
+        let frames = [
+            event("2201"),
+            event("2202"),
+            Frame::new(switch_down).unwrap(),
+            event("2203"),
+        ];
+        let mut out = Vec::new();
+        Bridge::new(3, 1)
+            .batching(true)
+            .outgoing(&run(&frames), &texts, &mut out);
+        let got = texts_of(&out);
+        let [FromRelay::Events {
+            events: first,
+            count: 2,
+        }, FromRelay::Switch {
+            switch: 1,
+            up: false,
+        }, FromRelay::Events {
+            events: second,
+            count: 1,
+        }] = &got[..]
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            (devices(first), devices(second)),
+            (vec!["2201", "2202"], vec!["2203"])
+        );
+        // Each element is the `event` message another tab gets, field for field.
+        out.clear();
+        Bridge::new(3, 1).outgoing(&run(&frames[..1]), &texts, &mut out);
+        assert_eq!(texts_of(&out), [FromRelay::Event(first[0].clone())]);
+    }
+
+    #[test]
+    fn a_batch_is_at_most_batch_bytes() {
+        let texts = texts::EventTexts::default();
+        let frames: Vec<Frame> = (0..2000).map(|i| event(&format!("{i:04}"))).collect();
+        let mut out = Vec::new();
+        Bridge::new(3, 1)
+            .batching(true)
+            .outgoing(&run(&frames), &texts, &mut out);
+        let mut seen = Vec::new();
+        for (message, text) in texts_of(&out).into_iter().zip(&out) {
+            let Message::Text(text) = text else {
+                unreachable!()
+            };
+            assert!(text.len() <= messages::BATCH_BYTES + 32, "{}", text.len());
+            let FromRelay::Events { events, count } = message else {
+                panic!("{message:?}")
+            };
+            assert_eq!(count, events.len());
+            seen.extend(events.into_iter().map(|e| e.device));
+        }
+        assert!(out.len() > 1, "{} messages", out.len());
+        let sent: Vec<String> = (0..2000).map(|i| format!("{i:04}")).collect();
+        assert_eq!(seen, sent);
+    }
+
+}

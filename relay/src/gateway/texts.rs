@@ -1,0 +1,216 @@
+//! The JSON text of recent events, made once and shared by every tab that sees them the same
+//! way, as the TCP path shares one frame among its sessions.
+//!
+//! A tab's bridge looks the event's frame up by its bytes and the tab's view (its protocol
+//! and default switch, which decide the `switch` it is told). The first tab on a worker
+//! thread to meet an event makes its text; the thread's other tabs clone it (a reference
+//! count). An entry is good for
+//! [`MAX_AGE`]: a switch that sends the same bytes again later (a device idle twice) gets a
+//! text of its own, with its own `time_ms`. Memory is bounded: each view keeps two
+//! generations of at most [`GENERATION`] entries, and a frame is at most `wire::MAX_LEN`
+//! bytes.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use thread_local::ThreadLocal;
+
+/// How long a text is given to tabs that meet the same frame.
+pub const MAX_AGE: Duration = Duration::from_millis(50);
+/// Entries in one generation of one view.
+pub const GENERATION: usize = 512;
+/// Views: protocol 2 or 3, times default switch 0..=8.
+const VIEWS: usize = 2 * 9;
+
+type Map = HashMap<Box<[u8]>, (Instant, Utf8Bytes), foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct Generations {
+    current: Map,
+    old: Map,
+}
+
+/// The shared texts: a set per view, kept by each thread that runs tabs. A text is made once
+/// per thread rather than once in all, so that the tabs sharing it never touch another
+/// core's memory: no lock, and reference counts that stay in one core's cache.
+#[derive(Default)]
+pub struct EventTexts {
+    threads: ThreadLocal<RefCell<[Generations; VIEWS]>>,
+    /// Texts made (a tab met an event first) and texts shared (it met one made already).
+    made: AtomicU64,
+    shared: AtomicU64,
+}
+
+impl EventTexts {
+    /// The texts as a tab of `protocol` (2 or 3) with `default_switch` sees them, on this
+    /// thread, for the frames that came to it together.
+    pub fn view(&self, protocol: u8, default_switch: u8) -> ViewTexts<'_> {
+        ViewTexts {
+            texts: self,
+            views: self.threads.get_or_default(),
+            view: usize::from(protocol == 3) * 9 + usize::from(default_switch.min(8)),
+            now: Instant::now(),
+            made: Cell::new(0),
+            shared: Cell::new(0),
+        }
+    }
+
+    /// Texts made, and texts shared, since the relay started.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.made.load(Relaxed), self.shared.load(Relaxed))
+    }
+}
+
+/// One tab's view of the texts, for the frames that came to it together (their time is the
+/// time of the view).
+pub struct ViewTexts<'a> {
+    texts: &'a EventTexts,
+    views: &'a RefCell<[Generations; VIEWS]>,
+    view: usize,
+    now: Instant,
+    /// Counted here, added to the totals once.
+    made: Cell<u64>,
+    shared: Cell<u64>,
+}
+
+impl ViewTexts<'_> {
+    /// `use_text` given the text of `frame` (at most `wire::MAX_LEN` bytes): the one made
+    /// already when it is recent, otherwise `make`'s, kept for the next tab. `None` when
+    /// `make` has none (a frame the tab is not told of). `use_text` must not look texts up.
+    pub fn with<R>(
+        &self,
+        frame: &[u8],
+        make: impl FnOnce() -> Option<String>,
+        use_text: impl FnOnce(&Utf8Bytes) -> R,
+    ) -> Option<R> {
+        {
+            let views = self.views.borrow();
+            let texts = &views[self.view];
+            let found = texts
+                .current
+                .get(frame)
+                .or_else(|| texts.old.get(frame))
+                .filter(|(made, _)| self.now.duration_since(*made) <= MAX_AGE);
+            if let Some((_, text)) = found {
+                self.shared.set(self.shared.get() + 1);
+                return Some(use_text(text));
+            }
+        }
+        // Made with nothing borrowed: `make` may take its time, and cannot meet a borrow.
+        let text = Utf8Bytes::from(make()?);
+        let used = use_text(&text);
+        self.made.set(self.made.get() + 1);
+        let mut views = self.views.borrow_mut();
+        let texts = &mut views[self.view];
+        if texts.current.len() >= GENERATION {
+            texts.old = std::mem::take(&mut texts.current);
+        }
+        texts.current.insert(frame.into(), (self.now, text));
+        Some(used)
+    }
+}
+
+impl Drop for ViewTexts<'_> {
+    fn drop(&mut self) {
+        self.texts.made.fetch_add(self.made.get(), Relaxed);
+        self.texts.shared.fetch_add(self.shared.get(), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl EventTexts {
+        /// One frame's text.
+        fn text(
+            &self,
+            protocol: u8,
+            default_switch: u8,
+            frame: &[u8],
+            make: impl FnOnce() -> Option<String>,
+        ) -> Option<Utf8Bytes> {
+            self.view(protocol, default_switch)
+                .with(frame, make, Utf8Bytes::clone)
+        }
+    }
+
+    #[test]
+    fn a_text_made_is_used_once_and_kept() {
+        let texts = EventTexts::default();
+        let view = texts.view(3, 1);
+        let mut used = Vec::new();
+        view.with(b"a", || Some("A".into()), |t| used.push(t.to_string()));
+        view.with(b"a", || Some("again".into()), |t| used.push(t.to_string()));
+        assert_eq!(view.with(b"b", || None, |_| ()), None);
+        assert_eq!(used, ["A", "A"]);
+        drop(view);
+        assert_eq!(texts.counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_text_is_made_once_per_view_and_shared() {
+        let texts = EventTexts::default();
+        let mut made = 0;
+        let mut make = |s: &str| {
+            made += 1;
+            Some(s.to_owned())
+        };
+        let mut text = |protocol, switch, frame: &[u8], s| {
+            texts.text(protocol, switch, frame, || make(s)).unwrap()
+        };
+        let a = text(3, 1, b"frame", "a");
+        let b = text(3, 1, b"frame", "b");
+        let c = text(2, 1, b"frame", "c");
+        let d = text(3, 2, b"frame", "d");
+        let e = text(3, 1, b"other", "e");
+        // A frame with no text is not kept.
+        assert!(texts.text(3, 1, b"x", || None).is_none());
+        assert_eq!(
+            texts
+                .text(3, 1, b"x", || Some("x".into()))
+                .unwrap()
+                .as_str(),
+            "x"
+        );
+        assert_eq!(
+            [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()],
+            ["a", "a", "c", "d", "e"]
+        );
+        assert_eq!(made, 4);
+        assert_eq!(texts.counts(), (5, 1));
+    }
+
+    #[test]
+    fn the_same_bytes_later_get_a_text_of_their_own() {
+        let texts = EventTexts::default();
+        let first = texts.text(3, 1, b"idle", || Some("first".into())).unwrap();
+        std::thread::sleep(MAX_AGE + Duration::from_millis(5));
+        let again = texts.text(3, 1, b"idle", || Some("again".into())).unwrap();
+        assert_eq!((first.as_str(), again.as_str()), ("first", "again"));
+    }
+
+    #[test]
+    fn memory_is_two_generations_at_most() {
+        let texts = EventTexts::default();
+        for i in 0..(5 * GENERATION) {
+            texts.text(3, 1, &i.to_be_bytes(), || Some(i.to_string()));
+        }
+        let views = texts.threads.get().unwrap().borrow();
+        assert_eq!(
+            views[9 + 1].current.len() + views[9 + 1].old.len(),
+            2 * GENERATION
+        );
+        drop(views);
+        // The most recent generation's texts are still shared; the oldest are gone.
+        let last = 5 * GENERATION - 1;
+        let remade = || Some("remade".to_owned());
+        let kept = texts.text(3, 1, &last.to_be_bytes(), remade).unwrap();
+        assert_eq!(kept.as_str(), last.to_string());
+        let gone = texts.text(3, 1, &0usize.to_be_bytes(), remade).unwrap();
+        assert_eq!(gone.as_str(), "remade");
+    }
+}
