@@ -80,8 +80,10 @@ async fn websockets(
         let tcp = tokio::net::TcpStream::connect(admin.addr()).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let (mut ws, _) = tokio_tungstenite::client_async(&url, tcp).await.unwrap();
-        let identify =
-            format!(r#"{{"type":"identify","product":"call","name":"bench","batch":{batch}}}"#);
+        let identify = match batch {
+            true => r#"{"type":"identify","product":"call","name":"bench","batch":true}"#,
+            false => r#"{"type":"identify","product":"call","name":"bench"}"#,
+        };
         ws.send(Message::Text(identify.into())).await.unwrap();
         // Nothing has been read past the handshake: the relay answers only the identify.
         tokio::spawn(benches::receive_websocket(

@@ -17,6 +17,8 @@
 //! - Busy site (`--busy-site`): the latency mode at 1 000 messages/s to 100 and to 1 000
 //!   subscribers, every system in the same run, a rate where no system is saturated, so the
 //!   figures show each one's own path.
+//! - `--repeat N` (latency modes): N runs of each system, in turn, and the median of each
+//!   quantile with its range: on a shared machine one run's p99.9 varies by ×2 or more.
 //!
 //! Run: `cargo build --release -p relay-cli -p benches && target/release/compare`.
 
@@ -62,6 +64,11 @@ struct Args {
     /// Latency mode: seconds of sending.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Latency modes: runs of each system, taken in turn (relay, redis, nats, relay, …) so
+    /// that what the machine does meanwhile falls on all of them; each quantile is the
+    /// median of the runs, with the lowest and highest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    repeat: u32,
     /// Which systems to measure.
     #[arg(long, value_delimiter = ',', default_value = "relay,redis,nats")]
     systems: Vec<System>,
@@ -262,18 +269,46 @@ async fn main() -> anyhow::Result<()> {
                 args.seconds
             );
             println!(
-                "{:<8} {:>8} {:>8} {:>8} {:>12}",
-                "system", "p50", "p99", "p999", "samples"
+                "{:<8} {:>8} {:>8} {:>8} {:>12}{}",
+                "system",
+                "p50",
+                "p99",
+                "p999",
+                "samples",
+                if args.repeat > 1 {
+                    "   (median of runs; p99 and p999 lowest..highest)"
+                } else {
+                    ""
+                }
             );
-            for server in &mut servers {
-                let q = latency(server, subscribers, rate, args.seconds).await?;
+            let mut runs: Vec<Vec<Quantiles>> = vec![Vec::new(); servers.len()];
+            for _ in 0..args.repeat {
+                for (server, runs) in servers.iter_mut().zip(&mut runs) {
+                    runs.push(latency(server, subscribers, rate, args.seconds).await?);
+                }
+            }
+            for (server, runs) in servers.iter().zip(&runs) {
+                let median = |f: fn(&Quantiles) -> u64| {
+                    let mut v: Vec<u64> = runs.iter().map(f).collect();
+                    v.sort_unstable();
+                    (v[v.len() / 2], v[0], v[v.len() - 1])
+                };
+                let (p50, ..) = median(|q| q.p50);
+                let (p99, p99_low, p99_high) = median(|q| q.p99);
+                let (p999, p999_low, p999_high) = median(|q| q.p999);
+                let (samples, ..) = median(|q| q.samples);
+                let spread = if runs.len() > 1 {
+                    format!("   {p99_low}..{p99_high}  {p999_low}..{p999_high}")
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{:<8} {:>8} {:>8} {:>8} {:>12}",
+                    "{:<8} {:>8} {:>8} {:>8} {:>12}{spread}",
                     server.system.to_string(),
-                    q.p50,
-                    q.p99,
-                    q.p999,
-                    q.samples
+                    p50,
+                    p99,
+                    p999,
+                    samples
                 );
             }
         }

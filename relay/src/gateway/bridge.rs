@@ -516,5 +516,4 @@ mod tests {
         let sent: Vec<String> = (0..2000).map(|i| format!("{i:04}")).collect();
         assert_eq!(seen, sent);
     }
-
 }
