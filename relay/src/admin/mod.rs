@@ -64,6 +64,8 @@ pub struct AdminState {
     pub config_path: Option<std::path::PathBuf>,
     /// Where changes are recorded (`log_dir/audit.log`).
     pub audit: audit::AuditLog,
+    /// The JSON text of recent events, shared by the gateway's tabs.
+    pub gateway_texts: Arc<crate::gateway::texts::EventTexts>,
 }
 
 impl AdminState {
@@ -80,6 +82,7 @@ impl AdminState {
             token,
             config_path,
             audit,
+            gateway_texts: Arc::default(),
         }
     }
 }
@@ -424,6 +427,7 @@ async fn gateway(
         Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
     };
     let hub = s.relay.hub().clone();
+    let texts = s.gateway_texts.clone();
     let limit = hub.config.load().admin.max_message_bytes();
     upgrade
         .max_message_size(limit)
@@ -432,7 +436,7 @@ async fn gateway(
         // WebSocket layer zeroes this much before each read, and the bridge reads whenever it
         // has written: the default 128 KiB made that cost more than the events themselves.
         .read_buffer_size(crate::gateway::READ_CHUNK)
-        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, peer.caller))
+        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, peer.caller, texts))
 }
 
 async fn status(State(s): State<AdminState>) -> Response {

@@ -45,12 +45,23 @@ pub const READ_CHUNK: usize = 4 << 10;
 
 /// Serves one gateway connection until either side ends it, then closes it with the code
 /// that says why.
-pub async fn serve(hub: Arc<Hub>, mut ws: WebSocket, caller: Caller) {
-    let closing = run(&hub, &mut ws, caller).await;
+/// `texts` are the event texts the admin interface's tabs share.
+pub async fn serve(
+    hub: Arc<Hub>,
+    mut ws: WebSocket,
+    caller: Caller,
+    texts: Arc<texts::EventTexts>,
+) {
+    let closing = run(&hub, &mut ws, caller, &texts).await;
     closing.send(&mut ws, hub.tuning.close_grace).await;
 }
 
-async fn run(hub: &Arc<Hub>, ws: &mut WebSocket, caller: Caller) -> Closing {
+async fn run(
+    hub: &Arc<Hub>,
+    ws: &mut WebSocket,
+    caller: Caller,
+    texts: &texts::EventTexts,
+) -> Closing {
     let limit = hub.tuning.identify_timeout;
     let identify = match tokio::time::timeout(limit, first_identify(ws)).await {
         Ok(Ok(identify)) => identify,
@@ -87,7 +98,7 @@ async fn run(hub: &Arc<Hub>, ws: &mut WebSocket, caller: Caller) -> Closing {
         return Closing::internal("the session ended before it read identify");
     }
     let mut bridge = Bridge::new(protocol, default_switch).batching(batch);
-    let closing = bridge.run(ws, &mut pipe, &hub.gateway_texts).await;
+    let closing = bridge.run(ws, &mut pipe, texts).await;
     drop(pipe);
     match session.await {
         Ok(crate::session::Ended::TooSlow) => Closing::for_reason(

@@ -254,8 +254,6 @@ pub struct Hub {
     pub(crate) fence: fence::Fence,
     /// TLS on the ports that speak it.
     pub(crate) tls: crate::tls::TlsState,
-    /// The JSON text of recent events, shared by the gateway's tabs.
-    pub(crate) gateway_texts: crate::gateway::texts::EventTexts,
 }
 
 /// Who connected: the address, and the names of the client certificate it presented on a
@@ -310,7 +308,6 @@ impl Hub {
         };
         Hub {
             fence,
-            gateway_texts: Default::default(),
             config: ArcSwap::from_pointee(config),
             slots: std::array::from_fn(|i| SwitchSlot {
                 no: i as u8 + 1,
