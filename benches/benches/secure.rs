@@ -97,6 +97,15 @@ async fn websockets(
     admin
 }
 
+/// How a case's sessions reach the relay.
+#[derive(Clone, Copy)]
+enum Clients<'a> {
+    /// The binary protocol on the client port, over this network.
+    Binary(&'a dyn Network),
+    /// The WebSocket/JSON gateway on the admin port.
+    WebSocket { batch: bool },
+}
+
 fn secure(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,33 +128,30 @@ fn fanout(c: &mut Criterion, rt: &Runtime, cert: &testkit::pki::Issued, tls: &Tl
     group.measurement_time(Duration::from_secs(8));
     let chunk = event_chunk(CHUNK, BODY);
     // The gateway's sessions: one message an event, or events that come together in one.
-    let (single, batched) = (Err(false), Err(true));
-    type Case<'a> = (
-        &'a str,
-        Option<&'a testkit::pki::Issued>,
-        Result<&'a dyn Network, bool>,
-        usize,
+    let (single, batched) = (
+        Clients::WebSocket { batch: false },
+        Clients::WebSocket { batch: true },
     );
-    let cases: [Case; 6] = [
-        ("tcp", None, Ok(&TcpNetwork), SESSIONS),
-        ("tls", Some(cert), Ok(tls), SESSIONS),
+    let cases: [(&str, Option<&testkit::pki::Issued>, Clients, usize); 6] = [
+        ("tcp", None, Clients::Binary(&TcpNetwork), SESSIONS),
+        ("tls", Some(cert), Clients::Binary(tls), SESSIONS),
         ("websocket", None, single, SESSIONS),
         ("websocket", None, single, 10 * SESSIONS),
         ("websocket_batched", None, batched, SESSIONS),
         ("websocket_batched", None, batched, 10 * SESSIONS),
     ];
-    for (name, files, net, n) in cases {
+    for (name, files, clients, n) in cases {
         let per_chunk = CHUNK * n as u64;
         group.throughput(Throughput::Elements(per_chunk));
         let progress = Arc::new(Progress::default());
         let (s, _admin) = rt.block_on(async {
             let s = site(files.cloned()).await;
-            let admin = match net {
-                Ok(net) => {
+            let admin = match clients {
+                Clients::Binary(net) => {
                     sessions(&s, net, n, &progress).await;
                     None
                 }
-                Err(batch) => Some(websockets(&s, n, batch, &progress).await),
+                Clients::WebSocket { batch } => Some(websockets(&s, n, batch, &progress).await),
             };
             (s, admin)
         });

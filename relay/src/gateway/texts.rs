@@ -10,9 +10,8 @@
 //! generations of at most [`GENERATION`] entries, and a frame is at most `wire::MAX_LEN`
 //! bytes.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
@@ -39,9 +38,6 @@ struct Generations {
 #[derive(Default)]
 pub struct EventTexts {
     threads: ThreadLocal<RefCell<[Generations; VIEWS]>>,
-    /// Texts made (a tab met an event first) and texts shared (it met one made already).
-    made: AtomicU64,
-    shared: AtomicU64,
 }
 
 impl EventTexts {
@@ -49,31 +45,19 @@ impl EventTexts {
     /// thread, for the frames that came to it together.
     pub fn view(&self, protocol: u8, default_switch: u8) -> ViewTexts<'_> {
         ViewTexts {
-            texts: self,
             views: self.threads.get_or_default(),
             view: usize::from(protocol == 3) * 9 + usize::from(default_switch.min(8)),
             now: Instant::now(),
-            made: Cell::new(0),
-            shared: Cell::new(0),
         }
-    }
-
-    /// Texts made, and texts shared, since the relay started.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.made.load(Relaxed), self.shared.load(Relaxed))
     }
 }
 
 /// One tab's view of the texts, for the frames that came to it together (their time is the
 /// time of the view).
 pub struct ViewTexts<'a> {
-    texts: &'a EventTexts,
     views: &'a RefCell<[Generations; VIEWS]>,
     view: usize,
     now: Instant,
-    /// Counted here, added to the totals once.
-    made: Cell<u64>,
-    shared: Cell<u64>,
 }
 
 impl ViewTexts<'_> {
@@ -95,14 +79,12 @@ impl ViewTexts<'_> {
                 .or_else(|| texts.old.get(frame))
                 .filter(|(made, _)| self.now.duration_since(*made) <= MAX_AGE);
             if let Some((_, text)) = found {
-                self.shared.set(self.shared.get() + 1);
                 return Some(use_text(text));
             }
         }
         // Made with nothing borrowed: `make` may take its time, and cannot meet a borrow.
         let text = Utf8Bytes::from(make()?);
         let used = use_text(&text);
-        self.made.set(self.made.get() + 1);
         let mut views = self.views.borrow_mut();
         let texts = &mut views[self.view];
         if texts.current.len() >= GENERATION {
@@ -110,13 +92,6 @@ impl ViewTexts<'_> {
         }
         texts.current.insert(frame.into(), (self.now, text));
         Some(used)
-    }
-}
-
-impl Drop for ViewTexts<'_> {
-    fn drop(&mut self) {
-        self.texts.made.fetch_add(self.made.get(), Relaxed);
-        self.texts.shared.fetch_add(self.shared.get(), Relaxed);
     }
 }
 
@@ -142,13 +117,16 @@ mod tests {
     fn a_text_made_is_used_once_and_kept() {
         let texts = EventTexts::default();
         let view = texts.view(3, 1);
-        let mut used = Vec::new();
-        view.with(b"a", || Some("A".into()), |t| used.push(t.to_string()));
-        view.with(b"a", || Some("again".into()), |t| used.push(t.to_string()));
+        let (mut used, made) = (Vec::new(), std::cell::Cell::new(0));
+        let make = |text: &str| {
+            made.set(made.get() + 1);
+            Some(text.to_owned())
+        };
+        view.with(b"a", || make("A"), |t| used.push(t.to_string()));
+        view.with(b"a", || make("again"), |t| used.push(t.to_string()));
         assert_eq!(view.with(b"b", || None, |_| ()), None);
         assert_eq!(used, ["A", "A"]);
-        drop(view);
-        assert_eq!(texts.counts(), (1, 1));
+        assert_eq!(made.get(), 1);
     }
 
     #[test]
@@ -181,7 +159,6 @@ mod tests {
             ["a", "a", "c", "d", "e"]
         );
         assert_eq!(made, 4);
-        assert_eq!(texts.counts(), (5, 1));
     }
 
     #[test]
