@@ -260,6 +260,7 @@ fn str8(text: &str, field: &str) -> Result<Str8, Mistake> {
 }
 
 /// An `identify` made ready for the session.
+#[derive(Debug)]
 struct Ready {
     /// The port its product belongs to.
     port: wire::Port,
@@ -345,6 +346,25 @@ fn json(message: &FromRelay) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `batch` is a bool: anything else is refused naming it, and no session is made.
+    #[test]
+    fn a_batch_that_is_not_a_bool_is_named() {
+        for wrong in [r#""yes""#, "1", "null", "[]"] {
+            let text = format!(r#"{{"type":"identify","product":"call","batch":{wrong}}}"#);
+            let mistake = parse(&text).and_then(|m| identify_frame(&m)).unwrap_err();
+            assert_eq!(
+                mistake.field.as_deref(),
+                Some("batch"),
+                "{wrong}: {mistake:?}"
+            );
+            assert!(
+                mistake.error.contains("expected a boolean"),
+                "{}",
+                mistake.error
+            );
+        }
+    }
 
     /// Found by fuzzing: a key that is the empty string is named as JSON writes it.
     #[test]
