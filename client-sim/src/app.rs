@@ -272,22 +272,32 @@ impl SimApp {
     /// The next event of a resumable session with its number (its `N`), answering heartbeats
     /// and passing over everything else; `None` once the relay has closed the connection.
     pub async fn next_numbered_event(&mut self) -> io::Result<Option<(u64, Frame)>> {
+        Ok(self
+            .next_numbered_event_after_gap()
+            .await?
+            .map(|(_, seq, f)| (seq, f)))
+    }
+
+    /// The next event with its number, and how many events `G` said were lost on its switch
+    /// since the event before it.
+    pub async fn next_numbered_event_after_gap(&mut self) -> io::Result<Option<(u64, u64, Frame)>> {
         let mut seq = None;
+        let mut lost = 0u64;
         loop {
             let Some(f) = self.next_non_heartbeat().await? else {
                 return Ok(None);
             };
             match f.kind() {
-                Kind::Link => {
-                    if let Ok(LinkMsg::Sequence { seq: n, .. }) = LinkMsg::decode(&f) {
-                        seq = Some(n);
-                    }
-                }
+                Kind::Link => match LinkMsg::decode(&f) {
+                    Ok(LinkMsg::Sequence { seq: n, .. }) => seq = Some(n),
+                    Ok(LinkMsg::Lost { lost: n, .. }) => lost = lost.saturating_add(n),
+                    _ => {}
+                },
                 Kind::Event => {
                     let n = seq.ok_or_else(|| {
                         io::Error::new(io::ErrorKind::InvalidData, "an event without its N")
                     })?;
-                    return Ok(Some((n, f)));
+                    return Ok(Some((lost, n, f)));
                 }
                 _ => {}
             }

@@ -67,6 +67,11 @@ pub struct Outbox {
     pub handed: AtomicU64,
     /// For a shared site: whether this relay holds the lease now.
     pub lease_held: AtomicBool,
+    /// Woken when a switch's numbers reach the point where the holder should reserve more
+    /// ([`crate::bus::marks`]).
+    pub numbers_low: tokio::sync::Notify,
+    /// Woken when the holder has reserved more numbers (a switch reader may be waiting).
+    pub numbers_reserved: tokio::sync::Notify,
 }
 
 impl Outbox {
@@ -81,6 +86,8 @@ impl Outbox {
             published: AtomicU64::new(0),
             handed: AtomicU64::new(0),
             lease_held: AtomicBool::new(false),
+            numbers_low: tokio::sync::Notify::new(),
+            numbers_reserved: tokio::sync::Notify::new(),
         });
         (outbox, rx)
     }

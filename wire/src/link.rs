@@ -443,6 +443,14 @@ pub fn put_sequence(out: &mut BytesMut, switch: u8, seq: u64) {
 /// Bytes of one `N` frame.
 pub const SEQUENCE_FRAME_LEN: usize = 15;
 
+/// Appends the `G` frame (`lost` events of `switch` the session will not be given) without
+/// allocating; the same bytes as `LinkMsg::Lost { switch, lost }.encode()`.
+pub fn put_lost(out: &mut BytesMut, switch: u8, lost: u64) {
+    put_header(out, Kind::Link, b'G', NO_INVOKE, 9);
+    out.put_u8(switch);
+    out.put_u64(lost);
+}
+
 /// The number given by the `N` frame (of [`SEQUENCE_FRAME_LEN`] bytes) at the start of
 /// `bytes`; `None` when `bytes` does not start with a whole `N` frame.
 pub fn sequence_at(bytes: &[u8]) -> Option<u64> {

@@ -386,6 +386,13 @@ fn resumable_identify_and_its_result_encode_to_the_documented_bytes() {
     assert_eq!(wire::link::sequence_at(&put[1..]), None);
     let lost = LinkMsg::Lost { switch: 2, lost: 5 }.encode().unwrap();
     assert_eq!(wire::link::sequence_at(&lost), None);
+    assert_eq!(
+        lost.as_ref(),
+        &[0, 13, b'L', b'G', 0xFF, 0xFF, 2, 0, 0, 0, 0, 0, 0, 0, 5]
+    );
+    let mut put = BytesMut::new();
+    wire::link::put_lost(&mut put, 2, 5);
+    assert_eq!(put.as_ref(), lost.as_ref());
 }
 
 #[test]

@@ -143,6 +143,11 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
             load(&stats.site_events_missed),
         ),
         (
+            "cti_bus_numbered_unreserved_total",
+            "Events this relay numbered as the site's link holder beyond the numbers it had reserved on the bus (a burst faster than a reservation is written).",
+            load(&stats.numbered_unreserved),
+        ),
+        (
             "cti_protocol_errors_total",
             "Connections closed for a protocol error.",
             load(&stats.protocol_errors),

@@ -17,9 +17,9 @@
 //!   own language;
 //! - `cti.S.config` (key-value bucket `cti_config`, key `S`): for two relays sharing the site,
 //!   its switches and users as last changed through either's admin interface ([`shared_config`]);
-//! - key-value bucket `cti_numbers`, key `S.N`: for two relays sharing the site, the last
-//!   number of the site the holder gave switch `N`'s events, so the next holder runs on from
-//!   it ([`marks`]);
+//! - key-value bucket `cti_numbers`, key `S.N`: for two relays sharing the site, the highest
+//!   number of the site the holder may give switch `N`'s events (reserved before it gives
+//!   them), so the next holder starts above it ([`marks`]);
 //! - key-value bucket `cti_sessions`, key `S.TOKEN`: for two relays sharing the site, each one's
 //!   resumable sessions, so that either can resume the other's ([`sessions`]).
 //!

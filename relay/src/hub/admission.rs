@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use wire::call::{event_device, put_with_switch};
-use wire::link::{put_sequence, LOST_UNKNOWN, SEQUENCE_FRAME_LEN};
+use wire::link::{put_lost, put_sequence, LOST_UNKNOWN, SEQUENCE_FRAME_LEN};
 use wire::{DeviceRef, IdentifyResult, LinkMsg, Port, Product, ResumeGrant};
 
 use super::{Hub, Refusal, SwitchSlot};
@@ -259,9 +259,10 @@ impl Hub {
     }
 }
 
-/// Queues to a resumed `session` what it is owed on switch `no` after its `last` event: `G`
-/// for what cannot be replayed, then each kept event it wants, numbered (`N`), as live ones
-/// are, within `budget` bytes.
+/// Queues to a resumed `session` what it is owed on switch `no` after its `last` event: each
+/// kept event it wants, numbered (`N`) as live ones are, within `budget` bytes, and `G` for
+/// what cannot be replayed, where it is (before the first event after the gap, or after the
+/// last event replayed).
 fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, budget: usize) {
     // Back from a relay of the site that was ahead of this one: the live events it already
     // has are not given again.
@@ -278,18 +279,21 @@ fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, bu
                 _ => true,
             }
     });
-    if owed.lost > 0 {
-        session.send_link(&LinkMsg::Lost {
-            switch: no,
-            lost: owed.lost,
-        });
-    }
     if owed.frames.is_empty() {
+        if owed.lost > 0 {
+            session.send_link(&LinkMsg::Lost {
+                switch: no,
+                lost: owed.lost,
+            });
+        }
         return;
     }
-    let size: usize = owed.frames.iter().map(|(_, f)| f.len() + 16).sum();
+    let size: usize = owed.frames.iter().map(|(_, f)| f.len() + 32).sum();
     let mut out = BytesMut::with_capacity(size);
-    for (seq, frame) in &owed.frames {
+    for ((seq, frame), &gap) in owed.frames.iter().zip(&owed.gaps) {
+        if gap > 0 {
+            put_lost(&mut out, no, gap);
+        }
         put_sequence(&mut out, no, *seq);
         if session.is_p3() {
             // An event too large for the SWITCH byte is not delivered live either.
@@ -300,6 +304,9 @@ fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, bu
         } else {
             out.extend_from_slice(frame);
         }
+    }
+    if owed.lost_after() > 0 {
+        put_lost(&mut out, no, owed.lost_after());
     }
     let _ = session.send(out.freeze());
 }

@@ -61,6 +61,11 @@ pub struct EventJournal {
     /// Kept events with their numbers, oldest first (numbers rise; a gap is events missed).
     frames: VecDeque<(u64, Instant, Bytes)>,
     bytes: usize,
+    /// The site's highest number this relay's own link may be given, as reserved on the bus
+    /// (`u64::MAX` where nothing is reserved: a relay not sharing its site).
+    reserved: u64,
+    /// The site's number at which more should be reserved.
+    refill_at: u64,
 }
 
 /// What a returning session is owed on one switch.
@@ -71,6 +76,16 @@ pub struct Owed {
     pub lost: u64,
     /// The kept events after the session's last, oldest first, with their numbers.
     pub frames: Vec<(u64, Bytes)>,
+    /// For each of `frames`, how many of `lost` come just before it (after the frame before
+    /// it, or the session's last); the rest come after the last frame.
+    pub gaps: Vec<u64>,
+}
+
+impl Owed {
+    /// The events lost after the last frame given (all of them when none is given).
+    pub fn lost_after(&self) -> u64 {
+        self.lost - self.gaps.iter().sum::<u64>()
+    }
 }
 
 /// How a run numbered by another relay fits this journal.
@@ -101,7 +116,36 @@ impl EventJournal {
             terms_begun: 0,
             frames: VecDeque::new(),
             bytes: 0,
+            reserved: u64::MAX,
+            refill_at: u64::MAX,
         }
+    }
+
+    /// The site's last number issued or followed here (0 before any).
+    pub fn site_last(&self) -> u64 {
+        self.last_seq().saturating_sub(self.offset)
+    }
+
+    /// The site's numbers up to `ceiling` are this relay's to give its own link's events (a
+    /// reservation on the bus, [`crate::bus::marks`]); more are wanted from `refill_at` on.
+    pub fn reserve(&mut self, ceiling: u64, refill_at: u64) {
+        self.reserved = ceiling;
+        self.refill_at = refill_at.min(ceiling);
+    }
+
+    /// Whether the numbers given so far have reached the point where more should be reserved.
+    pub fn wants_reservation(&self) -> bool {
+        self.site_last() >= self.refill_at
+    }
+
+    /// Whether every number reserved has been given.
+    pub fn reservation_used_up(&self) -> bool {
+        self.site_last() >= self.reserved
+    }
+
+    /// How many of the numbers given so far lie beyond the reservation.
+    pub fn beyond_reservation(&self) -> u64 {
+        self.site_last().saturating_sub(self.reserved)
     }
 
     /// This relay's numbers less the site's.
@@ -167,6 +211,11 @@ impl EventJournal {
                 Some(skipped) => (skipped, 0),
                 None => (0, (expected - site.first).min(count)),
             }
+        } else if site.start < current.start && site.first.saturating_add(count) <= expected {
+            // A late message of an earlier term (a new term starts above every number the
+            // site reserved before it): its numbers were had here, or told lost when this
+            // relay moved on to the later term. Nothing of it is delivered now.
+            return self.take(count, 0, count);
         } else {
             // A new term starts where its holder's numbers of the last one ended. Numbers of the
             // old term it had and this relay did not are events missed; numbers it reuses that
@@ -265,21 +314,28 @@ impl EventJournal {
     /// What a session whose last event here was `last` is owed: the kept events after it that
     /// `wanted` accepts, at most `budget` bytes of them (the newest). Lost are the events after
     /// `last` no longer kept or never had, whatever their device, and the wanted ones over the
-    /// budget. A `last` at or beyond the last number issued is owed nothing.
+    /// budget; each gap is placed where it is, before the first event given after it, so the
+    /// numbers a session is told run on exactly. A `last` at or beyond the last number issued is
+    /// owed nothing.
     pub fn owed(&self, last: u64, budget: usize, wanted: impl Fn(&[u8]) -> bool) -> Owed {
         if last >= self.last_seq() {
             return Owed::default();
         }
         let after = self.frames.partition_point(|(seq, _, _)| *seq <= last);
-        let kept_after = (self.frames.len() - after) as u64;
-        let mut lost = self.last_seq() - last - kept_after;
-        let mut frames: Vec<(u64, Bytes)> = self
-            .frames
-            .iter()
-            .skip(after)
-            .filter(|(_, _, f)| wanted(f))
-            .map(|(seq, _, f)| (*seq, f.clone()))
-            .collect();
+        let mut frames: Vec<(u64, Bytes)> = Vec::new();
+        let mut gaps: Vec<u64> = Vec::new();
+        // Numbers after the last one given (or `last`) that this journal does not hold.
+        let mut missing = 0;
+        let mut previous = last;
+        for (seq, _, f) in self.frames.iter().skip(after) {
+            missing += seq - previous - 1;
+            previous = *seq;
+            if wanted(f) {
+                frames.push((*seq, f.clone()));
+                gaps.push(std::mem::take(&mut missing));
+            }
+        }
+        let lost_after = missing + (self.last_seq() - previous);
         let mut total: usize = frames.iter().map(|(_, f)| f.len()).sum();
         let mut drop = 0;
         while total > budget && drop < frames.len() {
@@ -287,10 +343,19 @@ impl EventJournal {
             drop += 1;
         }
         // Events no longer kept count whatever their device (nobody can tell any more); those
-        // over the budget are known to be wanted.
-        lost += drop as u64;
+        // over the budget are known to be wanted, and are lost before the first one given.
+        let dropped: u64 = gaps.drain(..drop).sum::<u64>() + drop as u64;
         frames.drain(..drop);
-        Owed { lost, frames }
+        // With every frame dropped, they are lost after the session's last, with the rest.
+        let lost_after = match gaps.first_mut() {
+            Some(first) => {
+                *first += dropped;
+                lost_after
+            }
+            None => lost_after + dropped,
+        };
+        let lost = gaps.iter().sum::<u64>() + lost_after;
+        Owed { lost, frames, gaps }
     }
 }
 
@@ -507,6 +572,8 @@ mod tests {
         assert_eq!(own(&mut j, now, &["d"], KEEP), 10);
         let owed = j.owed(2, usize::MAX, |_| true);
         assert_eq!((owed.lost, numbers(&owed)), (6, vec![3, 10]));
+        // The gap is told where it falls: between 3 and 10.
+        assert_eq!((owed.gaps.clone(), owed.lost_after()), (vec![0, 6], 0));
         // A mark it is already past changes nothing.
         assert_eq!(j.raise_to(5), 0);
         assert_eq!(own(&mut j, now, &["e"], KEEP), 11);
@@ -515,5 +582,76 @@ mod tests {
             assert_eq!(j.raise_to(mark), 0);
         }
         assert_eq!(own(&mut j, now, &["f"], KEEP), 12);
+    }
+
+    #[test]
+    fn each_gap_is_told_before_the_first_event_after_it() {
+        let now = Instant::now();
+        let mut j = EventJournal::new(1);
+        follow(&mut j, now, site(9, 1, 1), &["2201", "2202"]);
+        // Numbers 3..=7 never reached this relay (the bus), then 8 and 9 did; 10..=12 were
+        // skipped by a reservation.
+        follow(&mut j, now, site(9, 1, 8), &["2201", "2202"]);
+        assert_eq!(j.raise_to(12), 3);
+        let owed = j.owed(1, usize::MAX, |_| true);
+        assert_eq!(numbers(&owed), vec![2, 8, 9]);
+        assert_eq!(
+            (owed.gaps.clone(), owed.lost_after(), owed.lost),
+            (vec![0, 5, 0], 3, 8)
+        );
+        // Filtered to 2201: event 2 is not its, so the gap before 8 is told before 8 still;
+        // event 9 is not its either.
+        let owed = j.owed(0, usize::MAX, |f| {
+            wire::call::event_device(f) == Some(b"2201")
+        });
+        assert_eq!(numbers(&owed), vec![1, 8]);
+        assert_eq!((owed.gaps.clone(), owed.lost_after()), (vec![0, 5], 3));
+        // Over the budget: the oldest wanted events are lost before the first one given.
+        let one = event("2201").len();
+        let owed = j.owed(1, one, |_| true);
+        assert_eq!(numbers(&owed), vec![9]);
+        assert_eq!(
+            (owed.gaps.clone(), owed.lost_after(), owed.lost),
+            (vec![7], 3, 10)
+        );
+        // Nothing fits: everything is lost after the session's last.
+        let owed = j.owed(1, 0, |_| true);
+        assert_eq!(
+            (numbers(&owed), owed.lost_after(), owed.lost),
+            (vec![], 11, 11)
+        );
+    }
+
+    #[test]
+    fn a_late_message_of_an_earlier_term_is_not_delivered_again() {
+        let now = Instant::now();
+        let mut j = EventJournal::new(1);
+        follow(&mut j, now, site(9, 1, 1), &["a", "b", "c"]);
+        // The next holder starts above the old one's reservation (200): 4..=199 are a gap.
+        let f = follow(&mut j, now, site(10, 200, 200), &["d"]);
+        assert_eq!((f.lost, f.repeated, f.first), (196, 0, 200));
+        // The old holder's events 4 and 5 arrive late: counted lost already, not delivered.
+        let f = j.follow(site(9, 1, 4), 2);
+        assert_eq!((f.lost, f.repeated), (0, 2));
+        assert_eq!((j.last_seq(), j.offset()), (200, 0));
+        // The new term goes on.
+        let f = follow(&mut j, now, site(10, 200, 201), &["e"]);
+        assert_eq!((f.lost, f.repeated, f.first), (0, 0, 201));
+    }
+
+    #[test]
+    fn a_holder_knows_when_to_reserve_more_and_what_it_numbered_beyond() {
+        let mut j = EventJournal::new(1);
+        // Nothing reserved (a relay of its own): never asks.
+        j.number(1_000);
+        assert!(!j.wants_reservation());
+        assert_eq!(j.beyond_reservation(), 0);
+        j.reserve(1_100, 1_050);
+        j.number(49);
+        assert!(!j.wants_reservation());
+        j.number(1);
+        assert!(j.wants_reservation());
+        j.number(60);
+        assert_eq!(j.beyond_reservation(), 10);
     }
 }

@@ -245,6 +245,19 @@ pub async fn run(
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
 
     let cause = loop {
+        // A site's holder numbers events only within its reservation: when it is used up, the
+        // next is awaited before what is buffered is numbered.
+        if reader.pending() > 0
+            && slot.journal().reservation_used_up()
+            && !wait_for_numbers(hub, slot, stop).await
+        {
+            // What is buffered could be given numbers the next holder gives too: it is
+            // left unread, as what the switch sends while no relay holds the link is.
+            let cause = LossCause::Error(
+                "the site's numbers could not be reserved on the bus while the lease lasted".into(),
+            );
+            return finish(hub, &link, &mut writer, cause).await;
+        }
         // Everything already buffered (including what arrived with the last set-up step).
         match dispatch_buffered(hub, slot, &link, &mut reader, &mut scratch) {
             Ok(true) => keepalive.received(),
@@ -287,6 +300,31 @@ pub async fn run(
         }
     };
     finish(hub, &link, &mut writer, cause).await
+}
+
+/// Waits until the site's holder has reserved more numbers for `slot`'s events; says whether
+/// it did (`false`: the lease ran out first, or the relay stops).
+async fn wait_for_numbers(
+    hub: &Hub,
+    slot: &crate::hub::SwitchSlot,
+    stop: &CancellationToken,
+) -> bool {
+    let Some(outbox) = hub.bus.load_full() else {
+        return true;
+    };
+    while slot.journal().reservation_used_up() {
+        if !hub.fence.open() || stop.is_cancelled() {
+            return false;
+        }
+        outbox.numbers_low.notify_one();
+        let reserved = outbox.numbers_reserved.notified();
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = reserved => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+    }
+    true
 }
 
 /// Dispatches every whole frame already buffered, in runs; says whether there was any.

@@ -127,6 +127,8 @@ enum Wake {
     Switches,
     /// An operator asked this relay to hand the lease over (`relay ctl lease release`).
     HandOver,
+    /// The holder's numbers reached the point where it reserves more.
+    NumbersLow,
 }
 
 /// Shares the site's local switch links with another relay through the lease: while this
@@ -189,6 +191,7 @@ pub(super) async fn share_links(
             _ = tick.tick() => Wake::Step,
             _ = lease.freed(), if !holding => Wake::Step,
             _ = hand_over.notified(), if holding => Wake::HandOver,
+            _ = bus.outbox.numbers_low.notified(), if exporting.is_some() => Wake::NumbersLow,
             changed = local_watch.changed() => match changed {
                 Ok(()) => Wake::Switches,
                 Err(_) => Wake::Stop,
@@ -203,15 +206,21 @@ pub(super) async fn share_links(
                 resting_until = None;
                 holding = lease.step().await;
                 if holding && exporting.is_some() {
-                    marks.record(&bus.hub, &local).await;
+                    reserve_ahead(&mut marks, &bus.hub, &local).await;
+                }
+            }
+            Wake::NumbersLow => {
+                if holding {
+                    reserve_ahead(&mut marks, &bus.hub, &local).await;
                 }
             }
             Wake::HandOver => {
                 command(&local, SwitchCommand::Disconnect);
                 bus.hub.fence.shut_now();
-                wait_closed(&any_up, &local, LINKS_CLOSE).await;
+                if wait_closed(&any_up, &local, LINKS_CLOSE).await {
+                    marks.settle(&bus.hub, &local).await;
+                }
                 bus.outbox.flushed(LINKS_CLOSE).await;
-                marks.record(&bus.hub, &local).await;
                 lease.release().await;
                 holding = false;
                 resting_until = Some(Instant::now() + HANDED_OVER);
@@ -245,11 +254,20 @@ pub(super) async fn share_links(
         }
         if holding && exporting.is_none() {
             end_tasks(following.take()).await;
-            // Numbers run on from the last holder's before the first event is read.
-            marks.raise(&bus.hub, &local).await;
-            command(&local, SwitchCommand::Connect);
-            exporting = Some(bus.export(&local, &stop));
-            taken = Some(Instant::now());
+            // Numbers run on from every number the last holder may have given, and are
+            // reserved, before the first event is read; until then no link is dialled.
+            match marks.take_over(&bus.hub, &local).await {
+                Ok(()) => {
+                    command(&local, SwitchCommand::Connect);
+                    exporting = Some(bus.export(&local, &stop));
+                    taken = Some(Instant::now());
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "bus: holding the lease, but the site's numbers could not be reserved; \
+                     the links are dialled once they are"
+                ),
+            }
         } else if holding && taken.is_some_and(|at| at.elapsed() < TAKEOVER_RETRIES) {
             // The floating address a switch is dialled from may reach this host just after
             // the lease: a switch not up yet is tried again each second for a while, instead
@@ -274,9 +292,10 @@ pub(super) async fn share_links(
     // so that the other relay dials at once.
     bus.hub.fence.shut_now();
     if lease.held() {
-        wait_closed(&any_up, &local, LINKS_CLOSE).await;
+        if wait_closed(&any_up, &local, LINKS_CLOSE).await {
+            marks.settle(&bus.hub, &local).await;
+        }
         bus.outbox.flushed(LINKS_CLOSE).await;
-        marks.record(&bus.hub, &local).await;
         lease.release().await;
         bus.outbox
             .lease_held
@@ -286,10 +305,26 @@ pub(super) async fn share_links(
     end_tasks(following).await;
 }
 
-/// Waits until none of `numbers` is up, for at most `limit`.
-async fn wait_closed(any_up: &impl Fn(&[u8]) -> bool, numbers: &[u8], limit: std::time::Duration) {
+/// Waits until none of `numbers` is up, for at most `limit`; says whether they all closed.
+async fn wait_closed(
+    any_up: &impl Fn(&[u8]) -> bool,
+    numbers: &[u8],
+    limit: std::time::Duration,
+) -> bool {
     let until = tokio::time::Instant::now() + limit;
     while any_up(numbers) && tokio::time::Instant::now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    !any_up(numbers)
+}
+
+/// The holder's reservations kept ahead of its numbers. A reservation that fails is tried
+/// again at the next renewal or wake; the numbers meanwhile run into what is left of it.
+async fn reserve_ahead(marks: &mut crate::bus::marks::Marks, hub: &Hub, local: &[u8]) {
+    if let Err(e) = marks.keep_ahead(hub, local, false).await {
+        tracing::debug!(error = %e, "bus: numbers not reserved this time");
+    }
+    if let Some(outbox) = hub.bus.load().as_ref() {
+        outbox.numbers_reserved.notify_waiters();
     }
 }

@@ -63,12 +63,15 @@ pub fn deliver_events(
     let (first_seq, range, events, told) = match site {
         None => {
             let (first, told) = journal.number(events);
+            if journal.wants_reservation() {
+                reservation_low(hub, &journal, events);
+            }
             (first, range, events, Some(told))
         }
         Some(site) => {
             let followed = journal.follow(site, events);
             if followed.lost > 0 {
-                missed(hub, slot, followed.lost);
+                missed(hub, slot, followed.first - followed.lost, followed.lost);
             }
             if followed.repeated == events {
                 return None;
@@ -176,9 +179,25 @@ pub fn deliver_events(
     told
 }
 
-/// Events of the site that never reached this relay: counted, and every numbered session of the
-/// switch is told how many (`G`) before the events that follow them.
-fn missed(hub: &Hub, slot: &SwitchSlot, lost: u64) {
+/// The numbers reserved for this relay's link are running out: the lease holder is woken to
+/// reserve more, and events numbered beyond them are counted.
+#[cold]
+fn reservation_low(hub: &Hub, journal: &crate::hub::event_journal::EventJournal, events: u64) {
+    let beyond = journal.beyond_reservation().min(events);
+    if beyond > 0 {
+        hub.stats
+            .numbered_unreserved
+            .fetch_add(beyond, Ordering::Relaxed);
+    }
+    if let Some(outbox) = hub.bus.load().as_ref() {
+        outbox.numbers_low.notify_one();
+    }
+}
+
+/// Events of the site that never reached this relay, numbered `from..from + lost` here:
+/// counted, and every numbered session of the switch is told how many (`G`) before the events
+/// that follow them, less those it already had (it came back from a relay ahead of this one).
+fn missed(hub: &Hub, slot: &SwitchSlot, from: u64, lost: u64) {
     hub.stats
         .site_events_missed
         .fetch_add(lost, Ordering::Relaxed);
@@ -186,12 +205,15 @@ fn missed(hub: &Hub, slot: &SwitchSlot, lost: u64) {
     if !subs.any_resumable() {
         return;
     }
-    let gap = LinkMsg::Lost {
-        switch: slot.no,
-        lost,
-    };
+    let end = from + lost;
     for session in subs.list.values().filter(|s| s.is_resumable()) {
-        session.send_link(&gap);
+        let had = session.floor(slot.no).saturating_add(1).clamp(from, end) - from;
+        if had < lost {
+            session.send_link(&LinkMsg::Lost {
+                switch: slot.no,
+                lost: lost - had,
+            });
+        }
     }
 }
 
