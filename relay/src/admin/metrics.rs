@@ -144,7 +144,7 @@ pub async fn render(State(s): State<AdminState>) -> impl IntoResponse {
         ),
         (
             "cti_bus_numbered_unreserved_total",
-            "Events this relay numbered as the site's link holder beyond the numbers it had reserved on the bus (a burst faster than a reservation is written).",
+            "Events this relay numbered as the site's link holder beyond the numbers it had reserved on the bus (the next holder could give such numbers again).",
             load(&stats.numbered_unreserved),
         ),
         (

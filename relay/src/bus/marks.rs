@@ -158,21 +158,26 @@ impl Marks {
         switches: &[u8],
         all: bool,
     ) -> Result<(), NotReserved> {
-        let due: Vec<(u8, Reserved, u64)> = switches
+        let due: Vec<(u8, Reserved, u64, u64)> = switches
             .iter()
             .filter_map(|&no| {
                 let slot = hub.slot_of(no)?;
-                let wants = slot.journal().wants_reservation();
+                let (wants, needed) = {
+                    let journal = slot.journal();
+                    (journal.wants_reservation(), journal.needed())
+                };
                 let r = *self.reserved.get(&no)?;
-                (all || wants).then_some((no, r, site_last(hub, no)))
+                (all || wants).then_some((no, r, site_last(hub, no), needed))
             })
             .collect();
         if due.is_empty() {
             return Ok(());
         }
         let store = self.store().await?;
-        for (no, was, last) in due {
-            let block = block_for(last.saturating_sub(was.at_last), was.at.elapsed());
+        for (no, was, last, needed) in due {
+            // At least what the switch reader is waiting to number, and a block more.
+            let block = block_for(last.saturating_sub(was.at_last), was.at.elapsed())
+                .max(needed.saturating_add(MIN_BLOCK).min(MAX_BLOCK));
             let ceiling = last + block;
             if ceiling <= was.ceiling {
                 // Still more than a block ahead (the rate fell): asked again nearer the end.

@@ -66,6 +66,8 @@ pub struct EventJournal {
     reserved: u64,
     /// The site's number at which more should be reserved.
     refill_at: u64,
+    /// Numbers the link's reader needs for what it has buffered, beyond what is reserved.
+    needed: u64,
 }
 
 /// What a returning session is owed on one switch.
@@ -118,6 +120,7 @@ impl EventJournal {
             bytes: 0,
             reserved: u64::MAX,
             refill_at: u64::MAX,
+            needed: 0,
         }
     }
 
@@ -131,16 +134,28 @@ impl EventJournal {
     pub fn reserve(&mut self, ceiling: u64, refill_at: u64) {
         self.reserved = ceiling;
         self.refill_at = refill_at.min(ceiling);
+        self.needed = 0;
     }
 
-    /// Whether the numbers given so far have reached the point where more should be reserved.
+    /// Whether more numbers should be reserved: the numbers given reached the refill point, or
+    /// the link's reader needs more than are left.
     pub fn wants_reservation(&self) -> bool {
         self.site_last() >= self.refill_at
+            || self.site_last().saturating_add(self.needed) > self.reserved
     }
 
-    /// Whether every number reserved has been given.
-    pub fn reservation_used_up(&self) -> bool {
-        self.site_last() >= self.reserved
+    /// Whether fewer than `count` reserved numbers are left; if so, `count` are asked for.
+    pub fn reservation_short(&mut self, count: u64) -> bool {
+        let short = self.site_last().saturating_add(count) > self.reserved;
+        if short {
+            self.needed = self.needed.max(count);
+        }
+        short
+    }
+
+    /// The numbers the link's reader asked for beyond what is reserved.
+    pub fn needed(&self) -> u64 {
+        self.needed
     }
 
     /// How many of the numbers given so far lie beyond the reservation.
@@ -653,5 +668,16 @@ mod tests {
         assert!(j.wants_reservation());
         j.number(60);
         assert_eq!(j.beyond_reservation(), 10);
+        // A reader with 30 events buffered and 20 numbers left asks for 30.
+        j.reserve(1_130, 1_120);
+        assert!(!j.wants_reservation());
+        assert!(!j.reservation_short(20));
+        assert!(j.reservation_short(30));
+        assert_eq!(j.needed(), 30);
+        assert!(j.wants_reservation());
+        // A new reservation answers it.
+        j.reserve(1_200, 1_180);
+        assert_eq!(j.needed(), 0);
+        assert!(!j.reservation_short(30));
     }
 }

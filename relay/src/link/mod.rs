@@ -248,8 +248,8 @@ pub async fn run(
         // A site's holder numbers events only within its reservation: when it is used up, the
         // next is awaited before what is buffered is numbered.
         if reader.pending() > 0
-            && slot.journal().reservation_used_up()
-            && !wait_for_numbers(hub, slot, stop).await
+            && slot.journal().reservation_short(events_at_most(&reader))
+            && !wait_for_numbers(hub, slot, events_at_most(&reader), stop).await
         {
             // What is buffered could be given numbers the next holder gives too: it is
             // left unread, as what the switch sends while no relay holds the link is.
@@ -263,6 +263,10 @@ pub async fn run(
             Ok(true) => keepalive.received(),
             Ok(false) => {}
             Err(cause) => return finish(hub, &link, &mut writer, cause).await,
+        }
+        if reader.pending() > 0 && slot.journal().reservation_short(events_at_most(&reader)) {
+            // Stopped for numbers, with whole runs still buffered.
+            continue;
         }
         // Biased, in this order: stopping first; then the writer and the timer, so that a
         // switch that never stops sending cannot starve the silence and answer-timeout checks.
@@ -302,18 +306,27 @@ pub async fn run(
     finish(hub, &link, &mut writer, cause).await
 }
 
-/// Waits until the site's holder has reserved more numbers for `slot`'s events; says whether
-/// it did (`false`: the lease ran out first, or the relay stops).
+/// The most events what `reader` has buffered can hold (each frame at least its header).
+fn events_at_most(reader: &FrameReader) -> u64 {
+    (reader.pending() / usize::from(wire::frame::MIN_LEN + 2)) as u64
+}
+
+/// Waits until the site's holder has reserved at least `count` more numbers for `slot`'s
+/// events; says whether it did (`false`: the lease ran out first, or the relay stops).
 async fn wait_for_numbers(
     hub: &Hub,
     slot: &crate::hub::SwitchSlot,
+    count: u64,
     stop: &CancellationToken,
 ) -> bool {
     let Some(outbox) = hub.bus.load_full() else {
         return true;
     };
-    while slot.journal().reservation_used_up() {
-        if !hub.fence.open() || stop.is_cancelled() {
+    while slot.journal().reservation_short(count) {
+        // The fence may shut for a moment while the lease loop renews late; the link is let
+        // go only once this relay no longer believes it holds the lease.
+        let held = outbox.lease_held.load(Ordering::Relaxed);
+        if (!hub.fence.open() && !held) || stop.is_cancelled() {
             return false;
         }
         outbox.numbers_low.notify_one();
@@ -337,6 +350,10 @@ fn dispatch_buffered(
 ) -> Result<bool, LossCause> {
     let mut any = false;
     loop {
+        // A site's holder numbers no run past its reservation: the rest waits for the next.
+        if any && slot.journal().reservation_short(events_at_most(reader)) {
+            return Ok(true);
+        }
         match reader.next_run() {
             Ok(Some(run)) => {
                 any = true;
