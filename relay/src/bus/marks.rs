@@ -113,8 +113,14 @@ impl Marks {
                 None => (0, 0),
             };
             if let Some(slot) = hub.slot_of(no) {
-                let skipped = slot.journal().raise_to(ceiling);
+                let (from, skipped) = {
+                    let mut journal = slot.journal();
+                    let from = journal.last_seq() + 1;
+                    (from, journal.raise_to(ceiling))
+                };
                 if skipped > 0 {
+                    // The sessions here never get those numbers: told before the next event.
+                    crate::session::fanout::tell_gap(slot, from, skipped);
                     info!(
                         site = %self.site,
                         switch = no,

@@ -69,9 +69,14 @@ pub fn deliver_events(
             (first, range, events, Some(told))
         }
         Some(site) => {
+            let had_none = journal.last_seq() == 0;
             let followed = journal.follow(site, events);
             if followed.lost > 0 {
                 missed(hub, slot, followed.first - followed.lost, followed.lost);
+            } else if had_none && followed.first > 1 {
+                // The first numbers this relay has: the site's before them are a gap to the
+                // sessions already here (told `last` 0, or come back from further on).
+                tell_gap(slot, 1, followed.first - 1);
             }
             if followed.repeated == events {
                 return None;
@@ -195,12 +200,18 @@ fn reservation_low(hub: &Hub, journal: &crate::hub::event_journal::EventJournal,
 }
 
 /// Events of the site that never reached this relay, numbered `from..from + lost` here:
-/// counted, and every numbered session of the switch is told how many (`G`) before the events
-/// that follow them, less those it already had (it came back from a relay ahead of this one).
+/// counted, and told to the sessions ([`tell_gap`]).
 fn missed(hub: &Hub, slot: &SwitchSlot, from: u64, lost: u64) {
     hub.stats
         .site_events_missed
         .fetch_add(lost, Ordering::Relaxed);
+    tell_gap(slot, from, lost);
+}
+
+/// Numbers `from..from + lost` of `slot` that this relay never gives: every numbered session
+/// of the switch is told how many (`G`) before the events that follow them, less those it
+/// already had (it came back from a relay ahead of this one).
+pub(crate) fn tell_gap(slot: &SwitchSlot, from: u64, lost: u64) {
     let subs = slot.subscribers.load();
     if !subs.any_resumable() {
         return;
