@@ -891,7 +891,7 @@ async fn the_alert_rules_read_only_metrics_the_relay_exports() {
             read.insert(word);
         }
     }
-    assert_eq!(read.len(), 10, "{read:?}");
+    assert_eq!(read.len(), 11, "{read:?}");
     let missing: Vec<_> = read
         .iter()
         .filter(|m| {
