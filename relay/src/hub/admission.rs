@@ -279,15 +279,6 @@ fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, bu
                 _ => true,
             }
     });
-    if owed.frames.is_empty() {
-        if owed.lost > 0 {
-            session.send_link(&LinkMsg::Lost {
-                switch: no,
-                lost: owed.lost,
-            });
-        }
-        return;
-    }
     let size: usize = owed.frames.iter().map(|(_, f)| f.len() + 32).sum();
     let mut out = BytesMut::with_capacity(size);
     for ((seq, frame), &gap) in owed.frames.iter().zip(&owed.gaps) {
@@ -307,6 +298,9 @@ fn replay(session: &SessionHandle, no: u8, journal: &EventJournal, last: u64, bu
     }
     if owed.lost_after() > 0 {
         put_lost(&mut out, no, owed.lost_after());
+    }
+    if out.is_empty() {
+        return;
     }
     let _ = session.send(out.freeze());
 }

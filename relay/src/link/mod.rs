@@ -247,9 +247,10 @@ pub async fn run(
     let cause = loop {
         // A site's holder numbers events only within its reservation: when it is used up, the
         // next is awaited before what is buffered is numbered.
-        if reader.pending() > 0
-            && slot.journal().reservation_short(events_at_most(&reader))
-            && !wait_for_numbers(hub, slot, events_at_most(&reader), stop).await
+        let buffered = events_at_most(&reader);
+        if buffered > 0
+            && slot.journal().reservation_short(buffered)
+            && !wait_for_numbers(hub, slot, buffered, stop).await
         {
             // What is buffered could be given numbers the next holder gives too: it is
             // left unread, as what the switch sends while no relay holds the link is.
@@ -260,13 +261,14 @@ pub async fn run(
         }
         // Everything already buffered (including what arrived with the last set-up step).
         match dispatch_buffered(hub, slot, &link, &mut reader, &mut scratch) {
-            Ok(true) => keepalive.received(),
-            Ok(false) => {}
+            Ok(Dispatched::Nothing) => {}
+            Ok(Dispatched::All) => keepalive.received(),
+            Ok(Dispatched::HeldForNumbers) => {
+                // Whole runs are still buffered: back to waiting for their numbers.
+                keepalive.received();
+                continue;
+            }
             Err(cause) => return finish(hub, &link, &mut writer, cause).await,
-        }
-        if reader.pending() > 0 && slot.journal().reservation_short(events_at_most(&reader)) {
-            // Stopped for numbers, with whole runs still buffered.
-            continue;
         }
         // Biased, in this order: stopping first; then the writer and the timer, so that a
         // switch that never stops sending cannot starve the silence and answer-timeout checks.
@@ -282,6 +284,7 @@ pub async fn run(
                 // it sent before is still readable and must not be lost.
                 let drained = drain_after_writer_end(&mut rd, &mut reader, |reader| {
                     dispatch_buffered(hub, slot, &link, reader, &mut scratch)
+                        .map(|d| d != Dispatched::Nothing)
                 })
                 .await;
                 break drained.err().unwrap_or(cause);
@@ -340,26 +343,39 @@ async fn wait_for_numbers(
     true
 }
 
-/// Dispatches every whole frame already buffered, in runs; says whether there was any.
+/// What [`dispatch_buffered`] did with the buffered frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dispatched {
+    /// No whole frame was buffered.
+    Nothing,
+    /// Every whole frame was dispatched.
+    All,
+    /// Some were; the rest wait for numbers the site's holder has yet to reserve.
+    HeldForNumbers,
+}
+
+/// Dispatches every whole frame already buffered, in runs, and says what it did. A site's
+/// holder numbers no run past its reservation: after the first run, the rest wait for the
+/// next reservation when fewer numbers are left than they could hold.
 fn dispatch_buffered(
     hub: &Hub,
     slot: &crate::hub::SwitchSlot,
     link: &LinkHandle,
     reader: &mut FrameReader,
     scratch: &mut Scratch,
-) -> Result<bool, LossCause> {
+) -> Result<Dispatched, LossCause> {
     let mut any = false;
     loop {
-        // A site's holder numbers no run past its reservation: the rest waits for the next.
         if any && slot.journal().reservation_short(events_at_most(reader)) {
-            return Ok(true);
+            return Ok(Dispatched::HeldForNumbers);
         }
         match reader.next_run() {
             Ok(Some(run)) => {
                 any = true;
                 dispatch(hub, slot, link, &run, None, scratch)?;
             }
-            Ok(None) => return Ok(any),
+            Ok(None) if any => return Ok(Dispatched::All),
+            Ok(None) => return Ok(Dispatched::Nothing),
             Err(e) => return Err(LossCause::Protocol(e.to_string())),
         }
     }
