@@ -68,10 +68,10 @@ struct Expect {
     lost: BTreeMap<u8, u64>,
     /// Switches whose next number cannot be known (`G` of an unknown count).
     unknown: BTreeSet<u8>,
-    /// Switches of a session admitted as new with a token (it had expired): a `G` before
-    /// their first event counts what was missed up to the `last` the relay granted, which the
-    /// numbers run on from.
-    restarted: BTreeSet<u8>,
+    /// Switches of a session admitted as new with a token (it had expired), with the count the
+    /// first `G` must have: the events from the application's own last to the `last` the relay
+    /// granted, which the numbers run on from. A `G` after it counts as any other.
+    expired: BTreeMap<u8, u64>,
 }
 
 impl App {
@@ -129,14 +129,20 @@ impl App {
             self.at.store(at, Ordering::SeqCst);
             summary.connections += 1;
             let mut expect = Expect::default();
-            if memory.token.is_some() {
+            let had_token = memory.token.is_some();
+            let own_last = memory.last.clone();
+            if had_token {
                 if grant.resumed {
                     summary.resumed += 1;
                 } else {
+                    // Admitted as new: a stream of its own begins, which may repeat events the
+                    // application had from the other relay (their numbers tell it so).
                     summary.not_resumed += 1;
                     memory.last.clear();
+                    last_id.clear();
                 }
             }
+            tracing::debug!(target: "app", "{name} on {}: admitted, resumed {}, last {:?}", NODES[at], grant.resumed, grant.last);
             memory.admitted(&grant);
             // A relay that has not yet had a number of a switch (a follower whose link to it
             // just came up) admits a new session from the first number it gets: what came
@@ -146,7 +152,10 @@ impl App {
                     if *last == 0 {
                         expect.unknown.insert(*no);
                     }
-                    expect.restarted.insert(*no);
+                    let missed = own_last.get(no).map_or(0, |own| last.saturating_sub(*own));
+                    if had_token && missed > 0 {
+                        expect.expired.insert(*no, missed);
+                    }
                 }
             }
             let (mut rd, wr) = app.into_split();
@@ -225,7 +234,8 @@ impl App {
                     summary.unknown_gaps += 1;
                 }
                 Ok(LinkMsg::Lost { switch, lost }) => {
-                    if !expect.restarted.contains(&switch) {
+                    tracing::debug!(target: "app", "{name} on {}: G {lost} for switch {switch}", NODES[node]);
+                    if expect.expired.remove(&switch) != Some(lost) {
                         *expect.lost.entry(switch).or_default() += lost;
                     }
                     summary.told_lost += lost;
@@ -277,8 +287,9 @@ impl App {
                         ),
                     );
                 }
+                tracing::debug!(target: "app", "{name} on {}: event {id} of switch {switch} numbered {number}", NODES[node]);
                 self.check.numbered(switch, number, id, name, node);
-                expect.restarted.remove(&switch);
+                expect.expired.remove(&switch);
                 let lost = expect.lost.remove(&switch).unwrap_or(0);
                 let known = !expect.unknown.remove(&switch);
                 if let (Some(&last), true) = (memory.last.get(&switch), known) {

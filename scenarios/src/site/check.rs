@@ -10,7 +10,7 @@
 //!   site only;
 //! - once every fault has healed, one relay holds the lease and both serve every switch.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use busseam::mem::MemStats;
@@ -189,13 +189,16 @@ impl Shared {
         for (i, relay) in relays.iter().enumerate() {
             let sessions: Vec<_> = relay.sessions().into_iter().chain(relay.parked()).collect();
             self.licence_use_matches(relay, &sessions, i);
-            let tokens: BTreeSet<wire::Token> = sessions.iter().filter_map(|s| s.resume).collect();
-            for token in tokens {
+            let tokens: BTreeMap<wire::Token, String> = sessions
+                .iter()
+                .filter_map(|s| Some((s.resume?, s.app_name.to_string())))
+                .collect();
+            for (token, app) in tokens {
                 if let Some(other) = seen.insert(token, i) {
                     self.broke(
                         "each session is counted on one relay of the site",
                         format!(
-                            "a session is held by both {} and {}",
+                            "a session of {app} is held by both {} and {}",
                             NODES[other], NODES[i]
                         ),
                     );
