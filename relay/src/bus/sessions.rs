@@ -6,6 +6,12 @@
 //! was, with what it missed from its own journal: an application whose relay died resumes on
 //! the other.
 //!
+//! The relay a session moved to writes its entry at once; the one it left lets its copy go
+//! when it sees that entry, newer than any it wrote or read for its own copy
+//! ([`crate::hub::Hub::moved_away`]): from a watch on the bucket, and for the sessions waiting
+//! to come back also by reading their entries at every pass, which catches up what a watch
+//! misses while the bus is down or slow.
+//!
 //! Nothing is deleted: an entry is the state of the session where it was last connected, and
 //! lives on for at least the resume window after the session ended (its application has that
 //! long to come back, to either relay).
@@ -52,8 +58,8 @@ impl SiteSessions for KvSessions {
         let store = self.store.clone();
         let key = key(&self.site, &token);
         Box::pin(async move {
-            let value = match tokio::time::timeout(FETCH_LIMIT, store.get(&key)).await {
-                Ok(Ok(value)) => value?,
+            let entry = match tokio::time::timeout(FETCH_LIMIT, store.entry(&key)).await {
+                Ok(Ok(entry)) => entry.filter(|e| !e.deleted)?,
                 Ok(Err(e)) => {
                     debug!(error = %e, "bus: a moved session could not be read");
                     return None;
@@ -63,8 +69,11 @@ impl SiteSessions for KvSessions {
                     return None;
                 }
             };
-            match serde_json::from_slice(&value) {
-                Ok(session) => Some(session),
+            match serde_json::from_slice::<MovedSession>(&entry.value) {
+                Ok(session) => Some(MovedSession {
+                    revision: entry.revision,
+                    ..session
+                }),
                 Err(e) => {
                     warn!(%key, error = %e, "bus: a session entry that is not one; ignored");
                     None
@@ -106,12 +115,30 @@ fn moved(hub: &Hub, node: &str, site: &str, entry: &Entry) {
         return;
     };
     match serde_json::from_slice::<MovedSession>(&entry.value) {
-        Ok(session) if session.node != node => hub.moved_away(&token),
+        Ok(session) if session.node != node => hub.moved_away(&token, entry.revision),
         Ok(_) => {}
         Err(e) => {
             debug!(key = %entry.key, error = %e, "bus: a session entry that is not one; ignored")
         }
     }
+}
+
+/// The entries of the sessions waiting here to come back, as the bucket has them now: one the
+/// other relay wrote since says the session went there. Read all at once, within one write's
+/// time limit; none when the store does not answer.
+async fn parked_entries(hub: &Hub, store: &Kv, site: &str) -> Vec<Entry> {
+    let tokens = hub.parked_tokens();
+    if tokens.is_empty() {
+        return Vec::new();
+    }
+    let reads = tokens.iter().map(|token| {
+        let key = key(site, token);
+        async move { store.entry(&key).await.ok().flatten() }
+    });
+    tokio::time::timeout(WRITE_LIMIT, futures_util::future::join_all(reads))
+        .await
+        .map(|entries| entries.into_iter().flatten().collect())
+        .unwrap_or_default()
 }
 
 /// The token a key's hex names.
@@ -177,9 +204,14 @@ pub async fn share_sessions(
                 continue;
             }
             _ = tick.tick() => {}
+            _ = hub.session_moved_here.notified() => {}
         }
         if moves.is_none() {
             moves = watch_moves(&store, &site).await;
+        }
+        // What the watch cannot say: entries written while it was down or late.
+        for entry in parked_entries(&hub, &store, &site).await {
+            moved(&hub, &node, &site, &entry);
         }
         let now = Instant::now();
         let sessions = hub.sessions_to_share(&node);
@@ -196,7 +228,8 @@ pub async fn share_sessions(
             let key = key(&site, &token);
             let put = store.put(&key, json.clone());
             match tokio::time::timeout(WRITE_LIMIT, put).await {
-                Ok(Ok(_)) => {
+                Ok(Ok(revision)) => {
+                    hub.shared(token, revision);
                     written.insert(token, (json, now));
                 }
                 _ => {

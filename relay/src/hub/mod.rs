@@ -249,6 +249,9 @@ pub struct Hub {
     pub(crate) bus: ArcSwapOption<crate::outbox::Outbox>,
     /// On a shared site, where the other relay's resumable sessions are found.
     pub(crate) site_sessions: ArcSwapOption<Box<dyn resume::SiteSessions>>,
+    /// A session moved here from the other relay of the site: its entry is written at once,
+    /// so that relay lets its own copy (and licence use) go.
+    pub(crate) session_moved_here: tokio::sync::Notify,
     /// Whether this relay may dial its links now (shut while another relay of a shared site
     /// holds the lease).
     pub(crate) fence: fence::Fence,
@@ -335,6 +338,7 @@ impl Hub {
             resumables: AtomicUsize::new(0),
             bus: ArcSwapOption::empty(),
             site_sessions: ArcSwapOption::empty(),
+            session_moved_here: tokio::sync::Notify::new(),
             tls: Default::default(),
         }
     }

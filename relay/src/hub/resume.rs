@@ -53,6 +53,9 @@ pub struct MovedSession {
     /// For each served switch, that relay's event numbers less the site's (see
     /// [`crate::hub::event_journal`]): a number the application holds, less this, is the site's.
     pub offsets: Vec<(u8, u64)>,
+    /// The store's revision of the entry it was read from (not written: the store numbers it).
+    #[serde(skip)]
+    pub revision: u64,
 }
 
 impl MovedSession {
@@ -85,6 +88,10 @@ pub struct ResumeBook {
     // same order on every run of a simulated world.
     live: BTreeMap<Token, Arc<SessionHandle>>,
     parked: BTreeMap<Token, (Arc<SessionHandle>, Instant)>,
+    /// For a token in the book, the newest revision of its entry on the bus that describes
+    /// this relay's copy (written by this relay, or read when the session moved here): an
+    /// entry of the other relay at or below it is older than this copy.
+    revisions: BTreeMap<Token, u64>,
 }
 
 impl ResumeBook {
@@ -98,6 +105,7 @@ impl ResumeBook {
             rng,
             live: BTreeMap::new(),
             parked: BTreeMap::new(),
+            revisions: BTreeMap::new(),
         }
     }
 
@@ -144,10 +152,29 @@ impl ResumeBook {
 
     /// Takes `token`'s session out of the book: `Live` or `Parked`, or `None` when unknown.
     pub fn take(&mut self, token: &Token) -> Option<Found> {
+        self.revisions.remove(token);
         if let Some(s) = self.live.remove(token) {
             return Some(Found::Live(s));
         }
         self.parked.remove(token).map(|(s, _)| Found::Parked(s))
+    }
+
+    /// The entry of `token` on the bus at `revision` describes this relay's copy.
+    pub fn note_revision(&mut self, token: Token, revision: u64) {
+        if self.knows(&token) {
+            let known = self.revisions.entry(token).or_default();
+            *known = (*known).max(revision);
+        }
+    }
+
+    /// The newest revision of `token`'s entry known to describe this relay's copy (0: none).
+    pub fn known_revision(&self, token: &Token) -> u64 {
+        self.revisions.get(token).copied().unwrap_or(0)
+    }
+
+    /// The tokens of the sessions waiting to come back.
+    pub fn parked_tokens(&self) -> Vec<Token> {
+        self.parked.keys().copied().collect()
     }
 
     /// The sessions connected with a token.
@@ -186,6 +213,9 @@ impl ResumeBook {
             .filter(|(_, (_, until))| *until <= now)
             .map(|(t, _)| *t)
             .collect();
+        for token in &gone {
+            self.revisions.remove(token);
+        }
         gone.iter()
             .filter_map(|t| self.parked.remove(t).map(|(s, _)| s))
             .collect()
@@ -229,15 +259,32 @@ impl super::Hub {
     /// own go. One waiting to come back gives its licence use back at once; one still
     /// connected (its connection half-open, or its application connected twice) is closed and
     /// gives its licence use back as it ends. So the site counts each session once.
-    pub fn moved_away(&self, token: &Token) {
+    ///
+    /// `revision` is the bus entry's that says so: an entry no newer than the one this relay
+    /// last wrote or read for its own copy was written before the session came here (a late
+    /// message, or a catch-up after the bus came back), and changes nothing.
+    pub fn moved_away(&self, token: &Token, revision: u64) {
         let _membership = self.lock_membership();
         let mut book = self.resume_book();
+        if revision <= book.known_revision(token) {
+            return;
+        }
         match book.take(token) {
             Some(Found::Parked(s)) => self.licensing.usage().release(&s.grant),
             Some(Found::Live(s)) => s.replace(),
             _ => return,
         }
         self.count_resumables(&book);
+    }
+
+    /// This relay wrote `token`'s entry on the bus at `revision`.
+    pub fn shared(&self, token: Token, revision: u64) {
+        self.resume_book().note_revision(token, revision);
+    }
+
+    /// The tokens of the sessions waiting here to come back.
+    pub fn parked_tokens(&self) -> Vec<Token> {
+        self.resume_book().parked_tokens()
     }
 
     /// This relay's connected resumable sessions, as the other relay of the site is to admit
@@ -267,9 +314,78 @@ impl super::Hub {
                     filtering: s.filtering,
                     devices,
                     offsets,
+                    revision: 0,
                 };
                 (token, record)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::hub::session_handle::NewSession;
+    use crate::licensing::usage::Grant;
+    use wire::Str8;
+
+    fn session(token: Token) -> Arc<SessionHandle> {
+        SessionHandle::new(NewSession {
+            id: 1,
+            peer: "10.0.0.1:4000".parse().unwrap(),
+            product: Product::Operator,
+            protocol: 3,
+            app_name: Str8::lossy("console"),
+            served: vec![1],
+            default_switch: 1,
+            filtering: false,
+            connected_ms: 0,
+            devices: BTreeSet::new(),
+            queue_limit: 1 << 16,
+            grant: Grant::Counted(Product::Operator),
+            resume: Some(token),
+        })
+        .shared()
+    }
+
+    #[test]
+    fn a_revision_is_kept_only_for_a_token_in_the_book_and_only_grows() {
+        let mut book = ResumeBook::new(7);
+        let token = book.issue();
+        book.note_revision(token, 9);
+        assert_eq!(book.known_revision(&token), 0, "not in the book yet");
+
+        let s = session(token);
+        book.connect(token, s.clone());
+        book.note_revision(token, 12);
+        book.note_revision(token, 10);
+        assert_eq!(book.known_revision(&token), 12);
+
+        // Parked, it keeps what was known of it, and its token is listed for the catch-up.
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(book.ended(&s, Some(until)));
+        assert_eq!(book.known_revision(&token), 12);
+        assert_eq!(book.parked_tokens(), vec![token]);
+
+        // Taken out (moved away), nothing of it stays.
+        assert!(matches!(book.take(&token), Some(Found::Parked(_))));
+        assert_eq!(book.known_revision(&token), 0);
+        assert!(book.parked_tokens().is_empty());
+    }
+
+    #[test]
+    fn an_expired_session_forgets_its_revision() {
+        let mut book = ResumeBook::new(7);
+        let token = book.issue();
+        let s = session(token);
+        book.connect(token, s.clone());
+        book.note_revision(token, 3);
+        let now = Instant::now();
+        assert!(book.ended(&s, Some(now)));
+        assert_eq!(book.expire(now).len(), 1);
+        book.connect(token, session(token));
+        assert_eq!(book.known_revision(&token), 0);
     }
 }
