@@ -245,34 +245,36 @@ impl EventJournal {
         self.take(count, lost, repeated)
     }
 
-    /// The site's numbers are known to have reached `site_last` (the last holder's mark on the
-    /// bus): the next term this relay begins starts after it, so no number of the site is given
-    /// to two events. Numbers skipped here are events of the site this relay never had: a gap,
-    /// counted lost to a session that comes back from before it. Says how many were skipped.
-    /// A mark so high that numbering past it would overflow (a damaged or forged entry on the
-    /// bus) is ignored: nothing is skipped.
+    /// This relay takes the lease, and the site's numbers are known to have reached
+    /// `site_last` (the last holder's mark on the bus): the next term this relay begins starts
+    /// after it, so no number of the site is given to two events. Numbers skipped here are
+    /// events of the site this relay never had: a gap, counted lost to a session that comes
+    /// back from before it. Says how many were skipped. A mark so high that numbering past it
+    /// would overflow (a damaged or forged entry on the bus) is ignored: nothing is skipped.
+    ///
+    /// Whatever term this relay was on ends here even when nothing is skipped: another relay
+    /// may have held the lease since, and followers that moved on to its numbers must see the
+    /// next event begin a term of its own, not the old one resumed.
     pub fn raise_to(&mut self, site_last: u64) -> u64 {
         let site_next = self.next_seq - self.offset;
-        let Some(start) = site_last.checked_add(1) else {
-            return 0;
-        };
-        let skipped = start.saturating_sub(site_next);
+        let skipped = site_last
+            .checked_add(1)
+            .map_or(0, |start| start.saturating_sub(site_next));
         // Room left for the numbers to come (2^62 events would outlast any site).
-        if skipped == 0
-            || self
-                .next_seq
-                .checked_add(skipped)
-                .is_none_or(|n| n > MAX_SEQ)
-        {
+        let skipped = match self.next_seq.checked_add(skipped) {
+            Some(n) if n <= MAX_SEQ => skipped,
+            _ => 0,
+        };
+        if skipped == 0 && self.term.is_none() {
+            // Nothing numbered or followed here yet, and nothing to skip.
             return 0;
         }
         self.next_seq += skipped;
-        // Whatever term this relay was on has ended (another relay numbered since): its own
-        // link's next event begins a new one, and a late message of any term is a new term to
-        // a follower.
+        // Its own link's next event begins a new term, and a late message of any term is a new
+        // term to a follower.
         self.term = Some(Term {
             id: RAISED,
-            start,
+            start: self.next_seq - self.offset,
             own: false,
         });
         skipped
@@ -597,6 +599,37 @@ mod tests {
             assert_eq!(j.raise_to(mark), 0);
         }
         assert_eq!(own(&mut j, now, &["f"], KEEP), 12);
+    }
+
+    #[test]
+    fn a_holder_taking_the_lease_back_begins_a_new_term_even_with_nothing_skipped() {
+        let now = Instant::now();
+        // b holds the lease and numbers 1..=3 up to its reservation's end.
+        let mut b = EventJournal::new(2);
+        let (_, first_term) = b.number(3);
+        assert_eq!((first_term.start, first_term.first), (1, 1));
+        // a takes the lease meanwhile, runs on from 3, numbers nothing and lets it go; a
+        // follower (the branch) had b's term up to 3.
+        let mut branch = EventJournal::new(3);
+        follow(&mut branch, now, first_term, &["a", "b", "c"]);
+        let mut a = EventJournal::new(1);
+        follow(&mut a, now, first_term, &["a", "b", "c"]);
+        assert_eq!(a.raise_to(3), 0);
+        // b takes the lease back: the site's mark is its own last, nothing is skipped, but its
+        // next event begins a term of its own starting at 4.
+        assert_eq!(b.raise_to(3), 0);
+        let (first, next_term) = b.number(1);
+        assert_eq!((first, next_term.start, next_term.first), (4, 4, 4));
+        assert_ne!(next_term.term, first_term.term);
+        // Both followers number it 4, with no offset and nothing lost.
+        for j in [&mut a, &mut branch] {
+            let followed = follow(j, now, next_term, &["d"]);
+            assert_eq!(
+                (followed.first, followed.lost, followed.repeated),
+                (4, 0, 0)
+            );
+            assert_eq!(j.site_last(), 4);
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{warn, Instrument};
 
 use crate::calls::CallStore;
 use crate::clock::WallClock;
@@ -406,21 +406,29 @@ impl Relay {
                 site,
             };
             if config.bus.shared {
-                tasks.spawn(crate::bus::sessions::share_sessions(
-                    hub.clone(),
-                    bus.client.clone(),
-                    bus.site.clone(),
-                    config.bus.node.clone(),
-                    stop.clone(),
-                ));
-                tasks.spawn(bus_links::share_links(
-                    bus,
-                    config.bus.node.clone(),
-                    switches,
-                    local,
-                    hand_over,
-                    stop,
-                ));
+                // Both relays of a site log the same messages: each says which it is.
+                let span = tracing::info_span!("site", node = %config.bus.node);
+                tasks.spawn(
+                    crate::bus::sessions::share_sessions(
+                        hub.clone(),
+                        bus.client.clone(),
+                        bus.site.clone(),
+                        config.bus.node.clone(),
+                        stop.clone(),
+                    )
+                    .instrument(span.clone()),
+                );
+                tasks.spawn(
+                    bus_links::share_links(
+                        bus,
+                        config.bus.node.clone(),
+                        switches,
+                        local,
+                        hand_over,
+                        stop,
+                    )
+                    .instrument(span),
+                );
             } else {
                 bus_links::export_links(bus, local, stop).await;
             }

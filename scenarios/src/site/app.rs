@@ -142,7 +142,7 @@ impl App {
                     last_id.clear();
                 }
             }
-            tracing::debug!(target: "app", "{name} on {}: admitted, resumed {}, last {:?}", NODES[at], grant.resumed, grant.last);
+            tracing::debug!(target: "app", "{name} on {}: admitted, resumed {}, last {:?}", NODES[self.homes[at]], grant.resumed, grant.last);
             memory.admitted(&grant);
             // A relay that has not yet had a number of a switch (a follower whose link to it
             // just came up) admits a new session from the first number it gets: what came
