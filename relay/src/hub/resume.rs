@@ -324,28 +324,13 @@ impl super::Hub {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::hub::session_handle::NewSession;
-    use crate::licensing::usage::Grant;
-    use wire::Str8;
 
     fn session(token: Token) -> Arc<SessionHandle> {
         SessionHandle::new(NewSession {
-            id: 1,
-            peer: "10.0.0.1:4000".parse().unwrap(),
-            product: Product::Operator,
-            protocol: 3,
-            app_name: Str8::lossy("console"),
-            served: vec![1],
-            default_switch: 1,
-            filtering: false,
-            connected_ms: 0,
-            devices: BTreeSet::new(),
-            queue_limit: 1 << 16,
-            grant: Grant::Counted(Product::Operator),
             resume: Some(token),
+            ..NewSession::for_test(1)
         })
         .shared()
     }

@@ -72,6 +72,29 @@ pub struct NewSession {
     pub resume: Option<Token>,
 }
 
+#[cfg(test)]
+impl NewSession {
+    /// A licence-free Call session from 127.0.0.1 served switches 1 and 2, watching nothing,
+    /// for unit tests to adjust.
+    pub(crate) fn for_test(id: u64) -> NewSession {
+        NewSession {
+            id,
+            peer: "127.0.0.1:1".parse().expect("an address"),
+            product: Product::Call,
+            protocol: 3,
+            app_name: Str8::lossy("t"),
+            served: vec![1, 2],
+            default_switch: 1,
+            filtering: false,
+            connected_ms: 0,
+            devices: BTreeSet::new(),
+            queue_limit: 1 << 16,
+            grant: Grant::Bypass(Product::Call),
+            resume: None,
+        }
+    }
+}
+
 impl SessionHandle {
     pub fn new(n: NewSession) -> SessionHandle {
         let too_slow = close_frame(

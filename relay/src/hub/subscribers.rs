@@ -145,27 +145,16 @@ mod tests {
 
     use super::*;
     use crate::hub::session_handle::NewSession;
-    use crate::licensing::usage::Grant;
-    use wire::{Product, Str8};
+    use wire::Str8;
 
     fn session(id: u64, filtering: bool, devices: &[(u8, &str)]) -> Arc<SessionHandle> {
         SessionHandle::new(NewSession {
-            id,
-            peer: "127.0.0.1:1".parse().unwrap(),
-            product: Product::Call,
-            protocol: 3,
-            app_name: Str8::lossy("t"),
-            served: vec![1, 2],
-            default_switch: 1,
             filtering,
-            connected_ms: 0,
             devices: devices
                 .iter()
                 .map(|(sw, d)| (*sw, Str8::lossy(d)))
                 .collect::<BTreeSet<_>>(),
-            queue_limit: 1 << 16,
-            grant: Grant::Bypass(Product::Call),
-            resume: None,
+            ..NewSession::for_test(id)
         })
         .shared()
     }
