@@ -91,6 +91,13 @@ impl Shared {
     /// Relay `i` dialled switch `no`; `relays` are those running now.
     pub fn dialled(&self, i: usize, no: u8, relays: &[Option<Arc<Relay>>; 2]) {
         self.lock().dials += 1;
+        if i >= relays.len() {
+            self.broke(
+                "a branch relay dials nothing",
+                format!("{} dialled switch {no}", NODES[i]),
+            );
+            return;
+        }
         let believes = |r: &Option<Arc<Relay>>| r.as_ref().is_some_and(|r| r.may_dial());
         if !believes(&relays[i]) {
             self.broke(

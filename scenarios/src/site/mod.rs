@@ -2,7 +2,8 @@
 //! `branch` relay of another site serving the same switches from the bus, the site's switches
 //! and resumable applications (one of them at the branch), on the in-memory network and the
 //! in-memory bus ([`busseam::mem`]), on a paused clock, with the faults of a real site: a relay
-//! killed, stalled or stopped, cut off the bus, the bus down or slow, the lease handed over.
+//! (the branch too) killed, stalled or stopped, cut off the bus, the bus down or slow, the
+//! lease handed over.
 //!
 //! - [`world`]: a seed makes a world (its timeline depends on the seed alone);
 //! - [`host`]: a relay's host on the in-memory network (stalled, killed, its dials seen);

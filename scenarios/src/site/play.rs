@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::app::{App, AppSummary};
 use super::check::{Check, Shared};
 use super::host::{Host, HostState};
-use super::world::{Action, SiteWorld, NODES};
+use super::world::{Action, SiteWorld, BRANCH, NODES};
 
 /// Wall time at the start of every world: 2026-01-05 09:00:00 UTC.
 const EPOCH_MS: u64 = 1_767_603_600_000;
@@ -113,8 +113,12 @@ struct Site {
     slots: Mutex<Vec<Slot>>,
     /// The relays running now, for the dial check.
     registry: Arc<Mutex<[Option<Arc<Relay>>; 2]>>,
-    /// Each relay's client port while it runs.
+    /// Each of hq's relays' client port while it runs.
     addrs: watch::Sender<[Option<SocketAddr>; 2]>,
+    /// The branch's client port while it runs (twice: its applications have one relay).
+    branch_addrs: watch::Sender<[Option<SocketAddr>; 2]>,
+    /// The branch relay while it runs.
+    branch: Mutex<Option<Arc<Relay>>>,
     check: Shared,
     bus_down: AtomicUsize,
 }
@@ -147,17 +151,10 @@ impl Site {
         let host = Host::new(self.net.clone(), ip, on_dial);
         let bus_name = format!("{}{}", NODES[i], slot.generation);
         let bus = self.bus.client(&bus_name);
-        let mut config = Config::default();
-        for (k, addr) in self.switches.iter().enumerate() {
-            config.switches.push(SwitchConfig::new(
-                k as u8 + 1,
-                &addr.ip().to_string(),
-                addr.port(),
-                "1234",
-            ));
-        }
-        config.bus.site = "hq".into();
-        config.bus.shared = true;
+        let config = match i {
+            BRANCH => branch_config(self.switches.len() as u8),
+            _ => site_config(&self.switches),
+        };
         // Each start of each relay draws differently, and alike in every play.
         let seed = self.seed ^ (u64::from(slot.generation) << 32) ^ i as u64;
         let started = start_relay(&host, config, i, slot.state_dir.path(), bus, seed);
@@ -172,9 +169,7 @@ impl Site {
             }
         };
         let relay = daemon.relay().clone();
-        let client = relay.client_addr();
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(relay);
-        self.addrs.send_modify(|a| a[i] = Some(client));
+        self.publish(i, Some(relay));
         slot.running = Some(Running {
             daemon,
             host: host.state.clone(),
@@ -182,11 +177,22 @@ impl Site {
         });
     }
 
+    /// Makes relay `i` (or its absence) known to the dial check and to the applications.
+    fn publish(&self, i: usize, relay: Option<Arc<Relay>>) {
+        let client = relay.as_ref().map(|r| r.client_addr());
+        if i == BRANCH {
+            *self.branch.lock().unwrap_or_else(|e| e.into_inner()) = relay;
+            self.branch_addrs.send_modify(|a| *a = [client, client]);
+            return;
+        }
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = relay;
+        self.addrs.send_modify(|a| a[i] = client);
+    }
+
     /// Relay `i` is no longer running: out of the registry and the applications' reach.
     fn gone(&self, i: usize) -> Option<Running> {
         let running = self.lock()[i].running.take()?;
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = None;
-        self.addrs.send_modify(|a| a[i] = None);
+        self.publish(i, None);
         Some(running)
     }
 
@@ -201,15 +207,19 @@ impl Site {
 
     /// SIGTERM: a planned stop.
     async fn stop(&self, i: usize) {
-        self.addrs.send_modify(|a| a[i] = None);
         let Some(running) = ({
             let mut slots = self.lock();
             slots[i].running.take()
         }) else {
             return;
         };
+        // Out of the applications' reach at once, known to the dial check until it is gone.
+        match i {
+            BRANCH => self.branch_addrs.send_modify(|a| *a = [None, None]),
+            _ => self.addrs.send_modify(|a| a[i] = None),
+        }
         running.daemon.shutdown().await;
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())[i] = None;
+        self.publish(i, None);
         running.host.kill();
         self.bus.set_reach(&running.bus_name, Reach::Cut);
     }
@@ -307,16 +317,25 @@ fn start_relay(
     relay::Daemon::start(parts, started).map_err(|e| e.to_string())
 }
 
-/// The branch: a relay of site `branch`, always running, serving each of hq's switches (under
-/// the same number) from the bus, as a branch office does. It dials nothing.
-fn start_branch(
-    net: &MemNetwork,
-    bus: &MemBus,
-    switches: u8,
-    seed: u64,
-    state_dir: &std::path::Path,
-) -> Result<relay::Daemon, String> {
-    let host = Host::new(net.clone(), IpAddr::from([10, 0, 0, 3]), Arc::new(|_| {}));
+/// The configuration of hq's relays: they dial the site's switches and share the site.
+fn site_config(switches: &[SocketAddr]) -> Config {
+    let mut config = Config::default();
+    for (k, addr) in switches.iter().enumerate() {
+        config.switches.push(SwitchConfig::new(
+            k as u8 + 1,
+            &addr.ip().to_string(),
+            addr.port(),
+            "1234",
+        ));
+    }
+    config.bus.site = "hq".into();
+    config.bus.shared = true;
+    config
+}
+
+/// The configuration of the branch: a relay of site `branch` serving each of hq's switches
+/// (under the same number) from the bus, as a branch office does. It dials nothing.
+fn branch_config(switches: u8) -> Config {
     let mut config = Config::default();
     for no in 1..=switches {
         config.switches.push(SwitchConfig {
@@ -328,8 +347,7 @@ fn start_branch(
         });
     }
     config.bus.site = "branch".into();
-    let bus = bus.client(NODES[2]);
-    start_relay(&host, config, 2, state_dir, bus, seed ^ 0xb7a9c4)
+    config
 }
 
 /// An application of the world, as the timeline drives it.
@@ -369,7 +387,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         bus: bus.clone(),
         switches,
         slots: Mutex::new(
-            (0..2)
+            (0..NODES.len())
                 .map(|_| Slot {
                     state_dir: tempfile::tempdir().expect("a state directory"),
                     generation: 0,
@@ -381,21 +399,14 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         ),
         registry: Arc::new(Mutex::new([None, None])),
         addrs: watch::Sender::new([None, None]),
+        branch_addrs: watch::Sender::new([None, None]),
+        branch: Mutex::new(None),
         check: check.clone(),
         bus_down: AtomicUsize::new(0),
     });
-    site.start(0);
-    site.start(1);
-    let branch_dir = tempfile::tempdir().expect("a state directory");
-    let branch = match start_branch(&net, &bus, world.switches, world.seed, branch_dir.path()) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            check.broke("the relays start", format!("branch did not start: {e}"));
-            None
-        }
-    };
-    let branch_addr = branch.as_ref().map(|d| d.relay().client_addr());
-    let branch_addrs = watch::Sender::new([branch_addr, branch_addr]);
+    for i in 0..NODES.len() {
+        site.start(i);
+    }
 
     let stop = CancellationToken::new();
     let emitting = tokio::spawn(emit_events(sims, stop.clone()));
@@ -405,7 +416,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         .apps
         .iter()
         .map(|&home| (home, [0, 1]))
-        .chain([(0, [2, 2])]);
+        .chain([(0, [BRANCH, BRANCH])]);
     let apps: Vec<AppCtl> = homes
         .enumerate()
         .map(|(k, (home, relays))| {
@@ -416,7 +427,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
                 k,
                 net: net.clone(),
                 addrs: match relays {
-                    [2, 2] => branch_addrs.subscribe(),
+                    [BRANCH, BRANCH] => site.branch_addrs.subscribe(),
                     _ => site.addrs.subscribe(),
                 },
                 homes: relays,
@@ -476,7 +487,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     tokio::time::sleep_until(started + world.length).await;
     // Every fault healed, every relay running: the site settles.
     bus.set_delay(Duration::ZERO);
-    for i in 0..2 {
+    for i in 0..NODES.len() {
         site.start(i);
     }
     tokio::time::sleep(SETTLE).await;
@@ -489,8 +500,13 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
         .cloned()
         .collect();
     check.settled(&relays, world.switches);
-    if let Some(branch) = &branch {
-        check.branch_settled(branch.relay(), world.switches);
+    let branch = site
+        .branch
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(branch) = branch {
+        check.branch_settled(&branch, world.switches);
     }
     stop.cancel();
     let mut summaries = BTreeMap::new();
@@ -502,13 +518,10 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     let virtual_time = started.elapsed();
     // Taken before the relays stop: how long a stop takes is not part of the world.
     let bus_stats = bus.stats();
-    for i in 0..2 {
+    for i in 0..NODES.len() {
         if let Some(running) = site.gone(i) {
             running.daemon.shutdown().await;
         }
-    }
-    if let Some(branch) = branch {
-        branch.shutdown().await;
     }
     let mut totals = Totals::default();
     for s in summaries.values() {

@@ -1,6 +1,7 @@
 //! Random worlds of a site two relays share: a seed makes the switches, the resumable
 //! applications and a timeline of faults (a relay killed, stalled, stopped, cut off the bus,
-//! the bus down or slow, the lease handed over) and of the applications' moves and requests.
+//! the bus down or slow, the lease handed over; the branch relay's own faults) and of the
+//! applications' moves and requests.
 //! The timeline depends on the seed alone.
 
 use std::time::Duration;
@@ -11,6 +12,8 @@ use rand_chacha::ChaCha8Rng;
 /// The relays of a world, by index: `a` and `b` share site `hq`; `branch` is a relay of
 /// another site serving hq's switches from the bus.
 pub const NODES: [&str; 3] = ["a", "b", "branch"];
+/// The branch relay's index in [`NODES`].
+pub const BRANCH: usize = 2;
 
 /// Something that happens to the site.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +109,8 @@ pub fn world(seed: u64, minutes: u64) -> SiteWorld {
             timeline.push((length, Action::Start(relay)));
         }
     }
+    timeline.extend(branch_faults(seed, length));
+    // Stable: what was drawn for one moment keeps its order.
     timeline.sort_by_key(|(at, _)| *at);
     SiteWorld {
         seed,
@@ -114,6 +119,40 @@ pub fn world(seed: u64, minutes: u64) -> SiteWorld {
         timeline,
         length,
     }
+}
+
+/// The faults of the branch relay: drawn from a stream of their own, so that a seed's
+/// timeline at hq is the same with them as without.
+fn branch_faults(seed: u64, length: Duration) -> Vec<(Duration, Action)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6272_616e_6368);
+    let ms =
+        |rng: &mut ChaCha8Rng, lo: u64, hi: u64| Duration::from_millis(rng.random_range(lo..=hi));
+    let mut faults = Vec::new();
+    let mut at = Duration::from_secs(8) + ms(&mut rng, 0, 20_000);
+    while at < length {
+        let down = |faults: &mut Vec<_>, rng: &mut ChaCha8Rng, action, lo, hi| {
+            let back = (at + ms(rng, lo, hi)).min(length);
+            faults.push((at, action));
+            faults.push((back, Action::Start(BRANCH)));
+            back
+        };
+        let ends = match rng.random_range(0..100u32) {
+            0..15 => down(&mut faults, &mut rng, Action::Kill(BRANCH), 2_000, 20_000),
+            15..25 => down(&mut faults, &mut rng, Action::Stop(BRANCH), 1_000, 15_000),
+            25..60 => {
+                let d = ms(&mut rng, 300, 12_000);
+                faults.push((at, Action::Stall(BRANCH, d)));
+                at + d
+            }
+            _ => {
+                let d = ms(&mut rng, 300, 8_000);
+                faults.push((at, Action::CutOff(BRANCH, d)));
+                at + d
+            }
+        };
+        at = ends + ms(&mut rng, 2_000, 40_000);
+    }
+    faults
 }
 
 #[cfg(test)]
@@ -127,7 +166,7 @@ mod tests {
             format!("{:?}", one.timeline),
             format!("{:?}", world(7, 3).timeline)
         );
-        for relay in 0..2 {
+        for relay in 0..NODES.len() {
             let downs = one
                 .timeline
                 .iter()
