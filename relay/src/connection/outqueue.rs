@@ -329,6 +329,49 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Drains `queue` as [`run_writer`] does, handing each batch of entries taken to `to` (the
+/// gateway's bridge, which translates them) instead of writing them to a socket. The entries
+/// stay the shared buffers they were queued as. A receiver that takes no more makes the queue
+/// fill, as a peer that does not read does; a batch waiting for it is dropped as soon as the
+/// queue discards. The final frame of an ending is given `last_frame_timeout` to be taken.
+pub async fn run_handoff(
+    queue: &OutQueue,
+    to: &tokio::sync::mpsc::Sender<VecDeque<Bytes>>,
+    last_frame_timeout: Duration,
+) -> WriterEnd {
+    let gone = || WriterEnd::Io(io::ErrorKind::BrokenPipe.into());
+    let mut batch = VecDeque::new();
+    loop {
+        match queue.take(&mut batch) {
+            Taken::Frames => {
+                let taken = std::mem::replace(&mut batch, VecDeque::with_capacity(ENTRIES_KEPT));
+                tokio::select! {
+                    // A queue that overflowed drops the batch in hand, even if it could go now.
+                    biased;
+                    _ = queue.discarded() => {}
+                    sent = to.send(taken) => {
+                        if sent.is_err() {
+                            return gone();
+                        }
+                    }
+                }
+            }
+            Taken::Nothing => queue.wake.notified().await,
+            Taken::End(last) => {
+                let Some(last) = last else {
+                    return WriterEnd::Ended;
+                };
+                return match tokio::time::timeout(last_frame_timeout, to.send([last].into())).await
+                {
+                    Ok(Ok(())) => WriterEnd::Ended,
+                    Ok(Err(_)) => gone(),
+                    Err(_) => WriterEnd::Io(io::ErrorKind::TimedOut.into()),
+                };
+            }
+        }
+    }
+}
+
 /// What the writer holds: entries taken from the queue and not yet fully written.
 #[derive(Default)]
 struct Pending {
@@ -428,6 +471,48 @@ mod tests {
         let end = run_writer(&q, &mut out, Duration::from_secs(1)).await;
         assert!(matches!(end, WriterEnd::Ended));
         assert_eq!(out, b"abcdX");
+    }
+
+    /// Handed over, entries stay the buffers queued (shared, not copied), in order, then the
+    /// last frame; a batch the receiver does not take is dropped once the queue overflows, and
+    /// the overflow's frame follows.
+    #[tokio::test]
+    async fn handing_off_gives_the_entries_themselves_and_gives_up_on_a_receiver_that_stops() {
+        let q = OutQueue::new(1024);
+        let run = Bytes::from(vec![7u8; 10]);
+        q.push(run.clone()).unwrap();
+        q.push(Bytes::from_static(b"cd")).unwrap();
+        q.end(Ending::Drain {
+            last: Some(Bytes::from_static(b"X")),
+        });
+        let (to, mut from) = tokio::sync::mpsc::channel(4);
+        let end = run_handoff(&q, &to, Duration::from_secs(1)).await;
+        assert!(matches!(end, WriterEnd::Ended));
+        let first = from.recv().await.unwrap();
+        assert_eq!(first, [run.clone(), Bytes::from_static(b"cd")]);
+        assert_eq!(first[0].as_ptr(), run.as_ptr(), "the same buffer");
+        assert_eq!(from.recv().await.unwrap(), [Bytes::from_static(b"X")]);
+
+        let q =
+            std::sync::Arc::new(OutQueue::new(8).with_overflow_frame(Bytes::from_static(b"X3")));
+        let (to, mut from) = tokio::sync::mpsc::channel(1);
+        let handing = tokio::spawn({
+            let q = q.clone();
+            async move { run_handoff(&q, &to, Duration::from_millis(100)).await }
+        });
+        q.push(Bytes::from_static(b"a")).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.push(Bytes::from_static(b"b")).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // "a" fills the channel; "b" waits to be taken; this overflows.
+        assert_eq!(
+            q.push(Bytes::from(vec![0u8; 9])),
+            Err(PushError::Overflowed)
+        );
+        assert_eq!(from.recv().await.unwrap(), [Bytes::from_static(b"a")]);
+        assert_eq!(from.recv().await.unwrap(), [Bytes::from_static(b"X3")]);
+        assert!(matches!(handing.await.unwrap(), WriterEnd::Ended));
+        assert!(from.recv().await.is_none());
     }
 
     #[tokio::test]

@@ -2,12 +2,13 @@
 //! its session, and the session's frames into messages (events' texts shared among tabs, and
 //! batched for a tab that asks).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
 use tracing::debug;
 use wire::call::MAX_BODY;
 use wire::frame::Run;
@@ -54,14 +55,19 @@ impl Bridge {
         Bridge { batch, ..self }
     }
 
+    /// Bridges until either side ends: the application's messages to `pipe`; the session's
+    /// output from `pipe` (what it writes before it is admitted) and from `handed` (its queue's
+    /// entries, once admitted) to the application.
     pub(super) async fn run(
         &mut self,
         ws: &mut WebSocket,
         pipe: &mut DuplexStream,
+        handed: &mut mpsc::Receiver<VecDeque<Bytes>>,
         texts: &texts::EventTexts,
     ) -> Closing {
         let mut reader = FrameReader::with_capacity(PIPE);
         let mut messages = Vec::new();
+        let (mut pipe_open, mut handed_open) = (true, true);
         loop {
             // Everything one read brought is translated together, then written at once. (The
             // session's frames are the relay's own: they are valid.)
@@ -77,12 +83,17 @@ impl Bridge {
             if queued && ws.flush().await.is_err() {
                 return Closing::gone();
             }
+            if !pipe_open && !handed_open {
+                return self.closed.take().unwrap_or_else(Closing::normal);
+            }
             tokio::select! {
-                read = pipe.read_buf(reader.buffer_mut()) => {
-                    if matches!(read, Ok(0) | Err(_)) {
-                        return self.closed.take().unwrap_or_else(Closing::normal);
-                    }
+                read = pipe.read_buf(reader.buffer_mut()), if pipe_open => {
+                    pipe_open = matches!(read, Ok(n) if n > 0);
                 }
+                entries = handed.recv(), if handed_open => match entries {
+                    Some(entries) => self.outgoing_entries(&entries, texts, &mut messages),
+                    None => handed_open = false,
+                },
                 msg = ws.recv() => {
                     let reply = match msg {
                         Some(Ok(Message::Text(text))) => self.frame_for(&text),
@@ -226,8 +237,70 @@ impl Bridge {
     /// first).
     pub fn outgoing(&mut self, run: &Run, texts: &texts::EventTexts, out: &mut Vec<Message>) {
         let view = texts.view(self.protocol, self.default_switch);
-        let batching = self.batch;
         let mut batch = Batch::default();
+        self.translate(run, &view, &mut batch, out);
+        batch.flush(out);
+    }
+
+    /// The WebSocket messages the session's queue entries become, in order, into `out`. An
+    /// entry of several events (a run the session shares with others) becomes the messages
+    /// the first tab made of it; the others are translated frame by frame. Entries that are
+    /// not whole frames (never queued) are skipped.
+    pub fn outgoing_entries(
+        &mut self,
+        entries: &VecDeque<Bytes>,
+        texts: &texts::EventTexts,
+        out: &mut Vec<Message>,
+    ) {
+        let view = texts.view(self.protocol, self.default_switch);
+        let mut batch = Batch::default();
+        for entry in entries {
+            let shared = |texts: &[Utf8Bytes]| {
+                batch.flush(out);
+                out.extend(texts.iter().cloned().map(Message::Text));
+            };
+            if view.with_run(entry, self.batch, shared) {
+                continue;
+            }
+            let Some(run) = Run::whole(entry.clone()) else {
+                debug!(
+                    len = entry.len(),
+                    "gateway: an entry of the session that is not whole frames"
+                );
+                continue;
+            };
+            let mut frames = run.frames();
+            let events = frames.all(|f| f.kind == Kind::Event) && run.frames().nth(1).is_some();
+            if !events {
+                self.translate(&run, &view, &mut batch, out);
+                continue;
+            }
+            batch.flush(out);
+            let first = out.len();
+            self.translate(&run, &view, &mut batch, out);
+            batch.flush(out);
+            let made = out[first..]
+                .iter()
+                .filter_map(|m| match m {
+                    Message::Text(text) => Some(text.clone()),
+                    _ => None,
+                })
+                .collect();
+            view.keep_run(entry, self.batch, made);
+        }
+        batch.flush(out);
+    }
+
+    /// The messages `run` becomes, into `out`, events going to `batch` when batching (what
+    /// `batch` holds is sent before any other message).
+    fn translate(
+        &mut self,
+        run: &Run,
+        view: &texts::ViewTexts<'_>,
+        batch: &mut Batch,
+        out: &mut Vec<Message>,
+    ) {
+        let batching = self.batch;
         for frame in run.frames() {
             if frame.kind == Kind::Event {
                 let bytes = &run.bytes()[frame.at..frame.end()];
@@ -251,7 +324,6 @@ impl Bridge {
             batch.flush(out);
             out.push(message);
         }
-        batch.flush(out);
     }
 
     /// What a frame of the session becomes for the application.
@@ -490,6 +562,87 @@ mod tests {
         out.clear();
         Bridge::new(3, 1).outgoing(&run(&frames[..1]), &texts, &mut out);
         assert_eq!(texts_of(&out), [FromRelay::Event(first[0].clone())]);
+    }
+
+    /// A run handed over whole is translated by the first tab of a view and shared by the
+    /// next (the very same texts); single events handed one by one are batched together, and a
+    /// link message goes in its place among them.
+    #[test]
+    fn a_shared_run_is_translated_once_per_view_and_single_events_are_batched() {
+        let texts = texts::EventTexts::default();
+        let bytes = |frames: &[Frame]| -> Bytes {
+            frames
+                .iter()
+                .flat_map(|f| f.as_bytes().to_vec())
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        let run = bytes(&[event("2201"), event("2202"), event("2203")]);
+        let entries = VecDeque::from([run.clone()]);
+        let (mut first, mut second, mut other_view) = (Vec::new(), Vec::new(), Vec::new());
+        Bridge::new(3, 1).outgoing_entries(&entries, &texts, &mut first);
+        Bridge::new(3, 1).outgoing_entries(&entries, &texts, &mut second);
+        Bridge::new(2, 1).outgoing_entries(&entries, &texts, &mut other_view);
+        let text = |m: &Message| match m {
+            Message::Text(t) => t.clone(),
+            other => panic!("not text: {other:?}"),
+        };
+        assert_eq!(first.len(), 3);
+        for (a, b) in first.iter().zip(&second) {
+            let (a, b) = (text(a), text(b));
+            assert_eq!(
+                a.as_str().as_ptr(),
+                b.as_str().as_ptr(),
+                "shared, not remade"
+            );
+        }
+        let got = texts_of(&first);
+        let FromRelay::Event(e) = &got[2] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(e.device, "2203");
+        // Another view makes its own texts (they may differ only in `switch`).
+        assert_eq!(texts_of(&other_view).len(), 3);
+        assert_ne!(
+            text(&first[0]).as_str().as_ptr(),
+            text(&other_view[0]).as_str().as_ptr()
+        );
+
+        // A filtering tab's entries: one event each, with a switch going down among them.
+        let down = LinkMsg::SwitchState {
+            switch: 1,
+            up: false,
+        }
+        .encode()
+        .unwrap();
+        let entries = VecDeque::from([
+            run.slice(..event("2201").as_bytes().len()),
+            bytes(&[event("2204")]),
+            down,
+            bytes(&[event("2205")]),
+        ]);
+        let mut out = Vec::new();
+        Bridge::new(3, 1)
+            .batching(true)
+            .outgoing_entries(&entries, &texts, &mut out);
+        let got = texts_of(&out);
+        let [FromRelay::Events {
+            events: before,
+            count: 2,
+        }, FromRelay::Switch {
+            switch: 1,
+            up: false,
+        }, FromRelay::Events {
+            events: after,
+            count: 1,
+        }] = &got[..]
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            (devices(before), devices(after)),
+            (vec!["2201", "2204"], vec!["2205"])
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The WebSocket/JSON gateway (`/ws` on the admin port): browser and CRM applications speak
 //! JSON ([`messages`]) and are sessions like any other. Each gateway connection is bridged to
-//! an ordinary session over an in-memory pipe: the session does admission (licences, users,
-//! bypass limits), fan-out, filtering, INVOKE routing, heartbeats and the bounded queue that
-//! closes a session too slow to read; the bridge only translates. The relay's heartbeat
-//! becomes a WebSocket ping, and the pong its reply, so a tab that stops answering is closed
-//! after 30 s like any silent application. A tab that reads too slowly stops the bridge
-//! reading the pipe, the session's queue fills, and the session is closed as too slow.
+//! an ordinary session: the session does admission (licences, users, bypass limits), fan-out,
+//! filtering, INVOKE routing, heartbeats and the bounded queue that closes a session too slow
+//! to read; the bridge only translates. The bridge writes the application's frames to the
+//! session over an in-memory pipe; once admitted, the session hands the bridge its queue's
+//! entries as they are (the fanned-out runs every session shares), so that a run's text is
+//! made once per view and shared by every tab, as the TCP path shares the run itself. The
+//! relay's heartbeat becomes a WebSocket ping, and the pong its reply, so a tab that stops
+//! answering is closed after 30 s like any silent application. A tab that reads too slowly
+//! stops the bridge taking the session's output, the session's queue fills, and the session is
+//! closed as too slow.
 //!
 //! Every message is bounded before it is buffered (`admin.max_message_kib`, enforced by the
 //! WebSocket layer frame by frame), every field is checked before a frame is made (a request
@@ -88,18 +92,22 @@ async fn run(
     } = identify;
     let default_switch = hub.default_switch_for(&caller, protocol);
     let (relay_end, mut pipe) = tokio::io::duplex(PIPE);
-    let session = tokio::spawn(crate::session::serve(
+    // One batch of the session's output waits while the bridge writes the one before.
+    let (output, mut handed) = tokio::sync::mpsc::channel(1);
+    let session = tokio::spawn(crate::session::serve_with(
         hub.clone(),
         Box::new(relay_end),
         caller,
         port,
+        crate::session::Output::Handoff(output),
     ));
     if pipe.write_all(&frame).await.is_err() {
         return Closing::internal("the session ended before it read identify");
     }
     let mut bridge = Bridge::new(protocol, default_switch).batching(batch);
-    let closing = bridge.run(ws, &mut pipe, texts).await;
+    let closing = bridge.run(ws, &mut pipe, &mut handed, texts).await;
     drop(pipe);
+    drop(handed);
     match session.await {
         Ok(crate::session::Ended::TooSlow) => Closing::for_reason(
             wire::CloseReason::TooSlow.byte(),

@@ -9,12 +9,20 @@
 //! text of its own, with its own `time_ms`. Memory is bounded: each view keeps two
 //! generations of at most [`GENERATION`] entries, and a frame is at most `wire::MAX_LEN`
 //! bytes.
+//!
+//! A run of events the session's queue hands over whole (the fanned-out run every unfiltered
+//! session shares) is looked up by the run's buffer itself rather than its bytes: the texts
+//! made of it, as a view and a batching mode see it, are kept with a reference to the buffer,
+//! which keeps its address from being reused while the entry lives. A lookup then costs one
+//! hash of an address, not one per event. Runs are kept for [`MAX_AGE`], in two generations
+//! of at most [`RUN_GENERATION`] runs.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use thread_local::ThreadLocal;
 
 /// How long a text is given to tabs that meet the same frame.
@@ -25,6 +33,22 @@ pub const GENERATION: usize = 512;
 const VIEWS: usize = 2 * 9;
 
 type Map = HashMap<Box<[u8]>, (Instant, Utf8Bytes), foldhash::fast::RandomState>;
+
+/// Runs kept in one generation (on each thread, all views together).
+pub const RUN_GENERATION: usize = 256;
+
+/// A run's buffer as its key: the view and batching mode, its address and length.
+type RunKey = (usize, bool, usize, usize);
+/// When a run's texts were made, the run (holding its address), and the texts.
+type RunMap = HashMap<RunKey, (Instant, Bytes, Vec<Utf8Bytes>), foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct RunGenerations {
+    current: RunMap,
+    /// When the current generation began.
+    began: Option<Instant>,
+    old: RunMap,
+}
 
 #[derive(Default)]
 struct Generations {
@@ -38,6 +62,7 @@ struct Generations {
 #[derive(Default)]
 pub struct EventTexts {
     threads: ThreadLocal<RefCell<[Generations; VIEWS]>>,
+    runs: ThreadLocal<RefCell<RunGenerations>>,
 }
 
 impl EventTexts {
@@ -46,6 +71,7 @@ impl EventTexts {
     pub fn view(&self, protocol: u8, default_switch: u8) -> ViewTexts<'_> {
         ViewTexts {
             views: self.threads.get_or_default(),
+            runs: self.runs.get_or_default(),
             view: usize::from(protocol == 3) * 9 + usize::from(default_switch.min(8)),
             now: Instant::now(),
         }
@@ -56,6 +82,7 @@ impl EventTexts {
 /// time of the view).
 pub struct ViewTexts<'a> {
     views: &'a RefCell<[Generations; VIEWS]>,
+    runs: &'a RefCell<RunGenerations>,
     view: usize,
     now: Instant,
 }
@@ -92,6 +119,45 @@ impl ViewTexts<'_> {
         }
         texts.current.insert(frame.into(), (self.now, text));
         Some(used)
+    }
+}
+
+impl ViewTexts<'_> {
+    /// `use_texts` given the texts of the messages `run` became for this view in `batch`
+    /// mode, when they were made recently; `false` when they were not.
+    pub fn with_run(&self, run: &Bytes, batch: bool, use_texts: impl FnOnce(&[Utf8Bytes])) -> bool {
+        let runs = self.runs.borrow();
+        let key = self.run_key(run, batch);
+        let found = runs
+            .current
+            .get(&key)
+            .or_else(|| runs.old.get(&key))
+            .filter(|(made, _, _)| self.now.duration_since(*made) <= MAX_AGE);
+        match found {
+            Some((_, _, texts)) => {
+                use_texts(texts);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the texts `run` became for this view in `batch` mode, for the next tab.
+    pub fn keep_run(&self, run: &Bytes, batch: bool, texts: Vec<Utf8Bytes>) {
+        let mut runs = self.runs.borrow_mut();
+        let stale = runs
+            .began
+            .is_none_or(|began| self.now.duration_since(began) > MAX_AGE);
+        if stale || runs.current.len() >= RUN_GENERATION {
+            runs.old = std::mem::take(&mut runs.current);
+            runs.began = Some(self.now);
+        }
+        let key = self.run_key(run, batch);
+        runs.current.insert(key, (self.now, run.clone(), texts));
+    }
+
+    fn run_key(&self, run: &Bytes, batch: bool) -> RunKey {
+        (self.view, batch, run.as_ptr() as usize, run.len())
     }
 }
 

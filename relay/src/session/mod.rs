@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::connection::outqueue::{run_writer, WriterEnd};
+use crate::connection::outqueue::{run_handoff, run_writer, WriterEnd};
 use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::invoke::Pending;
 use crate::hub::session_handle::{close_frame, SessionHandle};
@@ -34,8 +34,27 @@ pub enum Ended {
     Otherwise,
 }
 
+/// Where an admitted session's output goes: written to its connection, or handed over as the
+/// queue's entries to a front that translates them (the gateway's bridge; its connection then
+/// carries only what is written before admission).
+pub enum Output {
+    Stream,
+    Handoff(tokio::sync::mpsc::Sender<std::collections::VecDeque<bytes::Bytes>>),
+}
+
 /// Serves one accepted connection to its end.
-pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: Port) -> Ended {
+pub async fn serve(hub: Arc<Hub>, stream: BoxStream, caller: Caller, port: Port) -> Ended {
+    serve_with(hub, stream, caller, port, Output::Stream).await
+}
+
+/// Serves one connection to its end, its output once admitted going to `output`.
+pub async fn serve_with(
+    hub: Arc<Hub>,
+    mut stream: BoxStream,
+    caller: Caller,
+    port: Port,
+    output: Output,
+) -> Ended {
     let peer = caller.addr;
     let mut reader = FrameReader::with_capacity(4096);
     let identify = match read_identify(&hub, &mut stream, &mut reader).await {
@@ -64,7 +83,9 @@ pub async fn serve(hub: Arc<Hub>, mut stream: BoxStream, caller: Caller, port: P
         }
     };
     let span = info_span!("session", id = session.id, %peer, product = %session.product);
-    run(hub, session, stream, reader).instrument(span).await
+    run(hub, session, stream, reader, output)
+        .instrument(span)
+        .await
 }
 
 enum Unidentified {
@@ -140,6 +161,7 @@ async fn run(
     session: Arc<SessionHandle>,
     stream: BoxStream,
     mut reader: FrameReader,
+    output: Output,
 ) -> Ended {
     info!(
         switches = ?session.served,
@@ -151,7 +173,13 @@ async fn run(
     let writer_session = session.clone();
     let grace = hub.tuning.close_grace;
     let mut writer = tokio::spawn(
-        async move { run_writer(&writer_session.out, &mut wr, grace).await }.in_current_span(),
+        async move {
+            match output {
+                Output::Stream => run_writer(&writer_session.out, &mut wr, grace).await,
+                Output::Handoff(to) => run_handoff(&writer_session.out, &to, grace).await,
+            }
+        }
+        .in_current_span(),
     );
 
     let stop = read_loop(&hub, &session, &mut rd, &mut reader, &mut writer).await;
