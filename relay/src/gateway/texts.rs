@@ -15,7 +15,7 @@
 //! made of it, as a view and a batching mode see it, are kept with a reference to the buffer,
 //! which keeps its address from being reused while the entry lives. A lookup then costs one
 //! hash of an address, not one per event. Runs are kept for [`MAX_AGE`], in two generations
-//! of at most [`RUN_GENERATION`] runs.
+//! of at most [`RUN_GENERATION`] runs and [`RUN_GENERATION_BYTES`] bytes each.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,6 +36,8 @@ type Map = HashMap<Box<[u8]>, (Instant, Utf8Bytes), foldhash::fast::RandomState>
 
 /// Runs kept in one generation (on each thread, all views together).
 pub const RUN_GENERATION: usize = 256;
+/// Bytes of runs one generation keeps (the runs' buffers are kept with their texts).
+pub const RUN_GENERATION_BYTES: usize = 4 << 20;
 
 /// A run's buffer as its key: the view and batching mode, its address and length.
 type RunKey = (usize, bool, usize, usize);
@@ -47,6 +49,8 @@ struct RunGenerations {
     current: RunMap,
     /// When the current generation began.
     began: Option<Instant>,
+    /// Bytes of the current generation's runs and texts.
+    bytes: usize,
     old: RunMap,
 }
 
@@ -148,10 +152,12 @@ impl ViewTexts<'_> {
         let stale = runs
             .began
             .is_none_or(|began| self.now.duration_since(began) > MAX_AGE);
-        if stale || runs.current.len() >= RUN_GENERATION {
+        if stale || runs.current.len() >= RUN_GENERATION || runs.bytes >= RUN_GENERATION_BYTES {
             runs.old = std::mem::take(&mut runs.current);
             runs.began = Some(self.now);
+            runs.bytes = 0;
         }
+        runs.bytes += run.len() + texts.iter().map(|t| t.len()).sum::<usize>();
         let key = self.run_key(run, batch);
         runs.current.insert(key, (self.now, run.clone(), texts));
     }
@@ -234,6 +240,61 @@ mod tests {
         std::thread::sleep(MAX_AGE + Duration::from_millis(5));
         let again = texts.text(3, 1, b"idle", || Some("again".into())).unwrap();
         assert_eq!((first.as_str(), again.as_str()), ("first", "again"));
+    }
+
+    /// A run's texts are found by its buffer (not by equal bytes elsewhere), for the view and
+    /// mode they were made for, until they are [`MAX_AGE`] old; runs kept are bounded by count
+    /// and by bytes.
+    #[test]
+    fn a_run_is_found_by_its_buffer_for_its_view_and_mode() {
+        let texts = EventTexts::default();
+        let run = Bytes::from(vec![1u8; 100]);
+        let view = texts.view(3, 1);
+        view.keep_run(&run, false, vec![Utf8Bytes::from("a")]);
+        let found = |view: &ViewTexts<'_>, run: &Bytes, batch| {
+            let mut got = Vec::new();
+            view.with_run(run, batch, |t| {
+                got = t.iter().map(|t| t.to_string()).collect()
+            });
+            got
+        };
+        assert_eq!(found(&view, &run, false), ["a"]);
+        assert_eq!(
+            found(&view, &run.clone(), false),
+            ["a"],
+            "a clone is the same buffer"
+        );
+        assert!(
+            found(&view, &Bytes::from(vec![1u8; 100]), false).is_empty(),
+            "equal bytes elsewhere"
+        );
+        assert!(
+            found(&view, &run.slice(..50), false).is_empty(),
+            "part of it"
+        );
+        assert!(found(&view, &run, true).is_empty(), "another mode");
+        assert!(
+            found(&texts.view(2, 1), &run, false).is_empty(),
+            "another view"
+        );
+        std::thread::sleep(MAX_AGE + Duration::from_millis(5));
+        assert!(found(&texts.view(3, 1), &run, false).is_empty(), "too old");
+
+        let view = texts.view(3, 1);
+        let big: Vec<Bytes> = (0..3)
+            .map(|_| Bytes::from(vec![0u8; RUN_GENERATION_BYTES / 2]))
+            .collect();
+        for run in &big {
+            view.keep_run(run, false, Vec::new());
+        }
+        let runs = texts.runs.get().unwrap().borrow();
+        assert_eq!((runs.current.len(), runs.old.len()), (1, 2));
+        drop(runs);
+        for i in 0..(3 * RUN_GENERATION) {
+            view.keep_run(&Bytes::from(i.to_be_bytes().to_vec()), false, Vec::new());
+        }
+        let runs = texts.runs.get().unwrap().borrow();
+        assert!(runs.current.len() + runs.old.len() <= 2 * RUN_GENERATION);
     }
 
     #[test]
