@@ -340,3 +340,75 @@ async fn a_batching_tab_gets_the_events_another_tab_gets() {
     let devices: Vec<&str> = together.iter().map(|e| e.device.as_str()).collect();
     assert_eq!(devices, ["2201", "2202", "2203", "2204"]);
 }
+
+/// A tab refused at identify (the trial's one OpenTSP is taken) is told why, in an
+/// `identified` message and in the close that follows (1008), and the tab that holds the
+/// licence keeps its session.
+#[tokio::test]
+async fn a_tab_refused_at_identify_is_told_why_and_closed() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(None).await;
+    let identify = json!({"type": "identify", "product": "opentsp", "name": "tsp"}).to_string();
+    let mut first = connect(&admin, "").await.unwrap();
+    say(&mut first, &identify).await;
+    let FromRelay::Identified { result: 0, .. } = next(&mut first).await else {
+        panic!("the first OpenTSP is admitted");
+    };
+    let mut second = connect(&admin, "").await.unwrap();
+    say(&mut second, &identify).await;
+    let FromRelay::Identified { result, reason, .. } = next(&mut second).await else {
+        panic!("the second is answered with its result");
+    };
+    let expected = wire::IdentifyResult::from_byte(result).map(|r| r.describe());
+    assert!(
+        result != 0 && expected == Some(reason.as_str()),
+        "{result}: {reason}"
+    );
+    let close = loop {
+        match within("the close", second.next()).await {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), format!("identify refused: {reason}"));
+    assert_eq!(site.relay.sessions().len(), 1);
+}
+
+/// An operator closes a tab's session: the relay's last frame (`X` reason 7) reaches the tab
+/// as a `close` message, then the connection closes with 1008 and the relay's text.
+#[tokio::test]
+async fn a_tab_closed_by_the_operator_is_told_why() {
+    let site = SiteSpec::officeserv(1).start().await;
+    let admin = site.serve_admin(None).await;
+    let mut ws = connect(&admin, "").await.unwrap();
+    let FromRelay::Identified { result: 0, .. } = identified(&mut ws, json!([])).await else {
+        panic!("admitted");
+    };
+    let id = site.relay.sessions()[0].id;
+    assert!(site.relay.close_session(id));
+    let (reason, text) = loop {
+        if let FromRelay::Close { reason, text } = next(&mut ws).await {
+            break (reason, text);
+        }
+    };
+    assert_eq!(reason, wire::CloseReason::Administrator.byte());
+    let close = loop {
+        match within("the close", ws.next()).await {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1008, text.as_str())
+    );
+    within("the session to go", async {
+        while !site.relay.sessions().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}

@@ -512,7 +512,6 @@ impl Relay {
             .supervised()
     }
 
-    /// Connects every enabled switch.
     /// Closes a session as the operator (`X` reason 7). False when there is no such session.
     pub fn close_session(&self, id: u64) -> bool {
         let Some(session) = self.hub.session(id) else {
@@ -525,6 +524,7 @@ impl Relay {
         true
     }
 
+    /// Connects every enabled switch.
     pub fn connect_all(&self) {
         for no in self.supervised() {
             self.connect_switch(no);
