@@ -269,9 +269,11 @@ impl Bridge {
                 );
                 continue;
             };
-            let mut frames = run.frames();
-            let events = frames.all(|f| f.kind == Kind::Event) && run.frames().nth(1).is_some();
-            if !events {
+            let (frames, events) = run.frames().fold((0, 0), |(n, e), f| {
+                (n + 1, e + usize::from(f.kind == Kind::Event))
+            });
+            // One event is not worth keeping (a filtering tab's entries are single events).
+            if frames < 2 || events < frames {
                 self.translate(&run, &view, &mut batch, out);
                 continue;
             }
