@@ -124,9 +124,7 @@ impl ViewTexts<'_> {
         texts.current.insert(frame.into(), (self.now, text));
         Some(used)
     }
-}
 
-impl ViewTexts<'_> {
     /// `use_texts` given the texts of the messages `run` became for this view in `batch`
     /// mode, when they were made recently; `false` when they were not.
     pub fn with_run(&self, run: &Bytes, batch: bool, use_texts: impl FnOnce(&[Utf8Bytes])) -> bool {
