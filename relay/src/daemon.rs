@@ -56,7 +56,7 @@ impl Daemon {
                 Ok(server) => Some(server),
                 Err(e) => {
                     let relay = relay.clone();
-                    tokio::spawn(async move { relay.shutdown().await });
+                    crate::task::spawn(async move { relay.shutdown().await });
                     return Err(DaemonError::AdminAddr(e));
                 }
             },

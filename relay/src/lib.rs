@@ -30,6 +30,8 @@
 //!   the switch reconciler, the lease's loop, what tools and tests read of it, orderly stop.
 //! - [`daemon`]: the composition root: the relay and its admin interface started together
 //!   and stopped with one call (`relay run`, `relay demo` and the test kit start it).
+//! - [`task`]: every task the relay starts, so that one relay's tasks can be held at once
+//!   (the site explorer's stopped process).
 //! - [`status`]: the status view; [`stats`]: counters; [`clock`]: the wall clock;
 //!   [`debug_log`]: the OSLn.LOG files, written through [`rotating`], which also writes the
 //!   files the monitor programs save.
@@ -56,6 +58,7 @@ pub(crate) mod session;
 pub mod spool;
 pub(crate) mod stats;
 pub(crate) mod status;
+pub mod task;
 pub mod tls;
 
 pub use config::Config;

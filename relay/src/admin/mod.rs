@@ -144,7 +144,7 @@ pub fn serve(
     let hub = state.relay.hub().clone();
     let tls = hub.config.load().tls.on(crate::config::TlsPort::Admin);
     let incoming = AdminListener::start(listener, hub, tls, stop.clone());
-    let task = tokio::spawn({
+    let task = crate::task::spawn({
         let stop = stop.clone();
         let app = router(state);
         async move {
@@ -181,7 +181,7 @@ impl AdminListener {
             .local_addr()
             .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
         let (tx, ready) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     _ = stop.cancelled() => return,
@@ -217,7 +217,7 @@ impl AdminListener {
                     continue;
                 };
                 let (hub, tx) = (hub.clone(), tx.clone());
-                tokio::spawn(async move {
+                crate::task::spawn(async move {
                     match hub.tls.accept(config, stream).await {
                         Ok((stream, names)) => {
                             let caller = crate::hub::Caller { addr: peer, names };

@@ -65,7 +65,7 @@ pub async fn connect(
     let (outbox, mut rx) = Outbox::new(site, client.clone());
     let publisher = client.clone();
     let handed = outbox.clone();
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         loop {
             let (subject, seq, payload) = tokio::select! {
                 biased;

@@ -121,7 +121,9 @@ pub async fn serve_requests(
     let writer_session = session.clone();
     let grace = hub.tuning.close_grace;
     let writer =
-        tokio::spawn(async move { run_writer(&writer_session.out, &mut answers_wr, grace).await });
+        crate::task::spawn(
+            async move { run_writer(&writer_session.out, &mut answers_wr, grace).await },
+        );
     let mut reader = FrameReader::with_capacity(4096);
     let mut asked = Asked::default();
     loop {

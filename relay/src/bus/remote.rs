@@ -157,13 +157,13 @@ fn bring_up(
     let (mut rd, mut wr) = tokio::io::duplex(64 << 10);
     let writer_link = link.clone();
     let grace = hub.tuning.close_grace;
-    let writer = tokio::spawn(async move {
+    let writer = crate::task::spawn(async move {
         run_writer(&writer_link.out, &mut wr, grace).await;
     });
     let client = client.clone();
     let subject = subject(&remote.site, remote.no, "request");
     let timeout = hub.tuning.answer_timeout + Duration::from_secs(5);
-    let sender = tokio::spawn(async move {
+    let sender = crate::task::spawn(async move {
         let mut reader = FrameReader::with_capacity(4096);
         loop {
             while let Ok(Some(frame)) = reader.next_frame() {
@@ -173,7 +173,7 @@ fn bring_up(
                 let client = client.clone();
                 let subject = subject.clone();
                 let answers = answers.clone();
-                tokio::spawn(async move {
+                crate::task::spawn(async move {
                     let request = client.request(subject, frame.bytes().clone(), timeout);
                     // No reply: the request's 30 s deadline answers it.
                     if let Ok(reply) = request.await {

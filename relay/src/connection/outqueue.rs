@@ -496,7 +496,7 @@ mod tests {
         let q =
             std::sync::Arc::new(OutQueue::new(8).with_overflow_frame(Bytes::from_static(b"X3")));
         let (to, mut from) = tokio::sync::mpsc::channel(1);
-        let handing = tokio::spawn({
+        let handing = crate::task::spawn({
             let q = q.clone();
             async move { run_handoff(&q, &to, Duration::from_millis(100)).await }
         });
@@ -545,7 +545,9 @@ mod tests {
         q.push(Bytes::from_static(b"cccc")).unwrap();
         let wq = q.clone();
         let writer =
-            tokio::spawn(async move { run_writer(&wq, &mut near, Duration::from_secs(5)).await });
+            crate::task::spawn(
+                async move { run_writer(&wq, &mut near, Duration::from_secs(5)).await },
+            );
         // The writer is now blocked one byte into "bbbb".
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(

@@ -94,7 +94,7 @@ async fn run(
     let (relay_end, mut pipe) = tokio::io::duplex(PIPE);
     // One batch of the session's output waits while the bridge writes the one before.
     let (output, mut handed) = tokio::sync::mpsc::channel(1);
-    let session = tokio::spawn(crate::session::serve_with(
+    let session = crate::task::spawn(crate::session::serve_with(
         hub.clone(),
         Box::new(relay_end),
         caller,

@@ -155,7 +155,7 @@ mod tests {
         q.push(Bytes::from(vec![3u8; 20]));
         assert_eq!(q.dropped_total.load(Ordering::Relaxed), 2);
         let (mut monitor, mut socket) = tokio::io::duplex(1024);
-        let writer = tokio::spawn({
+        let writer = crate::task::spawn({
             let q = q.clone();
             async move { q.run_writer(&mut socket, Duration::from_secs(1)).await }
         });
@@ -172,7 +172,7 @@ mod tests {
         blocked.push(Bytes::from_static(b"y"));
         assert_eq!(blocked.dropped_total.load(Ordering::Relaxed), 2);
         let (mut monitor2, mut socket2) = tokio::io::duplex(1024);
-        tokio::spawn({
+        crate::task::spawn({
             let blocked = blocked.clone();
             async move {
                 blocked

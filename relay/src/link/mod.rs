@@ -232,7 +232,7 @@ pub async fn run(
     });
     let writer_link = link.clone();
     let grace = hub.tuning.close_grace;
-    let mut writer = tokio::spawn(
+    let mut writer = crate::task::spawn(
         async move { run_writer(&writer_link.out, &mut wr, grace).await }
             .instrument(info_span!("switch_writer", switch = no)),
     );

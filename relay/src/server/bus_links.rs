@@ -28,19 +28,19 @@ impl BusLinks {
     fn export(&self, local: &[u8], stop: &CancellationToken) -> (CancellationToken, Tasks) {
         let token = stop.child_token();
         let mut tasks = vec![
-            tokio::spawn(crate::bus::publish::publish_states(
+            crate::task::spawn(crate::bus::publish::publish_states(
                 self.hub.clone(),
                 self.outbox.clone(),
                 token.clone(),
             )),
-            tokio::spawn(crate::bus::publish::publish_notices(
+            crate::task::spawn(crate::bus::publish::publish_notices(
                 self.hub.clone(),
                 self.outbox.clone(),
                 token.clone(),
             )),
         ];
         for &no in local {
-            tasks.push(tokio::spawn(crate::bus::publish::serve_requests(
+            tasks.push(crate::task::spawn(crate::bus::publish::serve_requests(
                 self.hub.clone(),
                 self.client.clone(),
                 self.site.clone(),
@@ -63,7 +63,7 @@ impl BusLinks {
                     site: self.site.clone(),
                     no,
                 };
-                tokio::spawn(
+                crate::task::spawn(
                     crate::bus::remote::run(
                         self.hub.clone(),
                         self.client.clone(),

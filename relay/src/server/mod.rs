@@ -198,13 +198,14 @@ impl Relay {
             given_bus: parts.bus,
         };
         relay.start_committer(committer, store);
-        relay.tasks.spawn(crate::ports::licence_watch::run(
-            relay.hub.clone(),
-            relay.stop.clone(),
-        ));
-        relay
-            .tasks
-            .spawn(expire_parked(relay.hub.clone(), relay.stop.clone()));
+        crate::task::spawn_tracked(
+            &relay.tasks,
+            crate::ports::licence_watch::run(relay.hub.clone(), relay.stop.clone()),
+        );
+        crate::task::spawn_tracked(
+            &relay.tasks,
+            expire_parked(relay.hub.clone(), relay.stop.clone()),
+        );
         relay.accept(listeners.client, Port::Licensed);
         relay.accept(listeners.bypass, Port::Bypass);
         for (listener, port) in [
@@ -220,9 +221,7 @@ impl Relay {
         relay.reconcile(Dial::AsConfigured);
         relay.start_bus();
         let relay = Arc::new(relay);
-        relay
-            .tasks
-            .spawn(relay.clone().share_site_config(config_file));
+        crate::task::spawn_tracked(&relay.tasks, relay.clone().share_site_config(config_file));
         Ok(relay)
     }
 
@@ -250,8 +249,10 @@ impl Relay {
             }),
             store: store.map(|s| Box::new(s) as Box<dyn crate::spool::RecordSink>),
         };
-        self.tasks
-            .spawn(committer.run(self.hub.spool.clone(), parts, self.stop.clone()));
+        crate::task::spawn_tracked(
+            &self.tasks,
+            committer.run(self.hub.spool.clone(), parts, self.stop.clone()),
+        );
     }
 
     /// Accepts connections on `listener` until the relay stops, serving each with `serve`.
@@ -270,7 +271,7 @@ impl Relay {
         let hub = self.hub.clone();
         let stop = self.stop.clone();
         let tasks = self.tasks.clone();
-        self.tasks.spawn(async move {
+        crate::task::spawn_tracked(&self.tasks, async move {
             loop {
                 let accepted = tokio::select! {
                     biased;
@@ -285,7 +286,7 @@ impl Relay {
                         let stop = stop.clone();
                         let hub = hub.clone();
                         let serve = serve.clone();
-                        tasks.spawn(async move {
+                        crate::task::spawn_tracked(&tasks, async move {
                             // On a TLS port, the handshake first (in this connection's task,
                             // so that a slow client holds up no other).
                             let (stream, names) = match hub.tls.on(&hub.config.load().tls, tls) {
@@ -383,7 +384,7 @@ impl Relay {
         let tasks = self.tasks.clone();
         let switches = self.switches.clone();
         let hand_over = self.hand_over.clone();
-        self.tasks.spawn(async move {
+        crate::task::spawn_tracked(&self.tasks, async move {
             let site = config.bus.site.clone();
             let connected = crate::bus::connect(url.as_deref(), given, &site, stop.clone()).await;
             let (client, outbox) = match connected {
@@ -408,7 +409,8 @@ impl Relay {
             if config.bus.shared {
                 // Both relays of a site log the same messages: each says which it is.
                 let span = tracing::info_span!("site", node = %config.bus.node);
-                tasks.spawn(
+                crate::task::spawn_tracked(
+                    &tasks,
                     crate::bus::sessions::share_sessions(
                         hub.clone(),
                         bus.client.clone(),
@@ -418,7 +420,8 @@ impl Relay {
                     )
                     .instrument(span.clone()),
                 );
-                tasks.spawn(
+                crate::task::spawn_tracked(
+                    &tasks,
                     bus_links::share_links(
                         bus,
                         config.bus.node.clone(),

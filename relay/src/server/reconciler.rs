@@ -161,7 +161,7 @@ impl Reconciler {
         // Switches no longer wanted: idle once their tasks have ended.
         for (no, before) in ended {
             let hub = self.hub.clone();
-            self.tasks.spawn(async move {
+            crate::task::spawn_tracked(&self.tasks, async move {
                 let _ = before.await;
                 hub.slot(no).set_phase(LinkPhase::Idle);
             });
@@ -226,7 +226,7 @@ impl Reconciler {
         before: Option<JoinHandle<()>>,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> JoinHandle<()> {
-        self.tasks.spawn(async move {
+        crate::task::spawn_tracked(&self.tasks, async move {
             if let Some(before) = before {
                 let _ = before.await;
             }

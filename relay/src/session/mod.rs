@@ -172,7 +172,7 @@ async fn run(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let writer_session = session.clone();
     let grace = hub.tuning.close_grace;
-    let mut writer = tokio::spawn(
+    let mut writer = crate::task::spawn(
         async move {
             match output {
                 Output::Stream => run_writer(&writer_session.out, &mut wr, grace).await,

@@ -33,7 +33,7 @@ fn start(limits: SpoolLimits, now_ms: u64) -> Running {
         write_failed: Box::new(|e| panic!("write failed: {e}")),
         store: None,
     };
-    let task = tokio::spawn(committer.run(spool.clone(), parts, stop.clone()));
+    let task = crate::task::spawn(committer.run(spool.clone(), parts, stop.clone()));
     Running {
         dir,
         spool,

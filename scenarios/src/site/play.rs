@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use busseam::mem::{MemBus, Reach};
 use netseam::MemNetwork;
 use relay::config::SwitchConfig;
+use relay::task::Hold;
 use relay::{Config, Listeners, Relay, RelayParts};
 use switch_sim::{Answering, Settings, SimSwitch};
 use tokio::sync::{mpsc, watch};
@@ -100,6 +101,8 @@ struct Slot {
 struct Running {
     daemon: relay::Daemon,
     host: Arc<HostState>,
+    /// Holds every task of the relay while it is paused.
+    hold: Arc<Hold>,
     bus_name: String,
 }
 
@@ -157,7 +160,10 @@ impl Site {
         };
         // Each start of each relay draws differently, and alike in every play.
         let seed = self.seed ^ (u64::from(slot.generation) << 32) ^ i as u64;
-        let started = start_relay(&host, config, i, slot.state_dir.path(), bus, seed);
+        let hold = Hold::new();
+        let started = relay::task::starting(&hold, || {
+            start_relay(&host, config, i, slot.state_dir.path(), bus, seed)
+        });
         let daemon = match started {
             Ok(d) => d,
             Err(e) => {
@@ -173,6 +179,7 @@ impl Site {
         slot.running = Some(Running {
             daemon,
             host: host.state.clone(),
+            hold,
             bus_name,
         });
     }
@@ -202,6 +209,8 @@ impl Site {
         let Some(running) = self.gone(i) else { return };
         running.host.kill();
         self.bus.set_reach(&running.bus_name, Reach::Cut);
+        // A stopped process is killed as well: what is left of it runs into its dead host.
+        running.hold.release(0);
         tokio::spawn(running.daemon.shutdown());
     }
 
@@ -218,6 +227,8 @@ impl Site {
             BRANCH => self.branch_addrs.send_modify(|a| *a = [None, None]),
             _ => self.addrs.send_modify(|a| a[i] = None),
         }
+        // A paused relay is woken to stop, as a service manager does (SIGTERM, SIGCONT).
+        running.hold.release(0);
         running.daemon.shutdown().await;
         self.publish(i, None);
         running.host.kill();
@@ -274,6 +285,22 @@ impl Site {
                 }
             }
             site.apply_faults(i);
+        });
+    }
+
+    /// Pauses relay `i` now and wakes it after `d`, its tasks woken meanwhile in an order drawn
+    /// from `order` (unless it was killed or stopped meanwhile: then it was woken already).
+    fn pause_for(&self, i: usize, d: Duration, order: u64) {
+        let hold = match &self.lock()[i].running {
+            Some(running) => running.hold.clone(),
+            None => return,
+        };
+        hold.hold();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            if hold.is_on() {
+                hold.release(order);
+            }
         });
     }
 
@@ -450,12 +477,14 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     for (at, action) in &world.timeline {
         tokio::time::sleep_until(started + *at).await;
         check.note(format!("{:?}", action));
+        tracing::info!(target: "world", "{action:?}");
         match action {
             Action::Kill(i) => site.kill(*i),
             Action::Stop(i) => site.stop(*i).await,
             Action::Start(i) => site.start(*i),
             Action::Stall(i, d) => site.fault_for(*i, *d, true),
             Action::CutOff(i, d) => site.fault_for(*i, *d, false),
+            Action::Pause(i, d, order) => site.pause_for(*i, *d, *order),
             Action::BusDown(d) => site.bus_down_for(*d),
             Action::BusSlow(delay, d) => {
                 bus.set_delay(*delay);
@@ -520,6 +549,7 @@ async fn play_on_paused_clock(world: &SiteWorld) -> SiteRun {
     let bus_stats = bus.stats();
     for i in 0..NODES.len() {
         if let Some(running) = site.gone(i) {
+            running.hold.release(0);
             running.daemon.shutdown().await;
         }
     }

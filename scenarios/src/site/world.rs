@@ -1,7 +1,7 @@
 //! Random worlds of a site two relays share: a seed makes the switches, the resumable
-//! applications and a timeline of faults (a relay killed, stalled, stopped, cut off the bus,
-//! the bus down or slow, the lease handed over; the branch relay's own faults) and of the
-//! applications' moves and requests.
+//! applications and a timeline of faults (a relay killed, stalled, stopped, paused, cut off
+//! the bus, the bus down or slow, the lease handed over; the branch relay's own faults) and of
+//! the applications' moves and requests.
 //! The timeline depends on the seed alone.
 
 use std::time::Duration;
@@ -25,8 +25,13 @@ pub enum Action {
     Stop(usize),
     /// The relay, down, starts again with its state directory.
     Start(usize),
-    /// The relay's host stalls: its connections and its bus held, for this long.
+    /// The relay's host stalls: its connections and its bus held, for this long, while the
+    /// relay's own clock and tasks run on (a partition of the host).
     Stall(usize, Duration),
+    /// SIGSTOP for `.1`, then SIGCONT: none of the relay's tasks runs meanwhile, while its
+    /// timers come due and its sockets fill; on waking, the tasks woken meanwhile run in an
+    /// order drawn from `.2`, so that which looks first varies.
+    Pause(usize, Duration, u64),
     /// The relay is cut off the bus (its messages lost both ways) for this long.
     CutOff(usize, Duration),
     /// The bus down for everyone for this long.
@@ -110,6 +115,7 @@ pub fn world(seed: u64, minutes: u64) -> SiteWorld {
         }
     }
     timeline.extend(branch_faults(seed, length));
+    timeline.extend(pauses(seed, length));
     // Stable: what was drawn for one moment keeps its order.
     timeline.sort_by_key(|(at, _)| *at);
     SiteWorld {
@@ -153,6 +159,22 @@ fn branch_faults(seed: u64, length: Duration) -> Vec<(Duration, Action)> {
         at = ends + ms(&mut rng, 2_000, 40_000);
     }
     faults
+}
+
+/// Stopped processes, any of the three relays: drawn from a stream of their own, so that the
+/// other faults of a seed are the same with them as without. Some outlast the lease (about
+/// 5 s), so that the other relay takes it while this one sleeps.
+fn pauses(seed: u64, length: Duration) -> Vec<(Duration, Action)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7061_7573_6564);
+    let mut pauses = Vec::new();
+    let mut at = Duration::from_secs(8) + Duration::from_millis(rng.random_range(0..=30_000));
+    while at < length {
+        let relay = rng.random_range(0..NODES.len());
+        let d = Duration::from_millis(rng.random_range(200..=12_000));
+        pauses.push((at, Action::Pause(relay, d, rng.random())));
+        at += d + Duration::from_millis(rng.random_range(5_000..=60_000));
+    }
+    pauses
 }
 
 #[cfg(test)]
