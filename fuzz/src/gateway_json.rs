@@ -3,8 +3,8 @@
 //! naming what is wrong; any frame of its session becomes a message or nothing. Never a panic.
 //! (CI runs it with -max_len=131072, the default admin.max_message_kib.)
 
-use axum::extract::ws::Message;
 use relay::gateway::messages::FromRelay;
+use relay::gateway::socket::unframe;
 use relay::gateway::texts::EventTexts;
 use relay::gateway::{Bridge, Relayed};
 use wire::{CallMsg, FrameReader, Kind, LinkMsg};
@@ -70,30 +70,42 @@ pub fn check(data: &[u8]) {
             return;
         };
         let texts = EventTexts::default();
-        let mut out = Vec::new();
+        let mut out = std::collections::VecDeque::new();
         let mut bridge = Bridge::new(protocol, 1 + (first >> 1) % 8).batching(batch);
         bridge.outgoing(&run, &texts, &mut out);
         // Handed over as a queue entry, twice (the second tab shares what the first made):
         // the same messages.
         for _ in 0..2 {
-            let mut handed = Vec::new();
+            let mut handed = std::collections::VecDeque::new();
             let entries = std::collections::VecDeque::from([run.bytes().clone()]);
             Bridge::new(protocol, 1 + (first >> 1) % 8)
                 .batching(batch)
                 .outgoing_entries(&entries, &texts, &mut handed);
             assert_eq!(untimed(&handed), untimed(&out));
         }
-        for message in out {
-            if let Message::Text(text) = message {
-                serde_json::from_str::<FromRelay>(text.as_str()).expect("a message reads back");
+        for (opcode, payload) in messages(&out) {
+            if opcode == 1 {
+                serde_json::from_slice::<FromRelay>(&payload).expect("a message reads back");
             }
         }
     }
 }
 
+/// The messages in what a tab is sent, as (opcode, payload); every byte is whole frames.
+fn messages(sent: &std::collections::VecDeque<bytes::Bytes>) -> Vec<(u8, Vec<u8>)> {
+    let all: Vec<u8> = sent.iter().flat_map(|b| b.to_vec()).collect();
+    let messages = unframe(&all);
+    let framed: usize = messages
+        .iter()
+        .map(|(_, p)| p.len() + relay::gateway::socket::header_len(p.len()))
+        .sum();
+    assert_eq!(framed, all.len(), "the gateway sends whole frames");
+    messages
+}
+
 /// The messages as JSON without the events' `time_ms` (a text made again after 50 ms has a
 /// time of its own).
-fn untimed(messages: &[Message]) -> Vec<String> {
+fn untimed(sent: &std::collections::VecDeque<bytes::Bytes>) -> Vec<String> {
     fn strip(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(o) => {
@@ -104,16 +116,15 @@ fn untimed(messages: &[Message]) -> Vec<String> {
             _ => {}
         }
     }
-    messages
-        .iter()
-        .map(|m| match m {
-            Message::Text(text) => {
-                let mut value: serde_json::Value =
-                    serde_json::from_str(text.as_str()).expect("JSON");
+    messages(sent)
+        .into_iter()
+        .map(|(opcode, payload)| match opcode {
+            1 => {
+                let mut value: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
                 strip(&mut value);
                 value.to_string()
             }
-            other => format!("{other:?}"),
+            other => format!("{other}: {payload:?}"),
         })
         .collect()
 }

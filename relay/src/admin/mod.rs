@@ -416,27 +416,26 @@ async fn openapi_document() -> Response {
 async fn gateway(
     State(s): State<AdminState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<PeerAddr>,
-    upgrade: Result<
-        axum::extract::ws::WebSocketUpgrade,
-        axum::extract::ws::rejection::WebSocketUpgradeRejection,
-    >,
+    mut request: axum::extract::Request,
 ) -> Response {
     // Refused as every other route refuses: JSON naming what is wrong.
-    let upgrade = match upgrade {
+    let upgrade = match crate::gateway::socket::Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
-        Err(e) => return ApiError::new(e.status(), e.body_text()).into_response(),
+        Err(e) => return ApiError::new(e.status, e.text).into_response(),
     };
     let hub = s.relay.hub().clone();
     let texts = s.gateway_texts.clone();
     let limit = hub.config.load().admin.max_message_bytes();
-    upgrade
-        .max_message_size(limit)
-        .max_frame_size(limit)
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
         // What one read of a tab's messages takes (a larger message takes several). The
         // WebSocket layer zeroes this much before each read, and the bridge reads whenever it
         // has written: the default 128 KiB made that cost more than the events themselves.
-        .read_buffer_size(crate::gateway::READ_CHUNK)
-        .on_upgrade(move |socket| crate::gateway::serve(hub, socket, peer.caller, texts))
+        .read_buffer_size(crate::gateway::READ_CHUNK);
+    upgrade.open(config, move |socket| {
+        crate::gateway::serve(hub, socket, peer.caller, texts)
+    })
 }
 
 async fn status(State(s): State<AdminState>) -> Response {

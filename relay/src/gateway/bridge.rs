@@ -4,9 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use bytes::{Bytes, BytesMut};
-use futures_util::SinkExt;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -16,6 +14,7 @@ use wire::{CallMsg, Frame, FrameReader, IdentifyResult, Kind, LinkMsg, NO_INVOKE
 
 use super::close::Closing;
 use super::messages::{self, DeviceChange, EventFields, FromRelay, Request, SwitchState, ToRelay};
+use super::socket::{self, Message, Socket};
 use super::{
     binary_mistake, error, json, parse, send, str8, switch_number, text_message, texts, Mistake,
     PIPE,
@@ -60,13 +59,13 @@ impl Bridge {
     /// entries, once admitted) to the application.
     pub(super) async fn run(
         &mut self,
-        ws: &mut WebSocket,
+        ws: &mut Socket,
         pipe: &mut DuplexStream,
         handed: &mut mpsc::Receiver<VecDeque<Bytes>>,
         texts: &texts::EventTexts,
     ) -> Closing {
         let mut reader = FrameReader::with_capacity(PIPE);
-        let mut messages = Vec::new();
+        let mut messages = VecDeque::new();
         let (mut pipe_open, mut handed_open) = (true, true);
         loop {
             // Everything one read brought is translated together, then written at once. (The
@@ -74,13 +73,7 @@ impl Bridge {
             if let Ok(Some(run)) = reader.next_run() {
                 self.outgoing(&run, texts, &mut messages);
             }
-            let queued = !messages.is_empty();
-            for message in messages.drain(..) {
-                if ws.feed(message).await.is_err() {
-                    return Closing::gone();
-                }
-            }
-            if queued && ws.flush().await.is_err() {
+            if !messages.is_empty() && ws.send(&mut messages).await.is_err() {
                 return Closing::gone();
             }
             if !pipe_open && !handed_open {
@@ -96,10 +89,16 @@ impl Bridge {
                 },
                 msg = ws.recv() => {
                     let reply = match msg {
-                        Some(Ok(Message::Text(text))) => self.frame_for(&text),
+                        Some(Ok(Message::Text(text))) => self.frame_for(text.as_str()),
                         Some(Ok(Message::Pong(_))) => Ok(heartbeat_reply()),
                         Some(Ok(Message::Binary(_))) => Err(binary_mistake()),
-                        Some(Ok(Message::Ping(_))) => continue,
+                        Some(Ok(Message::Ping(payload))) => {
+                            if ws.send_one(socket::pong_frame(&payload)).await.is_err() {
+                                return Closing::gone();
+                            }
+                            continue;
+                        }
+                        Some(Ok(Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(_))) | None => return Closing::normal(),
                         Some(Err(e)) => return Closing::after_read_error(e),
                     };
@@ -232,25 +231,25 @@ impl Bridge {
         }
     }
 
-    /// The WebSocket messages a run of the session's frames becomes, in order, into `out`.
-    /// An event's text is shared with every tab that sees it the same way (made by the
-    /// first).
-    pub fn outgoing(&mut self, run: &Run, texts: &texts::EventTexts, out: &mut Vec<Message>) {
+    /// The WebSocket messages a run of the session's frames becomes, framed, in order, into
+    /// `out`. An event's message is shared with every tab that sees it the same way (made by
+    /// the first).
+    pub fn outgoing(&mut self, run: &Run, texts: &texts::EventTexts, out: &mut VecDeque<Bytes>) {
         let view = texts.view(self.protocol, self.default_switch);
         let mut batch = Batch::default();
         self.translate(run, &view, &mut batch, out);
         batch.flush(out);
     }
 
-    /// The WebSocket messages the session's queue entries become, in order, into `out`. An
-    /// entry of several events (a run the session shares with others) becomes the messages
-    /// the first tab made of it; the others are translated frame by frame. Entries that are
-    /// not whole frames (never queued) are skipped.
+    /// The WebSocket messages the session's queue entries become, framed, in order, into
+    /// `out`. An entry of several events (a run the session shares with others) becomes the
+    /// one buffer of messages the first tab made of it; the others are translated frame by
+    /// frame. Entries that are not whole frames (never queued) are skipped.
     pub fn outgoing_entries(
         &mut self,
         entries: &VecDeque<Bytes>,
         texts: &texts::EventTexts,
-        out: &mut Vec<Message>,
+        out: &mut VecDeque<Bytes>,
     ) {
         let view = texts.view(self.protocol, self.default_switch);
         let mut batch = Batch::default();
@@ -258,9 +257,9 @@ impl Bridge {
             // A single frame (a filtering tab's event, a link message) is never kept as a run:
             // not looked up either.
             let single = matches!(wire::frame::check(entry), Ok(Some(n)) if n == entry.len());
-            let shared = |texts: &[Utf8Bytes]| {
+            let shared = |messages: &Bytes| {
                 batch.flush(out);
-                out.extend(texts.iter().cloned().map(Message::Text));
+                out.push_back(messages.clone());
             };
             if !single && view.with_run(entry, self.batch, shared) {
                 continue;
@@ -284,13 +283,13 @@ impl Bridge {
             let first = out.len();
             self.translate(&run, &view, &mut batch, out);
             batch.flush(out);
-            let made = out[first..]
-                .iter()
-                .filter_map(|m| match m {
-                    Message::Text(text) => Some(text.clone()),
-                    _ => None,
-                })
-                .collect();
+            // The run's messages in one buffer: every other tab writes it as one slice.
+            let mut made = BytesMut::with_capacity(out.range(first..).map(Bytes::len).sum());
+            for message in out.drain(first..) {
+                made.extend_from_slice(&message);
+            }
+            let made = made.freeze();
+            out.push_back(made.clone());
             view.keep_run(entry, self.batch, made);
         }
         batch.flush(out);
@@ -303,7 +302,7 @@ impl Bridge {
         run: &Run,
         view: &texts::ViewTexts<'_>,
         batch: &mut Batch,
-        out: &mut Vec<Message>,
+        out: &mut VecDeque<Bytes>,
     ) {
         let batching = self.batch;
         for frame in run.frames() {
@@ -314,20 +313,20 @@ impl Bridge {
                     Relayed::Ping | Relayed::Nothing => None,
                 };
                 if batching {
-                    view.with(bytes, make, |text| batch.push(text, out));
-                } else if let Some(text) = view.with(bytes, make, Utf8Bytes::clone) {
-                    out.push(Message::Text(text));
+                    view.with(bytes, make, |message| batch.push(message, out));
+                } else if let Some(message) = view.with(bytes, make, Bytes::clone) {
+                    out.push_back(message);
                 }
                 continue;
             }
             let message = match self.message_for(&run.frame(&frame)) {
                 Relayed::Send(m) => text_message(&m),
-                Relayed::Ping => Message::Ping(Bytes::new()),
+                Relayed::Ping => socket::ping_frame(),
                 Relayed::Nothing => continue,
             };
             // What came before it goes first.
             batch.flush(out);
-            out.push(message);
+            out.push_back(message);
         }
     }
 
@@ -431,48 +430,51 @@ fn heartbeat_reply() -> Bytes {
         .expect("an empty body fits")
 }
 
-/// The `events` message being filled: the events' texts, each written as the element it is.
+/// The `events` message being filled: the events' texts, each written as the element it is,
+/// after room for the frame's header.
 #[derive(Default)]
 struct Batch {
-    text: String,
+    text: BytesMut,
     count: usize,
 }
 
 impl Batch {
     /// What an `event` message's text starts with; an element of `events` is the rest after
     /// a `{`.
-    const EVENT: &'static str = r#"{"type":"event","#;
+    const EVENT: &'static [u8] = br#"{"type":"event","#;
 
-    /// Adds an `event` message's text; sends the batch first when it is full.
-    fn push(&mut self, event: &Utf8Bytes, out: &mut Vec<Message>) {
-        let Some(fields) = event.as_str().strip_prefix(Self::EVENT) else {
+    /// Adds an `event` message (framed); sends the batch first when it is full.
+    fn push(&mut self, event: &Bytes, out: &mut VecDeque<Bytes>) {
+        let Some(fields) = socket::text_of(event).strip_prefix(Self::EVENT) else {
             // Every event's text starts so; one that did not would go as it is.
             self.flush(out);
-            out.push(Message::Text(event.clone()));
+            out.push_back(event.clone());
             return;
         };
-        if self.count > 0 && self.text.len() + fields.len() >= messages::BATCH_BYTES {
+        let written = self.text.len().saturating_sub(socket::MAX_HEADER);
+        if self.count > 0 && written + fields.len() >= messages::BATCH_BYTES {
             self.flush(out);
         }
         if self.count == 0 {
-            self.text.reserve(messages::BATCH_BYTES + 64);
-            self.text.push_str(r#"{"type":"events","events":[{"#);
+            self.text = BytesMut::with_capacity(socket::MAX_HEADER + messages::BATCH_BYTES + 64);
+            self.text.put_bytes(0, socket::MAX_HEADER);
+            self.text.put_slice(br#"{"type":"events","events":[{"#);
         } else {
-            self.text.push_str(",{");
+            self.text.put_slice(b",{");
         }
-        self.text.push_str(fields);
+        self.text.put_slice(fields);
         self.count += 1;
     }
 
     /// Sends the events added since the last time, if any.
-    fn flush(&mut self, out: &mut Vec<Message>) {
+    fn flush(&mut self, out: &mut VecDeque<Bytes>) {
         if self.count == 0 {
             return;
         }
         use std::fmt::Write;
-        // Writing to a String cannot fail.
+        // Writing to a buffer cannot fail.
         let _ = write!(self.text, r#"],"count":{}}}"#, self.count);
-        out.push(Message::Text(std::mem::take(&mut self.text).into()));
+        out.push_back(socket::frame_text_in_place(std::mem::take(&mut self.text)));
         self.count = 0;
     }
 }
@@ -510,12 +512,13 @@ mod tests {
         Frame::new(frame.encode().unwrap()).unwrap()
     }
 
-    fn texts_of(messages: &[Message]) -> Vec<FromRelay> {
-        messages
-            .iter()
-            .map(|m| match m {
-                Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
-                other => panic!("not text: {other:?}"),
+    /// The text messages in what a tab is sent, each read as a message.
+    fn texts_of(sent: &VecDeque<Bytes>) -> Vec<FromRelay> {
+        sent.iter()
+            .flat_map(|b| socket::unframe(b))
+            .map(|(opcode, text)| {
+                assert_eq!(opcode, 1, "not text: {text:?}");
+                serde_json::from_slice(&text).unwrap()
             })
             .collect()
     }
@@ -560,7 +563,7 @@ mod tests {
             Frame::new(switch_down).unwrap(),
             event("2203"),
         ];
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         Bridge::new(3, 1)
             .batching(true)
             .outgoing(&run(&frames), &texts, &mut out);
@@ -591,34 +594,23 @@ mod tests {
         };
         let run = bytes(&[event("2201"), event("2202"), event("2203")]);
         let entries = VecDeque::from([run.clone()]);
-        let (mut first, mut second, mut other_view) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut first, mut second, mut other_view) =
+            (VecDeque::new(), VecDeque::new(), VecDeque::new());
         Bridge::new(3, 1).outgoing_entries(&entries, &texts, &mut first);
         Bridge::new(3, 1).outgoing_entries(&entries, &texts, &mut second);
         Bridge::new(2, 1).outgoing_entries(&entries, &texts, &mut other_view);
-        let text = |m: &Message| match m {
-            Message::Text(t) => t.clone(),
-            other => panic!("not text: {other:?}"),
-        };
-        assert_eq!(first.len(), 3);
-        for (a, b) in first.iter().zip(&second) {
-            let (a, b) = (text(a), text(b));
-            assert_eq!(
-                a.as_str().as_ptr(),
-                b.as_str().as_ptr(),
-                "shared, not remade"
-            );
-        }
+        // The run's three messages in one buffer, the very same for the second tab.
+        assert_eq!((first.len(), second.len()), (1, 1));
+        assert_eq!(first[0].as_ptr(), second[0].as_ptr(), "shared, not remade");
         let got = texts_of(&first);
+        assert_eq!(got.len(), 3);
         let FromRelay::Event(e) = &got[2] else {
             panic!("{got:?}")
         };
         assert_eq!(e.device, "2203");
-        // Another view makes its own texts (they may differ only in `switch`).
+        // Another view makes its own messages (they may differ only in `switch`).
         assert_eq!(texts_of(&other_view).len(), 3);
-        assert_ne!(
-            text(&first[0]).as_str().as_ptr(),
-            text(&other_view[0]).as_str().as_ptr()
-        );
+        assert_ne!(first[0].as_ptr(), other_view[0].as_ptr());
 
         // A filtering tab's entries: one event each, with a switch going down among them.
         let down = LinkMsg::SwitchState {
@@ -633,7 +625,7 @@ mod tests {
             down,
             bytes(&[event("2205")]),
         ]);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         Bridge::new(3, 1)
             .batching(true)
             .outgoing_entries(&entries, &texts, &mut out);
@@ -649,15 +641,14 @@ mod tests {
     fn a_batch_is_at_most_batch_bytes() {
         let texts = texts::EventTexts::default();
         let frames: Vec<Frame> = (0..2000).map(|i| event(&format!("{i:04}"))).collect();
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         Bridge::new(3, 1)
             .batching(true)
             .outgoing(&run(&frames), &texts, &mut out);
         let mut seen = Vec::new();
-        for (message, text) in texts_of(&out).into_iter().zip(&out) {
-            let Message::Text(text) = text else {
-                unreachable!()
-            };
+        for (message, framed) in texts_of(&out).into_iter().zip(&out) {
+            let text = socket::text_of(framed);
+            assert_eq!(socket::unframe(framed).len(), 1, "one message a buffer");
             assert!(text.len() <= messages::BATCH_BYTES + 32, "{}", text.len());
             let FromRelay::Events { events, count } = message else {
                 panic!("{message:?}")

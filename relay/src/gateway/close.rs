@@ -11,13 +11,22 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use super::socket::{self, Socket};
 use tracing::debug;
 use wire::CloseReason;
 
 /// The close frame a connection ends with (`None`: the peer is gone, nothing to send).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closing(Option<(u16, String)>);
+
+/// The close codes the gateway sends (RFC 6455 §7.4.1).
+mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const SIZE: u16 = 1009;
+    pub const ERROR: u16 = 1011;
+}
 
 /// The most a close frame's reason may hold (RFC 6455 §5.5: 125 bytes less the code).
 const REASON_MAX: usize = 123;
@@ -63,21 +72,17 @@ impl Closing {
 
     /// After reading failed: a message over the size limit is told so (1009); any other
     /// failure means the connection is gone.
-    pub fn after_read_error(e: axum::Error) -> Closing {
+    pub fn after_read_error(e: socket::Error) -> Closing {
         use tungstenite::error::{CapacityError, Error};
-        match e.into_inner().downcast::<Error>().map(|e| *e) {
-            Ok(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => Closing::with(
+        match e {
+            Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => Closing::with(
                 close_code::SIZE,
                 &format!(
                     "a message of {size} bytes or more; at most {max_size} (admin.max_message_kib)"
                 ),
             ),
-            Ok(Error::Capacity(e)) => Closing::with(close_code::SIZE, &e.to_string()),
-            Ok(e) => {
-                debug!(error = %e, "gateway: reading failed");
-                Closing::gone()
-            }
-            Err(e) => {
+            Error::Capacity(e) => Closing::with(close_code::SIZE, &e.to_string()),
+            e => {
                 debug!(error = %e, "gateway: reading failed");
                 Closing::gone()
             }
@@ -91,16 +96,17 @@ impl Closing {
             .map(|(code, reason)| (*code, reason.as_str()))
     }
 
-    /// Sends the close frame, waiting at most `grace` for a slow peer's socket to take it.
-    pub async fn send(self, ws: &mut WebSocket, grace: Duration) {
+    /// Sends the close frame and ends the writing side, waiting at most `grace` for a slow
+    /// peer's socket to take it.
+    pub async fn send(self, ws: &mut Socket, grace: Duration) {
         let Some((code, reason)) = self.0 else {
             return;
         };
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
+        let close = async {
+            ws.send_one(socket::close_frame(code, &reason)).await?;
+            ws.shutdown().await
         };
-        let _ = tokio::time::timeout(grace, ws.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(grace, close).await;
     }
 }
 

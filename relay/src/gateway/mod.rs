@@ -16,20 +16,21 @@
 //! too large for one frame is an error naming `fields` or `body`), and the connection ends with
 //! a close code that says why ([`close`]).
 //!
-//! Module map: this file serves a connection and reads its `identify`; [`bridge`] translates
-//! both ways; [`texts`] shares events' JSON among tabs; [`messages`] are the messages;
-//! [`close`] the close codes.
+//! Module map: this file serves a connection and reads its `identify`; [`socket`] is the
+//! WebSocket (the upgrade, reading, and the frames the relay sends, made once and shared);
+//! [`bridge`] translates both ways; [`texts`] shares events' messages among tabs; [`messages`]
+//! are the messages; [`close`] the close codes.
 
 pub mod bridge;
 pub mod close;
 pub mod messages;
+pub mod socket;
 pub mod texts;
 
 pub use bridge::{Bridge, Relayed};
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
@@ -38,6 +39,7 @@ use tracing::debug;
 use crate::hub::{Caller, Hub};
 use close::Closing;
 use messages::{FromRelay, Identify, ToRelay};
+use socket::{Message, Socket};
 use wire::{LinkMsg, Product, Str8};
 
 /// Bytes the pipe between the bridge and its session holds each way.
@@ -50,19 +52,14 @@ pub const READ_CHUNK: usize = 4 << 10;
 /// Serves one gateway connection until either side ends it, then closes it with the code
 /// that says why.
 /// `texts` are the event texts the admin interface's tabs share.
-pub async fn serve(
-    hub: Arc<Hub>,
-    mut ws: WebSocket,
-    caller: Caller,
-    texts: Arc<texts::EventTexts>,
-) {
+pub async fn serve(hub: Arc<Hub>, mut ws: Socket, caller: Caller, texts: Arc<texts::EventTexts>) {
     let closing = run(&hub, &mut ws, caller, &texts).await;
     closing.send(&mut ws, hub.tuning.close_grace).await;
 }
 
 async fn run(
     hub: &Arc<Hub>,
-    ws: &mut WebSocket,
+    ws: &mut Socket,
     caller: Caller,
     texts: &texts::EventTexts,
 ) -> Closing {
@@ -123,12 +120,18 @@ async fn run(
 
 /// Reads messages until a valid `identify`; answers every other one with an error naming
 /// what is wrong. `Err` when the connection is to end (with how).
-async fn first_identify(ws: &mut WebSocket) -> Result<Ready, Closing> {
+async fn first_identify(ws: &mut Socket) -> Result<Ready, Closing> {
     loop {
         let text = match ws.recv().await {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
                 send_mistake(ws, binary_mistake()).await?;
+                continue;
+            }
+            Some(Ok(Message::Ping(payload))) => {
+                ws.send_one(socket::pong_frame(&payload))
+                    .await
+                    .map_err(|_| Closing::gone())?;
                 continue;
             }
             Some(Ok(Message::Close(_))) | None => return Err(Closing::normal()),
@@ -142,7 +145,7 @@ async fn first_identify(ws: &mut WebSocket) -> Result<Ready, Closing> {
     }
 }
 
-async fn send_mistake(ws: &mut WebSocket, mistake: Mistake) -> Result<(), Closing> {
+async fn send_mistake(ws: &mut Socket, mistake: Mistake) -> Result<(), Closing> {
     send(ws, &mistake.message())
         .await
         .map_err(|_| Closing::gone())
@@ -337,12 +340,13 @@ fn identify_frame(m: &ToRelay) -> Result<Ready, Mistake> {
     })
 }
 
-async fn send(ws: &mut WebSocket, message: &FromRelay) -> Result<(), axum::Error> {
-    ws.send(text_message(message)).await
+async fn send(ws: &mut Socket, message: &FromRelay) -> std::io::Result<()> {
+    ws.send_one(text_message(message)).await
 }
 
-fn text_message(message: &FromRelay) -> Message {
-    Message::Text(json(message).into())
+/// `message` as the WebSocket frame it is sent as.
+fn text_message(message: &FromRelay) -> Bytes {
+    socket::text_frame(&json(message))
 }
 
 fn json(message: &FromRelay) -> String {

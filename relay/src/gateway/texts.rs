@@ -1,5 +1,6 @@
 //! The JSON text of recent events, made once and shared by every tab that sees them the same
-//! way, as the TCP path shares one frame among its sessions.
+//! way, as the TCP path shares one frame among its sessions. A text is kept framed as the
+//! WebSocket message it is sent as ([`super::socket`]), so that a tab writes it as it is.
 //!
 //! A tab's bridge looks the event's frame up by its bytes and the tab's view (its protocol
 //! and default switch, which decide the `switch` it is told). The first tab on a worker
@@ -14,14 +15,14 @@
 //! session shares) is looked up by the run's buffer itself rather than its bytes: the texts
 //! made of it, as a view and a batching mode see it, are kept with a reference to the buffer,
 //! which keeps its address from being reused while the entry lives. A lookup then costs one
-//! hash of an address, not one per event. Runs are kept for [`MAX_AGE`], in two generations
-//! of at most [`RUN_GENERATION`] runs and [`RUN_GENERATION_BYTES`] bytes each.
+//! hash of an address, not one per event, and the messages of the whole run are one buffer,
+//! which every tab of the view writes as one slice. Runs are kept for [`MAX_AGE`], in two
+//! generations of at most [`RUN_GENERATION`] runs and [`RUN_GENERATION_BYTES`] bytes each.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use thread_local::ThreadLocal;
 
@@ -32,7 +33,8 @@ pub const GENERATION: usize = 512;
 /// Views: protocol 2 or 3, times default switch 0..=8.
 const VIEWS: usize = 2 * 9;
 
-type Map = HashMap<Box<[u8]>, (Instant, Utf8Bytes), foldhash::fast::RandomState>;
+/// A frame's bytes, and when its message was made and the message framed.
+type Map = HashMap<Box<[u8]>, (Instant, Bytes), foldhash::fast::RandomState>;
 
 /// Runs kept in one generation (on each thread, all views together).
 pub const RUN_GENERATION: usize = 256;
@@ -41,8 +43,9 @@ pub const RUN_GENERATION_BYTES: usize = 4 << 20;
 
 /// A run's buffer as its key: the view and batching mode, its address and length.
 type RunKey = (usize, bool, usize, usize);
-/// When a run's texts were made, the run (holding its address), and the texts.
-type RunMap = HashMap<RunKey, (Instant, Bytes, Vec<Utf8Bytes>), foldhash::fast::RandomState>;
+/// When a run's messages were made, the run (holding its address), and the messages, framed,
+/// in one buffer.
+type RunMap = HashMap<RunKey, (Instant, Bytes, Bytes), foldhash::fast::RandomState>;
 
 #[derive(Default)]
 struct RunGenerations {
@@ -92,14 +95,15 @@ pub struct ViewTexts<'a> {
 }
 
 impl ViewTexts<'_> {
-    /// `use_text` given the text of `frame` (at most `wire::MAX_LEN` bytes): the one made
-    /// already when it is recent, otherwise `make`'s, kept for the next tab. `None` when
-    /// `make` has none (a frame the tab is not told of). `use_text` must not look texts up.
+    /// `use_text` given the message of `frame` (at most `wire::MAX_LEN` bytes), framed: the
+    /// one made already when it is recent, otherwise `make`'s text framed, kept for the next
+    /// tab. `None` when `make` has none (a frame the tab is not told of). `use_text` must not
+    /// look texts up.
     pub fn with<R>(
         &self,
         frame: &[u8],
         make: impl FnOnce() -> Option<String>,
-        use_text: impl FnOnce(&Utf8Bytes) -> R,
+        use_text: impl FnOnce(&Bytes) -> R,
     ) -> Option<R> {
         {
             let views = self.views.borrow();
@@ -114,7 +118,7 @@ impl ViewTexts<'_> {
             }
         }
         // Made with nothing borrowed: `make` may take its time, and cannot meet a borrow.
-        let text = Utf8Bytes::from(make()?);
+        let text = super::socket::text_frame(&make()?);
         let used = use_text(&text);
         let mut views = self.views.borrow_mut();
         let texts = &mut views[self.view];
@@ -125,9 +129,9 @@ impl ViewTexts<'_> {
         Some(used)
     }
 
-    /// `use_texts` given the texts of the messages `run` became for this view in `batch`
-    /// mode, when they were made recently; `false` when they were not.
-    pub fn with_run(&self, run: &Bytes, batch: bool, use_texts: impl FnOnce(&[Utf8Bytes])) -> bool {
+    /// `use_messages` given the messages `run` became for this view in `batch` mode, framed in
+    /// one buffer, when they were made recently; `false` when they were not.
+    pub fn with_run(&self, run: &Bytes, batch: bool, use_messages: impl FnOnce(&Bytes)) -> bool {
         let runs = self.runs.borrow();
         let key = self.run_key(run, batch);
         let found = runs
@@ -136,16 +140,17 @@ impl ViewTexts<'_> {
             .or_else(|| runs.old.get(&key))
             .filter(|(made, _, _)| self.now.duration_since(*made) <= MAX_AGE);
         match found {
-            Some((_, _, texts)) => {
-                use_texts(texts);
+            Some((_, _, messages)) => {
+                use_messages(messages);
                 true
             }
             None => false,
         }
     }
 
-    /// Keeps the texts `run` became for this view in `batch` mode, for the next tab.
-    pub fn keep_run(&self, run: &Bytes, batch: bool, texts: Vec<Utf8Bytes>) {
+    /// Keeps the messages `run` became for this view in `batch` mode (framed, in one buffer),
+    /// for the next tab.
+    pub fn keep_run(&self, run: &Bytes, batch: bool, messages: Bytes) {
         let mut runs = self.runs.borrow_mut();
         let stale = runs
             .began
@@ -155,9 +160,9 @@ impl ViewTexts<'_> {
             runs.began = Some(self.now);
             runs.bytes = 0;
         }
-        runs.bytes += run.len() + texts.iter().map(|t| t.len()).sum::<usize>();
+        runs.bytes += run.len() + messages.len();
         let key = self.run_key(run, batch);
-        runs.current.insert(key, (self.now, run.clone(), texts));
+        runs.current.insert(key, (self.now, run.clone(), messages));
     }
 
     fn run_key(&self, run: &Bytes, batch: bool) -> RunKey {
@@ -167,19 +172,25 @@ impl ViewTexts<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::socket::{text_frame, text_of};
     use super::*;
 
+    /// A message's text.
+    fn text(framed: &Bytes) -> &str {
+        std::str::from_utf8(text_of(framed)).unwrap()
+    }
+
     impl EventTexts {
-        /// One frame's text.
+        /// One frame's message, framed.
         fn text(
             &self,
             protocol: u8,
             default_switch: u8,
             frame: &[u8],
             make: impl FnOnce() -> Option<String>,
-        ) -> Option<Utf8Bytes> {
+        ) -> Option<Bytes> {
             self.view(protocol, default_switch)
-                .with(frame, make, Utf8Bytes::clone)
+                .with(frame, make, Bytes::clone)
         }
     }
 
@@ -192,8 +203,8 @@ mod tests {
             made.set(made.get() + 1);
             Some(text.to_owned())
         };
-        view.with(b"a", || make("A"), |t| used.push(t.to_string()));
-        view.with(b"a", || make("again"), |t| used.push(t.to_string()));
+        view.with(b"a", || make("A"), |t| used.push(text(t).to_owned()));
+        view.with(b"a", || make("again"), |t| used.push(text(t).to_owned()));
         assert_eq!(view.with(b"b", || None, |_| ()), None);
         assert_eq!(used, ["A", "A"]);
         assert_eq!(made.get(), 1);
@@ -207,27 +218,23 @@ mod tests {
             made += 1;
             Some(s.to_owned())
         };
-        let mut text = |protocol, switch, frame: &[u8], s| {
+        let mut made_text = |protocol, switch, frame: &[u8], s| {
             texts.text(protocol, switch, frame, || make(s)).unwrap()
         };
-        let a = text(3, 1, b"frame", "a");
-        let b = text(3, 1, b"frame", "b");
-        let c = text(2, 1, b"frame", "c");
-        let d = text(3, 2, b"frame", "d");
-        let e = text(3, 1, b"other", "e");
+        let a = made_text(3, 1, b"frame", "a");
+        let b = made_text(3, 1, b"frame", "b");
+        let c = made_text(2, 1, b"frame", "c");
+        let d = made_text(3, 2, b"frame", "d");
+        let e = made_text(3, 1, b"other", "e");
         // A frame with no text is not kept.
         assert!(texts.text(3, 1, b"x", || None).is_none());
+        let x = texts.text(3, 1, b"x", || Some("x".into())).unwrap();
+        assert_eq!(x, text_frame("x"), "kept as the message it is sent as");
         assert_eq!(
-            texts
-                .text(3, 1, b"x", || Some("x".into()))
-                .unwrap()
-                .as_str(),
-            "x"
-        );
-        assert_eq!(
-            [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()],
+            [text(&a), text(&b), text(&c), text(&d), text(&e)],
             ["a", "a", "c", "d", "e"]
         );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not made again");
         assert_eq!(made, 4);
     }
 
@@ -237,7 +244,7 @@ mod tests {
         let first = texts.text(3, 1, b"idle", || Some("first".into())).unwrap();
         std::thread::sleep(MAX_AGE + Duration::from_millis(5));
         let again = texts.text(3, 1, b"idle", || Some("again".into())).unwrap();
-        assert_eq!((first.as_str(), again.as_str()), ("first", "again"));
+        assert_eq!((text(&first), text(&again)), ("first", "again"));
     }
 
     /// A run's texts are found by its buffer (not by equal bytes elsewhere), for the view and
@@ -248,12 +255,10 @@ mod tests {
         let texts = EventTexts::default();
         let run = Bytes::from(vec![1u8; 100]);
         let view = texts.view(3, 1);
-        view.keep_run(&run, false, vec![Utf8Bytes::from("a")]);
+        view.keep_run(&run, false, text_frame("a"));
         let found = |view: &ViewTexts<'_>, run: &Bytes, batch| {
             let mut got = Vec::new();
-            view.with_run(run, batch, |t| {
-                got = t.iter().map(|t| t.to_string()).collect()
-            });
+            view.with_run(run, batch, |t| got.push(text(t).to_owned()));
             got
         };
         assert_eq!(found(&view, &run, false), ["a"]);
@@ -283,13 +288,13 @@ mod tests {
             .map(|_| Bytes::from(vec![0u8; RUN_GENERATION_BYTES / 2]))
             .collect();
         for run in &big {
-            view.keep_run(run, false, Vec::new());
+            view.keep_run(run, false, Bytes::new());
         }
         let runs = texts.runs.get().unwrap().borrow();
         assert_eq!((runs.current.len(), runs.old.len()), (1, 2));
         drop(runs);
         for i in 0..(3 * RUN_GENERATION) {
-            view.keep_run(&Bytes::from(i.to_be_bytes().to_vec()), false, Vec::new());
+            view.keep_run(&Bytes::from(i.to_be_bytes().to_vec()), false, Bytes::new());
         }
         let runs = texts.runs.get().unwrap().borrow();
         assert!(runs.current.len() + runs.old.len() <= 2 * RUN_GENERATION);
@@ -311,8 +316,8 @@ mod tests {
         let last = 5 * GENERATION - 1;
         let remade = || Some("remade".to_owned());
         let kept = texts.text(3, 1, &last.to_be_bytes(), remade).unwrap();
-        assert_eq!(kept.as_str(), last.to_string());
+        assert_eq!(text(&kept), last.to_string());
         let gone = texts.text(3, 1, &0usize.to_be_bytes(), remade).unwrap();
-        assert_eq!(gone.as_str(), "remade");
+        assert_eq!(text(&gone), "remade");
     }
 }
