@@ -12,6 +12,12 @@
 //! to come back also by reading their entries at every pass, which catches up what a watch
 //! misses while the bus is down or slow.
 //!
+//! A session that moved here is this relay's to keep waiting only once this relay has written
+//! its entry: one whose connection ends before (gone on arrival, as a relay woken from a stop
+//! finds the connections its applications left meanwhile) is let go here, and the other
+//! relay's copy stays the site's. A session that moved away and back is written again even
+//! when its record is unchanged, since the other relay's entry came in between.
+//!
 //! Nothing is deleted: an entry is the state of the session where it was last connected, and
 //! lives on for at least the resume window after the session ended (its application has that
 //! long to come back, to either relay).
@@ -188,7 +194,8 @@ pub async fn share_sessions(
         site: site.clone(),
     }))));
     let rewrite = max_age / 3;
-    let mut written: HashMap<Token, (Bytes, Instant)> = HashMap::new();
+    // What this relay last wrote of each session, when, and the revision it was given.
+    let mut written: HashMap<Token, (Bytes, Instant, u64)> = HashMap::new();
     let mut tick = tokio::time::interval(EVERY);
     let mut moves = watch_moves(&store, &site).await;
     loop {
@@ -219,9 +226,11 @@ pub async fn share_sessions(
         for (token, session) in sessions {
             // Cannot fail: numbers, strings and byte arrays, which JSON always takes.
             let json = Bytes::from(serde_json::to_vec(&session).expect("a session serializes"));
-            let current = written
-                .get(&token)
-                .is_some_and(|(was, at)| *was == json && now.duration_since(*at) < rewrite);
+            // Unchanged, recent, and still the newest entry known of it (a session that moved
+            // away and back has the other relay's entry in between: written again).
+            let current = written.get(&token).is_some_and(|(was, at, revision)| {
+                *was == json && now.duration_since(*at) < rewrite && *revision == session.revision
+            });
             if current {
                 continue;
             }
@@ -230,7 +239,7 @@ pub async fn share_sessions(
             match tokio::time::timeout(WRITE_LIMIT, put).await {
                 Ok(Ok(revision)) => {
                     hub.shared(token, revision);
-                    written.insert(token, (json, now));
+                    written.insert(token, (json, now, revision));
                 }
                 _ => {
                     debug!("bus: a session entry could not be written; tried again shortly");

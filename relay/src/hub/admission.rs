@@ -188,7 +188,7 @@ impl Hub {
         if let (Some(book), Some(token)) = (&mut book, token) {
             book.connect(token, session.clone());
             if let Some(m) = &moved {
-                book.note_revision(token, m.revision);
+                book.moved_here(token, m.revision);
                 self.session_moved_here.notify_one();
             }
             self.count_resumables(book);

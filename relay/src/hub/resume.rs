@@ -9,7 +9,7 @@
 //! bus ([`MovedSession`], through [`SiteSessions`]), and a relay that is shown a token it does
 //! not know looks it up there, so an application whose relay died resumes on the other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -92,6 +92,9 @@ pub struct ResumeBook {
     /// this relay's copy (written by this relay, or read when the session moved here): an
     /// entry of the other relay at or below it is older than this copy.
     revisions: BTreeMap<Token, u64>,
+    /// Sessions that moved here and whose entry this relay has not written yet: until it has,
+    /// the other relay's entry is the newest and its copy the one that counts.
+    unclaimed: BTreeSet<Token>,
 }
 
 impl ResumeBook {
@@ -106,6 +109,7 @@ impl ResumeBook {
             live: BTreeMap::new(),
             parked: BTreeMap::new(),
             revisions: BTreeMap::new(),
+            unclaimed: BTreeSet::new(),
         }
     }
 
@@ -153,6 +157,7 @@ impl ResumeBook {
     /// Takes `token`'s session out of the book: `Live` or `Parked`, or `None` when unknown.
     pub fn take(&mut self, token: &Token) -> Option<Found> {
         self.revisions.remove(token);
+        self.unclaimed.remove(token);
         if let Some(s) = self.live.remove(token) {
             return Some(Found::Live(s));
         }
@@ -165,6 +170,20 @@ impl ResumeBook {
             let known = self.revisions.entry(token).or_default();
             *known = (*known).max(revision);
         }
+    }
+
+    /// `token`'s session moved here, admitted from the other relay's entry at `revision`; it
+    /// is this relay's to share once this relay has written its entry ([`Self::written`]).
+    pub fn moved_here(&mut self, token: Token, revision: u64) {
+        self.note_revision(token, revision);
+        self.unclaimed.insert(token);
+    }
+
+    /// This relay wrote `token`'s entry at `revision`: the session is known on the site to be
+    /// here.
+    pub fn written(&mut self, token: Token, revision: u64) {
+        self.note_revision(token, revision);
+        self.unclaimed.remove(&token);
     }
 
     /// The newest revision of `token`'s entry known to describe this relay's copy (0: none).
@@ -189,7 +208,8 @@ impl ResumeBook {
     }
 
     /// `session` ended; it waits until `until` when given. Returns whether it was the one
-    /// connected with its token (a replaced session is no longer).
+    /// connected with its token (a replaced session is no longer) and stays this relay's (one
+    /// that moved here and was never shared from here does not).
     pub fn ended(&mut self, session: &Arc<SessionHandle>, until: Option<Instant>) -> bool {
         let Some(token) = session.resume else {
             return false;
@@ -199,6 +219,13 @@ impl ResumeBook {
             _ => return false,
         }
         self.live.remove(&token);
+        // A session that moved here and ended before this relay wrote its entry (a connection
+        // that was gone on arrival: its application had gone back) waits where the site's
+        // entry says it is, on the other relay, not here too.
+        if self.unclaimed.remove(&token) {
+            self.revisions.remove(&token);
+            return false;
+        }
         if let Some(until) = until {
             self.parked.insert(token, (session.clone(), until));
         }
@@ -279,7 +306,7 @@ impl super::Hub {
 
     /// This relay wrote `token`'s entry on the bus at `revision`.
     pub fn shared(&self, token: Token, revision: u64) {
-        self.resume_book().note_revision(token, revision);
+        self.resume_book().written(token, revision);
     }
 
     /// The tokens of the sessions waiting here to come back.
@@ -288,11 +315,20 @@ impl super::Hub {
     }
 
     /// This relay's connected resumable sessions, as the other relay of the site is to admit
-    /// them if they come to it; written by relay `node`.
+    /// them if they come to it; written by relay `node`. Each record's `revision` is the
+    /// newest known to describe this relay's copy: one newer than this relay last wrote means
+    /// the entry is another relay's now, and must be written again even if nothing changed.
     pub fn sessions_to_share(&self, node: &str) -> Vec<(Token, MovedSession)> {
-        let live = self.resume_book().live();
+        let (live, revisions): (Vec<_>, Vec<_>) = {
+            let book = self.resume_book();
+            book.live()
+                .into_iter()
+                .map(|(token, s)| ((token, s), book.known_revision(&token)))
+                .unzip()
+        };
         live.into_iter()
-            .map(|(token, s)| {
+            .zip(revisions)
+            .map(|((token, s), revision)| {
                 let offsets = s
                     .served
                     .iter()
@@ -314,7 +350,7 @@ impl super::Hub {
                     filtering: s.filtering,
                     devices,
                     offsets,
-                    revision: 0,
+                    revision,
                 };
                 (token, record)
             })
@@ -358,6 +394,31 @@ mod tests {
         assert!(matches!(book.take(&token), Some(Found::Parked(_))));
         assert_eq!(book.known_revision(&token), 0);
         assert!(book.parked_tokens().is_empty());
+    }
+
+    /// A session that moved here waits here when it ends only once this relay has written its
+    /// entry; before that, the other relay's copy is the site's (found by the site explorer: a
+    /// relay woken from a pause admitted a connection its application had left already).
+    #[test]
+    fn a_moved_session_ended_before_it_was_shared_from_here_does_not_wait_here() {
+        let mut book = ResumeBook::new(7);
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        let token = [9; 16];
+        let gone_at_once = session(token);
+        book.connect(token, gone_at_once.clone());
+        book.moved_here(token, 22);
+        assert_eq!(book.known_revision(&token), 22);
+        assert!(!book.ended(&gone_at_once, Some(until)));
+        assert!(!book.knows(&token));
+        assert_eq!(book.known_revision(&token), 0);
+
+        let shared = session(token);
+        book.connect(token, shared.clone());
+        book.moved_here(token, 30);
+        book.written(token, 31);
+        assert!(book.ended(&shared, Some(until)));
+        assert_eq!(book.parked_tokens(), vec![token]);
+        assert_eq!(book.known_revision(&token), 31);
     }
 
     #[test]
