@@ -14,7 +14,7 @@ use relay::calls::{self, CallQuery};
 use relay::ports::monitor::MonitorPort;
 use switch_sim::smdr::{Layout, Leg, LegRecord, Printer, SmdrOptions};
 use switch_sim::{Settings, SimSwitch};
-use testkit::process::free_port;
+use testkit::process::{free_port, free_ports};
 use testkit::{wait_until, wait_until_for, SiteSpec};
 use wire::frame::HEADER_LEN;
 
@@ -345,8 +345,10 @@ async fn the_spool_survives_sigkill_nothing_is_lost_and_repeats_are_only_the_las
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (export, admin) = (free_port("127.0.0.1", false), free_port("127.0.0.1", false));
     let client = free_port("127.0.0.1", true);
+    let [export, admin] = free_ports("127.0.0.1", 2, &[client, client + 500])[..] else {
+        unreachable!("two ports asked for")
+    };
     let config = dir.path().join("relay.yaml");
     std::fs::write(
         &config,

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use testkit::process::free_port;
+use testkit::process::{free_port, free_ports};
 
 /// Builds the three binaries (Cargo only builds a test's own package's binaries for it).
 fn binaries() -> PathBuf {
@@ -105,7 +105,7 @@ export: {{ port: null }}
 admin: {{ port: {admin} }}
 state_dir: {state}
 ",
-            admin = free_port("127.0.0.1", false),
+            admin = free_ports("127.0.0.1", 1, &[client_port, client_port + 500])[0],
             state = dir.join("state").display()
         ),
     )

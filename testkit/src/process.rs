@@ -23,6 +23,24 @@ pub fn free_port(ip: &str, with_bypass: bool) -> u16 {
     panic!("no free port on {ip} after 100 tries");
 }
 
+/// `n` free ports on `ip`, all different and none in `avoid`: each is held while the next is
+/// found (ports found one after another may be the same one, freed and handed out again).
+pub fn free_ports(ip: &str, n: usize, avoid: &[u16]) -> Vec<u16> {
+    let mut held = Vec::new();
+    for _ in 0..(n + 100) {
+        if held.len() == n {
+            break;
+        }
+        let listener = TcpListener::bind((ip, 0)).expect("a loopback address to bind");
+        let port = listener.local_addr().expect("a bound address").port();
+        if !avoid.contains(&port) {
+            held.push((port, listener));
+        }
+    }
+    assert_eq!(held.len(), n, "{n} free ports on {ip}");
+    held.into_iter().map(|(port, _)| port).collect()
+}
+
 /// A `relay run` process serving one switch on loopback; killed (SIGKILL) when dropped.
 pub struct RelayProcess {
     child: Child,
@@ -54,8 +72,11 @@ impl RelayProcess {
     ) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let client_port = free_port("127.0.0.1", true);
-        let port = || free_port("127.0.0.1", false);
-        let admin_port = port();
+        let [admin_port, sw_port, su_port, export_port] =
+            free_ports("127.0.0.1", 4, &[client_port, client_port + 500])[..]
+        else {
+            unreachable!("four ports asked for")
+        };
         let config = format!(
             "listen: {{ address: 127.0.0.1, client_port: {client_port} }}\n\
              switches:\n  - {{ no: 1, address: {}, port: {}, easyset_password: \"1234\" }}\n\
@@ -66,9 +87,9 @@ impl RelayProcess {
              state_dir: state\nlog_dir: log\n",
             switch.ip(),
             switch.port(),
-            port(),
-            port(),
-            port(),
+            sw_port,
+            su_port,
+            export_port,
             admin_port,
         );
         std::fs::write(dir.path().join("relay.yaml"), config + extra)?;
