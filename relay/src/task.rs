@@ -159,6 +159,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// What the tasks have sent so far, sorted (tasks woken together run in any order).
+    fn sent<T: Ord>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
+        let mut seen = Vec::new();
+        while let Ok(x) = rx.try_recv() {
+            seen.push(x);
+        }
+        seen.sort();
+        seen
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_held_relay_runs_nothing_and_its_tasks_and_theirs_run_late_on_release() {
         let hold = Hold::new();
@@ -185,12 +195,7 @@ mod tests {
         let outside = spawn(async { tokio::time::sleep(Duration::from_secs(3)).await });
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         hold.hold();
-        let mut seen = Vec::new();
-        while let Ok(x) = rx.try_recv() {
-            seen.push(x);
-        }
-        seen.sort();
-        assert_eq!(seen, [("child", 1), ("parent", 1)]);
+        assert_eq!(sent(&mut rx), [("child", 1), ("parent", 1)]);
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(
             outside.is_finished(),
@@ -202,20 +207,10 @@ mod tests {
         );
         assert_eq!(hold.release(1), 2);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let mut seen = Vec::new();
-        while let Ok(x) = rx.try_recv() {
-            seen.push(x);
-        }
-        seen.sort();
         // Each woke once, late; then they tick on as before.
-        assert_eq!(seen, [("child", 6), ("parent", 6)]);
+        assert_eq!(sent(&mut rx), [("child", 6), ("parent", 6)]);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut seen = Vec::new();
-        while let Ok(x) = rx.try_recv() {
-            seen.push(x);
-        }
-        seen.sort();
-        assert_eq!(seen, [("child", 7), ("parent", 7)]);
+        assert_eq!(sent(&mut rx), [("child", 7), ("parent", 7)]);
     }
 
     /// The order eight tasks woken while held run in, released with `order`.

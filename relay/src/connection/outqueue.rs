@@ -400,38 +400,45 @@ impl Pending {
     }
 
     async fn write_all<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> io::Result<()> {
-        while !self.batch.is_empty() {
-            let n = {
-                let slices: Vec<IoSlice<'_>> = self
-                    .batch
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
-                writer.write_vectored(&slices).await?
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            let mut left = n;
-            while left > 0 {
-                let front = self
-                    .batch
-                    .front_mut()
-                    .expect("wrote no more than was queued");
-                if front.len() <= left {
-                    left -= front.len();
-                    self.batch.pop_front();
-                    self.partial = false;
-                } else {
-                    front.advance(left);
-                    self.partial = true;
-                    left = 0;
-                }
+        write_entries(writer, &mut self.batch, &mut self.partial).await
+    }
+}
+
+/// Writes `entries` into `writer` with vectored writes, taking each off as it is written, then
+/// flushes. `partial` says, wherever the writing stops (an error, or the future dropped),
+/// whether the front entry has been partly written.
+pub(crate) async fn write_entries<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    entries: &mut VecDeque<Bytes>,
+    partial: &mut bool,
+) -> io::Result<()> {
+    while !entries.is_empty() {
+        let n = {
+            let slices: Vec<IoSlice<'_>> = entries
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            writer.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = n;
+        while left > 0 {
+            let front = entries.front_mut().expect("wrote no more than was queued");
+            if front.len() <= left {
+                left -= front.len();
+                entries.pop_front();
+                *partial = false;
+            } else {
+                front.advance(left);
+                *partial = true;
+                left = 0;
             }
         }
-        writer.flush().await
     }
+    writer.flush().await
 }
 
 #[cfg(test)]

@@ -12,14 +12,14 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use axum::response::Response;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -28,9 +28,6 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
 pub use tungstenite::{Error, Message};
-
-/// Slices handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// The longest header of a frame the relay sends (no mask: 2 + 8 bytes).
 pub const MAX_HEADER: usize = 10;
@@ -170,33 +167,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Writes `frames` (whole frames made here, as many as each buffer holds), emptying it.
     pub async fn send(&mut self, frames: &mut VecDeque<Bytes>) -> io::Result<()> {
-        while !frames.is_empty() {
-            let n = {
-                let slices: Vec<IoSlice<'_>> = frames
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
-                self.writer.write_vectored(&slices).await?
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            let mut left = n;
-            while left > 0 {
-                let Some(front) = frames.front_mut() else {
-                    break;
-                };
-                if front.len() <= left {
-                    left -= front.len();
-                    frames.pop_front();
-                } else {
-                    front.advance(left);
-                    left = 0;
-                }
-            }
-        }
-        self.writer.flush().await
+        // Where a failed write stopped does not matter: the connection is gone.
+        let mut partial = false;
+        crate::connection::outqueue::write_entries(&mut self.writer, frames, &mut partial).await
     }
 
     /// Writes one frame made here.
@@ -279,12 +252,6 @@ pub fn text_frame(text: &str) -> Bytes {
     frame(OP_TEXT, text.as_bytes())
 }
 
-/// Appends a text message of `text` to `out`, as one frame.
-pub fn put_text_frame(out: &mut BytesMut, text: &str) {
-    put_header(out, OP_TEXT, text.len());
-    out.put_slice(text.as_bytes());
-}
-
 /// Frames, in place, a text message written into `buf` after [`MAX_HEADER`] bytes left for
 /// its header: the frame is the returned part of `buf` (nothing is copied).
 pub fn frame_text_in_place(mut buf: BytesMut) -> Bytes {
@@ -294,15 +261,31 @@ pub fn frame_text_in_place(mut buf: BytesMut) -> Bytes {
     buf.freeze().slice(start..)
 }
 
+/// A frame's opcode, payload length and header length, when its header is whole (frames made
+/// here: unmasked).
+fn header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
+    let opcode = bytes.first()? & 0x0F;
+    match bytes.get(1)? & 0x7F {
+        126 => Some((
+            opcode,
+            usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+            4,
+        )),
+        127 => {
+            let n: [u8; 8] = bytes.get(2..MAX_HEADER)?.try_into().ok()?;
+            Some((
+                opcode,
+                usize::try_from(u64::from_be_bytes(n)).ok()?,
+                MAX_HEADER,
+            ))
+        }
+        n => Some((opcode, usize::from(n), 2)),
+    }
+}
+
 /// The payload of one frame made here (a text message's text).
 pub fn text_of(frame: &[u8]) -> &[u8] {
-    let at = match frame.get(1).map(|b| b & 0x7F) {
-        Some(126) => 4,
-        Some(127) => MAX_HEADER,
-        Some(_) => 2,
-        None => return &[],
-    };
-    frame.get(at..).unwrap_or_default()
+    header(frame).map_or(&[], |(_, _, at)| &frame[at..])
 }
 
 /// The relay's ping (its heartbeat, with no payload).
@@ -328,19 +311,8 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 /// at what a tab is sent. Stops at the first frame that is not whole.
 pub fn unframe(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
-    while bytes.len() >= 2 {
-        let opcode = bytes[0] & 0x0F;
-        let (len, at) = match bytes[1] & 0x7F {
-            126 if bytes.len() >= 4 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
-            127 if bytes.len() >= 10 => {
-                let mut n = [0; 8];
-                n.copy_from_slice(&bytes[2..10]);
-                (u64::from_be_bytes(n) as usize, 10)
-            }
-            n @ 0..=125 => (usize::from(n), 2),
-            _ => break,
-        };
-        let Some(payload) = bytes.get(at..at + len) else {
+    while let Some((opcode, len, at)) = header(bytes) {
+        let Some(payload) = at.checked_add(len).and_then(|end| bytes.get(at..end)) else {
             break;
         };
         out.push((opcode, payload.to_vec()));
@@ -406,6 +378,14 @@ mod tests {
             assert_eq!(frame_text_in_place(buf), framed, "{len}");
         }
         assert_eq!(&text_frame("hi")[..], b"\x81\x02hi");
+        // Bytes cut anywhere give the whole frames before the cut, and never a panic.
+        let two = [text_frame("one"), text_frame(&"x".repeat(300))].concat();
+        for cut in 0..two.len() {
+            let whole = unframe(&two[..cut]).len();
+            assert_eq!(whole, usize::from(cut >= 5), "cut at {cut}");
+            let _ = text_of(&two[..cut]);
+        }
+        assert_eq!(unframe(b"\x81\x7f\xff\xff\xff\xff\xff\xff\xff\xffx"), []);
         assert_eq!(&close_frame(1008, "no")[..], b"\x88\x04\x03\xf0no");
         assert_eq!(&ping_frame()[..], b"\x89\x00");
     }
@@ -421,8 +401,8 @@ mod tests {
         );
         let (mut socket, mut client) = (socket, client);
         let mut run = BytesMut::new();
-        put_text_frame(&mut run, "one");
-        put_text_frame(&mut run, &"two".repeat(100));
+        run.extend_from_slice(&text_frame("one"));
+        run.extend_from_slice(&text_frame(&"two".repeat(100)));
         let mut frames = VecDeque::from([run.freeze(), ping_frame(), text_frame("three")]);
         socket.send(&mut frames).await.unwrap();
         assert!(frames.is_empty());

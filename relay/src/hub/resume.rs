@@ -319,16 +319,15 @@ impl super::Hub {
     /// newest known to describe this relay's copy: one newer than this relay last wrote means
     /// the entry is another relay's now, and must be written again even if nothing changed.
     pub fn sessions_to_share(&self, node: &str) -> Vec<(Token, MovedSession)> {
-        let (live, revisions): (Vec<_>, Vec<_>) = {
+        let live: Vec<_> = {
             let book = self.resume_book();
             book.live()
                 .into_iter()
-                .map(|(token, s)| ((token, s), book.known_revision(&token)))
-                .unzip()
+                .map(|(token, s)| (token, s, book.known_revision(&token)))
+                .collect()
         };
         live.into_iter()
-            .zip(revisions)
-            .map(|((token, s), revision)| {
+            .map(|(token, s, revision)| {
                 let offsets = s
                     .served
                     .iter()
