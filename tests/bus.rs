@@ -586,11 +586,10 @@ async fn the_standby_takes_the_links_when_the_active_relay_dies() {
     switch.switch(1).emit_event(b's', "2202", &[]);
     let (told, next, m) = numbered_event_after_gap(&mut app).await.expect("an event");
     assert_eq!((m.code, device(&m)), (b's', "2202".into()));
-    // b's numbers start above what a had reserved: the numbers a never used are told as a
-    // gap (at most one block), and no number is given twice.
-    assert_eq!(next, seq + 1 + told, "the numbers run on as G says");
-    assert!(told <= relay::bus::marks::MIN_BLOCK, "G told {told}");
-    println!("failover: the standby held the link {took:?} after the active relay was killed; G told {told} numbers a had reserved");
+    // b's numbers start after the last event a read: a reserved no number for an event it
+    // did not read, so no G, and no number is given twice.
+    assert_eq!((told, next), (0, seq + 1), "the numbers run on with no gap");
+    println!("failover: the standby held the link {took:?} after the active relay was killed; the numbers ran on from {seq} to {next} with no G");
 }
 
 /// A resumable Operator on `site` (from 127.0.0.52), new with an all-zero token or coming back
@@ -866,17 +865,17 @@ async fn an_application_of_a_killed_relay_resumes_on_the_other_with_what_it_miss
         .await
         .expect("a live event");
     read.push((n, device(&m)));
-    // The live event is b's: its number comes after what a had reserved, and the numbers a
-    // never used are told as a gap before it (at most one block).
-    assert!(told <= relay::bus::marks::MIN_BLOCK, "G told {told}");
+    // The live event is b's: its number follows the last event a read, with no G (a
+    // reserved no number it did not give).
+    assert_eq!(told, 0, "no G: nothing was missed");
     assert_eq!(
         read,
         vec![
             (seq + 1, "1".to_string()),
             (seq + 2, "2".to_string()),
-            (seq + 3 + told, "3".to_string())
+            (seq + 3, "3".to_string())
         ],
-        "what it missed, then the live event, numbered on as G says"
+        "what it missed, then the live event, numbered on with no gap"
     );
     println!("moved application: resumed on the survivor with events {read:?} after {seq}");
 }

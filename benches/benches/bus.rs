@@ -6,11 +6,15 @@
 //!   1 024 events (64-byte bodies) sent by the switch; throughput counts deliveries. At most 8
 //!   chunks are in flight.
 //! - `bus_fanout/local/100`: the same 100 sessions on `hq` itself, in the same run.
-//! - `bus_latency/remote` and `bus_latency/local`: one event at a time, from the switch's write
-//!   to a session's read; each iteration is one event. The quantiles of every event are printed
-//!   at the end.
+//! - `bus_fanout/holder/100`: the same on `pair`, a relay sharing its site (`shared: true`)
+//!   that holds the lease: before it numbers and delivers what it read it reserves exactly
+//!   that many numbers on the bus (one write per read).
+//! - `bus_latency/remote`, `bus_latency/local` and `bus_latency/holder`: one event at a time,
+//!   from the switch's write to a session's read; each iteration is one event. The quantiles
+//!   of every event are printed at the end.
 //!
-//! Needs `nats-server` (`apt-get install nats-server`, or `RELAY_NATS_SERVER`).
+//! Needs `nats-server` (`apt-get install nats-server`, or `RELAY_NATS_SERVER`), with JetStream
+//! (the lease and the reservations are key-value buckets).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,10 +41,22 @@ struct Sites {
     _nats: NatsServer,
     hq: Site,
     branch: Site,
+    holder: Site,
+}
+
+impl Sites {
+    /// Each case: its name, the relay whose sessions read, the relay whose switch sends.
+    fn cases(&self) -> [(&'static str, &Site, &Site); 3] {
+        [
+            ("local", &self.hq, &self.hq),
+            ("remote", &self.branch, &self.hq),
+            ("holder", &self.holder, &self.holder),
+        ]
+    }
 }
 
 async fn sites() -> Sites {
-    let nats = NatsServer::start();
+    let nats = NatsServer::start_jetstream();
     let url = nats.url();
     let hq = SiteSpec::officeserv(1)
         .trusting_test_issuer()
@@ -70,7 +86,21 @@ async fn sites() -> Sites {
         .start()
         .await;
     branch.wait_switch_up(3).await;
-    for site in [&hq, &branch] {
+    let holder = SiteSpec::officeserv(1)
+        .trusting_test_issuer()
+        .configure({
+            let url = nats.url();
+            move |c| {
+                c.bus.nats = Some(url);
+                c.bus.site = "pair".into();
+                c.bus.shared = true;
+                c.bus.node = "a".into();
+            }
+        })
+        .start()
+        .await;
+    holder.wait_switch_up(1).await;
+    for site in [&hq, &branch, &holder] {
         let licence = relay::licensing::key::Payload {
             call: 1000,
             ..testkit::licence(1)
@@ -82,6 +112,7 @@ async fn sites() -> Sites {
         _nats: nats,
         hq,
         branch,
+        holder,
     }
 }
 
@@ -133,6 +164,7 @@ fn bus(c: &mut Criterion) {
     rt.block_on(async {
         s.branch.relay.shutdown().await;
         s.hq.relay.shutdown().await;
+        s.holder.relay.shutdown().await;
     });
 }
 
@@ -144,13 +176,13 @@ fn fanout(c: &mut Criterion, rt: &Runtime, s: &Sites) {
     group.measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(CHUNK * SESSIONS as u64));
     let chunk = event_chunk(CHUNK, BODY);
-    for (name, site) in [("local", &s.hq), ("remote", &s.branch)] {
+    for (name, site, sender) in s.cases() {
         let progress = Arc::new(Progress::default());
         let tasks = rt.block_on(sessions(site, SESSIONS, &progress));
         let per_chunk = CHUNK * SESSIONS as u64;
         group.bench_with_input(BenchmarkId::new(name, SESSIONS), &SESSIONS, |b, _| {
             b.to_async(rt).iter_custom(|iters| {
-                let send = |c| s.hq.switch(1).send_raw(c);
+                let send = |c| sender.switch(1).send_raw(c);
                 send_chunks(send, &chunk, &progress, per_chunk, WINDOW, iters)
             });
         });
@@ -159,7 +191,7 @@ fn fanout(c: &mut Criterion, rt: &Runtime, s: &Sites) {
             for t in tasks {
                 t.abort();
             }
-            while !site.relay.session_count() == 0 {
+            while site.relay.session_count() != 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
@@ -173,7 +205,7 @@ fn latency(c: &mut Criterion, rt: &Runtime, s: &Sites) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(6));
     let mut table = Vec::new();
-    for (name, site) in [("local", &s.hq), ("remote", &s.branch)] {
+    for (name, site, sender) in s.cases() {
         // One listening session; each event it reads is reported on `arrived`.
         let (arrived, mut arrivals) = mpsc::unbounded_channel::<Instant>();
         rt.block_on(async {
@@ -199,7 +231,7 @@ fn latency(c: &mut Criterion, rt: &Runtime, s: &Sites) {
                 rt.block_on(async {
                     for _ in 0..iters {
                         let sent = Instant::now();
-                        assert!(s.hq.switch(1).send_raw(one.clone()));
+                        assert!(sender.switch(1).send_raw(one.clone()));
                         // Every session of the site reads it; this one reports it.
                         let at = loop {
                             let at = arrivals.recv().await.expect("the session reads");

@@ -288,6 +288,43 @@ impl FrameReader {
         }
     }
 
+    /// Like [`FrameReader::next_run`], but with at most `events` events: the frames from the
+    /// first event beyond them stay buffered (`Ok(None)` when that is the first frame).
+    pub fn next_run_within(&mut self, events: u64) -> Result<Option<Run>, FrameError> {
+        if events == u64::MAX {
+            return self.next_run();
+        }
+        self.scan();
+        let mut at = 0;
+        let mut counted = 0;
+        while at < self.checked {
+            let event = self.buf[at + 2] == Kind::Event.byte();
+            if event && counted == events {
+                let bytes = self.buf.split_to(at).freeze();
+                self.checked -= at;
+                return Ok((at > 0).then_some(Run { bytes }));
+            }
+            counted += u64::from(event);
+            at += u16::from_be_bytes([self.buf[at], self.buf[at + 1]]) as usize + 2;
+        }
+        self.next_run()
+    }
+
+    /// How many events the whole frames buffered hold (those [`FrameReader::next_run`] would
+    /// hand out now).
+    pub fn events_buffered(&mut self) -> u64 {
+        self.scan();
+        let mut at = 0;
+        let mut events = 0;
+        while at < self.checked {
+            if self.buf[at + 2] == Kind::Event.byte() {
+                events += 1;
+            }
+            at += u16::from_be_bytes([self.buf[at], self.buf[at + 1]]) as usize + 2;
+        }
+        events
+    }
+
     /// Takes every buffered byte, framed or not (for tools that count raw bytes).
     pub fn take_raw(&mut self) -> BytesMut {
         self.checked = 0;

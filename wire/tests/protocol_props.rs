@@ -236,6 +236,63 @@ proptest! {
         let frames: Vec<CallMsg> = run.frames().map(|f| CallMsg::decode(&run.frame(&f), false).unwrap()).collect();
         prop_assert_eq!(frames, msgs);
     }
+
+    #[test]
+    fn the_events_buffered_are_those_of_the_next_run(
+        msgs in prop::collection::vec((call_msg(false), any::<bool>()), 1..20),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut stream = Vec::new();
+        for (m, heartbeat_after) in &msgs {
+            stream.extend_from_slice(&m.encode().unwrap());
+            if *heartbeat_after {
+                stream.extend_from_slice(&LinkMsg::Heartbeat.encode().unwrap());
+            }
+        }
+        // A partial frame at the end counts for nothing until it is whole.
+        let cut = cut.index(stream.len() + 1);
+        let mut reader = FrameReader::new();
+        reader.extend(&stream[..cut]);
+        let counted = reader.events_buffered();
+        let in_run = match reader.next_run().unwrap() {
+            Some(run) => run.frames().filter(|f| f.kind == Kind::Event).count() as u64,
+            None => 0,
+        };
+        prop_assert_eq!(counted, in_run);
+        prop_assert_eq!(reader.events_buffered(), 0);
+    }
+
+    #[test]
+    fn a_run_within_a_count_stops_before_the_first_event_beyond_it(
+        msgs in prop::collection::vec((call_msg(false), any::<bool>()), 1..20),
+        limit in 0u64..8,
+    ) {
+        let mut stream = Vec::new();
+        for (m, heartbeat_after) in &msgs {
+            stream.extend_from_slice(&m.encode().unwrap());
+            if *heartbeat_after {
+                stream.extend_from_slice(&LinkMsg::Heartbeat.encode().unwrap());
+            }
+        }
+        let mut reader = FrameReader::new();
+        reader.extend(&stream);
+        let total = reader.events_buffered();
+        let first = reader.next_run_within(limit).unwrap();
+        let events = |run: &Option<wire::frame::Run>| {
+            run.as_ref().map_or(0, |r| r.frames().filter(|f| f.kind == Kind::Event).count() as u64)
+        };
+        prop_assert_eq!(events(&first), total.min(limit));
+        let rest = reader.next_run().unwrap();
+        // What is left starts with the first event beyond the count, and nothing is lost.
+        if let Some(rest) = &rest {
+            prop_assert_eq!(rest.frames().next().map(|f| f.kind), Some(Kind::Event));
+        }
+        let mut whole = Vec::new();
+        for run in [&first, &rest].into_iter().flatten() {
+            whole.extend_from_slice(run.bytes());
+        }
+        prop_assert_eq!(whole, stream);
+    }
 }
 
 #[test]

@@ -64,9 +64,7 @@ pub struct EventJournal {
     /// The site's highest number this relay's own link may be given, as reserved on the bus
     /// (`u64::MAX` where nothing is reserved: a relay not sharing its site).
     reserved: u64,
-    /// The site's number at which more should be reserved.
-    refill_at: u64,
-    /// Numbers the link's reader needs for what it has buffered, beyond what is reserved.
+    /// Numbers the link's reader needs for the events it has read, beyond what is reserved.
     needed: u64,
 }
 
@@ -119,7 +117,6 @@ impl EventJournal {
             frames: VecDeque::new(),
             bytes: 0,
             reserved: u64::MAX,
-            refill_at: u64::MAX,
             needed: 0,
         }
     }
@@ -130,18 +127,23 @@ impl EventJournal {
     }
 
     /// The site's numbers up to `ceiling` are this relay's to give its own link's events (a
-    /// reservation on the bus, [`crate::bus::marks`]); more are wanted from `refill_at` on.
-    pub fn reserve(&mut self, ceiling: u64, refill_at: u64) {
+    /// reservation on the bus, [`crate::bus::marks`]), written for events already read.
+    pub fn reserve(&mut self, ceiling: u64) {
         self.reserved = ceiling;
-        self.refill_at = refill_at.min(ceiling);
         self.needed = 0;
     }
 
-    /// Whether more numbers should be reserved: the numbers given reached the refill point, or
-    /// the link's reader needs more than are left.
+    /// Whether more numbers should be reserved: the link's reader needs more than are left.
     pub fn wants_reservation(&self) -> bool {
-        self.site_last() >= self.refill_at
-            || self.site_last().saturating_add(self.needed) > self.reserved
+        self.site_last().saturating_add(self.needed) > self.reserved
+    }
+
+    /// The reserved numbers not given yet (`u64::MAX` where nothing is reserved).
+    pub fn numbers_left(&self) -> u64 {
+        match self.reserved {
+            u64::MAX => u64::MAX,
+            reserved => reserved.saturating_sub(self.site_last()),
+        }
     }
 
     /// Whether fewer than `count` reserved numbers are left; if so, `count` are asked for.

@@ -2,6 +2,7 @@
 //! then read until the link is lost: events fanned out, answers routed back through the
 //! INVOKE map, heartbeats, the 30 s silence rule and the answer timeout.
 
+mod numbers;
 pub mod recovery;
 
 use std::collections::HashSet;
@@ -245,30 +246,37 @@ pub async fn run(
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
 
     let cause = loop {
-        // A site's holder numbers events only within its reservation: when it is used up, the
-        // next is awaited before what is buffered is numbered.
-        let buffered = events_at_most(&reader);
-        if buffered > 0
-            && slot.journal().reservation_short(buffered)
-            && !wait_for_numbers(hub, slot, buffered, stop).await
-        {
-            // What is buffered could be given numbers the next holder gives too: it is
-            // left unread, as what the switch sends while no relay holds the link is.
-            let cause = LossCause::Error(
-                "the site's numbers could not be reserved on the bus while the lease lasted".into(),
-            );
-            return finish(hub, &link, &mut writer, cause).await;
+        // A site's holder numbers events only within its reservation, which covers exactly
+        // the events it has read: what is beyond it waits while its numbers are asked for,
+        // and reading goes on meanwhile, so the next ask covers all that came in between.
+        let outbox = hub.bus.load_full();
+        let mut reserved = std::pin::pin!(outbox.as_ref().map(|o| o.numbers_reserved.notified()));
+        if let Some(notified) = reserved.as_mut().as_pin_mut() {
+            // Listening before looking, so a reservation written in between is not missed.
+            notified.enable();
         }
-        // Everything already buffered (including what arrived with the last set-up step).
+        // Everything buffered that has its numbers (including what arrived with the last
+        // set-up step).
         match dispatch_buffered(hub, slot, &link, &mut reader, &mut scratch) {
             Ok(Dispatched::Nothing) => {}
             Ok(Dispatched::All) => keepalive.received(),
-            Ok(Dispatched::HeldForNumbers) => {
-                // Whole runs are still buffered: back to waiting for their numbers.
-                keepalive.received();
+            Err(cause) => return finish(hub, &link, &mut writer, cause).await,
+        }
+        let waiting = numbers::wanted(slot, &mut reader) > 0;
+        if waiting {
+            keepalive.received();
+            if !numbers::may_wait(hub, slot, outbox.as_deref()) {
+                // What is buffered could be given numbers the next holder gives too: it is
+                // left unread, as what the switch sends while no relay holds the link is.
+                let cause = LossCause::Error(
+                    "the site's numbers could not be reserved on the bus while the lease lasted"
+                        .into(),
+                );
+                return finish(hub, &link, &mut writer, cause).await;
+            }
+            if outbox.is_none() {
                 continue;
             }
-            Err(cause) => return finish(hub, &link, &mut writer, cause).await,
         }
         // Biased, in this order: stopping first; then the writer and the timer, so that a
         // switch that never stops sending cannot starve the silence and answer-timeout checks.
@@ -299,7 +307,9 @@ pub async fn run(
                 }
                 answer_expired(hub, &link);
             }
-            read = rd.read_buf(reader.buffer_mut()) => match read {
+            Some(()) = numbers::reserved(reserved.as_mut()), if waiting => {}
+            _ = tokio::time::sleep(numbers::POLL), if waiting => {}
+            read = rd.read_buf(reader.buffer_mut()), if numbers::may_read(&reader, waiting) => match read {
                 Ok(0) => break LossCause::Closed,
                 Ok(_) => {}
                 Err(e) => break LossCause::Error(e.to_string()),
@@ -309,54 +319,18 @@ pub async fn run(
     finish(hub, &link, &mut writer, cause).await
 }
 
-/// The most events what `reader` has buffered can hold (each frame at least its header).
-fn events_at_most(reader: &FrameReader) -> u64 {
-    (reader.pending() / usize::from(wire::frame::MIN_LEN + 2)) as u64
-}
-
-/// Waits until the site's holder has reserved at least `count` more numbers for `slot`'s
-/// events; says whether it did (`false`: the lease ran out first, or the relay stops).
-async fn wait_for_numbers(
-    hub: &Hub,
-    slot: &crate::hub::SwitchSlot,
-    count: u64,
-    stop: &CancellationToken,
-) -> bool {
-    let Some(outbox) = hub.bus.load_full() else {
-        return true;
-    };
-    while slot.journal().reservation_short(count) {
-        // The fence may shut for a moment while the lease loop renews late; the link is let
-        // go only once this relay no longer believes it holds the lease.
-        let held = outbox.lease_held.load(Ordering::Relaxed);
-        if (!hub.fence.open() && !held) || stop.is_cancelled() {
-            return false;
-        }
-        outbox.numbers_low.notify_one();
-        let reserved = outbox.numbers_reserved.notified();
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = reserved => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
-        }
-    }
-    true
-}
-
 /// What [`dispatch_buffered`] did with the buffered frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dispatched {
-    /// No whole frame was buffered.
+    /// No whole frame was dispatched.
     Nothing,
-    /// Every whole frame was dispatched.
+    /// Every whole frame that has its numbers was dispatched.
     All,
-    /// Some were; the rest wait for numbers the site's holder has yet to reserve.
-    HeldForNumbers,
 }
 
 /// Dispatches every whole frame already buffered, in runs, and says what it did. A site's
-/// holder numbers no run past its reservation: after the first run, the rest wait for the
-/// next reservation when fewer numbers are left than they could hold.
+/// holder numbers no run past its reservation: the events beyond it, and whatever follows
+/// them, stay buffered until their numbers are reserved.
 fn dispatch_buffered(
     hub: &Hub,
     slot: &crate::hub::SwitchSlot,
@@ -366,10 +340,8 @@ fn dispatch_buffered(
 ) -> Result<Dispatched, LossCause> {
     let mut any = false;
     loop {
-        if any && slot.journal().reservation_short(events_at_most(reader)) {
-            return Ok(Dispatched::HeldForNumbers);
-        }
-        match reader.next_run() {
+        let left = slot.journal().numbers_left();
+        match reader.next_run_within(left) {
             Ok(Some(run)) => {
                 any = true;
                 dispatch(hub, slot, link, &run, None, scratch)?;

@@ -127,7 +127,7 @@ enum Wake {
     Switches,
     /// An operator asked this relay to hand the lease over (`relay ctl lease release`).
     HandOver,
-    /// The holder's numbers reached the point where it reserves more.
+    /// The holder's switch reader read events it has no numbers for yet.
     NumbersLow,
 }
 
@@ -206,12 +206,12 @@ pub(super) async fn share_links(
                 resting_until = None;
                 holding = lease.step().await;
                 if holding && exporting.is_some() {
-                    reserve_ahead(&mut marks, &bus.hub, &local).await;
+                    reserve_needed(&mut marks, &bus.hub, &local).await;
                 }
             }
             Wake::NumbersLow => {
                 if holding {
-                    reserve_ahead(&mut marks, &bus.hub, &local).await;
+                    reserve_needed(&mut marks, &bus.hub, &local).await;
                 }
             }
             Wake::HandOver => {
@@ -254,8 +254,8 @@ pub(super) async fn share_links(
         }
         if holding && exporting.is_none() {
             end_tasks(following.take()).await;
-            // Numbers run on from every number the last holder may have given, and are
-            // reserved, before the first event is read; until then no link is dialled.
+            // Numbers run on from every number the last holder may have given before the
+            // first event is read; until then no link is dialled.
             match marks.take_over(&bus.hub, &local).await {
                 Ok(()) => {
                     command(&local, SwitchCommand::Connect);
@@ -318,10 +318,11 @@ async fn wait_closed(
     !any_up(numbers)
 }
 
-/// The holder's reservations kept ahead of its numbers. A reservation that fails is tried
-/// again at the next renewal or wake; the numbers meanwhile run into what is left of it.
-async fn reserve_ahead(marks: &mut crate::bus::marks::Marks, hub: &Hub, local: &[u8]) {
-    if let Err(e) = marks.keep_ahead(hub, local, false).await {
+/// The numbers the holder's switch readers wait for, reserved. A reservation that fails is
+/// tried again at the reader's next ask or the next renewal; the reader waits meanwhile, and
+/// lets the link go if the lease runs out first.
+async fn reserve_needed(marks: &mut crate::bus::marks::Marks, hub: &Hub, local: &[u8]) {
+    if let Err(e) = marks.reserve_needed(hub, local).await {
         tracing::debug!(error = %e, "bus: numbers not reserved this time");
     }
     if let Some(outbox) = hub.bus.load().as_ref() {

@@ -5,12 +5,14 @@
 //! - every request gets exactly one answer (checked by each application);
 //! - every resumable application, on whichever relay it lands, sees every event of its
 //!   switches in order, or a `G` that accounts for exactly what it missed; a number means the
-//!   same event on both relays (one numbering per site);
+//!   same event on both relays (one numbering per site), and every number stands for an event
+//!   a holder read from the switch (numbers never run ahead of the switch's events, so a `G`
+//!   never counts numbers no event was given);
 //! - licence use equals the sessions admitted, and each session is counted on one relay of the
 //!   site only;
 //! - once every fault has healed, one relay holds the lease and both serve every switch.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use busseam::mem::MemStats;
@@ -32,6 +34,8 @@ pub struct Check {
     /// Each switch's numbers, as the applications saw them: the event each stands for.
     numbers: BTreeMap<(u8, u64), u64>,
     dials: u64,
+    /// Each break already reported, so that one seen again by another party adds nothing.
+    broken: BTreeSet<String>,
 }
 
 impl Check {
@@ -42,12 +46,46 @@ impl Check {
             recent: VecDeque::new(),
             numbers: BTreeMap::new(),
             dials: 0,
+            broken: BTreeSet::new(),
         }
     }
 
     fn now(&self) -> String {
         format!("{:.3}s", self.started.elapsed().as_secs_f64())
     }
+}
+
+/// Between number `number` of `switch` and the nearest numbers seen on either side, more
+/// numbers than events the switch sent in between (it counts an event only when a relay had
+/// its link): a number skipped over must be an event some relay read, never one reserved
+/// ahead and not given.
+fn numbers_ahead_of_events(
+    numbers: &BTreeMap<(u8, u64), u64>,
+    switch: u8,
+    number: u64,
+) -> Option<String> {
+    let id = numbers[&(switch, number)];
+    let before = numbers.range((switch, 0)..(switch, number)).next_back();
+    let after = numbers
+        .range((switch, number + 1)..=(switch, u64::MAX))
+        .next();
+    let pairs = [
+        before.map(|(&(_, n), &i)| ((n, i), (number, id))),
+        after.map(|(&(_, n), &i)| ((number, id), (n, i))),
+    ];
+    pairs
+        .into_iter()
+        .flatten()
+        .find_map(|((n1, i1), (n2, i2))| {
+            let events = i2.saturating_sub(i1);
+            (n2 - n1 > events).then(|| {
+                format!(
+                    "switch {switch}: numbers {n1} to {n2} stand for events {i1} to {i2} \
+                 ({} number(s) given to no event)",
+                    n2 - n1 - events
+                )
+            })
+        })
 }
 
 /// The check, shared by the world, the relays' hosts and the applications.
@@ -76,7 +114,7 @@ impl Shared {
     pub fn broke(&self, invariant: &str, detail: String) {
         let mut c = self.lock();
         // The same break seen again adds nothing (an application sees one loss per event).
-        if c.violations.len() >= 20 {
+        if c.violations.len() >= 20 || !c.broken.insert(format!("{invariant}: {detail}")) {
             return;
         }
         let recent: Vec<&str> = c.recent.iter().map(String::as_str).collect();
@@ -119,7 +157,14 @@ impl Shared {
 
     /// An application saw event `id` of `switch` numbered `number`.
     pub fn numbered(&self, switch: u8, number: u64, id: u64, app: &str, at: usize) {
-        let was = *self.lock().numbers.entry((switch, number)).or_insert(id);
+        let (was, ahead) = {
+            let mut c = self.lock();
+            let was = *c.numbers.entry((switch, number)).or_insert(id);
+            (was, numbers_ahead_of_events(&c.numbers, switch, number))
+        };
+        if let Some(detail) = ahead {
+            self.broke("every number stands for an event the switch sent", detail);
+        }
         if was != id {
             self.broke(
                 "one numbering per site",

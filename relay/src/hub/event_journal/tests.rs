@@ -310,28 +310,27 @@ fn a_late_message_of_an_earlier_term_is_not_delivered_again() {
 }
 
 #[test]
-fn a_holder_knows_when_to_reserve_more_and_what_it_numbered_beyond() {
+fn a_holder_reserves_exactly_the_events_its_reader_holds_and_counts_any_beyond() {
     let mut j = EventJournal::new(1);
-    // Nothing reserved (a relay of its own): never asks.
+    // Nothing reserved (a relay of its own): never asks, every number is its own.
     j.number(1_000);
     assert!(!j.wants_reservation());
+    assert_eq!(j.numbers_left(), u64::MAX);
     assert_eq!(j.beyond_reservation(), 0);
-    j.reserve(1_100, 1_050);
-    j.number(49);
-    assert!(!j.wants_reservation());
-    j.number(1);
+    // A new holder starts with none left after the site's last number.
+    j.reserve(1_000);
+    assert_eq!(j.numbers_left(), 0);
+    // A reader with 3 events read asks for exactly 3.
+    assert!(j.reservation_short(3));
+    assert_eq!(j.needed(), 3);
     assert!(j.wants_reservation());
-    j.number(60);
-    assert_eq!(j.beyond_reservation(), 10);
-    // A reader with 30 events buffered and 20 numbers left asks for 30.
-    j.reserve(1_130, 1_120);
+    j.reserve(1_003);
+    assert_eq!((j.needed(), j.numbers_left()), (0, 3));
     assert!(!j.wants_reservation());
-    assert!(!j.reservation_short(20));
-    assert!(j.reservation_short(30));
-    assert_eq!(j.needed(), 30);
-    assert!(j.wants_reservation());
-    // A new reservation answers it.
-    j.reserve(1_200, 1_180);
-    assert_eq!(j.needed(), 0);
-    assert!(!j.reservation_short(30));
+    assert!(!j.reservation_short(3));
+    j.number(3);
+    assert_eq!((j.numbers_left(), j.beyond_reservation()), (0, 0));
+    // Numbered past the reservation (a defect): counted.
+    j.number(2);
+    assert_eq!(j.beyond_reservation(), 2);
 }
