@@ -67,7 +67,7 @@ pub struct Outbox {
     pub handed: AtomicU64,
     /// For a shared site: whether this relay holds the lease now.
     pub lease_held: AtomicBool,
-    /// Woken when a switch's numbers reach the point where the holder should reserve more
+    /// Woken when a switch reader of the holder has read events it has no numbers for
     /// ([`crate::bus::marks`]).
     pub numbers_low: tokio::sync::Notify,
     /// Woken when the holder has reserved more numbers (a switch reader may be waiting).

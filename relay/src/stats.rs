@@ -25,8 +25,8 @@ pub struct Stats {
     /// Events the site's link holder numbered on the bus that never reached this relay (each
     /// told to numbered sessions as `G`).
     pub site_events_missed: AtomicU64,
-    /// Events this relay numbered beyond the numbers it had reserved on the bus (a burst
-    /// faster than a reservation is written; such numbers could be given again by the next
-    /// holder if this relay failed before its next reservation).
+    /// Events this relay numbered beyond the numbers it had reserved on the bus (none should
+    /// be: the switch reader waits for its numbers; such numbers could be given again by the
+    /// next holder if this relay failed before its next reservation).
     pub numbered_unreserved: AtomicU64,
 }

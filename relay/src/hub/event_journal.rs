@@ -222,7 +222,9 @@ impl EventJournal {
         };
         // The site's number this relay expects next.
         let expected = self.next_seq - self.offset;
-        let (lost, repeated) = if current == term {
+        // The same term whoever numbers it: this relay's own events, published while it held
+        // the link, come back to it from the bus once it follows (late, after a stall).
+        let (lost, repeated) = if (current.id, current.start) == (term.id, term.start) {
             // Within a term the numbers are the events: a skip is events missed.
             match site.first.checked_sub(expected) {
                 Some(skipped) => (skipped, 0),

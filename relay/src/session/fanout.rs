@@ -184,8 +184,9 @@ pub fn deliver_events(
     told
 }
 
-/// The numbers reserved for this relay's link are running out: the lease holder is woken to
-/// reserve more, and events numbered beyond them are counted.
+/// Events were numbered beyond the numbers reserved for this relay's link (the reader waits
+/// for its numbers, so this should never be): counted, and the lease holder is woken to
+/// reserve.
 #[cold]
 fn reservation_low(hub: &Hub, journal: &crate::hub::event_journal::EventJournal, events: u64) {
     let beyond = journal.beyond_reservation().min(events);

@@ -334,3 +334,21 @@ fn a_holder_reserves_exactly_the_events_its_reader_holds_and_counts_any_beyond()
     j.number(2);
     assert_eq!(j.beyond_reservation(), 2);
 }
+
+#[test]
+fn a_holders_own_events_coming_back_from_the_bus_after_it_lost_the_lease_are_had_already() {
+    let now = Instant::now();
+    let mut j = EventJournal::new(3);
+    let (first, published) = j.number(2);
+    assert_eq!(first, 1);
+    j.number(1);
+    // Stalled, it lost the lease; its own run comes back once it follows: nothing is new,
+    // and the numbers stay the site's (no offset).
+    let f = j.follow(published, 2);
+    assert_eq!((f.lost, f.repeated), (0, 2));
+    assert_eq!((j.last_seq(), j.offset()), (3, 0));
+    // The next holder's term runs on from its last number, here as on the bus.
+    let f = follow(&mut j, now, site(99, 4, 4), &["c"]);
+    assert_eq!((f.lost, f.repeated, f.first), (0, 0, 4));
+    assert_eq!(j.offset(), 0);
+}
