@@ -55,50 +55,39 @@ impl Sites {
     }
 }
 
-async fn sites() -> Sites {
-    let nats = NatsServer::start_jetstream();
-    let url = nats.url();
-    let hq = SiteSpec::officeserv(1)
-        .trusting_test_issuer()
-        .configure({
-            let url = url.clone();
-            move |c| {
-                c.bus.nats = Some(url);
-                c.bus.site = "hq".into();
-            }
-        })
-        .start()
-        .await;
-    let branch = SiteSpec::switches(0)
-        .trusting_test_issuer()
+/// `spec` on the bus at `url` as site `site`, shared by relays as `node` when given.
+async fn on_bus(spec: SiteSpec, url: String, site: &str, node: Option<&str>) -> Site {
+    let site = site.to_owned();
+    let node = node.map(str::to_owned);
+    spec.trusting_test_issuer()
         .configure(move |c| {
             c.bus.nats = Some(url);
-            c.bus.site = "branch".into();
-            c.default_switch = 3;
-            c.switches.push(SwitchConfig {
-                remote: Some(RemoteSwitch {
-                    site: "hq".into(),
-                    no: 1,
-                }),
-                ..SwitchConfig::new(3, "", 5002, "")
-            });
-        })
-        .start()
-        .await;
-    branch.wait_switch_up(3).await;
-    let holder = SiteSpec::officeserv(1)
-        .trusting_test_issuer()
-        .configure({
-            let url = nats.url();
-            move |c| {
-                c.bus.nats = Some(url);
-                c.bus.site = "pair".into();
+            c.bus.site = site;
+            if let Some(node) = node {
                 c.bus.shared = true;
-                c.bus.node = "a".into();
+                c.bus.node = node;
             }
         })
         .start()
-        .await;
+        .await
+}
+
+async fn sites() -> Sites {
+    let nats = NatsServer::start_jetstream();
+    let hq = on_bus(SiteSpec::officeserv(1), nats.url(), "hq", None).await;
+    let branch = SiteSpec::switches(0).configure(|c| {
+        c.default_switch = 3;
+        c.switches.push(SwitchConfig {
+            remote: Some(RemoteSwitch {
+                site: "hq".into(),
+                no: 1,
+            }),
+            ..SwitchConfig::new(3, "", 5002, "")
+        });
+    });
+    let branch = on_bus(branch, nats.url(), "branch", None).await;
+    branch.wait_switch_up(3).await;
+    let holder = on_bus(SiteSpec::officeserv(1), nats.url(), "pair", Some("a")).await;
     holder.wait_switch_up(1).await;
     for site in [&hq, &branch, &holder] {
         let licence = relay::licensing::key::Payload {

@@ -339,12 +339,16 @@ fn dispatch_buffered(
     scratch: &mut Scratch,
 ) -> Result<Dispatched, LossCause> {
     let mut any = false;
+    // `u64::MAX` (nothing reserved: a relay not sharing its site) stays so, and is read once.
+    let mut left = slot.journal().numbers_left();
     loop {
-        let left = slot.journal().numbers_left();
         match reader.next_run_within(left) {
             Ok(Some(run)) => {
                 any = true;
                 dispatch(hub, slot, link, &run, None, scratch)?;
+                if left != u64::MAX {
+                    left = slot.journal().numbers_left();
+                }
             }
             Ok(None) if any => return Ok(Dispatched::All),
             Ok(None) => return Ok(Dispatched::Nothing),

@@ -26,7 +26,7 @@ const HELD_LIMIT: usize = 1 << 20;
 pub(super) fn wanted(slot: &SwitchSlot, reader: &mut FrameReader) -> u64 {
     // Cheap first: each frame is at least its header.
     let at_most = (reader.pending() / usize::from(wire::frame::MIN_LEN + 2)) as u64;
-    if at_most <= slot.journal().numbers_left() {
+    if at_most == 0 || at_most <= slot.journal().numbers_left() {
         return 0;
     }
     let events = reader.events_buffered();
