@@ -40,3 +40,25 @@ fn a_world_plays_the_same_every_time() {
         assert!(first.totals.resumed > 0, "seed {seed}: no session resumed");
     }
 }
+
+#[test]
+fn a_late_holders_reservation_stored_after_the_lease_changed_hands_is_read_again() {
+    // Seed 4749: relay b, paused, wrote switch 1's and 2's reservations late, after relay a had
+    // read them and taken the lease. a's first write was refused, and its readers, with events
+    // read and no numbers, woke its lease loop in a loop that reserved nothing: the world's
+    // virtual clock stopped at 90.05 s. a now reads the reservations again and runs on from b's.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(site::run_seed(4749, 2));
+    });
+    let run = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("seed 4749 still playing after 120 s: its virtual clock stopped");
+    assert_eq!(run.violations, Vec::<String>::new());
+    assert!(
+        run.totals.events > 10_000,
+        "{} events read",
+        run.totals.events
+    );
+    assert!(run.totals.resumed > 0, "no session resumed");
+}

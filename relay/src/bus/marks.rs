@@ -94,36 +94,58 @@ impl Marks {
         let store = self.store().await?;
         self.reserved.clear();
         for &no in switches {
-            let key = self.key(no);
-            let entry = tokio::time::timeout(LIMIT, store.entry(&key))
-                .await
-                .map_err(|_| NotReserved::Late)??;
-            let (revision, ceiling) = match entry {
-                Some(e) if e.deleted => (e.revision, 0),
-                Some(e) => (e.revision, self.read_ceiling(&key, &e.value)),
-                None => (0, 0),
-            };
-            if let Some(slot) = hub.slot_of(no) {
-                let (from, skipped) = {
-                    let mut journal = slot.journal();
-                    let from = journal.last_seq() + 1;
-                    (from, journal.raise_to(ceiling))
-                };
-                slot.journal().reserve(ceiling);
-                if skipped > 0 {
-                    // The sessions here never get those numbers: told before the next event.
-                    crate::session::fanout::tell_gap(slot, from, skipped);
-                    info!(
-                        site = %self.site,
-                        switch = no,
-                        ceiling,
-                        skipped,
-                        "numbers run on from the site's reservation"
-                    );
-                }
-            }
-            self.reserved.insert(no, Reserved { revision, ceiling });
+            self.adopt(hub, &store, no).await?;
         }
+        Ok(())
+    }
+
+    /// Switches added to a holder's links: each journal gives no number until its reader asks,
+    /// and the reservation is read then (see [`Marks::reserve_needed`]), so the lease's loop
+    /// waits for nothing here. What this relay knew of them before is forgotten: another
+    /// relay may have held them since.
+    pub fn added(&mut self, hub: &Hub, switches: &[u8]) {
+        for &no in switches {
+            self.reserved.remove(&no);
+            if let Some(slot) = hub.slot_of(no) {
+                let mut journal = slot.journal();
+                let last = journal.site_last();
+                journal.reserve(last);
+            }
+        }
+    }
+
+    /// Reads switch `no`'s reservation and raises its journal past it, with no number left to
+    /// give until its reader asks (the numbers skipped are told to the sessions here).
+    async fn adopt(&mut self, hub: &Hub, store: &Kv, no: u8) -> Result<(), NotReserved> {
+        let key = self.key(no);
+        let entry = tokio::time::timeout(LIMIT, store.entry(&key))
+            .await
+            .map_err(|_| NotReserved::Late)??;
+        let (revision, ceiling) = match entry {
+            Some(e) if e.deleted => (e.revision, 0),
+            Some(e) => (e.revision, self.read_ceiling(&key, &e.value)),
+            None => (0, 0),
+        };
+        if let Some(slot) = hub.slot_of(no) {
+            let (from, skipped) = {
+                let mut journal = slot.journal();
+                let from = journal.last_seq() + 1;
+                (from, journal.raise_to(ceiling))
+            };
+            slot.journal().reserve(ceiling);
+            if skipped > 0 {
+                // The sessions here never get those numbers: told before the next event.
+                crate::session::fanout::tell_gap(slot, from, skipped);
+                info!(
+                    site = %self.site,
+                    switch = no,
+                    ceiling,
+                    skipped,
+                    "numbers run on from the site's reservation"
+                );
+            }
+        }
+        self.reserved.insert(no, Reserved { revision, ceiling });
         Ok(())
     }
 
@@ -141,45 +163,69 @@ impl Marks {
     }
 
     /// While this relay holds the lease: for every switch whose reader waits for numbers, the
-    /// reservation raised by exactly the events it has read.
-    pub async fn reserve_needed(&mut self, hub: &Hub, switches: &[u8]) -> Result<(), NotReserved> {
-        let due: Vec<(u8, Reserved, u64)> = switches
+    /// reservation raised by exactly the events it has read. Says whether any was written (a
+    /// reader is woken only then; one that waits on nothing written looks again at its own
+    /// pace, so a bus that refuses at once is not asked again in a loop).
+    ///
+    /// A switch whose reservation this relay has not read as holder (added since it took the
+    /// lease) or that another relay wrote since (a late holder's write, sent before it lost
+    /// the lease and stored after this relay took it) is read again first, and its numbers
+    /// run on from whatever the other relay reserved.
+    pub async fn reserve_needed(
+        &mut self,
+        hub: &Hub,
+        switches: &[u8],
+    ) -> Result<bool, NotReserved> {
+        let wanting: Vec<u8> = switches
             .iter()
-            .filter_map(|&no| {
-                let slot = hub.slot_of(no)?;
-                let ceiling = {
-                    let journal = slot.journal();
-                    journal
-                        .wants_reservation()
-                        .then(|| journal.site_last().saturating_add(journal.needed()))?
-                };
-                let r = *self.reserved.get(&no)?;
-                (ceiling > r.ceiling).then_some((no, r, ceiling))
+            .copied()
+            .filter(|&no| {
+                hub.slot_of(no)
+                    .is_some_and(|s| s.journal().wants_reservation())
             })
             .collect();
-        if due.is_empty() {
-            return Ok(());
+        if wanting.is_empty() {
+            return Ok(false);
         }
         let store = self.store().await?;
-        for (no, was, ceiling) in due {
+        let mut written = false;
+        for no in wanting {
+            if !self.reserved.contains_key(&no) {
+                self.adopt(hub, &store, no).await?;
+            }
+            let Some(slot) = hub.slot_of(no) else {
+                continue;
+            };
+            let ceiling = {
+                let journal = slot.journal();
+                if !journal.wants_reservation() {
+                    continue;
+                }
+                journal.site_last().saturating_add(journal.needed())
+            };
+            let Some(was) = self.reserved.get(&no).copied() else {
+                continue;
+            };
+            if ceiling <= was.ceiling {
+                continue;
+            }
             let key = self.key(no);
             let write = store.update(&key, Bytes::from(ceiling.to_string()), was.revision);
             let revision = match tokio::time::timeout(LIMIT, write).await {
                 Err(_) => return Err(NotReserved::Late),
                 Ok(Err(BusError::Refused(_))) => {
-                    // Written by another relay since: it holds the lease by now, or held it.
+                    // Written by another relay since: read again at the reader's next ask.
                     self.reserved.remove(&no);
                     return Err(NotReserved::Overtaken(no));
                 }
                 Ok(r) => r?,
             };
             self.reserved.insert(no, Reserved { revision, ceiling });
-            if let Some(slot) = hub.slot_of(no) {
-                slot.journal().reserve(ceiling);
-            }
+            slot.journal().reserve(ceiling);
+            written = true;
             trace!(site = %self.site, switch = no, ceiling, "numbers reserved");
         }
-        Ok(())
+        Ok(written)
     }
 
     /// A planned stop or hand-over, once this relay's links of `switches` have closed: each

@@ -244,6 +244,7 @@ pub(super) async fn share_links(
             local = now;
             if exporting.is_some() {
                 end_tasks(exporting.take()).await;
+                marks.added(&bus.hub, &added);
                 command(&added, SwitchCommand::Connect);
                 exporting = Some(bus.export(&local, &stop));
             }
@@ -318,14 +319,18 @@ async fn wait_closed(
     !any_up(numbers)
 }
 
-/// The numbers the holder's switch readers wait for, reserved. A reservation that fails is
-/// tried again at the reader's next ask or the next renewal; the reader waits meanwhile, and
-/// lets the link go if the lease runs out first.
+/// The numbers the holder's switch readers wait for, reserved, and the readers woken when
+/// any were. A reservation that fails is tried again at the reader's next ask (it asks again
+/// every 50 ms while it waits) or the next renewal; the reader waits meanwhile, and lets the
+/// link go if the lease runs out first.
 async fn reserve_needed(marks: &mut crate::bus::marks::Marks, hub: &Hub, local: &[u8]) {
-    if let Err(e) = marks.reserve_needed(hub, local).await {
-        tracing::debug!(error = %e, "bus: numbers not reserved this time");
-    }
-    if let Some(outbox) = hub.bus.load().as_ref() {
-        outbox.numbers_reserved.notify_waiters();
+    match marks.reserve_needed(hub, local).await {
+        Ok(false) => {}
+        Ok(true) => {
+            if let Some(outbox) = hub.bus.load().as_ref() {
+                outbox.numbers_reserved.notify_waiters();
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "bus: numbers not reserved this time"),
     }
 }
