@@ -16,6 +16,7 @@
 //! - [`runtime`]: the single-threaded, paused-clock, seeded runtime everything plays on.
 //! - [`site`]: worlds of a site two relays share over a bus, with bus and relay faults and
 //!   their own invariants (the `explore-site` binary).
+//! - [`watchdog`]: both explorers' report of a world that never ends.
 
 pub mod explore;
 pub mod invariants;
@@ -25,6 +26,7 @@ pub mod runner;
 pub mod runtime;
 pub mod schema;
 pub mod site;
+pub mod watchdog;
 pub mod world;
 
 pub use runner::{play_checked, run_file, run_file_timed, run_scenario, run_scenario_timed};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use scenarios::explore::{last_steps, run_seed, shrink, SeedRun, ShrinkBudget};
+use scenarios::watchdog::{Playing, WORLD_LIMIT};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +69,7 @@ fn main() -> std::process::ExitCode {
         .max(1);
     let started = Instant::now();
     let next = AtomicU64::new(args.seeds.start);
+    let playing = Playing::default();
     let (tx, rx) = mpsc::channel::<Outcome>();
     let total = args.seeds.end - args.seeds.start;
     println!(
@@ -78,13 +80,13 @@ fn main() -> std::process::ExitCode {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (next, args) = (&next, &args);
+            let (next, args, playing) = (&next, &args, &playing);
             scope.spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
                 if seed >= args.seeds.end {
                     return;
                 }
-                let run = run_seed(seed, args.minutes);
+                let run = playing.play(seed, || run_seed(seed, args.minutes));
                 if let Some(dir) = &args.save {
                     let path = dir.join(format!("seed-{seed}.yaml"));
                     let saved = std::fs::create_dir_all(dir)
@@ -95,7 +97,7 @@ fn main() -> std::process::ExitCode {
                 }
                 let differs = args
                     .twice
-                    .then(|| compare(&run, &run_seed(seed, args.minutes)));
+                    .then(|| compare(&run, &playing.play(seed, || run_seed(seed, args.minutes))));
                 if tx
                     .send(Outcome {
                         run,
@@ -108,7 +110,15 @@ fn main() -> std::process::ExitCode {
             });
         }
         drop(tx);
-        for outcome in rx {
+        loop {
+            let outcome = match playing.next(&rx, WORLD_LIMIT) {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => break,
+                Err(stalled) => {
+                    println!("{stalled}");
+                    std::process::exit(1);
+                }
+            };
             done += 1;
             let run = &outcome.run;
             virtual_time += run.virtual_time;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use scenarios::site::{self, play::Totals, SiteRun};
+use scenarios::watchdog::{Playing, WORLD_LIMIT};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +69,7 @@ fn main() -> std::process::ExitCode {
     );
     let started = Instant::now();
     let next = AtomicU64::new(args.seeds.start);
+    let playing = Playing::default();
     let (tx, rx) = mpsc::channel::<(SiteRun, Option<String>)>();
     let mut failed = 0u64;
     let mut gate_failed = 0u64;
@@ -82,15 +84,16 @@ fn main() -> std::process::ExitCode {
             let tx = tx.clone();
             let next = &next;
             let args = &args;
+            let playing = &playing;
             scope.spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::SeqCst);
                 if seed >= args.seeds.end {
                     return;
                 }
-                let run = site::run_seed(seed, args.minutes);
+                let run = playing.play(seed, || site::run_seed(seed, args.minutes));
                 let differs = args
                     .twice
-                    .then(|| site::run_seed(seed, args.minutes))
+                    .then(|| playing.play(seed, || site::run_seed(seed, args.minutes)))
                     .and_then(|again| {
                         (again.transcript != run.transcript).then(|| {
                             format!(
@@ -105,7 +108,15 @@ fn main() -> std::process::ExitCode {
             });
         }
         drop(tx);
-        for (run, differs) in rx {
+        loop {
+            let (run, differs) = match playing.next(&rx, WORLD_LIMIT) {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => break,
+                Err(stalled) => {
+                    println!("{stalled}");
+                    std::process::exit(1);
+                }
+            };
             done += 1;
             virtual_time += run.virtual_time;
             totals.add(&run.totals);
