@@ -58,6 +58,19 @@ impl Playing {
         }
     }
 
+    /// The outcomes from `rx` until every sender is gone; a world playing longer than
+    /// [`WORLD_LIMIT`] is reported and ends the process with exit code 1 (its thread cannot be
+    /// stopped).
+    pub fn outcomes<'a, T>(&'a self, rx: &'a Receiver<T>) -> impl Iterator<Item = T> + 'a {
+        std::iter::from_fn(move || match self.next(rx, WORLD_LIMIT) {
+            Ok(outcome) => outcome,
+            Err(stalled) => {
+                println!("{stalled}");
+                std::process::exit(1);
+            }
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
         self.started.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use scenarios::explore::{last_steps, run_seed, shrink, SeedRun, ShrinkBudget};
-use scenarios::watchdog::{Playing, WORLD_LIMIT};
+use scenarios::watchdog::Playing;
 
 #[derive(Parser)]
 #[command(
@@ -110,15 +110,7 @@ fn main() -> std::process::ExitCode {
             });
         }
         drop(tx);
-        loop {
-            let outcome = match playing.next(&rx, WORLD_LIMIT) {
-                Ok(Some(outcome)) => outcome,
-                Ok(None) => break,
-                Err(stalled) => {
-                    println!("{stalled}");
-                    std::process::exit(1);
-                }
-            };
+        for outcome in playing.outcomes(&rx) {
             done += 1;
             let run = &outcome.run;
             virtual_time += run.virtual_time;

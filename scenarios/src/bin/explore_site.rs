@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use scenarios::site::{self, play::Totals, SiteRun};
-use scenarios::watchdog::{Playing, WORLD_LIMIT};
+use scenarios::watchdog::Playing;
 
 #[derive(Parser)]
 #[command(
@@ -108,15 +108,7 @@ fn main() -> std::process::ExitCode {
             });
         }
         drop(tx);
-        loop {
-            let (run, differs) = match playing.next(&rx, WORLD_LIMIT) {
-                Ok(Some(outcome)) => outcome,
-                Ok(None) => break,
-                Err(stalled) => {
-                    println!("{stalled}");
-                    std::process::exit(1);
-                }
-            };
+        for (run, differs) in playing.outcomes(&rx) {
             done += 1;
             virtual_time += run.virtual_time;
             totals.add(&run.totals);
