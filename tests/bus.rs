@@ -505,6 +505,21 @@ async fn a_change_made_on_one_relay_of_a_shared_site_reaches_the_other() {
     assert!(b_link.via_bus);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(second.opened(), 1, "only the holder dials");
+    // The added switch's events are numbered within a reservation the holder read and wrote
+    // on the bus, as the first switch's are: one event, one number, none reserved beyond it
+    // (a journal with no reservation would have u64::MAX numbers left).
+    second.emit_event(b's', "2201", &[]);
+    wait_until_for(
+        "a numbers switch 2's event",
+        Duration::from_secs(10),
+        || {
+            a.relay
+                .switch(2)
+                .is_some_and(|s| s.journal().site_last() == 1)
+        },
+    )
+    .await;
+    assert_eq!(a.relay.switch(2).unwrap().journal().numbers_left(), 0);
 
     // A change on b comes back to a (the newest change wins on both).
     b.relay
