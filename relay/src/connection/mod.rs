@@ -1,8 +1,10 @@
 //! What every connection of the relay does alike, switch link, application session or
-//! monitor: a bounded output queue and its writer ([`outqueue`]), keeping the link alive (a
+//! monitor: a bounded output queue and its writer ([`outqueue`]), the socket a session's writer
+//! lends to the queue's producers while it is idle ([`lent`]), keeping the link alive (a
 //! heartbeat after a quiet interval, the end after the silence limit) and giving its writer a
 //! grace period to finish before it is aborted.
 
+pub mod lent;
 pub mod outqueue;
 
 use std::time::Duration;

@@ -17,8 +17,15 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use super::lent::{Attempt, Lent, Sink};
+
 /// Slices handed to one vectored write.
 const MAX_IOVECS: usize = 256;
+
+/// The largest frame a producer writes itself to an idle connection whose writer lent it its
+/// socket (a few events); a larger run goes to the writer, so that a producer feeding many
+/// connections at full rate leaves the copying to their writers, which run in parallel.
+const DIRECT_MAX: usize = 2048;
 
 /// How the queue ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +62,10 @@ struct State {
     ending: Option<Ending>,
     /// Dropped since the last gap report (queues made with [`OutQueue::dropping`]).
     dropped: u32,
+    /// The writer holds entries taken and not yet written: a producer may not write itself.
+    busy: bool,
+    /// A producer wrote a frame itself whose flush must wait: the writer is to finish it.
+    unflushed: bool,
 }
 
 pub struct OutQueue {
@@ -67,6 +78,8 @@ pub struct OutQueue {
     overflow_frame: Option<Bytes>,
     /// The frame reporting `n` dropped frames, for queues that drop instead of ending.
     gap_frame: Option<fn(u32) -> Bytes>,
+    /// The socket, while a writer run by [`run_lending_writer`] lends it.
+    lent: Lent,
 }
 
 impl OutQueue {
@@ -79,6 +92,7 @@ impl OutQueue {
             limit,
             overflow_frame: None,
             gap_frame: None,
+            lent: Lent::default(),
         }
     }
 
@@ -157,9 +171,24 @@ impl OutQueue {
         true
     }
 
-    /// Appends under the lock, waking the writer when the queue was empty.
-    fn enqueue(&self, mut st: std::sync::MutexGuard<'_, State>, frame: Bytes) {
+    /// Appends under the lock, waking the writer when the queue was empty; or, when the writer
+    /// has lent its socket and holds nothing, writes a small frame at once and queues only what
+    /// the socket did not take.
+    fn enqueue(&self, mut st: std::sync::MutexGuard<'_, State>, mut frame: Bytes) {
         let was_empty = st.frames.is_empty();
+        if was_empty && !st.busy && !st.unflushed && frame.len() <= DIRECT_MAX {
+            match self.lent.try_write(&frame) {
+                Attempt::Whole => return,
+                Attempt::Unflushed => {
+                    st.unflushed = true;
+                    drop(st);
+                    self.wake.notify_one();
+                    return;
+                }
+                Attempt::Part(n) => frame.advance(n),
+                Attempt::Not => {}
+            }
+        }
         st.bytes += frame.len();
         st.frames.push_back(frame);
         drop(st);
@@ -251,15 +280,18 @@ impl OutQueue {
             None => self.gap_report(&st),
             Some(_) => None,
         };
-        if !st.frames.is_empty() || gap.is_some() {
+        let flush = std::mem::take(&mut st.unflushed) && st.ending.is_none();
+        if !st.frames.is_empty() || gap.is_some() || flush {
             std::mem::swap(&mut st.frames, into);
             st.bytes = 0;
+            st.busy = true;
             if let Some(g) = gap {
                 st.dropped = 0;
                 into.push_back(g);
             }
             return Taken::Frames;
         }
+        st.busy = false;
         match &mut st.ending {
             None => Taken::Nothing,
             Some(Ending::Drain { last } | Ending::Discard { last }) => Taken::End(last.take()),
@@ -327,6 +359,25 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Drains `queue` into `sink` as [`run_writer`] does, lending the socket to the queue's
+/// producers whenever the writer holds nothing (see [`super::lent`]); the socket is dropped,
+/// closing it, when the writer ends or is aborted.
+pub async fn run_lending_writer(
+    queue: &OutQueue,
+    sink: Sink,
+    last_frame_timeout: Duration,
+) -> WriterEnd {
+    struct TakeBack<'a>(&'a Lent);
+    impl Drop for TakeBack<'_> {
+        fn drop(&mut self) {
+            drop(self.0.take_back());
+        }
+    }
+    queue.lent.lend(sink);
+    let _back = TakeBack(&queue.lent);
+    run_writer(queue, &mut queue.lent.shared(), last_frame_timeout).await
 }
 
 /// Drains `queue` as [`run_writer`] does, handing each batch of entries taken to `to` (the
@@ -569,6 +620,33 @@ mod tests {
         assert!(matches!(writer.await.unwrap(), WriterEnd::Ended));
         // "bbbb" is finished so no frame is cut, "cccc" is dropped, then the final frame.
         assert_eq!(got, b"aaaabbbbX");
+    }
+
+    /// With its writer idle, a producer writes a small frame itself (nothing is queued for the
+    /// writer); what the socket does not take is queued, and later frames queue behind it, so
+    /// the peer reads every byte in order.
+    #[tokio::test]
+    async fn a_lent_socket_takes_a_producers_frame_and_the_writer_the_rest_in_order() {
+        let (near, mut far) = tokio::io::duplex(4);
+        let q = std::sync::Arc::new(OutQueue::new(64));
+        let wq = q.clone();
+        let writer = crate::task::spawn(async move {
+            run_lending_writer(&wq, Box::new(near), Duration::from_secs(1)).await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        q.push(Bytes::from_static(b"ab")).unwrap();
+        assert_eq!(q.queued_bytes(), 0, "written by the producer, not queued");
+        q.push(Bytes::from_static(b"cdefgh")).unwrap();
+        assert_eq!(q.queued_bytes(), 4, "the socket took two bytes of six");
+        q.push(Bytes::from_static(b"ij")).unwrap();
+        assert_eq!(q.queued_bytes(), 6, "queued behind the rest");
+        q.end(Ending::Drain { last: None });
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut far, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, b"abcdefghij");
+        assert!(matches!(writer.await.unwrap(), WriterEnd::Ended));
     }
 
     #[tokio::test]

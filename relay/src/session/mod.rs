@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::connection::outqueue::{run_handoff, run_writer, WriterEnd};
+use crate::connection::outqueue::{run_handoff, run_lending_writer, WriterEnd};
 use crate::connection::{end_writer, Due, Keepalive};
 use crate::hub::invoke::Pending;
 use crate::hub::session_handle::{close_frame, SessionHandle};
@@ -169,13 +169,15 @@ async fn run(
         app = %session.app_name,
         "session admitted"
     );
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, wr) = tokio::io::split(stream);
     let writer_session = session.clone();
     let grace = hub.tuning.close_grace;
     let mut writer = crate::task::spawn(
         async move {
             match output {
-                Output::Stream => run_writer(&writer_session.out, &mut wr, grace).await,
+                Output::Stream => {
+                    run_lending_writer(&writer_session.out, Box::new(wr), grace).await
+                }
                 Output::Handoff(to) => run_handoff(&writer_session.out, &to, grace).await,
             }
         }
