@@ -46,3 +46,46 @@ async fn a_load_rate_is_kept_across_the_time_without_a_link() {
     assert!(at_open < 20, "{at_open} frames during the link's set-up");
     load.abort();
 }
+
+/// A load generator writes events from its own task (`send_now`): nothing before the link is
+/// open, each event reaches the relay, and nothing is written while the switch stalls.
+#[tokio::test(start_paused = true)]
+async fn a_switch_writes_from_the_senders_task_only_on_an_open_link_and_not_while_stalled() {
+    let net = Arc::new(MemNetwork::new());
+    let site = SiteSpec::switches(1)
+        .configure(|c| c.options.auto_connect = false)
+        .wait_up(&[])
+        .on_network(net)
+        .start()
+        .await;
+    let event = || switch_sim::switch::event_frame(0x6E, "2201", b"");
+    assert!(
+        !site.switch(1).send_now(event()).await,
+        "no link is open yet"
+    );
+    assert!(site.relay.connect_switch(1));
+    site.wait_switch_up(1).await;
+    let frames_in = || {
+        site.relay
+            .switch(1)
+            .unwrap()
+            .counters
+            .frames_in
+            .load(Ordering::Relaxed)
+    };
+    let before = frames_in();
+    assert!(site.switch(1).send_now(event()).await);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(frames_in(), before + 1);
+
+    assert!(site.switch(1).stall(Duration::from_secs(2)));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let switch = site.switch(1).clone();
+    let sent = tokio::spawn(async move { switch.send_now(event()).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(frames_in(), before + 1, "written while the switch stalls");
+    assert!(!sent.is_finished());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(sent.await.unwrap());
+    assert_eq!(frames_in(), before + 2);
+}

@@ -222,8 +222,10 @@ impl Server {
 
     pub async fn publish(&mut self, batch: Bytes) -> anyhow::Result<()> {
         match &mut self.publisher {
+            // Written from this task, as the peers' publishers write theirs: the send time
+            // in the payload is taken just before this write, for every system.
             Publisher::Switch(switch) => {
-                if !switch.send_raw(batch) {
+                if !switch.send_now(batch).await {
                     bail!("the relay's switch link is down");
                 }
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use netseam::{BoxStream, Network, TcpNetwork};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use wire::frame::{put_header, NO_INVOKE};
 use wire::{Frame, FrameReader, Kind, LinkMsg, Station, Str8};
@@ -24,11 +24,16 @@ enum Command {
     Stall(Duration),
 }
 
-/// The open link's controls: its command channel, and whether it is open (set up), since a
-/// switch sends nothing on a link before the relay has opened it.
+/// The link's sending side, shared by its task and [`SimSwitch::send_now`]; held by the task
+/// while the switch stalls or is half open, so that nothing is sent meanwhile.
+type Writer = Arc<tokio::sync::Mutex<WriteHalf<BoxStream>>>;
+
+/// The open link's controls: its command channel, its writer, and whether it is open (set
+/// up), since a switch sends nothing on a link before the relay has opened it.
 struct LinkCtl {
     tx: mpsc::UnboundedSender<Command>,
-    open: Arc<AtomicBool>,
+    writer: Writer,
+    link: Link,
 }
 
 /// One event as the switch sent it (with `tag_events`).
@@ -135,21 +140,27 @@ impl SimSwitch {
         tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let open = Arc::new(AtomicBool::new(false));
-                let ctl = LinkCtl {
-                    tx,
-                    open: open.clone(),
-                };
-                if let Some(old) = lock(&accept_inner.link).replace(ctl) {
-                    let _ = old.tx.send(Command::Drop);
-                }
                 let id = {
                     let mut n = lock(&accept_inner.accepted);
                     *n += 1;
                     *n
                 };
-                let link = Link { id, peer, open };
-                tokio::spawn(serve_link(accept_inner.clone(), stream, link, rx));
+                let link = Link {
+                    id,
+                    peer,
+                    open: Arc::new(AtomicBool::new(false)),
+                };
+                let (rd, wr) = tokio::io::split(stream);
+                let writer = Arc::new(tokio::sync::Mutex::new(wr));
+                let ctl = LinkCtl {
+                    tx,
+                    writer: writer.clone(),
+                    link: link.clone(),
+                };
+                if let Some(old) = lock(&accept_inner.link).replace(ctl) {
+                    let _ = old.tx.send(Command::Drop);
+                }
+                tokio::spawn(serve_link(accept_inner.clone(), rd, writer, link, rx));
             }
         });
         Ok(SimSwitch { inner, addr })
@@ -178,8 +189,29 @@ impl SimSwitch {
     pub fn send_raw(&self, bytes: Bytes) -> bool {
         let link = lock(&self.inner.link);
         link.as_ref().is_some_and(|l| {
-            l.open.load(Ordering::Acquire) && l.tx.send(Command::Send(bytes)).is_ok()
+            l.link.open.load(Ordering::Acquire) && l.tx.send(Command::Send(bytes)).is_ok()
         })
+    }
+
+    /// Writes raw bytes on the open link from the caller's task, as a switch's own sender
+    /// would, with no hand-over to the link's task (a load generator that timestamps what it
+    /// sends measures the relay, not a wake-up here). Ordered among `send_now` calls, not
+    /// against [`SimSwitch::send_raw`]'s queue. Waits while the switch stalls or is half
+    /// open. Returns false when no link is open or the write fails.
+    pub async fn send_now(&self, bytes: Bytes) -> bool {
+        let Some((writer, link)) = lock(&self.inner.link)
+            .as_ref()
+            .map(|l| (l.writer.clone(), l.link.clone()))
+        else {
+            return false;
+        };
+        if !link.open.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut writer = writer.lock().await;
+        write_out(&self.inner, &link, &mut writer, bytes)
+            .await
+            .is_ok()
     }
 
     /// Restores healthy behaviour after faults: answers through the call model, promptly,
@@ -372,6 +404,7 @@ pub fn event_frame(code: u8, device: &str, extra: &[u8]) -> Bytes {
 }
 
 /// One accepted link.
+#[derive(Clone)]
 struct Link {
     id: u64,
     peer: SocketAddr,
@@ -383,7 +416,7 @@ struct Link {
 async fn write_out(
     inner: &Inner,
     link: &Link,
-    stream: &mut BoxStream,
+    stream: &mut WriteHalf<BoxStream>,
     bytes: Bytes,
 ) -> std::io::Result<()> {
     if !lock(&inner.settings).tag_events {
@@ -456,7 +489,8 @@ const MAX_BODY: usize = 4094 - 4;
 
 async fn serve_link(
     inner: Arc<Inner>,
-    mut stream: BoxStream,
+    mut stream: ReadHalf<BoxStream>,
+    writer: Writer,
     link: Link,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -489,12 +523,15 @@ async fn serve_link(
                     });
                 }
                 Reply::Frames(out) => {
-                    if write_out(&inner, &link, &mut stream, out).await.is_err() {
+                    if write_out(&inner, &link, &mut *writer.lock().await, out)
+                        .await
+                        .is_err()
+                    {
                         break 'link;
                     }
                 }
                 Reply::FramesThenClose(out) => {
-                    let _ = write_out(&inner, &link, &mut stream, out).await;
+                    let _ = write_out(&inner, &link, &mut *writer.lock().await, out).await;
                     break 'link;
                 }
             }
@@ -507,13 +544,17 @@ async fn serve_link(
             },
             command = commands.recv() => match command {
                 Some(Command::Send(bytes)) => {
-                    if write_out(&inner, &link, &mut stream, bytes).await.is_err() {
+                    if write_out(&inner, &link, &mut *writer.lock().await, bytes).await.is_err() {
                         break;
                     }
                 }
-                Some(Command::Stall(d)) => tokio::time::sleep(d).await,
+                Some(Command::Stall(d)) => {
+                    let _held = writer.lock().await;
+                    tokio::time::sleep(d).await;
+                }
                 Some(Command::HalfOpen) => {
                     // Keep the socket open, read nothing, write nothing, until told to drop.
+                    let _held = writer.lock().await;
                     loop {
                         match commands.recv().await {
                             Some(Command::Drop) | None => break 'link,
@@ -526,7 +567,10 @@ async fn serve_link(
         }
     }
     link.open.store(false, Ordering::Release);
-    let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        writer.lock().await.shutdown().await
+    })
+    .await;
     // Closing with unread bytes would reset the connection, and a reset throws away what is
     // still queued to send: read what the relay sent until it closes too (briefly), so that a
     // dropped link loses no event the switch wrote.
