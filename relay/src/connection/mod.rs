@@ -7,10 +7,11 @@
 pub mod lent;
 pub mod outqueue;
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Sleep};
 
 /// What a keepalive tick calls for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,27 +23,35 @@ pub enum Due {
     Silent,
 }
 
-/// The heartbeat and silence rule of one connection, checked once a second.
+/// The heartbeat and silence rule of one connection, checked on a whole-second grid from
+/// its start, and only at the checks where something can be due: a connection that is quiet
+/// or busy costs one wake-up per heartbeat interval, not one a second (a hundred sessions
+/// started together would otherwise all wake each second, in the middle of the events).
 pub struct Keepalive {
     heartbeat_interval: Duration,
     silence_limit: Duration,
     last_rx: Instant,
     last_heartbeat: Instant,
-    tick: Interval,
+    /// Where the grid of checks starts.
+    origin: Instant,
+    /// The next check at which something can be due (a receipt since only puts it off).
+    check: Pin<Box<Sleep>>,
 }
 
 impl Keepalive {
     pub fn new(heartbeat_interval: Duration, silence_limit: Duration) -> Keepalive {
         let now = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Keepalive {
+        let mut keepalive = Keepalive {
             heartbeat_interval,
             silence_limit,
             last_rx: now,
             last_heartbeat: now,
-            tick,
-        }
+            origin: now,
+            check: Box::pin(tokio::time::sleep_until(now)),
+        };
+        let first = keepalive.next_check(now);
+        keepalive.check.as_mut().reset(first);
+        keepalive
     }
 
     /// Something was received from the other side.
@@ -50,19 +59,41 @@ impl Keepalive {
         self.last_rx = Instant::now();
     }
 
-    /// Waits for the next check and says what it calls for; cancel-safe (a check that is not
-    /// awaited to the end is simply not made).
+    /// Waits until a check calls for something and says what; cancel-safe (the check's time
+    /// is kept here, so a wait that is not awaited to the end loses nothing).
     pub async fn tick(&mut self) -> Due {
-        self.tick.tick().await;
-        let now = Instant::now();
-        if now.duration_since(self.last_rx) >= self.silence_limit {
-            return Due::Silent;
+        loop {
+            self.check.as_mut().await;
+            let now = Instant::now();
+            let due = if now.duration_since(self.last_rx) >= self.silence_limit {
+                Due::Silent
+            } else if now.duration_since(self.last_rx.max(self.last_heartbeat))
+                >= self.heartbeat_interval
+            {
+                self.last_heartbeat = now;
+                Due::Heartbeat
+            } else {
+                Due::Nothing
+            };
+            let next = self.next_check(now);
+            self.check.as_mut().reset(next);
+            if due != Due::Nothing {
+                return due;
+            }
         }
-        if now.duration_since(self.last_rx.max(self.last_heartbeat)) >= self.heartbeat_interval {
-            self.last_heartbeat = now;
-            return Due::Heartbeat;
-        }
-        Due::Nothing
+    }
+
+    /// The first check after `now` at which the silence limit or the heartbeat interval can
+    /// have run out, as things stand.
+    fn next_check(&self, now: Instant) -> Instant {
+        let silent_at = self.last_rx + self.silence_limit;
+        let heartbeat_at = self.last_rx.max(self.last_heartbeat) + self.heartbeat_interval;
+        let due_at = silent_at
+            .min(heartbeat_at)
+            .max(now + Duration::from_nanos(1));
+        let since = due_at.duration_since(self.origin);
+        let seconds = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+        self.origin + Duration::from_secs(seconds)
     }
 }
 
@@ -77,39 +108,59 @@ pub async fn end_writer<T>(writer: &mut JoinHandle<T>, grace: Duration) {
 mod tests {
     use super::*;
 
+    /// What the next `n` checks that call for something call for, and when (whole seconds
+    /// from the start).
+    async fn next_dues(k: &mut Keepalive, start: Instant, n: usize) -> Vec<(u64, Due)> {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let due = k.tick().await;
+            seen.push((start.elapsed().as_secs(), due));
+        }
+        seen
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_quiet_link_gets_heartbeats_then_ends_at_the_silence_limit() {
+        let start = Instant::now();
         let mut k = Keepalive::new(Duration::from_secs(10), Duration::from_secs(30));
-        let mut seen = Vec::new();
-        for _ in 0..=30 {
-            seen.push(k.tick().await);
-        }
-        // Ticks at 0..=30 s: heartbeats at 10 s and 20 s, the end at 30 s.
-        let at = |d: Due| -> Vec<usize> {
-            seen.iter()
-                .enumerate()
-                .filter(|(_, x)| **x == d)
-                .map(|(i, _)| i)
-                .collect()
-        };
-        assert_eq!(at(Due::Heartbeat), vec![10, 20]);
-        assert_eq!(at(Due::Silent), vec![30]);
+        assert_eq!(
+            next_dues(&mut k, start, 3).await,
+            vec![
+                (10, Due::Heartbeat),
+                (20, Due::Heartbeat),
+                (30, Due::Silent)
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn what_is_received_puts_off_both_the_heartbeat_and_the_end() {
+        let start = Instant::now();
         let mut k = Keepalive::new(Duration::from_secs(10), Duration::from_secs(30));
-        for _ in 0..9 {
-            assert_eq!(k.tick().await, Due::Nothing);
-        }
-        k.received(); // at 8 s
-        for second in 9..18 {
-            assert_eq!(k.tick().await, Due::Nothing, "at {second} s");
-        }
+        tokio::time::sleep(Duration::from_millis(8_300)).await;
+        k.received();
+        // Due 10 s after the receipt, at the next whole-second check: 19 s.
         assert_eq!(
-            k.tick().await,
-            Due::Heartbeat,
-            "10 s after the last receipt"
+            next_dues(&mut k, start, 4).await,
+            vec![
+                (19, Due::Heartbeat),
+                (29, Due::Heartbeat),
+                (39, Due::Silent),
+                (40, Due::Silent),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_is_not_awaited_to_the_end_is_still_made() {
+        let start = Instant::now();
+        let mut k = Keepalive::new(Duration::from_secs(10), Duration::from_secs(30));
+        assert!(tokio::time::timeout(Duration::from_secs(5), k.tick())
+            .await
+            .is_err());
+        assert_eq!(
+            next_dues(&mut k, start, 1).await,
+            vec![(10, Due::Heartbeat)]
         );
     }
 }

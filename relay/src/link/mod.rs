@@ -244,6 +244,9 @@ pub async fn run(
     let slot = hub.slot(switch);
     let mut scratch = Scratch::default();
     let mut keepalive = Keepalive::new(hub.tuning.heartbeat_interval, hub.tuning.silence_limit);
+    // Requests unanswered for 30 s are looked for once a second.
+    let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let cause = loop {
         // A site's holder numbers events only within its reservation, which covers exactly
@@ -278,7 +281,7 @@ pub async fn run(
                 continue;
             }
         }
-        // Biased, in this order: stopping first; then the writer and the timer, so that a
+        // Biased, in this order: stopping first; then the writer and the timers, so that a
         // switch that never stops sending cannot starve the silence and answer-timeout checks.
         tokio::select! {
             biased;
@@ -297,16 +300,14 @@ pub async fn run(
                 .await;
                 break drained.err().unwrap_or(cause);
             }
-            due = keepalive.tick() => {
-                match due {
-                    Due::Silent => break LossCause::Silent,
-                    Due::Heartbeat => {
-                        let _ = hub.send_to_switch(&link, heartbeat.clone());
-                    }
-                    Due::Nothing => {}
+            due = keepalive.tick() => match due {
+                Due::Silent => break LossCause::Silent,
+                Due::Heartbeat => {
+                    let _ = hub.send_to_switch(&link, heartbeat.clone());
                 }
-                answer_expired(hub, &link);
-            }
+                Due::Nothing => {}
+            },
+            _ = sweep.tick() => answer_expired(hub, &link),
             Some(()) = numbers::reserved(reserved.as_mut()), if waiting => {}
             _ = tokio::time::sleep(numbers::POLL), if waiting => {}
             read = rd.read_buf(reader.buffer_mut()), if numbers::may_read(&reader, waiting) => match read {
