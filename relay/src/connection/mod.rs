@@ -86,10 +86,14 @@ impl Keepalive {
     /// The first check after `now` at which the silence limit or the heartbeat interval can
     /// have run out, as things stand.
     fn next_check(&self, now: Instant) -> Instant {
-        let silent_at = self.last_rx + self.silence_limit;
-        let heartbeat_at = self.last_rx.max(self.last_heartbeat) + self.heartbeat_interval;
+        // A limit too long to add to an instant is never reached.
+        let never = now + Duration::from_secs(365 * 86_400);
+        let silent_at = self.last_rx.checked_add(self.silence_limit);
+        let heartbeat_at =
+            (self.last_rx.max(self.last_heartbeat)).checked_add(self.heartbeat_interval);
         let due_at = silent_at
-            .min(heartbeat_at)
+            .unwrap_or(never)
+            .min(heartbeat_at.unwrap_or(never))
             .max(now + Duration::from_nanos(1));
         let since = due_at.duration_since(self.origin);
         let seconds = since.as_secs() + u64::from(since.subsec_nanos() > 0);
@@ -148,6 +152,16 @@ mod tests {
                 (39, Due::Silent),
                 (40, Due::Silent),
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limits_too_long_to_reach_are_never_due() {
+        let mut k = Keepalive::new(Duration::MAX, Duration::MAX);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3 * 86_400), k.tick())
+                .await
+                .is_err()
         );
     }
 
